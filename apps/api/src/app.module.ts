@@ -1,0 +1,41 @@
+import type { AppConfig } from '@app/config';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { AdminBootstrap } from './admin/admin-bootstrap.js';
+import { AdminController } from './admin/admin.controller.js';
+import { UsageMeter } from './admin/usage-meter.js';
+import { AdminApiKeysController, ApiKeysController } from './api-keys/api-keys.controller.js';
+import { ApiKeysService } from './api-keys/api-keys.service.js';
+import { AuthModule } from './auth/auth.module.js';
+import { DocsController } from './docs/docs.controller.js';
+import { OpenApiBuilder } from './docs/openapi.js';
+import { HealthController } from './health/health.controller.js';
+import { ApiExceptionFilter } from './http/errors.js';
+import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
+import { ValidationInterceptor } from './http/validation.interceptor.js';
+import { InfraModule } from './infra/infra.module.js';
+import { MeController } from './me/me.controller.js';
+import { TenantsController } from './tenants/tenants.controller.js';
+import { TenantsService } from './tenants/tenants.service.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController],
+      providers: [
+        // Validation runs before idempotency, so a malformed request never claims a key.
+        { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
+        { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
+        { provide: APP_FILTER, useClass: ApiExceptionFilter },
+        ApiKeysService,
+        TenantsService,
+        UsageMeter,
+        AdminBootstrap,
+        OpenApiBuilder,
+      ],
+    };
+  }
+}

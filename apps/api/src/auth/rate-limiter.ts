@@ -1,0 +1,106 @@
+import { ApiError } from '@app/common';
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { redisKey } from '@app/queue';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { REDIS } from '../infra/infra.module.js';
+import type { RateState, TenantPrincipal } from './principal.js';
+
+/**
+ * Two token buckets (the tenant's, and the key's when it has its own limit) refilled continuously
+ * over a 60 s window, taken together or not at all, plus the request meter: one round trip.
+ * Redis's clock is used so that every API instance agrees.
+ */
+const TAKE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[3])
+local function peek(key, cap)
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1])
+  if tokens == nil then return cap end
+  return math.min(cap, tokens + (now - tonumber(b[2])) * cap / window)
+end
+local caps = { tonumber(ARGV[1]), tonumber(ARGV[2]) }
+local levels = { peek(KEYS[1], caps[1]), caps[2] > 0 and peek(KEYS[2], caps[2]) or nil }
+local allowed = levels[1] >= 1 and (levels[2] == nil or levels[2] >= 1)
+-- the bucket that binds: the one with fewer whole tokens left
+local b = 1
+if levels[2] ~= nil and levels[2] < levels[1] then b = 2 end
+if allowed then
+  for i = 1, 2 do
+    if levels[i] ~= nil then
+      levels[i] = levels[i] - 1
+      redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i]), 'ts', now)
+      redis.call('PEXPIRE', KEYS[i], window * 2)
+    end
+  end
+  redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+end
+local rate = caps[b] / window
+local full_ms = math.ceil((caps[b] - levels[b]) / rate)
+local retry_ms = allowed and 0 or math.ceil((1 - levels[b]) / rate)
+return { allowed and 1 or 0, b, caps[b], math.floor(levels[b]), full_ms, retry_ms }
+`;
+
+const WINDOW_SECONDS = 60;
+
+@Injectable()
+export class RateLimiter {
+  private readonly pendingUsageKey: string;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {
+    redis.defineCommand('aiaasTakeTokens', { numberOfKeys: 3, lua: TAKE });
+    this.pendingUsageKey = redisKey(config, 'usage', 'pending');
+  }
+
+  /** The key under which un-flushed request counts wait (see UsageMeter). */
+  get usageKey(): string {
+    return this.pendingUsageKey;
+  }
+
+  /** Takes a token for this request; throws 429 with Retry-After when either bucket is empty. */
+  async take(p: TenantPrincipal): Promise<{ state: RateState; headers: Record<string, string> }> {
+    const tenantLimit = p.quotas.requests_per_minute;
+    const keyLimit = p.keyRateLimit !== null && p.keyRateLimit < tenantLimit ? p.keyRateLimit : 0;
+    const day = new Date().toISOString().slice(0, 10);
+    let reply: number[];
+    try {
+      reply = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number[]>>).aiaasTakeTokens(
+        redisKey(this.config, 'rl', 'tenant', p.tenantId),
+        redisKey(this.config, 'rl', 'key', p.keyId),
+        this.pendingUsageKey,
+        tenantLimit,
+        keyLimit,
+        WINDOW_SECONDS * 1000,
+        `${p.tenantId}|${day}`,
+      ));
+    } catch {
+      throw ApiError.unavailable('dependency_unavailable', 'The rate limiter (Redis) is not answering; retry shortly');
+    }
+    const [allowed, bucket, limit, remaining, fullMs, retryMs] = reply;
+    const policyName = bucket === 2 ? 'key' : 'requests';
+    const policies = [`"requests";q=${tenantLimit};w=${WINDOW_SECONDS}`];
+    if (keyLimit > 0) policies.push(`"key";q=${keyLimit};w=${WINDOW_SECONDS}`);
+    const resetSeconds = Math.max(1, Math.ceil(fullMs / 1000));
+    const headers: Record<string, string> = {
+      'RateLimit-Policy': policies.join(', '),
+      RateLimit: `"${policyName}";r=${Math.max(0, remaining)};t=${resetSeconds}`,
+    };
+    if (!allowed) {
+      const retryAfter = String(Math.max(1, Math.ceil(retryMs / 1000)));
+      throw new ApiError(
+        429,
+        'rate_limit_error',
+        keyLimit > 0 && bucket === 2 ? 'key_requests_per_minute' : 'requests_per_minute',
+        `Too many requests: the ${bucket === 2 ? 'key' : 'tenant'} limit is ${limit} per minute; retry after ${retryAfter} s`,
+        undefined,
+        { ...headers, 'Retry-After': retryAfter },
+      );
+    }
+    return { state: { limit, remaining: Math.max(0, remaining), resetSeconds }, headers };
+  }
+}

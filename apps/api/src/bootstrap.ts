@@ -1,0 +1,64 @@
+import 'reflect-metadata';
+import { createPino, newId, PinoNestLogger } from '@app/common';
+import type { AppConfig } from '@app/config';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance } from 'fastify';
+import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
+import { AppModule } from './app.module.js';
+import { httpDuration, httpRequests } from './health/metrics.js';
+import { sendError } from './http/errors.js';
+
+export interface StartedApi {
+  app: NestFastifyApplication;
+  url: string;
+  adminKey: AdminKeyOutcome;
+}
+
+export async function startApi(config: AppConfig): Promise<StartedApi> {
+  const log = createPino(config.logLevel, 'api');
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: () => newId('req'),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: true },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: new PinoNestLogger(log),
+    bufferLogs: false,
+  });
+  const fastify = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
+  // JSON only (uploads add their own parsers); anything else is a 415, not a string body.
+  fastify.removeContentTypeParser('text/plain');
+  fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));
+  fastify.addHook('onRequest', async (req, reply) => {
+    reply.header('Request-Id', req.id);
+  });
+  fastify.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions?.url ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    httpDuration.observe({ method: req.method, route }, seconds);
+    if (log.isLevelEnabled('info')) {
+      const user = req.user;
+      log.info({
+        request_id: req.id,
+        tenant_id: user?.kind === 'tenant' ? user.tenantId : undefined,
+        key_id: user?.keyId,
+        method: req.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      });
+    }
+  });
+  app.enableShutdownHooks();
+  await app.init();
+  const adminKey = await app.get(AdminBootstrap).ensureAdminKey();
+  await app.listen({ port: config.port, host: config.host });
+  const address = fastify.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  return { app, url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`, adminKey };
+}
+

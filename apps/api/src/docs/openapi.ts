@@ -1,0 +1,149 @@
+import { Injectable, RequestMethod } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { z } from 'zod';
+import { IS_ADMIN, IS_PUBLIC, REQUIRED_SCOPE } from '../auth/principal.js';
+import { ENDPOINT, type EndpointSpec } from '../http/endpoint.js';
+import { ErrorSchema } from '../http/schemas.js';
+
+type JsonSchema = Record<string, unknown>;
+
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Invalid request: the message and `param` name what is wrong',
+  401: 'Missing, unknown, revoked or expired key',
+  403: 'Wrong kind of key, missing scope, or suspended tenant',
+  404: 'No such object (or it belongs to another tenant)',
+  409: 'Conflict, or an Idempotency-Key whose first request is still running',
+  413: 'Body too large, or a quota of size exceeded',
+  415: 'Unsupported Content-Type',
+  422: 'Idempotency-Key reused with another request',
+  429: 'Rate limit or quota exceeded (see Retry-After)',
+  503: 'A dependency (PostgreSQL or Redis) does not answer',
+};
+
+const RATE_HEADERS = {
+  'RateLimit-Policy': { description: 'IETF draft: "requests";q=<limit>;w=<window seconds>', schema: { type: 'string' } },
+  RateLimit: { description: 'IETF draft: "requests";r=<remaining>;t=<seconds to full>', schema: { type: 'string' } },
+};
+
+/**
+ * Builds the OpenAPI 3.1 document from the routes Nest knows and the zod schemas of their
+ * @Endpoint specs (the same schemas that validate requests).
+ */
+@Injectable()
+export class OpenApiBuilder {
+  private cached?: JsonSchema;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+  ) {}
+
+  document(): JsonSchema {
+    if (this.cached) return this.cached;
+    const components: Record<string, JsonSchema> = {};
+    const toSchema = (schema: z.ZodType, io: 'input' | 'output') => hoist(z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema, components);
+    components.Error = toSchema(ErrorSchema, 'output');
+    delete components.Error.$ref;
+    const paths: Record<string, Record<string, unknown>> = {};
+
+    for (const wrapper of this.discovery.getControllers()) {
+      const { instance, metatype } = wrapper;
+      if (!instance || !metatype) continue;
+      const base = String(Reflect.getMetadata(PATH_METADATA, metatype) ?? '');
+      const proto = Object.getPrototypeOf(instance);
+      for (const name of this.scanner.getAllMethodNames(proto)) {
+        const handler = proto[name];
+        const spec = Reflect.getMetadata(ENDPOINT, handler) as EndpointSpec | undefined;
+        if (!spec) continue;
+        const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number].toLowerCase();
+        const sub = String(Reflect.getMetadata(PATH_METADATA, handler) ?? '');
+        const path = ('/' + [base, sub].filter((p) => p && p !== '/').join('/')).replace(/\/+/g, '/').replace(/:([A-Za-z_]+)/g, '{$1}');
+        const targets = [handler, metatype];
+        const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ?? false;
+        const isAdmin = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
+        const scope = this.reflector.getAllAndOverride<string | undefined>(REQUIRED_SCOPE, targets);
+
+        const parameters: unknown[] = [];
+        for (const [where, schema] of [['path', spec.params], ['query', spec.query]] as const) {
+          if (!schema) continue;
+          const json = toSchema(schema, 'input');
+          const required = new Set((json.required as string[] | undefined) ?? []);
+          for (const [pname, pschema] of Object.entries((json.properties ?? {}) as Record<string, JsonSchema>)) {
+            parameters.push({ name: pname, in: where, required: where === 'path' || required.has(pname), schema: pschema });
+          }
+        }
+        if (method === 'post' && !isPublic) {
+          parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Makes a retry safe: the same key and body replay the first answer (kept 24 h)', schema: { type: 'string', maxLength: 255 } });
+        }
+        const status = spec.status ?? (method === 'post' ? 201 : 200);
+        const responses: Record<string, unknown> = {};
+        const headers = !isPublic && !isAdmin ? RATE_HEADERS : undefined;
+        responses[String(status)] =
+          spec.response === null
+            ? { description: 'No content' }
+            : {
+                description: spec.summary,
+                ...(headers ? { headers } : {}),
+                content: { [path === '/metrics' ? 'text/plain' : 'application/json']: { schema: toSchema(spec.response, 'output') } },
+              };
+        const errors = new Set(spec.errors ?? []);
+        if (!isPublic) [401, 403].forEach((s) => errors.add(s));
+        if (!isPublic && !isAdmin) errors.add(429);
+        if (method === 'post' && !isPublic) [409, 422].forEach((s) => errors.add(s));
+        if (spec.body) [413, 415].forEach((s) => errors.add(s));
+        if (!isPublic) errors.add(503);
+        for (const code of [...errors].sort()) {
+          responses[String(code)] = { description: ERROR_TEXT[code] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+        }
+        (paths[path] ??= {})[method] = {
+          operationId: `${metatype.name.replace(/Controller$/, '')}_${name}`,
+          summary: spec.summary,
+          ...(spec.description ? { description: spec.description } : {}),
+          tags: spec.tags,
+          security: isPublic ? [] : [{ [isAdmin ? 'adminKey' : 'tenantKey']: [] }],
+          ...(scope ? { 'x-required-scope': scope } : {}),
+          parameters,
+          ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } } : {}),
+          responses,
+        };
+      }
+    }
+    this.cached = {
+      openapi: '3.1.0',
+      info: {
+        title: 'aiaas API',
+        version: '1.0.0',
+        description: 'Multi-tenant control plane for AI as a service. Errors: `{"error": {type, code, message, param}}`; every response carries `Request-Id`.',
+      },
+      servers: [{ url: '/' }],
+      paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))),
+      components: {
+        schemas: components,
+        securitySchemes: {
+          tenantKey: { type: 'http', scheme: 'bearer', description: 'A tenant key: aik_...' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'An admin key: adm_...' },
+        },
+      },
+    };
+    return this.cached;
+  }
+}
+
+/** Moves a schema's `$defs` (the zod schemas with an id) into the document's components. */
+function hoist(schema: JsonSchema, components: Record<string, JsonSchema>): JsonSchema {
+  const { $defs, $schema: _ignored, ...rest } = schema as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  for (const [id, def] of Object.entries($defs ?? {})) components[id] = rewrite(def) as JsonSchema;
+  return rewrite(rest) as JsonSchema;
+}
+
+function rewrite(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(rewrite);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? v.replace('#/$defs/', '#/components/schemas/') : rewrite(v)]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,25 @@
+import { SetMetadata } from '@nestjs/common';
+import type { z } from 'zod';
+
+/**
+ * What a route takes and gives, in one place: the validation interceptor parses requests with
+ * these schemas and the OpenAPI document is generated from them, so the two cannot drift.
+ */
+export interface EndpointSpec {
+  summary: string;
+  description?: string;
+  tags: string[];
+  body?: z.ZodType;
+  query?: z.ZodType;
+  params?: z.ZodType;
+  /** The success response; `null` for 204. */
+  response: z.ZodType | null;
+  status?: number;
+  /** Error statuses beyond the ones every authenticated route can give (401, 403, 429). */
+  errors?: number[];
+  /** Extra content types the body may come in (e.g. text/csv); JSON is always accepted. */
+  idempotent?: boolean;
+}
+
+export const ENDPOINT = 'aiaas:endpoint';
+export const Endpoint = (spec: EndpointSpec) => SetMetadata(ENDPOINT, spec);

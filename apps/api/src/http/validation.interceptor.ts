@@ -1,0 +1,50 @@
+import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { ApiError } from '@app/common';
+import type { FastifyRequest } from 'fastify';
+import type { Observable } from 'rxjs';
+import type { z } from 'zod';
+import { ENDPOINT, type EndpointSpec } from './endpoint.js';
+
+type Part = 'body' | 'query' | 'params';
+
+/** Parses body, query and path parameters with the route's schemas; the first problem is a 400 naming it. */
+@Injectable()
+export class ValidationInterceptor implements NestInterceptor {
+  constructor(private readonly reflector: Reflector) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const spec = this.reflector.get<EndpointSpec | undefined>(ENDPOINT, context.getHandler());
+    if (spec) {
+      const req = context.switchToHttp().getRequest<FastifyRequest & Record<Part, unknown>>();
+      for (const part of ['params', 'query', 'body'] as const) {
+        const schema = spec[part];
+        if (!schema) continue;
+        if (part === 'body' && (req.body === undefined || req.body === null)) {
+          throw ApiError.invalid('body_missing', 'The request needs a JSON body', undefined);
+        }
+        req[part] = parse(schema, req[part], part);
+      }
+    }
+    return next.handle();
+  }
+}
+
+export function parse<T>(schema: z.ZodType<T>, value: unknown, part: Part): T {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]);
+  const param = path.join('.') || undefined;
+  const where = part === 'body' ? '' : ` in the ${part === 'params' ? 'path' : 'query string'}`;
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `Unknown parameter${issue.keys.length > 1 ? 's' : ''}${where}: ${issue.keys.join(', ')}`
+      : `Invalid ${param ?? part}${where}: ${issue.message}`;
+  return fail(param, message, issue.code === 'unrecognized_keys' ? 'parameter_unknown' : 'parameter_invalid');
+}
+
+function fail(param: string | undefined, message: string, code: string): never {
+  throw ApiError.invalid(code, message, param);
+}

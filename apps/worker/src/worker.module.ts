@@ -1,0 +1,45 @@
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { Database } from '@app/db';
+import { createRedis } from '@app/queue';
+import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { WorkerHeartbeat } from './heartbeat.js';
+
+export const WORKER_REDIS = Symbol('WORKER_REDIS');
+
+/** Connects at start (failing loudly if PostgreSQL or Redis is unreachable) and closes on shutdown. */
+@Injectable()
+class Connections implements OnModuleInit, OnApplicationShutdown {
+  constructor(
+    private readonly db: Database,
+    @Inject(WORKER_REDIS) private readonly redis: Redis,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.db.ping(5_000);
+    await this.redis.ping();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+    await this.db.close();
+  }
+}
+
+/** The worker: a Nest application context with no HTTP. Queue processors arrive with the job engine. */
+@Module({})
+export class WorkerModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+        { provide: Database, useFactory: () => new Database(config.databaseUrl, 4) },
+        // Workers wait for Redis rather than fail (BullMQ's advice: maxRetriesPerRequest null).
+        { provide: WORKER_REDIS, useFactory: () => createRedis(config, 'blocking', 'worker') },
+        Connections,
+        WorkerHeartbeat,
+      ],
+    };
+  }
+}

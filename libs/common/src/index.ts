@@ -1,0 +1,6 @@
+export * from './ids.js';
+export * from './errors.js';
+export * from './plans.js';
+export * from './scopes.js';
+export * from './paths.js';
+export * from './logger.js';

@@ -1,0 +1,58 @@
+export const QUOTA_NAMES = [
+  'requests_per_minute',
+  'max_concurrent_jobs',
+  'max_queued_jobs',
+  'monthly_compute_seconds',
+  'max_storage_bytes',
+  'max_dataset_rows',
+  'max_model_parameters',
+] as const;
+
+export type QuotaName = (typeof QUOTA_NAMES)[number];
+export type Quotas = Record<QuotaName, number>;
+
+export const PLANS = ['free', 'pro', 'enterprise'] as const;
+export type Plan = (typeof PLANS)[number];
+
+const GiB = 1024 ** 3;
+
+export const PLAN_QUOTAS: Record<Plan, Quotas> = {
+  free: {
+    requests_per_minute: 600,
+    max_concurrent_jobs: 2,
+    max_queued_jobs: 100,
+    monthly_compute_seconds: 10 * 3600,
+    max_storage_bytes: 1 * GiB,
+    max_dataset_rows: 1_000_000,
+    max_model_parameters: 5_000_000,
+  },
+  pro: {
+    requests_per_minute: 6_000,
+    max_concurrent_jobs: 8,
+    max_queued_jobs: 1_000,
+    monthly_compute_seconds: 200 * 3600,
+    max_storage_bytes: 50 * GiB,
+    max_dataset_rows: 10_000_000,
+    max_model_parameters: 50_000_000,
+  },
+  enterprise: {
+    requests_per_minute: 60_000,
+    max_concurrent_jobs: 32,
+    max_queued_jobs: 10_000,
+    monthly_compute_seconds: 2_000 * 3600,
+    max_storage_bytes: 500 * GiB,
+    max_dataset_rows: 100_000_000,
+    max_model_parameters: 500_000_000,
+  },
+};
+
+/** The plan's quotas with the tenant's overrides on top. */
+export function effectiveQuotas(plan: string, overrides: Partial<Record<string, unknown>>): Quotas {
+  const base = PLAN_QUOTAS[(PLANS as readonly string[]).includes(plan) ? (plan as Plan) : 'free'];
+  const out = { ...base };
+  for (const name of QUOTA_NAMES) {
+    const v = overrides[name];
+    if (typeof v === 'number' && Number.isFinite(v)) out[name] = v;
+  }
+  return out;
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** The environment, parsed once at boot. Nothing else in the code base reads `process.env`. */
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/aiaas'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key this deployment writes; tests give each run its own. */
+  REDIS_PREFIX: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/).default('aiaas'),
+  ADMIN_API_KEY: z.string().regex(/^adm_[A-Za-z0-9]{20,}$/, 'must be adm_ followed by at least 20 letters or digits').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long a validated key stays in an API instance's memory; revocations are pushed sooner over Redis. */
+  KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
+  INSTANCE_ID: z.string().optional(),
+});
+
+export interface AppConfig {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  databaseUrl: string;
+  databasePoolSize: number;
+  redisUrl: string;
+  redisPrefix: string;
+  adminApiKey?: string;
+  logLevel: string;
+  keyCacheTtlMs: number;
+  bodyLimitBytes: number;
+  idempotencyTtlHours: number;
+  workerConcurrency: number;
+  workerHeartbeatMs: number;
+  /** Identifies this process in logs, heartbeats and cache invalidation. */
+  instanceId: string;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    adminApiKey: e.ADMIN_API_KEY,
+    logLevel: e.LOG_LEVEL,
+    keyCacheTtlMs: e.KEY_CACHE_TTL_MS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerHeartbeatMs: e.WORKER_HEARTBEAT_MS,
+    instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+  };
+}
+
+/** Nest injection token for AppConfig. */
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,5 @@
+export * from './database.js';
+export * from './migrate.js';
+export * from './pagination.js';
+export * from './repositories.js';
+export * from './usage.js';

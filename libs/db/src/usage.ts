@@ -1,0 +1,60 @@
+import type { Database } from './database.js';
+
+export interface UsageIncrement {
+  tenantId: string;
+  metric: string;
+  /** UTC day, YYYY-MM-DD */
+  day: string;
+  value: number;
+}
+
+export interface UsageSnapshot {
+  runningJobs: number;
+  queuedJobs: number;
+  storageBytes: number;
+  computeSecondsThisMonth: number;
+}
+
+/** Metered usage. Raw `pg` because it sits on hot paths (every `GET /v1/me`, the request meter). */
+export class UsageRepository {
+  constructor(private readonly db: Database) {}
+
+  /** Adds increments; rows of tenants deleted meanwhile are dropped rather than failing the batch. */
+  async add(increments: UsageIncrement[]): Promise<void> {
+    if (increments.length === 0) return;
+    await this.db.pool.query(
+      `INSERT INTO usage_counters (tenant_id, metric, day, value)
+       SELECT u.tenant_id, u.metric, u.day, u.value
+       FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) AS u(tenant_id, metric, day, value)
+       WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.tenant_id)
+       ON CONFLICT (tenant_id, metric, day) DO UPDATE SET value = usage_counters.value + EXCLUDED.value`,
+      [
+        increments.map((i) => i.tenantId),
+        increments.map((i) => i.metric),
+        increments.map((i) => i.day),
+        increments.map((i) => i.value),
+      ],
+    );
+  }
+
+  async snapshot(tenantId: string): Promise<UsageSnapshot> {
+    const { rows } = await this.db.pool.query<{ storage: number | null; compute: number | null }>(
+      `SELECT (SELECT storage_bytes FROM tenant_usage WHERE tenant_id = $1) AS storage,
+              (SELECT sum(value)::bigint FROM usage_counters
+                WHERE tenant_id = $1 AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS compute`,
+      [tenantId],
+    );
+    // Jobs arrive with the job engine; until then a tenant has none running or queued.
+    return { runningJobs: 0, queuedJobs: 0, storageBytes: rows[0]?.storage ?? 0, computeSecondsThisMonth: rows[0]?.compute ?? 0 };
+  }
+
+  /** Totals per metric, and per day, between two UTC days inclusive. */
+  async between(tenantId: string, from: string, to: string): Promise<Array<{ metric: string; day: string; value: number }>> {
+    const { rows } = await this.db.pool.query<{ metric: string; day: string; value: number }>(
+      `SELECT metric, to_char(day, 'YYYY-MM-DD') AS day, value FROM usage_counters
+        WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day, metric`,
+      [tenantId, from, to],
+    );
+    return rows;
+  }
+}

@@ -1,0 +1,38 @@
+import type { AppConfig } from '@app/config';
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * Every Redis key of a deployment lives under one prefix in a hash tag (`{aiaas}:...`), so that
+ * a test run or a second deployment never sees another's keys and everything can share a
+ * Redis Cluster slot for multi-key scripts.
+ */
+export function redisKey(config: Pick<AppConfig, 'redisPrefix'>, ...parts: string[]): string {
+  return [`{${config.redisPrefix}}`, ...parts].join(':');
+}
+
+export type RedisRole = 'command' | 'subscriber' | 'blocking';
+
+/**
+ * A Redis connection. Commands fail fast while Redis is down (readiness and the API answer 503
+ * instead of hanging); subscribers and BullMQ's blocking connections retry forever.
+ */
+export function createRedis(config: Pick<AppConfig, 'redisUrl'>, role: RedisRole, name = 'aiaas'): Redis {
+  const options: RedisOptions = {
+    connectionName: `${name}:${role}`,
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    reconnectOnError: () => true,
+  };
+  if (role === 'command') {
+    options.maxRetriesPerRequest = 1;
+    options.enableOfflineQueue = false;
+    options.connectTimeout = 2_000;
+    options.commandTimeout = 2_000;
+  } else {
+    options.maxRetriesPerRequest = null;
+  }
+  const redis = new Redis(config.redisUrl, options);
+  // Errors surface on the commands that hit them; the connection event would only crash the process.
+  redis.on('error', () => undefined);
+  return redis;
+}
