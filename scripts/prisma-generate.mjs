@@ -1,0 +1,2 @@
+import { generatePrismaClient } from './lib.mjs';
+generatePrismaClient();
