@@ -3,7 +3,7 @@ import { createPino, newId, PinoNestLogger } from '@app/common';
 import type { AppConfig } from '@app/config';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
 import { httpDuration, httpRequests } from './health/metrics.js';
@@ -23,6 +23,11 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     requestIdHeader: false,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: true },
+    // Errors the router raises before any hook runs (bad URL encoding, over-long ids) get our shape too.
+    frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => {
+      reply.header('Request-Id', req.id);
+      sendError(reply, req, err);
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new PinoNestLogger(log),

@@ -12,6 +12,7 @@ const FASTIFY_ERRORS: Record<string, (err: Error) => ApiError> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: () => ApiError.invalid('body_invalid_json', 'The body is empty but Content-Type is application/json'),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => ApiError.invalid('body_invalid', 'Content-Length does not match the body'),
   FST_ERR_CTP_INVALID_JSON_BODY: (e) => ApiError.invalid('body_invalid_json', `The body is not valid JSON: ${e.message}`),
+  FST_ERR_MAX_PARAM_LENGTH: () => ApiError.invalid('url_too_long', 'A path parameter is longer than any id', undefined, 414),
   FST_ERR_BAD_URL: () => ApiError.invalid('url_invalid', 'The URL is malformed'),
   FST_ERR_ASYNC_CONSTRAINT: () => ApiError.invalid('url_invalid', 'The URL is malformed'),
 };

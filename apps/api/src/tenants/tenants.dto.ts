@@ -54,12 +54,21 @@ export const TenantSchema = z
   })
   .meta({ id: 'Tenant' });
 
-export const UsageQuery = z
-  .object({
-    from: z.string().regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'must be a date (YYYY-MM-DD) or an ISO 8601 time').optional(),
-    to: z.string().regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'must be a date (YYYY-MM-DD) or an ISO 8601 time').optional(),
-  })
-  .strict();
+/** A UTC day: `YYYY-MM-DD`, or an ISO 8601 time whose day is taken. February 30th is refused. */
+const Day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'must be a date (YYYY-MM-DD) or an ISO 8601 time')
+  .transform((v, ctx) => {
+    const day = v.slice(0, 10);
+    const parsed = new Date(`${day}T00:00:00Z`);
+    if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== day) {
+      ctx.addIssue({ code: 'custom', message: `${day} is not a real date` });
+      return z.NEVER;
+    }
+    return day;
+  });
+
+export const UsageQuery = z.object({ from: Day.optional(), to: Day.optional() }).strict();
 
 export const TenantUsageSchema = z
   .object({
