@@ -58,7 +58,6 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
       });
     }
   });
-  app.enableShutdownHooks();
   await app.init();
   const adminKey = await app.get(AdminBootstrap).ensureAdminKey();
   await app.listen({ port: config.port, host: config.host });

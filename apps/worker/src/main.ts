@@ -1,12 +1,12 @@
 import 'reflect-metadata';
 import { loadConfig } from '@app/config';
 import { NestFactory } from '@nestjs/core';
-import { createPino, PinoNestLogger } from '@app/common';
+import { closeOnSignals, createPino, PinoNestLogger } from '@app/common';
 import { WorkerModule } from './worker.module.js';
 
 const config = loadConfig();
 const log = createPino(config.logLevel, 'worker');
 const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: new PinoNestLogger(log) });
-app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+closeOnSignals(app);
 await app.init();
 process.stdout.write(JSON.stringify({ event: 'worker.ready', id: config.instanceId, concurrency: config.workerConcurrency }) + '\n');

@@ -4,3 +4,4 @@ export * from './plans.js';
 export * from './scopes.js';
 export * from './paths.js';
 export * from './logger.js';
+export * from './shutdown.js';

@@ -4,6 +4,7 @@ import { Database } from '@app/db';
 import { redisKey } from '@app/queue';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { keyLookups } from '../health/metrics.js';
 import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
 import type { Principal } from './principal.js';
 
@@ -71,7 +72,11 @@ export class KeyStore implements OnModuleInit {
     const hash = hashSecret(secret);
     const now = Date.now();
     const hit = this.cache.get(hash);
-    if (hit && hit.until > now) return hit.principal;
+    if (hit && hit.until > now) {
+      keyLookups.inc({ source: 'cache' });
+      return hit.principal;
+    }
+    keyLookups.inc({ source: 'database' });
     const principal = kind === 'tenant' ? await this.loadTenantKey(hash) : await this.loadAdminKey(hash);
     if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
     this.cache.set(hash, { principal, until: now + (principal ? this.config.keyCacheTtlMs : NEGATIVE_TTL_MS) });

@@ -18,3 +18,10 @@ export const httpDuration = new Histogram({
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers: [registry],
 });
+
+export const keyLookups = new Counter({
+  name: 'aiaas_api_key_lookups_total',
+  help: 'API key resolutions by where the answer came from (the in-memory cache, or PostgreSQL)',
+  labelNames: ['source'] as const,
+  registers: [registry],
+});

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { adminKey, createTenant } from '../support/factories.js';
+import { Api } from '../support/http.js';
+import { type RunningApi, startApi } from '../support/processes.js';
+
+let server: RunningApi;
+let anon: Api;
+
+beforeAll(async () => {
+  server = await startApi();
+  anon = new Api(server.url);
+});
+afterAll(() => server?.stop());
+
+describe('discovery and operations', () => {
+  it('GET /healthz answers without a key', async () => {
+    const r = await anon.get('/healthz');
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ status: 'ok' });
+    expect(r.headers.get('request-id')).toMatch(/^req_/);
+  });
+
+  it('GET /readyz says PostgreSQL and Redis answer', async () => {
+    const r = await anon.get('/readyz');
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ status: 'ok', checks: { postgres: 'ok', redis: 'ok' } });
+  });
+
+  it('serves a valid OpenAPI 3.1 document that describes every route with its errors', async () => {
+    const r = await anon.get('/openapi.json');
+    expect(r.status).toBe(200);
+    const doc = r.body;
+    expect(doc.openapi).toBe('3.1.0');
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+
+    const operations = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(operations.sort()).toEqual(
+      [
+        'GET /healthz',
+        'GET /readyz',
+        'GET /metrics',
+        'GET /v1/me',
+        'POST /v1/api-keys',
+        'GET /v1/api-keys',
+        'DELETE /v1/api-keys/{id}',
+        'POST /v1/admin/tenants',
+        'GET /v1/admin/tenants',
+        'GET /v1/admin/tenants/{id}',
+        'PATCH /v1/admin/tenants/{id}',
+        'DELETE /v1/admin/tenants/{id}',
+        'GET /v1/admin/tenants/{id}/usage',
+        'POST /v1/admin/tenants/{id}/api-keys',
+        'GET /v1/admin/tenants/{id}/api-keys',
+        'DELETE /v1/admin/tenants/{id}/api-keys/{key_id}',
+        'GET /v1/admin/audit-log',
+        'GET /v1/admin/workers',
+      ].sort(),
+    );
+    const create = doc.paths['/v1/api-keys'].post;
+    expect(create.requestBody.content['application/json'].schema.properties.name).toBeDefined();
+    expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '409', '413', '415', '422', '429']));
+    expect(create.responses['201'].headers.RateLimit).toBeDefined();
+    expect(create.parameters.map((p: { name: string }) => p.name)).toContain('Idempotency-Key');
+    expect(doc.paths['/v1/admin/tenants/{id}'].get.responses['404']).toBeDefined();
+    expect(doc.components.schemas.Error).toBeDefined();
+    expect(doc.components.schemas.Tenant).toBeDefined();
+  });
+
+  it('serves the interactive docs page and its assets without the internet', async () => {
+    const page = await anon.get('/docs');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(page.text).toContain('/openapi.json');
+    const js = await anon.get('/docs/assets/swagger-ui-bundle.js');
+    expect(js.status).toBe(200);
+    expect(js.text.length).toBeGreaterThan(100_000);
+    expect((await anon.get('/docs/assets/other.js')).status).toBe(404);
+  });
+
+  it('exposes Prometheus metrics: requests by route and status, and a latency histogram', async () => {
+    const t = await createTenant(server.url);
+    await t.api.get('/v1/me');
+    await t.api.get('/v1/admin/tenants');
+    const r = await anon.get('/metrics');
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toContain('text/plain');
+    expect(r.text).toMatch(/aiaas_http_requests_total\{method="GET",route="\/v1\/me",status="200"\} \d+/);
+    expect(r.text).toMatch(/aiaas_http_requests_total\{method="GET",route="\/v1\/admin\/tenants",status="403"\} \d+/);
+    expect(r.text).toMatch(/aiaas_http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/v1\/me"\} \d+/);
+  });
+
+  it('never logs a key or a secret', async () => {
+    const t = await createTenant(server.url);
+    const made = await t.api.post('/v1/api-keys', { name: 'secret-check' });
+    await t.api.as(made.body.secret).get('/v1/me');
+    await new Api(server.url, 'aik_notarealkeynotarealkeynotarealkey0000000').get('/v1/me');
+    const all = server.output.join('\n');
+    expect(all).not.toContain(made.body.secret);
+    expect(all).not.toContain(t.key.secret);
+    expect(all).not.toContain(adminKey());
+    expect(all).not.toContain('aik_notarealkey');
+  });
+});
