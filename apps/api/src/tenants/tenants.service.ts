@@ -10,7 +10,7 @@ import { REDIS } from '../infra/infra.module.js';
 import { type CreateTenantBody, tenantView, type TenantListQuery, type UpdateTenantBody, type UsageQuery } from './tenants.dto.js';
 
 /** Merges quota overrides: a number sets a quota, null returns it to the plan's value. */
-function mergeQuotas(current: Record<string, number>, patch: Record<string, unknown> | undefined): Record<string, number> {
+export function mergeQuotas(current: Record<string, number>, patch: Record<string, unknown> | undefined): Record<string, number> {
   const out = { ...current };
   for (const [name, value] of Object.entries(patch ?? {})) {
     if (value === null) delete out[name];

@@ -1,0 +1,28 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('gives working defaults for a local machine', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/aiaas');
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.redisPrefix).toBe('aiaas');
+    expect(c.instanceId).toMatch(/-\d+-[0-9a-f]{6}$/);
+  });
+
+  it('parses numbers and keeps what is given', () => {
+    const c = loadConfig({ PORT: '8080', KEY_CACHE_TTL_MS: '500', REDIS_PREFIX: 'test-1', INSTANCE_ID: 'w1' });
+    expect(c).toMatchObject({ port: 8080, keyCacheTtlMs: 500, redisPrefix: 'test-1', instanceId: 'w1' });
+  });
+
+  it('refuses a bad environment, naming every bad variable', () => {
+    expect(() => loadConfig({ PORT: 'eighty', ADMIN_API_KEY: 'secret' })).toThrow(ConfigError);
+    try {
+      loadConfig({ PORT: 'eighty', ADMIN_API_KEY: 'secret' });
+    } catch (err) {
+      expect((err as Error).message).toContain('PORT');
+      expect((err as Error).message).toContain('ADMIN_API_KEY');
+    }
+  });
+});
