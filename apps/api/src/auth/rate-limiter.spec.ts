@@ -66,7 +66,7 @@ describe('RateLimiter', () => {
     const narrow = principal(id, 10, 2);
     await limiter.take(narrow);
     await limiter.take(narrow);
-    const refused = await limiter.take(narrow).catch((e: ApiError) => e);
+    const refused = (await limiter.take(narrow).catch((e: unknown) => e)) as ApiError;
     expect(refused.code).toBe('key_requests_per_minute');
     // The refused request took nothing from the tenant: 8 left for another key.
     const other = { ...principal(id, 10), keyId: 'key_other' };
