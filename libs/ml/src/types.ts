@@ -1,0 +1,222 @@
+/** The shapes libs/ml takes and gives. No TF.js here: the API imports these. */
+
+export type Task = 'classification' | 'regression' | 'text-classification';
+export const TASKS: readonly Task[] = ['classification', 'regression', 'text-classification'];
+
+/** A dataset row as read from the store: column name → value. */
+export type Row = Record<string, string | number | boolean | null | undefined>;
+
+export interface DatasetSpec {
+  task: Task;
+  /** The label column. */
+  label: string;
+  /** The text column (text-classification only). */
+  textField?: string;
+  /** Tabular feature columns, in the model's input order; default: every column of the first row but the label. */
+  features?: string[];
+}
+
+export type OptimizerName = 'adam' | 'sgd' | 'rmsprop' | 'adagrad';
+export const OPTIMIZERS: readonly OptimizerName[] = ['adam', 'sgd', 'rmsprop', 'adagrad'];
+
+export interface EarlyStopping {
+  /** Epochs without improvement before stopping. */
+  patience: number;
+  /** The smallest decrease of the monitored loss that counts as an improvement. */
+  min_delta?: number;
+  /** Put back the weights of the best epoch at the end (default true). */
+  restore_best_weights?: boolean;
+}
+
+/** Hyperparameters as the API takes them (snake_case). Every field is optional. */
+export interface Hyperparameters {
+  epochs?: number;
+  batch_size?: number;
+  learning_rate?: number;
+  optimizer?: OptimizerName;
+  validation_split?: number;
+  early_stopping?: EarlyStopping | null;
+  seed?: number;
+  /** Preset only: widths of the hidden dense layers (MLP default [128, 128]; text default []). */
+  hidden_units?: number[];
+  /** Text preset only: width of the token embedding (default 64). */
+  embedding_dim?: number;
+  /** Text only: the vocabulary cap, padding and out-of-vocabulary ids included (default 20,000). */
+  max_vocabulary?: number;
+  /** Text only: tokens per example (default: the 95th percentile of the training texts, 4 to 256). */
+  sequence_length?: number;
+}
+
+/** Hyperparameters with every default filled in: what a version records and what reproduces it. */
+export interface ResolvedHyperparameters {
+  epochs: number;
+  batch_size: number;
+  learning_rate: number;
+  optimizer: OptimizerName;
+  validation_split: number;
+  early_stopping: Required<EarlyStopping> | null;
+  seed: number;
+  hidden_units?: number[];
+  embedding_dim?: number;
+  max_vocabulary?: number;
+  sequence_length?: number;
+}
+
+/** What a model takes, as shown on a version. */
+export interface InputSchema {
+  task: Task;
+  label: string;
+  /** Tabular: the numeric features in input order. */
+  features?: Array<{ name: string; type: 'number' }>;
+  /** Text: the column holding the text, and the tokenization it gets. */
+  text_field?: string;
+  sequence_length?: number;
+  vocabulary_size?: number;
+}
+
+/** Standardization of tabular features with statistics of the training split. */
+export interface TabularPreprocessing {
+  kind: 'tabular';
+  features: string[];
+  mean: number[];
+  std: number[];
+  /** Regression: the label is standardized too, and predictions are mapped back. */
+  target?: { mean: number; std: number };
+}
+
+/** Tokenization of text; `vocabulary[id]` is the token of id, 0 is padding and 1 out-of-vocabulary. */
+export interface TextPreprocessing {
+  kind: 'text';
+  text_field: string;
+  tokenizer: 'lowercase-words-punctuation';
+  vocabulary: string[];
+  sequence_length: number;
+  pad_id: 0;
+  oov_id: 1;
+}
+
+export type Preprocessing = TabularPreprocessing | TextPreprocessing;
+
+/** `userDefinedMetadata.aiaas` of an artifact. */
+export interface ArtifactMetadata {
+  version: 1;
+  task: Task;
+  preprocessing: Preprocessing;
+  input_schema: InputSchema;
+  labels: string[] | null;
+}
+
+export interface ClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface ClassificationMetrics {
+  accuracy: number;
+  /** Mean categorical cross-entropy. */
+  loss: number;
+  macro_f1: number;
+  per_class: Record<string, ClassMetrics>;
+  /** `matrix[i][j]`: examples of class `labels[i]` predicted as `labels[j]`. */
+  confusion_matrix: { labels: string[]; matrix: number[][] };
+  samples: number;
+}
+
+export interface RegressionMetrics {
+  mse: number;
+  rmse: number;
+  mae: number;
+  r2: number;
+  /** The mean squared error, under the name every task shares. */
+  loss: number;
+  samples: number;
+}
+
+export type Metrics = ClassificationMetrics | RegressionMetrics;
+
+export interface EpochProgress {
+  /** 1-based. */
+  epoch: number;
+  epochs: number;
+  /** Mean training loss of the epoch (regression: MSE in the label's units). */
+  loss: number;
+  val_loss: number | null;
+  /** `accuracy` / `val_accuracy` for classification, `mae` / `val_mae` for regression. */
+  metrics: Record<string, number>;
+  elapsed_seconds: number;
+  /** Time left at the current pace for the planned epochs (early stopping may end sooner). */
+  eta_seconds: number;
+}
+
+export interface BatchProgress {
+  epoch: number;
+  /** 1-based within the epoch. */
+  batch: number;
+  batches: number;
+  loss: number;
+}
+
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** True when computation runs on a GPU. */
+  gpu: boolean;
+  /** The backends tried before this one and why each was passed over. */
+  skipped: Array<{ name: BackendName; reason: string }>;
+}
+
+export interface TrainOptions {
+  spec: DatasetSpec;
+  rows: Row[];
+  hyperparameters?: Hyperparameters;
+  /** A custom TF.js layers topology (`model.toJSON()` / the `modelTopology` of a model.json). */
+  architecture?: unknown;
+  /** An artifact to fine-tune: its weights and preprocessing are the starting point. */
+  base?: Buffer;
+  /** The tenant's `max_model_parameters`; default unlimited. */
+  maxParameters?: number;
+  onEpoch?: (progress: EpochProgress) => void;
+  onBatch?: (progress: BatchProgress) => void;
+  /** Checked between batches; training ends with MlError `canceled`. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  artifact: Buffer;
+  sha256: string;
+  /** Evaluation of the final weights on the validation split (on the training split when there is none). */
+  metrics: Metrics;
+  metrics_split: 'validation' | 'training';
+  history: EpochProgress[];
+  /** Epoch whose weights the artifact holds (the best one when early stopping restored it). */
+  best_epoch: number;
+  stopped_early: boolean;
+  parameters: number;
+  /** The TF.js layers topology (`modelTopology` of the artifact). */
+  architecture: Record<string, unknown>;
+  hyperparameters: ResolvedHyperparameters;
+  input_schema: InputSchema;
+  labels: string[] | null;
+  backend: BackendName;
+  train_samples: number;
+  validation_samples: number;
+  duration_seconds: number;
+}
+
+export type Prediction = { label: string; probabilities: Record<string, number> } | { value: number };
+
+/** Gradient × input: per feature for tabular models, per token (in text order) for text models. */
+export type Explanation = Record<string, number> | Array<{ token: string; score: number }>;
+
+export interface PredictOptions {
+  explain?: boolean;
+}
+
+export interface PredictResult {
+  predictions: Prediction[];
+  explanations?: Explanation[];
+}
