@@ -28,7 +28,7 @@ interface DmmfModel {
   fields: DmmfField[];
 }
 interface Dmmf {
-  enums: Array<{ name: string; dbName: string | null; values: Array<{ name: string }> }>;
+  enums: Array<{ name: string; dbName: string | null; values: Array<{ name: string; dbName?: string | null }> }>;
   models: DmmfModel[];
   indexes: Array<{ model: string; type: 'id' | 'unique' | 'normal'; fields: Array<{ name: string }> }>;
 }
@@ -163,7 +163,7 @@ describe('migrations and schema.prisma', () => {
       SELECT t.typname AS name, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text[] AS values
         FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname`);
     const actual = Object.fromEntries(rows.map((r) => [r.name, r.values]));
-    const expected = Object.fromEntries(dmmf.enums.map((e) => [e.dbName ?? e.name, e.values.map((v) => v.name)]));
+    const expected = Object.fromEntries(dmmf.enums.map((e) => [e.dbName ?? e.name, e.values.map((v) => v.dbName ?? v.name)]));
     expect(actual).toEqual(expected);
   });
 });

@@ -59,6 +59,10 @@ describe('discovery and operations', () => {
         'DELETE /v1/admin/tenants/{id}/api-keys/{key_id}',
         'GET /v1/admin/audit-log',
         'GET /v1/admin/workers',
+        'POST /v1/datasets',
+        'GET /v1/datasets',
+        'GET /v1/datasets/{id}',
+        'DELETE /v1/datasets/{id}',
       ].sort(),
     );
     const create = doc.paths['/v1/api-keys'].post;
@@ -69,6 +73,7 @@ describe('discovery and operations', () => {
     expect(doc.paths['/v1/admin/tenants/{id}'].get.responses['404']).toBeDefined();
     expect(doc.components.schemas.Error).toBeDefined();
     expect(doc.components.schemas.Tenant).toBeDefined();
+    expect(Object.keys(doc.paths['/v1/datasets'].post.requestBody.content)).toEqual(['application/json', 'text/csv', 'application/x-ndjson']);
   });
 
   it('serves the interactive docs page and its assets without the internet', async () => {

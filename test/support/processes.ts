@@ -29,7 +29,12 @@ export async function startProcess<T extends Record<string, unknown>>(
   });
   const output: string[] = [];
   let exited = false;
-  proc.on('exit', () => (exited = true));
+  proc.on('exit', (code, signal) => {
+    exited = true;
+    // A process that dies on its own takes the tests with it: show why.
+    if (!stopping && code !== 0) process.stderr.write(`${entry} exited (${code ?? signal}):\n${output.slice(-40).join('\n')}\n`);
+  });
+  let stopping = false;
   createInterface({ input: proc.stderr! }).on('line', (l) => output.push(l));
   const ready = await new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${entry} not ready in ${timeoutMs} ms:\n${output.join('\n')}`)), timeoutMs);
@@ -57,6 +62,7 @@ export async function startProcess<T extends Record<string, unknown>>(
     ready,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (exited) return proc.exitCode;
+      stopping = true;
       proc.kill(signal);
       const [code] = (await once(proc, 'exit')) as [number | null];
       return code;

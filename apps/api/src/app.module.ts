@@ -7,6 +7,8 @@ import { UsageMeter } from './admin/usage-meter.js';
 import { AdminApiKeysController, ApiKeysController } from './api-keys/api-keys.controller.js';
 import { ApiKeysService } from './api-keys/api-keys.service.js';
 import { AuthModule } from './auth/auth.module.js';
+import { DatasetsController } from './datasets/datasets.controller.js';
+import { DatasetsService } from './datasets/datasets.service.js';
 import { DocsController } from './docs/docs.controller.js';
 import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
@@ -24,7 +26,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController],
       providers: [
         // Validation runs before idempotency, so a malformed request never claims a key.
         { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
@@ -32,6 +34,7 @@ export class AppModule {
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
         ApiKeysService,
         TenantsService,
+        DatasetsService,
         UsageMeter,
         AdminBootstrap,
         OpenApiBuilder,

@@ -34,8 +34,10 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     bufferLogs: false,
   });
   const fastify = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
-  // JSON only (uploads add their own parsers); anything else is a 415, not a string body.
+  // JSON, and the upload types below; anything else is a 415, not a string body.
   fastify.removeContentTypeParser('text/plain');
+  // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
+  fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
   fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));
   fastify.addHook('onRequest', async (req, reply) => {
     reply.header('Request-Id', req.id);

@@ -3,3 +3,4 @@ export * from './migrate.js';
 export * from './pagination.js';
 export * from './repositories.js';
 export * from './usage.js';
+export * from './datasets.js';

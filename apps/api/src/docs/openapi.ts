@@ -66,12 +66,19 @@ export class OpenApiBuilder {
         const scope = this.reflector.getAllAndOverride<string | undefined>(REQUIRED_SCOPE, targets);
 
         const parameters: unknown[] = [];
-        for (const [where, schema] of [['path', spec.params], ['query', spec.query]] as const) {
+        for (const [where, schema] of [['path', spec.params], ['query', spec.query], ['query', spec.uploadQuery]] as const) {
           if (!schema) continue;
           const json = toSchema(schema, 'input');
           const required = new Set((json.required as string[] | undefined) ?? []);
           for (const [pname, pschema] of Object.entries((json.properties ?? {}) as Record<string, JsonSchema>)) {
-            parameters.push({ name: pname, in: where, required: where === 'path' || required.has(pname), schema: pschema });
+            const forUploads = schema === spec.uploadQuery;
+            parameters.push({
+              name: pname,
+              in: where,
+              required: where === 'path' || (required.has(pname) && !forUploads),
+              ...(forUploads ? { description: `With a ${spec.uploads?.join(' or ')} body${required.has(pname) ? ' (required then)' : ''}` } : {}),
+              schema: pschema,
+            });
           }
         }
         if (method === 'post' && !isPublic) {
@@ -105,7 +112,17 @@ export class OpenApiBuilder {
           security: isPublic ? [] : [{ [isAdmin ? 'adminKey' : 'tenantKey']: [] }],
           ...(scope ? { 'x-required-scope': scope } : {}),
           parameters,
-          ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } } : {}),
+          ...(spec.body
+            ? {
+                requestBody: {
+                  required: true,
+                  content: {
+                    'application/json': { schema: toSchema(spec.body, 'input') },
+                    ...Object.fromEntries((spec.uploads ?? []).map((type) => [type, { schema: { type: 'string' } }])),
+                  },
+                },
+              }
+            : {}),
           responses,
         };
       }

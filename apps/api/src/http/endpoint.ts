@@ -17,8 +17,10 @@ export interface EndpointSpec {
   status?: number;
   /** Error statuses beyond the ones every authenticated route can give (401, 403, 429). */
   errors?: number[];
-  /** Extra content types the body may come in (e.g. text/csv); JSON is always accepted. */
-  idempotent?: boolean;
+  /** Content types besides JSON that the route takes as a raw stream (uploads such as text/csv). */
+  uploads?: string[];
+  /** Query parameters of an upload (the JSON body's metadata, when the body is a file). */
+  uploadQuery?: z.ZodType;
 }
 
 export const ENDPOINT = 'aiaas:endpoint';

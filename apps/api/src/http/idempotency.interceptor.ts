@@ -5,6 +5,7 @@ import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestI
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { catchError, from, type Observable, of, switchMap } from 'rxjs';
 import { toApiError } from './errors.js';
@@ -36,9 +37,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     const scope = req.user.kind === 'tenant' ? req.user.tenantId : 'admin';
     const path = req.url.split('?')[0];
-    const hash = createHash('sha256')
-      .update(`${req.method} ${req.url}\n${JSON.stringify(req.body ?? null)}`)
-      .digest('hex');
+    // A streamed upload is not read yet: its type and length stand for its body.
+    const body = req.body instanceof Readable ? `upload ${req.headers['content-type']} ${req.headers['content-length'] ?? '?'}` : JSON.stringify(req.body ?? null);
+    const hash = createHash('sha256').update(`${req.method} ${req.url}\n${body}`).digest('hex');
     const reply = context.switchToHttp().getResponse<FastifyReply>();
     const successStatus = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? 201;
 

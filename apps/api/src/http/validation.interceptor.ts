@@ -3,7 +3,8 @@ import { Reflector } from '@nestjs/core';
 import { ApiError } from '@app/common';
 import type { FastifyRequest } from 'fastify';
 import type { Observable } from 'rxjs';
-import type { z } from 'zod';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
 import { ENDPOINT, type EndpointSpec } from './endpoint.js';
 
 type Part = 'body' | 'query' | 'params';
@@ -17,6 +18,16 @@ export class ValidationInterceptor implements NestInterceptor {
     const spec = this.reflector.get<EndpointSpec | undefined>(ENDPOINT, context.getHandler());
     if (spec) {
       const req = context.switchToHttp().getRequest<FastifyRequest & Record<Part, unknown>>();
+      if (req.body instanceof Readable) {
+        // A streamed upload: only routes that name its content type take one.
+        const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+        if (!spec.uploads?.includes(type)) {
+          throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type '${type}' for this route: send application/json`);
+        }
+        req.params = parse(spec.params ?? z.object({}), req.params, 'params');
+        req.query = parse(spec.uploadQuery ?? z.object({}).strict(), req.query, 'query');
+        return next.handle();
+      }
       for (const part of ['params', 'query', 'body'] as const) {
         const schema = spec[part];
         if (!schema) continue;

@@ -1,0 +1,139 @@
+import { ApiError } from '@app/common';
+import type { DatasetRow } from '@app/db';
+
+export type Task = 'classification' | 'regression' | 'text-classification';
+
+export interface ColumnSummary {
+  name: string;
+  type: 'number' | 'string' | 'text' | 'category';
+  role: 'feature' | 'label' | 'text' | 'ignored';
+  class_counts?: Record<string, number>;
+}
+
+/** A classification label with more distinct values than this is almost surely the wrong column. */
+const MAX_CLASSES = 1_000;
+
+const bad = (message: string, param?: string, code = 'dataset_invalid') => ApiError.invalid(code, message, param);
+
+/**
+ * Checks a dataset's records one at a time, as they stream in, and turns each into the row that
+ * is stored (features as numbers, labels as strings or numbers). It keeps only per-column
+ * counters, never the rows, so memory does not grow with the upload.
+ */
+export class DatasetValidator {
+  private columns: string[] | null = null;
+  private readonly numeric = new Map<string, boolean>();
+  private readonly classes = new Map<string, number>();
+  rows = 0;
+
+  constructor(
+    private readonly task: Task,
+    private readonly label: string,
+    private readonly textField: string | null,
+    private readonly maxRows: number,
+  ) {}
+
+  /** Fixes the column set (a CSV header, or the first record's keys) and checks the named columns exist. */
+  setColumns(columns: string[], where: string): void {
+    const seen = new Set<string>();
+    for (const c of columns) {
+      if (c.trim() === '') throw bad(`${where}: a column has an empty name`, 'columns');
+      if (seen.has(c)) throw bad(`${where}: column '${c}' appears twice`, 'columns');
+      seen.add(c);
+    }
+    const list = columns.join(', ');
+    if (!seen.has(this.label)) throw bad(`The label column '${this.label}' is not in the data (columns: ${list})`, 'label', 'label_missing');
+    if (this.task === 'text-classification') {
+      if (!this.textField) throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
+      if (!seen.has(this.textField)) throw bad(`The text column '${this.textField}' is not in the data (columns: ${list})`, 'text_field');
+    } else if (columns.length < 2) {
+      throw bad(`A ${this.task} dataset needs at least one feature column besides the label '${this.label}'`, 'columns');
+    }
+    this.columns = columns;
+    for (const c of columns) this.numeric.set(c, true);
+  }
+
+  /** Validates one record; `where` says where it came from ("line 12", "records[3]") for messages. */
+  accept(record: unknown, where: string): DatasetRow {
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad(`${where}: a record must be an object`);
+    const rec = record as Record<string, unknown>;
+    if (!this.columns) this.setColumns(Object.keys(rec), where);
+    const columns = this.columns!;
+    if (this.rows >= this.maxRows) {
+      throw new ApiError(413, 'quota_exceeded_error', 'max_dataset_rows', `The dataset has more than ${this.maxRows} rows, this tenant's max_dataset_rows (${where})`);
+    }
+    const keys = Object.keys(rec);
+    if (keys.length !== columns.length || keys.some((k) => !this.numeric.has(k))) {
+      const missing = columns.filter((c) => !(c in rec));
+      const extra = keys.filter((k) => !this.numeric.has(k));
+      throw bad(
+        `${where}: ragged record: ${missing.length ? `missing column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `unknown column${extra.length > 1 ? 's' : ''} ${extra.map((c) => `'${c}'`).join(', ')}` : ''}`,
+        missing[0] ?? extra[0],
+        'dataset_ragged',
+      );
+    }
+    const row: DatasetRow = {};
+    for (const column of columns) row[column] = this.value(column, rec[column], where);
+    this.rows++;
+    return row;
+  }
+
+  /** Checks what only the whole dataset shows, and summarizes its columns. */
+  finish(): ColumnSummary[] {
+    if (this.rows === 0 || !this.columns) throw bad('The dataset is empty: it has no records', undefined, 'dataset_empty');
+    if (this.task === 'classification' || this.task === 'text-classification') {
+      if (this.classes.size < 2) {
+        throw bad(`The label column '${this.label}' has a single class ('${[...this.classes.keys()][0]}'); classification needs at least two`, 'label', 'dataset_single_class');
+      }
+    }
+    return this.columns.map((name): ColumnSummary => {
+      if (name === this.label) {
+        return this.task === 'regression'
+          ? { name, type: 'number', role: 'label' }
+          : { name, type: 'category', role: 'label', class_counts: Object.fromEntries([...this.classes].sort(([a], [b]) => a.localeCompare(b))) };
+      }
+      if (this.task === 'text-classification') {
+        return name === this.textField ? { name, type: 'text', role: 'text' } : { name, type: this.numeric.get(name) ? 'number' : 'string', role: 'ignored' };
+      }
+      return { name, type: 'number', role: 'feature' };
+    });
+  }
+
+  private value(column: string, raw: unknown, where: string): string | number | null {
+    const empty = raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '');
+    if (column === this.label) {
+      if (empty) throw bad(`${where}: the label '${column}' is empty`, column, 'label_empty');
+      if (this.task === 'regression') return this.number(column, raw, where);
+      if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') throw bad(`${where}: the label '${column}' must be a string or a number`, column);
+      const label = String(raw).trim();
+      const count = this.classes.get(label);
+      if (count === undefined && this.classes.size >= MAX_CLASSES) {
+        throw bad(`The label column '${column}' has more than ${MAX_CLASSES} distinct values; is it the right column?`, 'label', 'dataset_too_many_classes');
+      }
+      this.classes.set(label, (count ?? 0) + 1);
+      return label;
+    }
+    if (this.task === 'text-classification') {
+      if (column === this.textField) {
+        if (empty) throw bad(`${where}: the text '${column}' is empty`, column, 'text_empty');
+        if (typeof raw !== 'string' && typeof raw !== 'number') throw bad(`${where}: the text '${column}' must be a string`, column);
+        return String(raw);
+      }
+      if (empty) return null;
+      if (typeof raw === 'object') throw bad(`${where}: column '${column}' holds an object or array; values must be strings or numbers`, column);
+      if (this.numeric.get(column) && !Number.isFinite(Number(raw))) this.numeric.set(column, false);
+      return typeof raw === 'number' ? raw : String(raw);
+    }
+    if (empty) throw bad(`${where}: feature '${column}' is empty; tabular features must all be numbers`, column, 'feature_missing');
+    return this.number(column, raw, where);
+  }
+
+  private number(column: string, raw: unknown, where: string): number {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+    if (!Number.isFinite(n)) {
+      const shown = JSON.stringify(raw)?.slice(0, 40);
+      throw bad(`${where}: column '${column}' must be a number, got ${shown}`, column, 'feature_not_numeric');
+    }
+    return n;
+  }
+}

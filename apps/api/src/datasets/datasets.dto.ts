@@ -1,0 +1,69 @@
+import { type Dataset, fromDbTask } from '@app/db';
+import { z } from 'zod';
+import { iso, Timestamp } from '../http/schemas.js';
+import type { ColumnSummary } from './dataset-validator.js';
+
+export const TASKS = ['classification', 'regression', 'text-classification'] as const;
+
+const meta = {
+  name: z.string().trim().min(1).max(200),
+  task: z.enum(TASKS),
+  label: z.string().min(1).max(200).optional().describe('the label column (default "label")'),
+  text_field: z.string().min(1).max(200).optional().describe('text-classification: the column holding the text (default "text")'),
+};
+
+export const CreateDatasetBody = z
+  .object({ ...meta, records: z.array(z.unknown()).describe('the rows, as objects with the same keys') })
+  .strict();
+
+/** For CSV and NDJSON uploads, the metadata travels in the query string. */
+export const UploadQuery = z.object(meta).strict();
+
+export const DatasetListQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    starting_after: z.string().min(1).max(100).optional(),
+    task: z.enum(TASKS).optional(),
+  })
+  .strict();
+
+export const DatasetSchema = z
+  .object({
+    id: z.string(),
+    object: z.literal('dataset'),
+    name: z.string(),
+    task: z.enum(TASKS),
+    label: z.string(),
+    text_field: z.string().nullable(),
+    format: z.enum(['json', 'csv', 'ndjson']),
+    rows: z.number(),
+    columns: z.array(
+      z.object({
+        name: z.string(),
+        type: z.enum(['number', 'string', 'text', 'category']),
+        role: z.enum(['feature', 'label', 'text', 'ignored']),
+        class_counts: z.record(z.string(), z.number()).optional(),
+      }),
+    ),
+    bytes: z.number(),
+    sha256: z.string(),
+    created_at: Timestamp,
+  })
+  .meta({ id: 'Dataset' });
+
+export function datasetView(d: Dataset) {
+  return {
+    id: d.id,
+    object: 'dataset' as const,
+    name: d.name,
+    task: fromDbTask(d.task),
+    label: d.label,
+    text_field: d.textField,
+    format: d.format as 'json' | 'csv' | 'ndjson',
+    rows: d.rows,
+    columns: d.columns as unknown as ColumnSummary[],
+    bytes: Number(d.bytes),
+    sha256: d.sha256,
+    created_at: iso(d.createdAt)!,
+  };
+}
