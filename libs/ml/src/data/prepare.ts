@@ -1,0 +1,270 @@
+import { MlError } from '../errors.js';
+import { shuffleInPlace } from '../random.js';
+import type { ArtifactMetadata, DatasetSpec, InputSchema, Preprocessing, Row, TabularPreprocessing, TextPreprocessing } from '../types.js';
+import { buildVocabulary, chooseSequenceLength, encodeTokens, tokenize, vocabularyIndex } from './text.js';
+import { describeValue, labelValue, numericValue, Problems, sortLabels } from './values.js';
+
+/** Model-ready arrays: `x` is row-major `n × width`; `y` holds class indices or (standardized) targets. */
+export interface EncodedData {
+  n: number;
+  width: number;
+  x: Float32Array | Int32Array;
+  y: Float32Array | null;
+  /** Text: the tokens of each row (for explanations), when asked for. */
+  tokens?: string[][];
+}
+
+export interface PreparedData {
+  train: EncodedData;
+  validation: EncodedData | null;
+  metadata: ArtifactMetadata;
+}
+
+export interface PrepareOptions {
+  validationSplit: number;
+  random: () => number;
+  maxVocabulary?: number;
+  sequenceLength?: number;
+  /** Fine-tuning: encode with the base's preprocessing and labels instead of fitting new ones. */
+  base?: ArtifactMetadata;
+}
+
+/**
+ * Checks the rows, splits them (seeded), fits the preprocessing on the training split only and
+ * encodes both splits.
+ */
+export function prepareTraining(spec: DatasetSpec, rows: Row[], options: PrepareOptions): PreparedData {
+  checkSpec(spec, rows);
+  const order = Int32Array.from({ length: rows.length }, (_, i) => i);
+  shuffleInPlace(order, options.random);
+  let nVal = Math.round(rows.length * options.validationSplit);
+  if (nVal >= rows.length) nVal = rows.length - 1;
+  const trainIdx = Array.from(order.subarray(nVal)).sort((a, b) => a - b);
+  const valIdx = Array.from(order.subarray(0, nVal)).sort((a, b) => a - b);
+  const trainRows = trainIdx.map((i) => rows[i]);
+  const valRows = valIdx.map((i) => rows[i]);
+  const rowNumbers = (idx: number[]) => (k: number) => idx[k] + 1;
+
+  const labels = spec.task === 'regression' ? null : options.base ? options.base.labels : fitLabels(spec, rows);
+  if (options.base) checkBase(spec, options.base, rows);
+  const preprocessing = options.base
+    ? options.base.preprocessing
+    : spec.task === 'text-classification'
+      ? fitText(spec, trainRows, options)
+      : fitTabular(spec, rows, trainRows);
+  const metadata: ArtifactMetadata = {
+    version: 1,
+    task: spec.task,
+    preprocessing,
+    input_schema: options.base ? options.base.input_schema : inputSchema(spec, preprocessing),
+    labels,
+  };
+  const encode = (subset: Row[], rowNumber: (k: number) => number) => encodeRows(metadata, subset, { labels: true, rowNumber, missing: 'impute' });
+  return {
+    train: encode(trainRows, rowNumbers(trainIdx)),
+    validation: valRows.length > 0 ? encode(valRows, rowNumbers(valIdx)) : null,
+    metadata,
+  };
+}
+
+export interface EncodeOptions {
+  /** Read and encode the label column (evaluation, training). */
+  labels: boolean;
+  /** How a row is named in messages: training rows by 1-based number, prediction inputs by index. */
+  rowNumber?: (k: number) => number;
+  what?: 'row' | 'inputs';
+  /** `impute`: a missing feature takes the training mean; `refuse`: a missing key is an error. */
+  missing: 'impute' | 'refuse';
+  keepTokens?: boolean;
+  /** Cached `vocabularyIndex` of the preprocessing. */
+  vocabulary?: Map<string, number>;
+}
+
+/** Encodes rows with a model's preprocessing; every problem found is one MlError. */
+export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: EncodeOptions): EncodedData {
+  const code = options.what === 'inputs' ? 'invalid_input' : 'invalid_data';
+  if (!Array.isArray(rows)) throw new MlError(code, `${options.what === 'inputs' ? 'inputs' : 'rows'} must be an array of objects`);
+  const name = (k: number) => (options.what === 'inputs' ? `inputs[${k}]` : `row ${options.rowNumber ? options.rowNumber(k) : k + 1}`);
+  const problems = new Problems();
+  const pre = metadata.preprocessing;
+  const n = rows.length;
+  const y = options.labels ? new Float32Array(n) : null;
+  let x: Float32Array | Int32Array;
+  let width: number;
+  let tokens: string[][] | undefined;
+  const labelIndex = metadata.labels ? new Map(metadata.labels.map((l, i) => [l, i])) : null;
+  const target = pre.kind === 'tabular' ? pre.target : undefined;
+  const label = metadata.input_schema.label;
+
+  if (pre.kind === 'tabular') {
+    width = pre.features.length;
+    x = new Float32Array(n * width);
+  } else {
+    width = pre.sequence_length;
+    x = new Int32Array(n * width);
+    if (options.keepTokens) tokens = [];
+  }
+  const index = pre.kind === 'text' ? (options.vocabulary ?? vocabularyIndex(pre)) : null;
+
+  for (let k = 0; k < n; k++) {
+    const row = rows[k];
+    if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+      problems.add(`${name(k)} is not an object`);
+      continue;
+    }
+    if (pre.kind === 'tabular') {
+      for (let j = 0; j < width; j++) {
+        const feature = pre.features[j];
+        const raw = row[feature];
+        if (raw === undefined && options.missing === 'refuse') {
+          problems.add(`${name(k)} is missing feature '${feature}'`);
+          continue;
+        }
+        const v = numericValue(raw);
+        if (v === undefined) problems.add(`${name(k)}: feature '${feature}' is not a number (${describeValue(raw)})`);
+        else if (v !== null) x[k * width + j] = (v - pre.mean[j]) / pre.std[j];
+      }
+    } else {
+      const raw = row[pre.text_field];
+      if (raw === undefined && options.missing === 'refuse') {
+        problems.add(`${name(k)} is missing the text field '${pre.text_field}'`);
+        continue;
+      }
+      const t = raw === undefined || raw === null ? [] : tokenize(String(raw));
+      encodeTokens(t, index!, width, x as Int32Array, k * width);
+      tokens?.push(t.slice(0, width));
+    }
+    if (y) {
+      const rawLabel = row[label];
+      if (labelIndex) {
+        const l = labelValue(rawLabel);
+        if (l === null) problems.add(`${name(k)} has no label '${label}'`);
+        else if (!labelIndex.has(l)) problems.add(`${name(k)}: label ${describeValue(l)} is not one of the model's labels (${metadata.labels!.join(', ')})`);
+        else y[k] = labelIndex.get(l)!;
+      } else {
+        const v = numericValue(rawLabel);
+        if (v === null) problems.add(`${name(k)} has no label '${label}'`);
+        else if (v === undefined) problems.add(`${name(k)}: label '${label}' is not a number (${describeValue(rawLabel)})`);
+        else y[k] = target ? (v - target.mean) / target.std : v;
+      }
+    }
+  }
+  if (problems.any) throw MlError.list(code, options.what === 'inputs' ? 'Invalid inputs' : 'Invalid dataset', problems.all);
+  return { n, width, x, y, tokens };
+}
+
+function checkSpec(spec: DatasetSpec, rows: Row[]): void {
+  if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
+  if (!spec || typeof spec.label !== 'string' || spec.label === '') throw new MlError('invalid_data', 'The dataset spec names no label column');
+  if (spec.task === 'text-classification' && !spec.textField) throw new MlError('invalid_data', 'A text-classification dataset needs a text field');
+  if (rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
+}
+
+function fitLabels(spec: DatasetSpec, rows: Row[]): string[] {
+  const seen = new Set<string>();
+  const problems = new Problems();
+  rows.forEach((row, k) => {
+    const l = labelValue(row?.[spec.label]);
+    if (l === null) problems.add(`row ${k + 1} has no label '${spec.label}'`);
+    else seen.add(l);
+  });
+  if (problems.any) throw MlError.list('invalid_data', 'Invalid dataset', problems.all);
+  if (seen.size < 2) throw new MlError('invalid_data', `Classification needs at least 2 classes; label '${spec.label}' has ${seen.size}`);
+  return sortLabels(seen);
+}
+
+function checkBase(spec: DatasetSpec, base: ArtifactMetadata, rows: Row[]): void {
+  if (base.task !== spec.task) throw new MlError('invalid_data', `The base version is a ${base.task} model; the dataset is for ${spec.task}`);
+  const pre = base.preprocessing;
+  const columns = new Set(Object.keys(rows[0] ?? {}));
+  const needed = pre.kind === 'tabular' ? pre.features : [pre.text_field];
+  const missing = needed.filter((c) => !columns.has(c));
+  if (missing.length > 0) throw new MlError('invalid_data', `The dataset lacks the base version's input columns: ${missing.join(', ')}`);
+}
+
+/** The tabular feature columns: `spec.features`, or every column seen but the label. */
+export function featureColumns(spec: DatasetSpec, rows: Row[]): string[] {
+  if (spec.features) {
+    if (!Array.isArray(spec.features) || spec.features.length === 0) throw new MlError('invalid_data', 'features must name at least one column');
+    if (spec.features.includes(spec.label)) throw new MlError('invalid_data', `The label '${spec.label}' cannot also be a feature`);
+    return spec.features;
+  }
+  const seen = new Set<string>();
+  for (const row of rows) {
+    if (row && typeof row === 'object') for (const key of Object.keys(row)) if (key !== spec.label) seen.add(key);
+  }
+  if (seen.size === 0) throw new MlError('invalid_data', 'The dataset has no feature columns besides the label');
+  return [...seen];
+}
+
+function fitTabular(spec: DatasetSpec, rows: Row[], trainRows: Row[]): TabularPreprocessing {
+  const features = featureColumns(spec, rows);
+  const d = features.length;
+  const sum = new Float64Array(d);
+  const sumSq = new Float64Array(d);
+  const count = new Float64Array(d);
+  const problems = new Problems();
+  rows.forEach((row, k) => {
+    if (!row || typeof row !== 'object') return problems.add(`row ${k + 1} is not an object`);
+    for (const f of features) {
+      if (numericValue(row[f]) === undefined) problems.add(`row ${k + 1}: feature '${f}' is not a number (${describeValue(row[f])})`);
+    }
+  });
+  if (problems.any) throw MlError.list('invalid_data', 'Invalid dataset', problems.all);
+  let tSum = 0;
+  let tSumSq = 0;
+  let tCount = 0;
+  for (const row of trainRows) {
+    for (let j = 0; j < d; j++) {
+      const v = numericValue(row[features[j]]);
+      if (typeof v === 'number') {
+        sum[j] += v;
+        sumSq[j] += v * v;
+        count[j]++;
+      }
+    }
+    if (spec.task === 'regression') {
+      const v = numericValue(row[spec.label]);
+      if (typeof v === 'number') {
+        tSum += v;
+        tSumSq += v * v;
+        tCount++;
+      }
+    }
+  }
+  const stat = (s: number, sq: number, c: number) => {
+    const mean = c > 0 ? s / c : 0;
+    const variance = c > 0 ? Math.max(0, sq / c - mean * mean) : 0;
+    const std = Math.sqrt(variance);
+    // A constant column carries no signal: dividing by 1 keeps it at zero instead of dividing by zero.
+    return { mean, std: std > 1e-12 * Math.max(1, Math.abs(mean)) ? std : 1 };
+  };
+  const stats = features.map((_, j) => stat(sum[j], sumSq[j], count[j]));
+  const pre: TabularPreprocessing = { kind: 'tabular', features, mean: stats.map((s) => s.mean), std: stats.map((s) => s.std) };
+  if (spec.task === 'regression') pre.target = stat(tSum, tSumSq, tCount);
+  return pre;
+}
+
+function fitText(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): TextPreprocessing {
+  const field = spec.textField!;
+  const lists = trainRows.map((row) => {
+    const raw = row?.[field];
+    return raw === undefined || raw === null ? [] : tokenize(String(raw));
+  });
+  return {
+    kind: 'text',
+    text_field: field,
+    tokenizer: 'lowercase-words-punctuation',
+    vocabulary: buildVocabulary(lists, options.maxVocabulary ?? 20_000),
+    sequence_length: options.sequenceLength ?? chooseSequenceLength(lists.map((l) => l.length)),
+    pad_id: 0,
+    oov_id: 1,
+  };
+}
+
+export function inputSchema(spec: Pick<DatasetSpec, 'task' | 'label'>, pre: Preprocessing): InputSchema {
+  if (pre.kind === 'tabular') {
+    return { task: spec.task, label: spec.label, features: pre.features.map((name) => ({ name, type: 'number' as const })) };
+  }
+  return { task: spec.task, label: spec.label, text_field: pre.text_field, sequence_length: pre.sequence_length, vocabulary_size: pre.vocabulary.length };
+}

@@ -1,0 +1,46 @@
+/**
+ * libs/ml: data preparation, training, evaluation, prediction, explanation and serialization
+ * of models over TF.js.
+ *
+ * Importing this module never loads TF.js (the API imports it for types, defaults and the
+ * JSON checks). The functions marked "TF.js" load it on their first call, in the worker's
+ * sandboxed child process.
+ */
+import type { LoadedModel } from './predict.js';
+import type { BackendInfo, Metrics, PredictOptions, PredictResult, Row, TrainOptions, TrainResult } from './types.js';
+
+export * from './types.js';
+export { MlError, isMlError, type MlErrorCode } from './errors.js';
+export { HYPERPARAMETER_DEFAULTS, HYPERPARAMETER_LIMITS, resolveHyperparameters, type ResolveOptions } from './hyperparameters.js';
+export { readArtifact, decodeArtifact, sha256, type ArtifactJson, type ArtifactSummary, type WeightSpec } from './artifact/format.js';
+export { checkTopology, normalizeTopology, ALLOWED_LAYERS, ALLOWED_ACTIVATIONS, type TopologyReport, type TopologyRequirements } from './artifact/topology.js';
+export { importLayersModel, inlineWeightFiles, type ImportMeta, type ImportResult } from './artifact/import.js';
+export { encodeRows, type EncodedData } from './data/prepare.js';
+export { tokenize } from './data/text.js';
+export { classificationMetrics, regressionMetrics } from './metrics.js';
+export type { LoadedModel };
+
+/** TF.js. Picks the backend (see backend.ts); pass the caller's TF_BACKEND as `forced`. Call once per process. */
+export async function initBackend(forced?: string | null): Promise<BackendInfo> {
+  return (await import('./backend.js')).initBackend(forced);
+}
+
+/** TF.js. Trains a model and returns its artifact; see TrainOptions. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  return (await import('./train.js')).train(options);
+}
+
+/** TF.js. Metrics of an artifact on labelled rows. */
+export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metrics> {
+  return (await import('./predict.js')).evaluate(artifact, rows);
+}
+
+/** TF.js. Predictions (and explanations) of an artifact for a batch of inputs. */
+export async function predict(artifact: Uint8Array, inputs: Row[], options?: PredictOptions): Promise<PredictResult> {
+  return (await import('./predict.js')).predict(artifact, inputs, options);
+}
+
+/** TF.js. Loads an artifact for repeated calls; `dispose()` it when evicted. */
+export async function loadModel(artifact: Uint8Array): Promise<LoadedModel> {
+  return (await import('./predict.js')).loadModel(artifact);
+}

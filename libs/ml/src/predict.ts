@@ -1,0 +1,110 @@
+import type * as tf from '@tensorflow/tfjs';
+import { decodeArtifact, sha256 } from './artifact/format.js';
+import { loadLayersModel } from './artifact/model-io.js';
+import { ensureBackend } from './backend.js';
+import { encodeRows } from './data/prepare.js';
+import { vocabularyIndex } from './data/text.js';
+import { MlError } from './errors.js';
+import { explain } from './explain.js';
+import { evaluateEncoded, forward, outputWidth, toLabelUnits } from './inference.js';
+import { argMax } from './metrics.js';
+import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResult, Row } from './types.js';
+
+/**
+ * An artifact loaded once for many calls (a worker's model cache). Its weights live in the
+ * TF.js backend until `dispose()`; calls are synchronous and leave no tensors behind.
+ */
+export class LoadedModel {
+  private vocabulary: Map<string, number> | undefined;
+  private disposed = false;
+
+  private constructor(
+    private readonly model: tf.LayersModel,
+    readonly metadata: ArtifactMetadata,
+    readonly parameters: number,
+    /** The artifact's size: what a byte-bounded cache counts. */
+    readonly bytes: number,
+    readonly sha256: string,
+  ) {
+    if (metadata.preprocessing.kind === 'text') this.vocabulary = vocabularyIndex(metadata.preprocessing);
+  }
+
+  static async load(artifact: Uint8Array): Promise<LoadedModel> {
+    await ensureBackend();
+    const decoded = decodeArtifact(artifact);
+    const model = await loadLayersModel(decoded);
+    const loaded = new LoadedModel(model, decoded.metadata, decoded.parameters, artifact.byteLength, sha256(artifact));
+    const expected = decoded.metadata.labels ? decoded.metadata.labels.length : 1;
+    if (outputWidth(model) !== expected) {
+      loaded.dispose();
+      throw new MlError('invalid_artifact', `The model has ${outputWidth(model)} outputs; its metadata expects ${expected}`);
+    }
+    return loaded;
+  }
+
+  /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
+  predict(inputs: Row[], options: PredictOptions = {}): PredictResult {
+    this.assertOpen();
+    const data = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary });
+    const outputs = forward(this.model, data);
+    const labels = this.metadata.labels;
+    let predictions: Prediction[];
+    let predicted: Int32Array | null = null;
+    if (labels) {
+      const k = labels.length;
+      predicted = new Int32Array(data.n);
+      predictions = [];
+      for (let i = 0; i < data.n; i++) {
+        predicted[i] = argMax(outputs, i * k, k);
+        const probabilities: Record<string, number> = {};
+        labels.forEach((label, j) => (probabilities[label] = outputs[i * k + j]));
+        predictions.push({ label: labels[predicted[i]], probabilities });
+      }
+    } else {
+      predictions = Array.from(toLabelUnits(outputs, this.metadata), (value) => ({ value }));
+    }
+    const result: PredictResult = { predictions };
+    if (options.explain) result.explanations = explain(this.model, this.metadata, data, predicted);
+    return result;
+  }
+
+  /** Evaluation metrics on labelled rows. Bad rows: MlError `invalid_data`. */
+  evaluate(rows: Row[]): Metrics {
+    this.assertOpen();
+    if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
+    const data = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary });
+    return evaluateEncoded(this.model, this.metadata, data);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.dispose();
+  }
+
+  private assertOpen(): void {
+    if (this.disposed) throw new Error('LoadedModel used after dispose()');
+  }
+}
+
+export async function loadModel(artifact: Uint8Array): Promise<LoadedModel> {
+  return LoadedModel.load(artifact);
+}
+
+export async function predict(artifact: Uint8Array, inputs: Row[], options?: PredictOptions): Promise<PredictResult> {
+  const model = await LoadedModel.load(artifact);
+  try {
+    return model.predict(inputs, options);
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metrics> {
+  const model = await LoadedModel.load(artifact);
+  try {
+    return model.evaluate(rows);
+  } finally {
+    model.dispose();
+  }
+}
