@@ -6,7 +6,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
-import { httpDuration, httpRequests } from './health/metrics.js';
+import { recordRequest } from './health/metrics.js';
 import { sendError } from './http/errors.js';
 
 export interface StartedApi {
@@ -44,9 +44,7 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   });
   fastify.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions?.url ?? 'unmatched';
-    const seconds = reply.elapsedTime / 1000;
-    httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
-    httpDuration.observe({ method: req.method, route }, seconds);
+    recordRequest(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     if (log.isLevelEnabled('info')) {
       const user = req.user;
       log.info({

@@ -24,6 +24,9 @@ export function createRedis(config: Pick<AppConfig, 'redisUrl'>, role: RedisRole
     reconnectOnError: () => true,
   };
   if (role === 'command') {
+    // Commands issued in the same tick (the rate limiter of many concurrent requests) share one
+    // socket write: on these machines a loopback write costs as much as the command itself.
+    options.enableAutoPipelining = true;
     options.maxRetriesPerRequest = 1;
     options.enableOfflineQueue = false;
     options.connectTimeout = 2_000;

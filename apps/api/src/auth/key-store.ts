@@ -1,22 +1,14 @@
 import { effectiveQuotas, hashSecret, keyKindOf } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
-import { redisKey } from '@app/queue';
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import { Inject, Injectable } from '@nestjs/common';
 import { keyLookups } from '../health/metrics.js';
-import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
+import { type Invalidation, InvalidationBus } from '../infra/invalidation-bus.js';
 import type { Principal } from './principal.js';
 
 interface Entry {
   principal: Principal | null;
   until: number;
-}
-
-/** What changed, published to every API instance. */
-export interface Invalidation {
-  hashes?: string[];
-  tenantId?: string;
 }
 
 const MAX_ENTRIES = 100_000;
@@ -30,40 +22,24 @@ const TOUCH_EVERY_MS = 60_000;
  * returns, since messages may have been missed meanwhile.
  */
 @Injectable()
-export class KeyStore implements OnModuleInit {
-  private readonly logger = new Logger('auth');
+export class KeyStore {
   private readonly cache = new Map<string, Entry>();
   private readonly touched = new Map<string, number>();
-  private readonly channel: string;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly db: Database,
-    @Inject(REDIS) private readonly redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    private readonly bus: InvalidationBus,
   ) {
-    this.channel = redisKey(config, 'auth', 'invalidate');
-  }
-
-  async onModuleInit(): Promise<void> {
-    let connectedBefore = false;
-    this.subscriber.on('ready', () => {
-      if (connectedBefore) this.cache.clear();
-      connectedBefore = true;
-    });
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.channel) this.apply(JSON.parse(message) as Invalidation);
-    });
-    await this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`cannot subscribe yet: ${err.message}`));
+    bus.listen(
+      (change) => this.apply(change),
+      () => this.cache.clear(),
+    );
   }
 
   /** Drops cached keys here and on every other instance. */
-  async invalidate(change: Invalidation): Promise<void> {
-    this.apply(change);
-    await this.redis.publish(this.channel, JSON.stringify(change)).catch((err: Error) => {
-      // Other instances fall back to the cache TTL; say so, since revocation is then slower.
-      this.logger.error(`could not publish a key invalidation: ${err.message}`);
-    });
+  invalidate(change: Pick<Invalidation, 'hashes' | 'tenantId'>): Promise<void> {
+    return this.bus.publish(change);
   }
 
   async resolve(secret: string): Promise<Principal | null> {

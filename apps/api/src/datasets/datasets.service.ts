@@ -7,6 +7,7 @@ import type { TenantPrincipal } from '../auth/principal.js';
 import { ByteMeter, csvRecords, jsonRecords, ndjsonRecords, type SourceRecord } from './dataset-sources.js';
 import { DatasetValidator, type Task } from './dataset-validator.js';
 import { datasetView } from './datasets.dto.js';
+import { UsageCache } from '../me/usage-cache.js';
 
 export interface DatasetMeta {
   name: string;
@@ -20,7 +21,10 @@ const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 @Injectable()
 export class DatasetsService {
-  constructor(private readonly datasets: DatasetRepository) {}
+  constructor(
+    private readonly datasets: DatasetRepository,
+    private readonly usage: UsageCache,
+  ) {}
 
   createFromRecords(p: TenantPrincipal, meta: DatasetMeta, records: unknown[]) {
     const canonical = JSON.stringify(records);
@@ -59,6 +63,7 @@ export class DatasetsService {
     // Jobs that read datasets arrive with the job engine, which adds the 409 for datasets in use.
     const ds = await this.datasets.delete(tenantId, id);
     if (!ds) throw ApiError.notFound('dataset', id);
+    await this.usage.changed(tenantId);
     return { id, object: 'dataset' as const, deleted: true as const };
   }
 
@@ -85,6 +90,7 @@ export class DatasetsService {
       const { bytes, sha256 } = raw();
       const stored = await writer.commit({ rows: validator.rows, columns, bytes, sha256 }, p.quotas.max_storage_bytes);
       if (!stored) throw storageRefusal(p);
+      await this.usage.changed(p.tenantId);
       return datasetView(stored);
     } catch (err) {
       await writer.abort();

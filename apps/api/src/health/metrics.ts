@@ -25,3 +25,18 @@ export const keyLookups = new Counter({
   labelNames: ['source'] as const,
   registers: [registry],
 });
+
+// Label children cached per method/route/status: prom-client hashes the labels on every call otherwise.
+const counters = new Map<string, ReturnType<typeof httpRequests.labels>>();
+const timers = new Map<string, ReturnType<typeof httpDuration.labels>>();
+
+export function recordRequest(method: string, route: string, status: number, seconds: number): void {
+  const key = `${method} ${route}`;
+  const statusKey = `${key} ${status}`;
+  let counter = counters.get(statusKey);
+  if (!counter) counters.set(statusKey, (counter = httpRequests.labels(method, route, String(status))));
+  let timer = timers.get(key);
+  if (!timer) timers.set(key, (timer = httpDuration.labels(method, route)));
+  counter.inc();
+  timer.observe(seconds);
+}

@@ -1,4 +1,3 @@
-import { UsageRepository } from '@app/db';
 import { Controller, Get, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -6,6 +5,7 @@ import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
 import { Timestamp } from '../http/schemas.js';
 import { QuotasSchema } from '../tenants/tenants.dto.js';
+import { UsageCache } from './usage-cache.js';
 
 const MeSchema = z
   .object({
@@ -25,12 +25,12 @@ const MeSchema = z
 
 @Controller('v1/me')
 export class MeController {
-  constructor(private readonly usage: UsageRepository) {}
+  constructor(private readonly usage: UsageCache) {}
 
   @Get()
   @Endpoint({ summary: 'The tenant of this key, its quotas and its usage now', tags: ['Tenant'], response: MeSchema })
   async me(@CurrentTenant() p: TenantPrincipal, @Req() req: FastifyRequest): Promise<z.infer<typeof MeSchema>> {
-    const now = await this.usage.snapshot(p.tenantId);
+    const now = await this.usage.get(p.tenantId);
     return {
       object: 'me',
       tenant: { id: p.tenantId, name: p.tenantName, plan: p.plan, status: p.tenantStatus, created_at: p.tenantCreatedAt },

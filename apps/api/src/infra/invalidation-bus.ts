@@ -1,0 +1,63 @@
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { redisKey } from '@app/queue';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { REDIS, REDIS_SUBSCRIBER } from './infra.module.js';
+
+/** What changed, told to every API instance so that none serves it from a stale cache. */
+export interface Invalidation {
+  /** API keys (by hash) revoked or deleted */
+  hashes?: string[];
+  /** a tenant whose status, plan or quotas changed: every cached key of it */
+  tenantId?: string;
+  /** a tenant whose usage (storage, jobs, compute) changed */
+  usageOf?: string;
+}
+
+type Listener = (change: Invalidation) => void;
+
+/**
+ * Redis pub/sub between API instances. A listener also hears `reset` when the subscription comes
+ * back after a drop, since messages may have been missed meanwhile: it then forgets everything.
+ */
+@Injectable()
+export class InvalidationBus implements OnModuleInit {
+  private readonly logger = new Logger('invalidation');
+  private readonly listeners: Array<{ onChange: Listener; onReset: () => void }> = [];
+  private readonly channel: string;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+  ) {
+    this.channel = redisKey(config, 'invalidate');
+  }
+
+  listen(onChange: Listener, onReset: () => void): void {
+    this.listeners.push({ onChange, onReset });
+  }
+
+  async onModuleInit(): Promise<void> {
+    let connectedBefore = false;
+    this.subscriber.on('ready', () => {
+      if (connectedBefore) for (const l of this.listeners) l.onReset();
+      connectedBefore = true;
+    });
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      const change = JSON.parse(message) as Invalidation;
+      for (const l of this.listeners) l.onChange(change);
+    });
+    await this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`cannot subscribe yet: ${err.message}`));
+  }
+
+  /** Applies the change here at once, then tells the other instances. */
+  async publish(change: Invalidation): Promise<void> {
+    for (const l of this.listeners) l.onChange(change);
+    await this.redis.publish(this.channel, JSON.stringify(change)).catch((err: Error) => {
+      // Other instances fall back to their cache TTLs; say so, since revocation is then slower.
+      this.logger.error(`could not publish an invalidation: ${err.message}`);
+    });
+  }
+}
