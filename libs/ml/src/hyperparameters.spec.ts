@@ -1,0 +1,61 @@
+import { describe, expect, it } from '@jest/globals';
+import { MlError } from './errors.js';
+import { HYPERPARAMETER_DEFAULTS, resolveHyperparameters } from './hyperparameters.js';
+
+function thrown(fn: () => unknown): MlError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MlError);
+    return err as MlError;
+  }
+  throw new Error('expected an MlError');
+}
+
+describe('hyperparameters', () => {
+  it('fills in the defaults of the task, with a random seed that is recorded', () => {
+    const tabular = resolveHyperparameters('classification', undefined);
+    expect(tabular).toEqual({ ...HYPERPARAMETER_DEFAULTS.tabular, hidden_units: [128, 128], seed: expect.any(Number) });
+    const text = resolveHyperparameters('text-classification', { seed: 9, sequence_length: 32 });
+    expect(text).toMatchObject({ learning_rate: 0.01, embedding_dim: 64, max_vocabulary: 20_000, sequence_length: 32, hidden_units: [], seed: 9 });
+    expect(resolveHyperparameters('regression', {}).seed).not.toBe(resolveHyperparameters('regression', {}).seed);
+  });
+
+  it('completes early stopping', () => {
+    expect(resolveHyperparameters('regression', { early_stopping: { patience: 3 } }).early_stopping).toEqual({ patience: 3, min_delta: 0, restore_best_weights: true });
+  });
+
+  it('drops preset settings when the architecture is not a preset', () => {
+    const custom = resolveHyperparameters('text-classification', { epochs: 2 }, { preset: false, textData: false });
+    expect(custom).not.toHaveProperty('hidden_units');
+    expect(custom).not.toHaveProperty('embedding_dim');
+    expect(custom).not.toHaveProperty('max_vocabulary');
+  });
+
+  it('lists every problem at once', () => {
+    const error = thrown(() =>
+      resolveHyperparameters('classification', {
+        epochs: 0,
+        batch_size: 2.5,
+        learning_rate: -1,
+        optimizer: 'lbfgs' as never,
+        validation_split: 1,
+        early_stopping: { patience: 0, min_delta: -1 },
+        seed: -3,
+        embedding_dim: 8,
+      }),
+    );
+    expect(error.code).toBe('invalid_hyperparameters');
+    expect(error.details).toEqual([
+      "unknown hyperparameter 'embedding_dim' for task classification",
+      'optimizer must be one of adam, sgd, rmsprop, adagrad',
+      'validation_split must be a number from 0 to 0.9',
+      'seed must be an integer from 0 to 4294967295',
+      'early_stopping.patience must be an integer from 1 to 1000',
+      'early_stopping.min_delta must be a number from 0 to 1000000000',
+      'epochs must be an integer from 1 to 1000',
+      'batch_size must be an integer from 1 to 8192',
+      'learning_rate must be a number from 1e-7 to 10',
+    ]);
+  });
+});
