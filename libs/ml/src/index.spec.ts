@@ -44,6 +44,15 @@ describe('the @app/ml entry point', () => {
     expect(ml.resolveHyperparameters('regression', { epochs: 3, seed: 1 })).toMatchObject({ epochs: 3, seed: 1 });
     expect(() => ml.checkTopology({ class_name: 'Sequential', config: { layers: [{ class_name: 'Lambda', config: {} }] } }, { task: 'regression' })).toThrow(ml.MlError);
     expect(ml.tokenize('Hi!')).toEqual(['hi', '!']);
+    const metadata: ml.ArtifactMetadata = {
+      version: 1,
+      task: 'regression',
+      preprocessing: { kind: 'tabular', features: ['a'], mean: [0], std: [1], target: { mean: 0, std: 1 } },
+      input_schema: { task: 'regression', label: 'y', features: [{ name: 'a', type: 'number' }] },
+      labels: null,
+    };
+    expect(() => ml.checkInputs(metadata, [{ a: 1 }, { a: null }])).not.toThrow();
+    expect(() => ml.checkInputs(metadata, [{ b: 1 }])).toThrow("Invalid inputs: inputs[0] is missing feature 'a'");
     expect(typeof ml.train).toBe('function');
   });
 });

@@ -106,6 +106,8 @@ export function decodeArtifact(artifact: Uint8Array | string): DecodedArtifact {
 }
 
 export interface ArtifactSummary {
+  /** Everything the artifact says about its inputs, for `checkInputs`. */
+  metadata: ArtifactMetadata;
   task: ArtifactMetadata['task'];
   input_schema: InputSchema;
   labels: string[] | null;
@@ -119,6 +121,7 @@ export interface ArtifactSummary {
 export function readArtifact(artifact: Uint8Array): ArtifactSummary {
   const decoded = decodeArtifact(artifact);
   return {
+    metadata: decoded.metadata,
     task: decoded.metadata.task,
     input_schema: decoded.metadata.input_schema,
     labels: decoded.metadata.labels,

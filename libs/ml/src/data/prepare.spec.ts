@@ -107,6 +107,8 @@ describe('tabular preparation', () => {
     bad[5].label = 'odd';
     expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, bad, options())).details).toEqual(["row 3: feature 'a' is not a number ('n/a')"]);
     expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, [], options())).message).toBe('The dataset has no rows');
+    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label', features: ['a', 'zz'] }, rows, options())).message).toBe("No row has the feature column 'zz'");
+    expect(thrown(() => prepareTraining({ task: 'text-classification', label: 'label', textField: 'body' }, rows, options())).message).toBe("No row has the text field 'body'");
     const regression = thrown(() => prepareTraining({ task: 'regression', label: 'label' }, rows, options()));
     expect(regression.details[0]).toBe("row 1: label 'label' is not a number ('even')");
   });

@@ -153,6 +153,11 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
   return { n, width, x, y, tokens };
 }
 
+/** Throws MlError `invalid_input` when prediction inputs do not fit a model's input schema (no TF.js: the API checks before queueing). */
+export function checkInputs(metadata: ArtifactMetadata, inputs: Row[]): void {
+  encodeRows(metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse' });
+}
+
 function checkSpec(spec: DatasetSpec, rows: Row[]): void {
   if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
   if (!spec || typeof spec.label !== 'string' || spec.label === '') throw new MlError('invalid_data', 'The dataset spec names no label column');
@@ -187,6 +192,8 @@ export function featureColumns(spec: DatasetSpec, rows: Row[]): string[] {
   if (spec.features) {
     if (!Array.isArray(spec.features) || spec.features.length === 0) throw new MlError('invalid_data', 'features must name at least one column');
     if (spec.features.includes(spec.label)) throw new MlError('invalid_data', `The label '${spec.label}' cannot also be a feature`);
+    const absent = spec.features.filter((f) => !rows.some((row) => row && typeof row === 'object' && f in row));
+    if (absent.length > 0) throw new MlError('invalid_data', `No row has the feature column${absent.length > 1 ? 's' : ''} ${absent.map((f) => `'${f}'`).join(', ')}`);
     return spec.features;
   }
   const seen = new Set<string>();
@@ -247,6 +254,9 @@ function fitTabular(spec: DatasetSpec, rows: Row[], trainRows: Row[]): TabularPr
 
 function fitText(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): TextPreprocessing {
   const field = spec.textField!;
+  if (!trainRows.some((row) => row && typeof row === 'object' && row[field] !== undefined && row[field] !== null)) {
+    throw new MlError('invalid_data', `No row has the text field '${field}'`);
+  }
   const lists = trainRows.map((row) => {
     const raw = row?.[field];
     return raw === undefined || raw === null ? [] : tokenize(String(raw));
