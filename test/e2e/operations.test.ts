@@ -65,6 +65,10 @@ describe('discovery and operations', () => {
         'DELETE /v1/datasets/{id}',
       ].sort(),
     );
+    // Every authenticated POST honours Idempotency-Key.
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      if (ops.post) expect([path, ops.post.parameters.map((p: { name: string }) => p.name)]).toEqual([path, expect.arrayContaining(['Idempotency-Key'])]);
+    }
     const create = doc.paths['/v1/api-keys'].post;
     expect(create.requestBody.content['application/json'].schema.properties.name).toBeDefined();
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '409', '413', '415', '422', '429']));

@@ -161,6 +161,8 @@ describe('tenant API keys', () => {
     expect((await anon.get('/v1/me', { headers: { authorization: 'Basic abc' } })).status).toBe(401);
     expect((await anon.get('/v1/me', { key: 'aik_unknownunknownunknownunknownunknownunknownx' })).status).toBe(401);
     expect((await anon.get('/v1/me', { key: 'nonsense' })).status).toBe(401);
+    // Authentication comes before validation: a stranger learns nothing about the route's body.
+    expect((await anon.post('/v1/api-keys', { unknown: true })).status).toBe(401);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { AppConfig } from '@app/config';
 import { type DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AdminBootstrap } from './admin/admin-bootstrap.js';
 import { AdminController } from './admin/admin.controller.js';
 import { UsageMeter } from './admin/usage-meter.js';
@@ -14,7 +14,6 @@ import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
 import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
-import { ValidationInterceptor } from './http/validation.interceptor.js';
 import { InfraModule } from './infra/infra.module.js';
 import { MeController } from './me/me.controller.js';
 import { TenantsController } from './tenants/tenants.controller.js';
@@ -28,9 +27,7 @@ export class AppModule {
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
       controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController],
       providers: [
-        // Validation runs before idempotency, so a malformed request never claims a key.
-        { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
-        { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
+        IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
         ApiKeysService,
         TenantsService,

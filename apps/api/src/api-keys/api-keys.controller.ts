@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Admin, type AdminPrincipal, CurrentAdmin, CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/principal.js';
 import { actorOf } from '../http/actor.js';
 import { Endpoint } from '../http/endpoint.js';
+import { IdempotentPost } from '../http/idempotency.interceptor.js';
 import { idParam, listOf, PageQuery } from '../http/schemas.js';
 import { ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema } from './api-keys.dto.js';
 import { ApiKeysService } from './api-keys.service.js';
@@ -13,7 +14,7 @@ const KeyParams = z.object({ id: idParam('key') }).strict();
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
-  @Post()
+  @IdempotentPost()
   @RequireScope('keys:write')
   @Endpoint({ summary: 'Create an API key (its secret is shown once)', tags: ['API keys'], body: CreateApiKeyBody, response: CreatedApiKeySchema, status: 201, errors: [400] })
   create(@CurrentTenant() tenant: TenantPrincipal, @Body() body: z.infer<typeof CreateApiKeyBody>) {
@@ -43,7 +44,7 @@ const tags = ['Admin: tenants'];
 export class AdminApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
-  @Post()
+  @IdempotentPost()
   @Endpoint({ summary: 'Create an API key for a tenant', tags, params: TenantParams, body: CreateApiKeyBody, response: CreatedApiKeySchema, status: 201, errors: [400, 404] })
   create(@CurrentAdmin() admin: AdminPrincipal, @Param() { id }: z.infer<typeof TenantParams>, @Body() body: z.infer<typeof CreateApiKeyBody>) {
     return this.keys.create(actorOf(admin), id, body);

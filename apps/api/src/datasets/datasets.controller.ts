@@ -1,10 +1,11 @@
 import { ApiError } from '@app/common';
-import { Body, Controller, Delete, Get, Param, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
+import { IdempotentPost } from '../http/idempotency.interceptor.js';
 import { idParam, listOf } from '../http/schemas.js';
 import { CreateDatasetBody, DatasetListQuery, DatasetSchema, UploadQuery } from './datasets.dto.js';
 import { DatasetsService } from './datasets.service.js';
@@ -16,7 +17,7 @@ const tags = ['Datasets'];
 export class DatasetsController {
   constructor(private readonly datasets: DatasetsService) {}
 
-  @Post()
+  @IdempotentPost()
   @RequireScope('datasets:write')
   @Endpoint({
     summary: 'Upload a dataset: JSON records, or a CSV (text/csv) or NDJSON (application/x-ndjson) body with ?name=&task=&label=',

@@ -1,9 +1,10 @@
 import { Injectable, RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { z } from 'zod';
 import { IS_ADMIN, IS_PUBLIC, REQUIRED_SCOPE } from '../auth/principal.js';
 import { ENDPOINT, type EndpointSpec } from '../http/endpoint.js';
+import { IdempotencyInterceptor } from '../http/idempotency.interceptor.js';
 import { ErrorSchema } from '../http/schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -81,7 +82,8 @@ export class OpenApiBuilder {
             });
           }
         }
-        if (method === 'post' && !isPublic) {
+        const idempotent = ((Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []).includes(IdempotencyInterceptor);
+        if (idempotent) {
           parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Makes a retry safe: the same key and body replay the first answer (kept 24 h)', schema: { type: 'string', maxLength: 255 } });
         }
         const status = spec.status ?? (method === 'post' ? 201 : 200);
@@ -98,7 +100,7 @@ export class OpenApiBuilder {
         const errors = new Set(spec.errors ?? []);
         if (!isPublic) [401, 403].forEach((s) => errors.add(s));
         if (!isPublic && !isAdmin) errors.add(429);
-        if (method === 'post' && !isPublic) [409, 422].forEach((s) => errors.add(s));
+        if (idempotent) [409, 422].forEach((s) => errors.add(s));
         if (spec.body) [413, 415].forEach((s) => errors.add(s));
         if (!isPublic) errors.add(503);
         for (const code of [...errors].sort()) {

@@ -1,7 +1,7 @@
 import { ApiError, type ErrorBody } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
-import { type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor } from '@nestjs/common';
+import { applyDecorators, type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor, Post, UseInterceptors } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
@@ -101,3 +101,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
     await this.db.pool.query('DELETE FROM idempotency_records WHERE scope = $1 AND key = $2 AND status_code IS NULL', [scope, key]).catch(() => undefined);
   }
 }
+
+/** A POST route that honours Idempotency-Key. Every tenant and admin POST is declared with it. */
+export const IdempotentPost = (path?: string) => applyDecorators(Post(path), UseInterceptors(IdempotencyInterceptor));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ApiError } from '@app/common';
 import { z } from 'zod';
-import { parse } from './validation.interceptor.js';
+import { parse } from './validation.guard.js';
 
 const Body = z.object({ name: z.string().min(1), nested: z.object({ n: z.number().int() }).strict().optional() }).strict();
 

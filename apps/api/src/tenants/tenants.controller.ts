@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Patch, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Admin, type AdminPrincipal, CurrentAdmin } from '../auth/principal.js';
 import { actorOf } from '../http/actor.js';
 import { Endpoint } from '../http/endpoint.js';
+import { IdempotentPost } from '../http/idempotency.interceptor.js';
 import { idParam, listOf } from '../http/schemas.js';
 import {
   CreateTenantBody,
@@ -23,7 +24,7 @@ const tags = ['Admin: tenants'];
 export class TenantsController {
   constructor(private readonly tenants: TenantsService) {}
 
-  @Post()
+  @IdempotentPost()
   @Endpoint({ summary: 'Create a tenant', tags, body: CreateTenantBody, response: TenantSchema, status: 201, errors: [400] })
   create(@CurrentAdmin() admin: AdminPrincipal, @Body() body: z.infer<typeof CreateTenantBody>) {
     return this.tenants.create(actorOf(admin), body);

@@ -1,20 +1,23 @@
-import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ApiError } from '@app/common';
 import type { FastifyRequest } from 'fastify';
-import type { Observable } from 'rxjs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ENDPOINT, type EndpointSpec } from './endpoint.js';
 
 type Part = 'body' | 'query' | 'params';
 
-/** Parses body, query and path parameters with the route's schemas; the first problem is a 400 naming it. */
+/**
+ * Parses body, query and path parameters with the route's schemas; the first problem is a 400
+ * naming it. A guard, not an interceptor: it runs after authentication, and a route without
+ * interceptors skips Nest's per-request RxJS pipeline, about a third of a small request's cost here.
+ */
 @Injectable()
-export class ValidationInterceptor implements NestInterceptor {
+export class ValidationGuard implements CanActivate {
   constructor(private readonly reflector: Reflector) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  canActivate(context: ExecutionContext): boolean {
     const spec = this.reflector.get<EndpointSpec | undefined>(ENDPOINT, context.getHandler());
     if (spec) {
       const req = context.switchToHttp().getRequest<FastifyRequest & Record<Part, unknown>>();
@@ -26,7 +29,7 @@ export class ValidationInterceptor implements NestInterceptor {
         }
         req.params = parse(spec.params ?? z.object({}), req.params, 'params');
         req.query = parse(spec.uploadQuery ?? z.object({}).strict(), req.query, 'query');
-        return next.handle();
+        return true;
       }
       for (const part of ['params', 'query', 'body'] as const) {
         const schema = spec[part];
@@ -37,7 +40,7 @@ export class ValidationInterceptor implements NestInterceptor {
         req[part] = parse(schema, req[part], part);
       }
     }
-    return next.handle();
+    return true;
   }
 }
 
