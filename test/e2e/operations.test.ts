@@ -63,6 +63,16 @@ describe('discovery and operations', () => {
         'GET /v1/datasets',
         'GET /v1/datasets/{id}',
         'DELETE /v1/datasets/{id}',
+        'POST /v1/models',
+        'GET /v1/models',
+        'GET /v1/models/{id}',
+        'DELETE /v1/models/{id}',
+        'GET /v1/models/{id}/versions',
+        'POST /v1/models/{id}/versions',
+        'GET /v1/models/{id}/versions/{n}',
+        'GET /v1/models/{id}/versions/{n}/artifact',
+        'PUT /v1/models/{id}/aliases/{alias}',
+        'DELETE /v1/models/{id}/aliases/{alias}',
       ].sort(),
     );
     // Every authenticated POST honours Idempotency-Key.

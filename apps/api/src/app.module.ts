@@ -16,6 +16,8 @@ import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { InfraModule } from './infra/infra.module.js';
 import { MeController } from './me/me.controller.js';
+import { ModelsController } from './models/models.controller.js';
+import { ModelsService } from './models/models.service.js';
 import { TenantsController } from './tenants/tenants.controller.js';
 import { TenantsService } from './tenants/tenants.service.js';
 
@@ -25,13 +27,14 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController],
       providers: [
         IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
         ApiKeysService,
         TenantsService,
         DatasetsService,
+        ModelsService,
         UsageMeter,
         AdminBootstrap,
         OpenApiBuilder,

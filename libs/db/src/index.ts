@@ -4,3 +4,4 @@ export * from './pagination.js';
 export * from './repositories.js';
 export * from './usage.js';
 export * from './datasets.js';
+export * from './models.js';

@@ -1,5 +1,5 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { AdminKeyRepository, ApiKeyRepository, AuditRepository, Database, DatasetRepository, TenantRepository, UsageRepository } from '@app/db';
+import { AdminKeyRepository, ApiKeyRepository, AuditRepository, Database, DatasetRepository, ModelRegistry, TenantRepository, UsageRepository } from '@app/db';
 import { createRedis } from '@app/queue';
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -50,9 +50,10 @@ export class InfraModule {
         { provide: REDIS, useFactory: () => createRedis(config, 'command', 'api') },
         { provide: REDIS_SUBSCRIBER, useFactory: () => createRedis(config, 'subscriber', 'api') },
         ...repositories.map((R) => ({ provide: R, useFactory: (db: Database) => new R(db), inject: [Database] })),
+        { provide: ModelRegistry, useFactory: (db: Database, audit: AuditRepository) => new ModelRegistry(db, audit), inject: [Database, AuditRepository] },
         InfraLifecycle,
       ],
-      exports: [APP_CONFIG, Database, REDIS, REDIS_SUBSCRIBER, ...repositories],
+      exports: [APP_CONFIG, Database, REDIS, REDIS_SUBSCRIBER, ...repositories, ModelRegistry],
     };
   }
 }
