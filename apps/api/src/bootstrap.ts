@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createPino, newId, PinoNestLogger } from '@app/common';
+import { ApiError, createPino, newId, PinoNestLogger } from '@app/common';
 import type { AppConfig } from '@app/config';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -43,6 +43,15 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   fastify.addHook('onRequest', (req, reply, done) => {
     reply.header('Request-Id', req.id);
     done();
+  });
+  // Bodies can be large (dataset records, imported models): read none from a caller without a key.
+  fastify.addHook('preParsing', (req, reply, payload, done) => {
+    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !/^Bearer\s+\S/i.test(req.headers.authorization ?? '')) {
+      sendError(reply, req, ApiError.unauthenticated('api_key_missing', 'No API key provided: send Authorization: Bearer <key>'));
+      return;
+    }
+    done(null, payload);
   });
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions?.url ?? 'unmatched';

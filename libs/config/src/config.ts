@@ -16,7 +16,8 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a validated key stays in an API instance's memory; revocations are pushed sooner over Redis. */
   KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  /** JSON bodies (dataset records and imported models are the large ones); CSV and NDJSON uploads stream. */
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
