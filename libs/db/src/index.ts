@@ -5,3 +5,4 @@ export * from './repositories.js';
 export * from './usage.js';
 export * from './datasets.js';
 export * from './models.js';
+export * from './jobs.js';

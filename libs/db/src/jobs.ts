@@ -1,0 +1,162 @@
+import { newId } from '@app/common';
+import type { Database } from './database.js';
+import { type Job, type JobEvent, Prisma } from './generated/client.js';
+import { pageArgs, type PageQuery } from './pagination.js';
+
+export type { Job, JobEvent };
+export type JobStatus = Job['status'];
+export type JobTypeName = Job['type'];
+
+export interface NewJob {
+  type: JobTypeName;
+  modelId: string;
+  version?: number | null;
+  alias?: string | null;
+  datasetId?: string | null;
+  hyperparameters?: Prisma.InputJsonValue;
+  architecture?: Prisma.InputJsonValue | null;
+  baseVersion?: number | null;
+  accelerator?: string | null;
+  metadata?: Prisma.InputJsonValue;
+  inputs?: Prisma.InputJsonValue | null;
+  explain?: boolean;
+  webhookUrl?: string | null;
+  webhookEvents?: string[];
+  maxAttempts?: number;
+}
+
+export interface JobFilter {
+  type?: JobTypeName;
+  status?: JobStatus;
+  modelId?: string;
+}
+
+const ACTIVE: JobStatus[] = ['queued', 'running'];
+
+/**
+ * Jobs and their events. State changes are guarded transitions (an UPDATE that names the states
+ * it may leave), each written with its event in one transaction, so that a job is never finished
+ * twice however often a worker retries or two workers race.
+ */
+export class JobRepository {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Writes a queued job and its `job.queued` event. `admit` runs first inside the same
+   * transaction, under a per-tenant lock, to check quotas against what the tenant has now.
+   */
+  async create(tenantId: string, data: NewJob, admit: (tx: Prisma.TransactionClient) => Promise<void>): Promise<{ job: Job; event: JobEvent }> {
+    return this.db.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`jobs:${tenantId}`}))`;
+      await admit(tx);
+      const job = await tx.job.create({
+        data: {
+          id: newId('job'),
+          tenantId,
+          type: data.type,
+          modelId: data.modelId,
+          version: data.version ?? null,
+          alias: data.alias ?? null,
+          datasetId: data.datasetId ?? null,
+          hyperparameters: data.hyperparameters ?? {},
+          architecture: data.architecture ?? Prisma.DbNull,
+          baseVersion: data.baseVersion ?? null,
+          accelerator: data.accelerator ?? null,
+          metadata: data.metadata ?? {},
+          inputs: data.inputs ?? Prisma.DbNull,
+          explain: data.explain ?? false,
+          webhookUrl: data.webhookUrl ?? null,
+          webhookEvents: data.webhookEvents ?? [],
+          maxAttempts: data.maxAttempts ?? 3,
+        },
+      });
+      const event = await tx.jobEvent.create({ data: { id: newId('evt'), jobId: job.id, type: 'job.queued', data: {} } });
+      return { job, event };
+    });
+  }
+
+  /** Jobs of a tenant by status, for quota checks inside `create`'s transaction. */
+  countActive(tx: Prisma.TransactionClient, tenantId: string, status: JobStatus): Promise<number> {
+    return tx.job.count({ where: { tenantId, status } });
+  }
+
+  get(tenantId: string, id: string): Promise<Job | null> {
+    return this.db.prisma.job.findFirst({ where: { tenantId, id } });
+  }
+
+  /** A job by id alone: for workers, which are handed ids by the queue. */
+  byId(id: string): Promise<Job | null> {
+    return this.db.prisma.job.findUnique({ where: { id } });
+  }
+
+  async list(tenantId: string | null, query: PageQuery & JobFilter): Promise<Job[]> {
+    const scope = tenantId ? { tenantId } : {};
+    const cursor = query.starting_after ? await this.db.prisma.job.findFirst({ where: { ...scope, id: query.starting_after } }) : null;
+    const args = pageArgs(query, cursor);
+    return this.db.prisma.job.findMany({
+      ...args,
+      where: {
+        ...args.where,
+        ...scope,
+        ...(query.type ? { type: query.type } : {}),
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.modelId ? { modelId: query.modelId } : {}),
+      },
+    });
+  }
+
+  /** Events after `afterSeq` (exclusive), oldest first. */
+  events(jobId: string, afterSeq = 0n, limit = 1000): Promise<JobEvent[]> {
+    return this.db.prisma.jobEvent.findMany({ where: { jobId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit });
+  }
+
+  /** Whether a queued or running job uses the dataset or the model (deleting either is then a 409). */
+  async inUse(tenantId: string, what: { datasetId?: string; modelId?: string }): Promise<boolean> {
+    const n = await this.db.prisma.job.count({ where: { tenantId, status: { in: ACTIVE }, ...(what.datasetId ? { datasetId: what.datasetId } : {}), ...(what.modelId ? { modelId: what.modelId } : {}) } });
+    return n > 0;
+  }
+
+  /** Queued jobs older than `olderThanMs`, oldest first: what the reconciler checks against the queues. */
+  queuedBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
+    return this.db.prisma.job.findMany({ where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { createdAt: 'asc' }, take: limit });
+  }
+
+  /**
+   * Applies a guarded transition and writes its event, in one transaction. Returns the updated job
+   * and the event, or null when the job was not in one of `from` (someone else moved it first).
+   */
+  async transition(
+    jobId: string,
+    from: JobStatus[],
+    change: Prisma.JobUpdateManyMutationInput,
+    event: { type: string; data?: Prisma.InputJsonValue } | null,
+    extra?: (tx: Prisma.TransactionClient, job: Job) => Promise<void>,
+  ): Promise<{ job: Job; event: JobEvent | null } | null> {
+    return this.db.prisma.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({ where: { id: jobId, status: { in: from } }, data: change });
+      if (count === 0) return null;
+      const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
+      if (extra) await extra(tx, job);
+      const written = event ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, type: event.type, data: event.data ?? {} } }) : null;
+      return { job, event: written };
+    });
+  }
+
+  /** Records progress (not a state change) and its event, unless the job has left `running`. */
+  progress(jobId: string, progress: Prisma.InputJsonValue, data: Prisma.InputJsonValue) {
+    return this.transition(jobId, ['running'], { progress }, { type: 'job.progress', data });
+  }
+
+  /** Asks for a job to stop: marks it; returns the job as it stands. */
+  async requestCancel(tenantId: string | null, jobId: string): Promise<Job | null> {
+    const where = tenantId ? { id: jobId, tenantId } : { id: jobId };
+    const { count } = await this.db.prisma.job.updateMany({ where: { ...where, status: { in: ACTIVE } }, data: { cancelRequested: true } });
+    const job = await this.db.prisma.job.findFirst({ where });
+    return count === 0 && job && ACTIVE.includes(job.status) ? null : job;
+  }
+}
+
+/** The JSON of an event row, as API.md shows it and as it is published. */
+export function eventView(e: JobEvent) {
+  return { id: e.id, job_id: e.jobId, seq: Number(e.seq), type: e.type, data: e.data as Record<string, unknown>, created_at: e.createdAt.toISOString() };
+}
