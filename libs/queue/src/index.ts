@@ -1,2 +1,3 @@
 export * from './redis.js';
 export * from './jobs.js';
+export * from './job-queues.js';

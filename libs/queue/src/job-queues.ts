@@ -1,0 +1,69 @@
+import type { AppConfig } from '@app/config';
+import { Queue } from 'bullmq';
+import { bullPrefix, type JobPayload, type JobType, queueName } from './jobs.js';
+
+export interface EnqueueableJob {
+  id: string;
+  tenantId: string;
+  type: JobType;
+  accelerator: string | null;
+  maxAttempts: number;
+}
+
+/** Kept after the fact for inspection; the job row in PostgreSQL is the record. */
+const KEEP_COMPLETED_S = 3_600;
+const KEEP_FAILED_S = 7 * 24 * 3_600;
+
+/**
+ * The producer side of the job queues. Adding fails fast while Redis is down (no offline queue):
+ * the job row is already committed, and the workers' reconciler enqueues it when Redis returns.
+ */
+export class JobQueues {
+  private readonly queues = new Map<string, Queue<JobPayload>>();
+
+  constructor(private readonly config: Pick<AppConfig, 'redisUrl' | 'redisPrefix'>) {}
+
+  queue(name: string): Queue<JobPayload> {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue<JobPayload>(name, {
+        connection: { url: this.config.redisUrl, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 },
+        prefix: bullPrefix(this.config),
+        skipWaitingForReady: true,
+      });
+      // Errors surface on the calls that hit them; the event would only crash the process.
+      q.on('error', () => undefined);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /** Adds the job under its own id: adding an id the queue holds already is a no-op. */
+  async enqueue(job: EnqueueableJob): Promise<void> {
+    await this.queue(queueName(job.type, job.accelerator)).add(
+      job.type,
+      { jobId: job.id, tenantId: job.tenantId },
+      {
+        jobId: job.id,
+        attempts: job.maxAttempts,
+        backoff: { type: 'exponential', delay: 1_000 },
+        removeOnComplete: { age: KEEP_COMPLETED_S },
+        removeOnFail: { age: KEEP_FAILED_S },
+      },
+    );
+  }
+
+  /** Whether the queue holds the job (in any state). */
+  async holds(job: Pick<EnqueueableJob, 'id' | 'type' | 'accelerator'>): Promise<boolean> {
+    return (await this.queue(queueName(job.type, job.accelerator)).getJob(job.id)) !== undefined;
+  }
+
+  /** Removes a job that has not started; returns whether it was removed. */
+  async remove(job: Pick<EnqueueableJob, 'id' | 'type' | 'accelerator'>): Promise<boolean> {
+    return (await this.queue(queueName(job.type, job.accelerator)).remove(job.id)) === 1;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+  }
+}
