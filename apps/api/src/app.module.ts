@@ -15,6 +15,10 @@ import { HealthController } from './health/health.controller.js';
 import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { InfraModule } from './infra/infra.module.js';
+import { JobWatcher } from './jobs/job-watcher.js';
+import { JobsController } from './jobs/jobs.controller.js';
+import { JobsService } from './jobs/jobs.service.js';
+import { PredictController } from './jobs/predict.controller.js';
 import { MeController } from './me/me.controller.js';
 import { ModelsController } from './models/models.controller.js';
 import { ModelsService } from './models/models.service.js';
@@ -27,7 +31,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController],
       providers: [
         IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
@@ -35,6 +39,8 @@ export class AppModule {
         TenantsService,
         DatasetsService,
         ModelsService,
+        JobsService,
+        JobWatcher,
         UsageMeter,
         AdminBootstrap,
         OpenApiBuilder,

@@ -1,5 +1,5 @@
 import { ApiError } from '@app/common';
-import { DatasetRepository, type NewDataset, type PageQuery, toPage } from '@app/db';
+import { DatasetRepository, JobRepository, type NewDataset, type PageQuery, toPage } from '@app/db';
 import { Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -23,6 +23,7 @@ const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 export class DatasetsService {
   constructor(
     private readonly datasets: DatasetRepository,
+    private readonly jobs: JobRepository,
     private readonly usage: UsageCache,
   ) {}
 
@@ -60,7 +61,9 @@ export class DatasetsService {
   }
 
   async delete(tenantId: string, id: string) {
-    // Jobs that read datasets arrive with the job engine, which adds the 409 for datasets in use.
+    if (await this.jobs.inUse(tenantId, { datasetId: id })) {
+      throw new ApiError(409, 'invalid_request_error', 'dataset_in_use', `Dataset ${id} is used by a queued or running job; cancel it or wait for it to end`);
+    }
     const ds = await this.datasets.delete(tenantId, id);
     if (!ds) throw ApiError.notFound('dataset', id);
     await this.usage.changed(tenantId);

@@ -1,4 +1,4 @@
-import { SetMetadata } from '@nestjs/common';
+import { applyDecorators, HttpCode, SetMetadata } from '@nestjs/common';
 import type { z } from 'zod';
 
 /**
@@ -24,4 +24,5 @@ export interface EndpointSpec {
 }
 
 export const ENDPOINT = 'aiaas:endpoint';
-export const Endpoint = (spec: EndpointSpec) => SetMetadata(ENDPOINT, spec);
+/** The status in the spec is also the one the route answers with. */
+export const Endpoint = (spec: EndpointSpec) => applyDecorators(SetMetadata(ENDPOINT, spec), ...(spec.status ? [HttpCode(spec.status)] : []));

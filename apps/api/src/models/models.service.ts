@@ -1,5 +1,5 @@
 import { ApiError } from '@app/common';
-import { type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
+import { JobRepository, type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
 import { importLayersModel, type ImportMeta, isMlError, readArtifact } from '@app/ml';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
@@ -11,6 +11,7 @@ import { aliasView, type CreateModelBody, type ImportVersionBody, modelView, typ
 export class ModelsService {
   constructor(
     private readonly registry: ModelRegistry,
+    private readonly jobs: JobRepository,
     private readonly usage: UsageCache,
   ) {}
 
@@ -44,8 +45,10 @@ export class ModelsService {
   }
 
   async delete(p: TenantPrincipal, idOrName: string) {
-    // Jobs that train or serve models arrive with the job engine, which adds the 409 for models in use.
     const model = await this.model(p.tenantId, idOrName);
+    if (await this.jobs.inUse(p.tenantId, { modelId: model.id })) {
+      throw new ApiError(409, 'invalid_request_error', 'model_in_use', `Model '${model.name}' has queued or running jobs; cancel them or wait for them to end`);
+    }
     await this.registry.delete(p.tenantId, p.keyId, model.id);
     await this.usage.changed(p.tenantId);
     return { id: model.id, object: 'model' as const, deleted: true as const };

@@ -1,0 +1,98 @@
+import { JobRepository } from '@app/db';
+import { Body, Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/principal.js';
+import { Endpoint } from '../http/endpoint.js';
+import { Answer, IdempotentPost } from '../http/idempotency.interceptor.js';
+import { idParam, listOf } from '../http/schemas.js';
+import { JobWatcher } from './job-watcher.js';
+import { CreateJobBody, EventListQuery, JobEventSchema, JobListQuery, JobSchema, preferWait, type CreateJob } from './jobs.dto.js';
+import { JobsService } from './jobs.service.js';
+import { streamJobEvents } from './job-stream.js';
+
+const JobParams = z.object({ id: idParam('job') }).strict();
+const tags = ['Jobs'];
+
+@Controller('v1/jobs')
+export class JobsController {
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly repo: JobRepository,
+    private readonly watcher: JobWatcher,
+  ) {}
+
+  @IdempotentPost('', { answers: true })
+  @RequireScope('jobs:write')
+  @Endpoint({
+    summary: 'Submit a training, evaluation or inference job',
+    description:
+      'Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202.',
+    tags,
+    body: CreateJobBody,
+    response: JobSchema,
+    status: 202,
+    errors: [400, 404, 413],
+  })
+  async create(@CurrentTenant() p: TenantPrincipal, @Body() body: CreateJob, @Req() req: FastifyRequest, @Res() _reply: FastifyReply) {
+    const job = await this.jobs.submit(p, body);
+    return this.answer(job, preferWait(req.headers.prefer));
+  }
+
+  @Get()
+  @RequireScope('jobs:read')
+  @Endpoint({ summary: 'List jobs, newest first (filters: type, status, model)', tags, query: JobListQuery, response: listOf(JobSchema), errors: [400] })
+  list(@CurrentTenant() p: TenantPrincipal, @Query() query: z.infer<typeof JobListQuery>) {
+    return this.jobs.list(p.tenantId, query);
+  }
+
+  @Get(':id')
+  @RequireScope('jobs:read')
+  @Endpoint({ summary: 'Get a job: status, progress, queue position, result or error', tags, params: JobParams, response: JobSchema, errors: [400, 404] })
+  async get(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>) {
+    return this.jobs.view(await this.jobs.get(p.tenantId, id));
+  }
+
+  @Get(':id/events')
+  @RequireScope('jobs:read')
+  @Endpoint({ summary: "A job's history, oldest first", tags, params: JobParams, query: EventListQuery, response: listOf(JobEventSchema), errors: [400, 404] })
+  events(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Query() query: z.infer<typeof EventListQuery>) {
+    return this.jobs.events(p.tenantId, id, query);
+  }
+
+  @Get(':id/stream')
+  @RequireScope('jobs:read')
+  @Endpoint({
+    summary: "A job's events as Server-Sent Events: its history, then live until it ends",
+    description: 'Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
+    tags,
+    params: JobParams,
+    response: z.string(),
+    errors: [400, 404],
+  })
+  async stream(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+    const job = await this.jobs.get(p.tenantId, id);
+    await streamJobEvents({ job, req, reply, repo: this.repo, watcher: this.watcher });
+  }
+
+  @IdempotentPost(':id/cancel')
+  @RequireScope('jobs:write')
+  @Endpoint({
+    summary: 'Cancel a job: a queued job never starts; a running one stops within two seconds',
+    tags,
+    params: JobParams,
+    response: JobSchema,
+    status: 200,
+    errors: [400, 404, 409],
+  })
+  async cancel(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>) {
+    return this.jobs.view(await this.jobs.cancel(p.tenantId, id));
+  }
+
+  /** 200 with the finished job when it ended in time, else 202 with it as it stands and its Location. */
+  async answer(job: Awaited<ReturnType<JobsService['submit']>>, wait: number | null): Promise<Answer> {
+    const current = wait === null ? job : await this.jobs.waitFor(job, wait);
+    const done = !['queued', 'running'].includes(current.status);
+    return new Answer(done && wait !== null ? 200 : 202, await this.jobs.view(current), { Location: `/v1/jobs/${job.id}` });
+  }
+}

@@ -1,0 +1,157 @@
+import type { Job } from '@app/db';
+import { z } from 'zod';
+import { idParam, iso, Timestamp } from '../http/schemas.js';
+import { AliasName } from '../models/models.dto.js';
+
+const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
+const Metadata = z
+  .record(z.string().max(40), z.union([z.string().max(500), z.number(), z.boolean(), z.null()]))
+  .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys')
+  .describe('your own key/value pairs, returned with the job');
+const Resources = z.object({ accelerator: z.enum(['gpu', 'cpu']).optional() }).strict();
+const WebhookEvents = z.array(z.enum(['start', 'progress', 'completed'])).max(3);
+const common = {
+  metadata: Metadata.optional(),
+  resources: Resources.optional(),
+  webhook_url: z.string().url().max(2000).optional(),
+  webhook_events: WebhookEvents.optional().describe('default ["completed"]'),
+};
+const VersionChoice = {
+  version: z.number().int().min(1).optional(),
+  alias: z.union([AliasName, z.literal('latest')]).optional(),
+};
+export const InputRow = z.record(z.string(), z.union([z.string(), z.number(), z.null()]));
+
+export const TrainingJobBody = z
+  .object({
+    type: z.literal('training'),
+    model: ModelRef,
+    dataset: idParam('ds'),
+    hyperparameters: z.record(z.string(), z.unknown()).optional(),
+    architecture: z.record(z.string(), z.unknown()).optional().describe('a TF.js layers topology; default: a preset for the task'),
+    base_version: z.number().int().min(1).optional().describe('fine-tune from this version of the model'),
+    ...common,
+  })
+  .strict();
+
+export const EvaluationJobBody = z
+  .object({ type: z.literal('evaluation'), model: ModelRef, dataset: idParam('ds'), ...VersionChoice, ...common })
+  .strict();
+
+export const InferenceJobBody = z
+  .object({
+    type: z.literal('inference'),
+    model: ModelRef,
+    inputs: z.array(InputRow).min(1).max(10_000).optional(),
+    dataset: idParam('ds').optional(),
+    explain: z.boolean().optional(),
+    ...VersionChoice,
+    ...common,
+  })
+  .strict();
+
+export const CreateJobBody = z.discriminatedUnion('type', [TrainingJobBody, EvaluationJobBody, InferenceJobBody]);
+export type CreateJob = z.infer<typeof CreateJobBody>;
+
+export const PredictBody = z
+  .object({ inputs: z.array(InputRow).min(1).max(10_000), ...VersionChoice, explain: z.boolean().optional(), metadata: Metadata.optional() })
+  .strict();
+
+export const JobListQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    starting_after: z.string().min(1).max(100).optional(),
+    type: z.enum(['training', 'evaluation', 'inference']).optional(),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
+    model: ModelRef.optional(),
+  })
+  .strict();
+
+export const EventListQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(100),
+    starting_after: z.string().min(1).max(100).optional(),
+  })
+  .strict();
+
+export const JobSchema = z
+  .object({
+    id: z.string(),
+    object: z.literal('job'),
+    type: z.enum(['training', 'evaluation', 'inference']),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']),
+    model_id: z.string(),
+    version: z.number().nullable(),
+    alias: z.string().nullable(),
+    dataset_id: z.string().nullable(),
+    hyperparameters: z.record(z.string(), z.unknown()),
+    metadata: z.record(z.string(), z.unknown()),
+    resources: z.object({ accelerator: z.string().nullable() }),
+    progress: z.object({ percent: z.number(), epoch: z.number().nullable(), epochs: z.number().nullable(), eta_seconds: z.number().nullable() }),
+    queue_position: z.number().nullable(),
+    waiting_for: z.enum(['capacity', 'tenant_concurrency_limit', 'gpu']).nullable(),
+    attempts: z.number(),
+    cancel_requested: z.boolean(),
+    worker_id: z.string().nullable(),
+    backend: z.string().nullable(),
+    compute_seconds: z.number(),
+    result: z.record(z.string(), z.unknown()).nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    webhook_url: z.string().nullable(),
+    webhook_events: z.array(z.string()),
+    created_at: Timestamp,
+    started_at: Timestamp.nullable(),
+    finished_at: Timestamp.nullable(),
+  })
+  .meta({ id: 'Job' });
+
+export const JobEventSchema = z
+  .object({ id: z.string(), object: z.literal('job_event'), job_id: z.string(), type: z.string(), data: z.record(z.string(), z.unknown()), created_at: Timestamp })
+  .meta({ id: 'JobEvent' });
+
+export type JobView = z.infer<typeof JobSchema>;
+
+export function jobView(j: Job, queue: { position: number | null; waitingFor: JobView['waiting_for'] } = { position: null, waitingFor: null }): JobView {
+  const p = (j.progress ?? {}) as { percent?: number; epoch?: number; epochs?: number; eta_seconds?: number };
+  return {
+    id: j.id,
+    object: 'job',
+    type: j.type,
+    status: j.status,
+    model_id: j.modelId,
+    version: j.version,
+    alias: j.alias,
+    dataset_id: j.datasetId,
+    hyperparameters: j.hyperparameters as Record<string, unknown>,
+    metadata: j.metadata as Record<string, unknown>,
+    resources: { accelerator: j.accelerator },
+    progress: {
+      percent: j.status === 'succeeded' ? 100 : (p.percent ?? 0),
+      epoch: p.epoch ?? null,
+      epochs: p.epochs ?? null,
+      eta_seconds: j.status === 'running' ? (p.eta_seconds ?? null) : null,
+    },
+    queue_position: j.status === 'queued' ? queue.position : null,
+    waiting_for: j.status === 'queued' ? queue.waitingFor : null,
+    attempts: j.attempts,
+    cancel_requested: j.cancelRequested,
+    worker_id: j.workerId,
+    backend: j.backend,
+    compute_seconds: Math.round(j.computeSeconds * 1000) / 1000,
+    result: (j.result as Record<string, unknown> | null) ?? null,
+    error: (j.error as { code: string; message: string } | null) ?? null,
+    webhook_url: j.webhookUrl,
+    webhook_events: j.webhookEvents,
+    created_at: iso(j.createdAt)!,
+    started_at: iso(j.startedAt),
+    finished_at: iso(j.finishedAt),
+  };
+}
+
+/** `Prefer: wait` or `Prefer: wait=N` (seconds, at most 60): how long to wait, or null. */
+export function preferWait(header: string | string[] | undefined): number | null {
+  const value = Array.isArray(header) ? header.join(',') : (header ?? '');
+  const m = /(?:^|[,;\s])wait(?:=(\d+))?(?=$|[,;\s])/i.exec(value);
+  if (!m) return null;
+  return Math.min(60, m[1] === undefined ? 60 : Number(m[1]));
+}

@@ -1,0 +1,290 @@
+import { ApiError, effectiveQuotas } from '@app/common';
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
+import { checkTopology, isMlError, resolveHyperparameters } from '@app/ml';
+import { type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, TERMINAL_EVENTS } from '@app/queue';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import type { TenantPrincipal } from '../auth/principal.js';
+import { REDIS } from '../infra/infra.module.js';
+import { JobWatcher } from './job-watcher.js';
+import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
+
+/** A worker whose heartbeat is older than this is gone. */
+const WORKER_STALE_MS = 30_000;
+
+@Injectable()
+export class JobsService implements OnApplicationShutdown {
+  private readonly logger = new Logger('jobs');
+  readonly queues: JobQueues;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly db: Database,
+    private readonly jobs: JobRepository,
+    private readonly registry: ModelRegistry,
+    private readonly datasets: DatasetRepository,
+    private readonly watcher: JobWatcher,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {
+    this.queues = new JobQueues(config);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.queues.close();
+  }
+
+  /**
+   * Validates the job against its model and dataset, checks the quotas and writes it with its
+   * first event in one transaction; only then hands it to the queue. If Redis is down at that
+   * moment the job is still accepted: the workers' reconciler enqueues it when Redis returns.
+   */
+  async submit(p: TenantPrincipal, body: CreateJob): Promise<Job> {
+    const model = await this.model(p.tenantId, body.model);
+    const task = fromDbTask(model.task);
+    const dataset = 'dataset' in body && body.dataset ? await this.dataset(p.tenantId, body.dataset) : null;
+    if (dataset && fromDbTask(dataset.task) !== task) {
+      throw ApiError.invalid('task_mismatch', `Dataset '${dataset.id}' is for ${fromDbTask(dataset.task)}; model '${model.name}' is for ${task}`, 'dataset');
+    }
+    const data: NewJob = {
+      type: body.type,
+      modelId: model.id,
+      datasetId: dataset?.id ?? null,
+      accelerator: body.resources?.accelerator === 'gpu' ? 'gpu' : null,
+      metadata: body.metadata ?? {},
+      webhookUrl: body.webhook_url ?? null,
+      webhookEvents: body.webhook_events ?? (body.webhook_url ? ['completed'] : []),
+    };
+    if (body.type === 'training') {
+      data.hyperparameters = this.hyperparameters(task, body.hyperparameters ?? {});
+      if (body.architecture) {
+        this.checkArchitecture(p, task, dataset!, body.architecture);
+        data.architecture = body.architecture as object;
+      }
+      if (body.base_version !== undefined) {
+        if (!(await this.registry.version(p.tenantId, model.id, body.base_version))) {
+          throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${body.base_version}`, 'base_version');
+        }
+        data.baseVersion = body.base_version;
+      }
+    } else {
+      await this.checkVersionChoice(p.tenantId, model, body.version, body.alias);
+      data.version = body.version ?? null;
+      data.alias = body.version === undefined ? (body.alias ?? 'latest') : null;
+      if (body.type === 'inference') {
+        if ((body.inputs === undefined) === (body.dataset === undefined)) {
+          throw ApiError.invalid('parameter_invalid', 'Give exactly one of inputs (rows to predict) or dataset', 'inputs');
+        }
+        if (body.inputs) await this.checkInputs(p.tenantId, model, body.version, body.inputs);
+        data.inputs = body.inputs ?? null;
+        data.explain = body.explain ?? false;
+      }
+    }
+
+    const { job } = await this.jobs.create(p.tenantId, data, async (tx) => {
+      const queued = await tx.job.count({ where: { tenantId: p.tenantId, status: 'queued' } });
+      if (queued >= p.quotas.max_queued_jobs) {
+        throw new ApiError(429, 'quota_exceeded_error', 'max_queued_jobs', `The tenant has ${queued} queued jobs, its max_queued_jobs; retry when some have started`, undefined, { 'Retry-After': '10' });
+      }
+      const rows = await tx.$queryRaw<Array<{ spent: number | null }>>`
+        SELECT sum(value)::float8 AS spent FROM usage_counters
+         WHERE tenant_id = ${p.tenantId} AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date`;
+      const spent = rows[0]?.spent ?? 0;
+      if (spent >= p.quotas.monthly_compute_seconds) {
+        throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
+      }
+    });
+    await this.queues.enqueue({ id: job.id, tenantId: job.tenantId, type: job.type, accelerator: job.accelerator, maxAttempts: job.maxAttempts }).catch((err: Error) => {
+      this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job');
+    });
+    return job;
+  }
+
+  async list(tenantId: string, query: z.infer<typeof JobListQuery>) {
+    let modelId: string | undefined;
+    if (query.model) modelId = (await this.registry.find(tenantId, query.model))?.id ?? 'mdl_none';
+    const rows = await this.jobs.list(tenantId, { ...query, modelId });
+    const page = toPage(rows, query.limit, (j) => j);
+    return { ...page, data: await Promise.all(page.data.map((j) => this.view(j))) };
+  }
+
+  async get(tenantId: string, id: string): Promise<Job> {
+    const job = await this.jobs.get(tenantId, id);
+    if (!job) throw ApiError.notFound('job', id);
+    return job;
+  }
+
+  /** The job as API.md shows it; a queued job also says where it stands and what it waits for. */
+  async view(job: Job): Promise<JobView> {
+    if (job.status !== 'queued') return jobView(job);
+    const [ahead, workers, running] = await Promise.all([
+      this.db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)`,
+        [job.type, job.accelerator, job.createdAt, job.id],
+      ),
+      this.db.pool.query<{ any: number; gpu: number }>(
+        `SELECT count(*)::int AS any, count(*) FILTER (WHERE backend = 'tfjs-node-gpu' OR backend LIKE '%gpu%')::int AS gpu
+           FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)`,
+        [WORKER_STALE_MS / 1000],
+      ),
+      this.db.pool.query<{ n: number; plan: string; quotas: Record<string, unknown> }>(
+        `SELECT (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS n, plan, quotas FROM tenants WHERE id = $1`,
+        [job.tenantId],
+      ),
+    ]);
+    let waitingFor: JobView['waiting_for'] = 'capacity';
+    if (job.accelerator === 'gpu' && workers.rows[0].gpu === 0) waitingFor = 'gpu';
+    else if (running.rows[0] && running.rows[0].n >= effectiveQuotas(running.rows[0].plan, running.rows[0].quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
+    return jobView(job, { position: ahead.rows[0].n + 1, waitingFor });
+  }
+
+  async events(tenantId: string, id: string, query: { limit: number; starting_after?: string }) {
+    await this.get(tenantId, id);
+    let after = 0n;
+    if (query.starting_after) {
+      const cursor = await this.db.prisma.jobEvent.findFirst({ where: { id: query.starting_after, jobId: id } });
+      if (!cursor) throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not an event of this job`, 'starting_after');
+      after = cursor.seq;
+    }
+    const rows = await this.jobs.events(id, after, query.limit + 1);
+    return toPage(rows, query.limit, (e) => ({ ...eventView(e), object: 'job_event' as const }));
+  }
+
+  /**
+   * A queued job never starts: it leaves the queue and is canceled here. A running job is flagged
+   * and its worker told over pub/sub; it stops within two seconds and ends canceled.
+   */
+  async cancel(tenantId: string | null, id: string): Promise<Job> {
+    const current = tenantId ? await this.get(tenantId, id) : await this.jobs.byId(id);
+    if (!current) throw ApiError.notFound('job', id);
+    if (!['queued', 'running'].includes(current.status)) {
+      throw new ApiError(409, 'invalid_request_error', 'job_finished', `Job ${id} has already ${current.status}; only queued and running jobs can be canceled`);
+    }
+    await this.jobs.requestCancel(tenantId, id);
+    if (current.status === 'queued') {
+      await this.queues.remove(current).catch(() => false);
+      const moved = await this.jobs.transition(id, ['queued'], { status: 'canceled', finishedAt: new Date(), cancelRequested: true }, { type: 'job.canceled', data: { reason: 'requested' } });
+      if (moved) {
+        await this.publish(moved.event ? eventView(moved.event) : null, id);
+        return moved.job;
+      }
+    }
+    // Running (or taken by a worker meanwhile): the worker stops it.
+    await this.redis.publish(jobCancelChannel(this.config), id).catch(() => undefined);
+    return (await this.jobs.byId(id))!;
+  }
+
+  /**
+   * Waits up to `seconds` for the job to end, on its event channel, re-reading the row every
+   * second in case a message was missed. Never blocks the event loop.
+   */
+  async waitFor(job: Job, seconds: number): Promise<Job> {
+    if (!['queued', 'running'].includes(job.status)) return job;
+    const deadline = Date.now() + seconds * 1000;
+    let wake: () => void = () => undefined;
+    const stop = await this.watcher.watch(job.id, (e: JobEventMessage) => {
+      if (TERMINAL_EVENTS.includes(e.type)) wake();
+    });
+    try {
+      for (;;) {
+        const current = (await this.jobs.byId(job.id))!;
+        if (!['queued', 'running'].includes(current.status)) return current;
+        const left = deadline - Date.now();
+        if (left <= 0) return current;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(1_000, left));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      stop();
+    }
+  }
+
+  private async publish(event: ReturnType<typeof eventView> | null, jobId: string): Promise<void> {
+    if (event) await this.redis.publish(jobEventsChannel(this.config, jobId), JSON.stringify(event)).catch(() => undefined);
+  }
+
+  private async model(tenantId: string, ref: string): Promise<Model> {
+    const model = await this.registry.find(tenantId, ref);
+    if (!model) throw ApiError.notFound('model', ref, 'model');
+    return model;
+  }
+
+  private async dataset(tenantId: string, id: string): Promise<Dataset> {
+    const dataset = await this.datasets.get(tenantId, id);
+    if (!dataset) throw ApiError.notFound('dataset', id, 'dataset');
+    return dataset;
+  }
+
+  private hyperparameters(task: ReturnType<typeof fromDbTask>, given: Record<string, unknown>): object {
+    try {
+      resolveHyperparameters(task, given);
+      return given;
+    } catch (err) {
+      if (isMlError(err)) throw ApiError.invalid('hyperparameters_invalid', err.message, 'hyperparameters');
+      throw err;
+    }
+  }
+
+  private checkArchitecture(p: TenantPrincipal, task: ReturnType<typeof fromDbTask>, dataset: Dataset, architecture: unknown): void {
+    const columns = dataset.columns as Array<{ role: string; class_counts?: Record<string, number> }>;
+    const label = columns.find((c) => c.role === 'label');
+    const report = (() => {
+      try {
+        return checkTopology(architecture, {
+          task,
+          inputWidth: task === 'text-classification' ? undefined : columns.filter((c) => c.role === 'feature').length,
+          outputWidth: task === 'regression' ? 1 : Object.keys(label?.class_counts ?? {}).length,
+          maxParameters: p.quotas.max_model_parameters,
+        });
+      } catch (err) {
+        if (isMlError(err)) {
+          if (err.code === 'too_many_parameters') {
+            throw new ApiError(403, 'quota_exceeded_error', 'max_model_parameters', `${err.message} (this tenant's max_model_parameters is ${p.quotas.max_model_parameters})`);
+          }
+          throw ApiError.invalid(err.code, err.message, 'architecture');
+        }
+        throw err;
+      }
+    })();
+    return void report;
+  }
+
+  private async checkVersionChoice(tenantId: string, model: Model, version: number | undefined, alias: string | undefined): Promise<void> {
+    if (version !== undefined && alias !== undefined) throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
+    if (version !== undefined) {
+      if (!(await this.registry.version(tenantId, model.id, version))) throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
+      return;
+    }
+    const extras = (await this.registry.extras([model.id])).get(model.id)!;
+    if (extras.latest === null) throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
+    if (alias && alias !== 'latest' && !extras.aliases.some((a) => a.name === alias)) {
+      throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
+    }
+  }
+
+  /** The inputs carry the columns the model reads (checked against the newest or given version). */
+  private async checkInputs(tenantId: string, model: Model, version: number | undefined, inputs: Array<Record<string, unknown>>): Promise<void> {
+    const number = version ?? (await this.registry.extras([model.id])).get(model.id)!.latest!;
+    const v = await this.registry.version(tenantId, model.id, number);
+    const schema = (v?.inputSchema ?? {}) as { features?: Array<{ name: string }>; text_field?: string };
+    inputs.forEach((row, i) => {
+      if (schema.text_field) {
+        const text = row[schema.text_field];
+        if (typeof text !== 'string' || text.trim() === '') throw ApiError.invalid('input_invalid', `inputs[${i}] needs the text column '${schema.text_field}' as a string`, `inputs[${i}].${schema.text_field}`);
+      }
+      for (const f of schema.features ?? []) {
+        const value = row[f.name];
+        if (typeof value !== 'number' || !Number.isFinite(value)) {
+          const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+          if (!Number.isFinite(n)) throw ApiError.invalid('input_invalid', `inputs[${i}] needs the feature '${f.name}' as a number`, `inputs[${i}].${f.name}`);
+        }
+      }
+    });
+  }
+}
