@@ -27,7 +27,10 @@ export class JobQueues {
     let q = this.queues.get(name);
     if (!q) {
       q = new Queue<JobPayload>(name, {
-        connection: { url: this.config.redisUrl, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 },
+        // Not `enableOfflineQueue: false`: BullMQ 6 sends its first command (INFO) while the socket is still
+        // connecting, and a Queue whose init failed stays failed for good. `maxRetriesPerRequest: 1` still fails
+        // an add within ~0.1 s while Redis is down; `call` drops a failed Queue so the next call gets a fresh one.
+        connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1, connectTimeout: 2_000, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
         prefix: bullPrefix(this.config),
         skipWaitingForReady: true,
       });
@@ -40,7 +43,7 @@ export class JobQueues {
 
   /** Adds the job under its own id: adding an id the queue holds already is a no-op. */
   async enqueue(job: EnqueueableJob): Promise<void> {
-    await this.queue(queueName(job.type, job.accelerator)).add(
+    await this.call(queueName(job.type, job.accelerator), (q) => q.add(
       job.type,
       { jobId: job.id, tenantId: job.tenantId },
       {
@@ -50,17 +53,29 @@ export class JobQueues {
         removeOnComplete: { age: KEEP_COMPLETED_S },
         removeOnFail: { age: KEEP_FAILED_S },
       },
-    );
+    ));
   }
 
   /** Whether the queue holds the job (in any state). */
   async holds(job: Pick<EnqueueableJob, 'id' | 'type' | 'accelerator'>): Promise<boolean> {
-    return (await this.queue(queueName(job.type, job.accelerator)).getJob(job.id)) !== undefined;
+    return (await this.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id))) !== undefined;
   }
 
   /** Removes a job that has not started; returns whether it was removed. */
   async remove(job: Pick<EnqueueableJob, 'id' | 'type' | 'accelerator'>): Promise<boolean> {
-    return (await this.queue(queueName(job.type, job.accelerator)).remove(job.id)) === 1;
+    return (await this.call(queueName(job.type, job.accelerator), (q) => q.remove(job.id))) === 1;
+  }
+
+  /** Runs a call on a queue; a Queue whose call failed (Redis down, or its init failed) is replaced on the next call. */
+  async call<T>(name: string, fn: (q: Queue<JobPayload>) => Promise<T>): Promise<T> {
+    const q = this.queue(name);
+    try {
+      return await fn(q);
+    } catch (err) {
+      if (this.queues.get(name) === q) this.queues.delete(name);
+      void q.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
