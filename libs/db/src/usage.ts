@@ -38,14 +38,21 @@ export class UsageRepository {
   }
 
   async snapshot(tenantId: string): Promise<UsageSnapshot> {
-    const { rows } = await this.db.pool.query<{ storage: number | null; compute: number | null }>(
+    const { rows } = await this.db.pool.query<{ storage: number | null; compute: number | null; running: number; queued: number }>(
       `SELECT (SELECT storage_bytes FROM tenant_usage WHERE tenant_id = $1) AS storage,
-              (SELECT sum(value)::bigint FROM usage_counters
-                WHERE tenant_id = $1 AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS compute`,
+              (SELECT sum(value)::float8 FROM usage_counters
+                WHERE tenant_id = $1 AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS compute,
+              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
+              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'queued') AS queued`,
       [tenantId],
     );
-    // Jobs arrive with the job engine; until then a tenant has none running or queued.
-    return { runningJobs: 0, queuedJobs: 0, storageBytes: rows[0]?.storage ?? 0, computeSecondsThisMonth: rows[0]?.compute ?? 0 };
+    const r = rows[0];
+    return {
+      runningJobs: r?.running ?? 0,
+      queuedJobs: r?.queued ?? 0,
+      storageBytes: r?.storage ?? 0,
+      computeSecondsThisMonth: Math.round((r?.compute ?? 0) * 1000) / 1000,
+    };
   }
 
   /** Totals per metric, and per day, between two UTC days inclusive. */
@@ -57,4 +64,16 @@ export class UsageRepository {
     );
     return rows;
   }
+}
+
+/** Jobs by type, then by status, created between two UTC days inclusive. */
+export async function jobCounts(db: Database, tenantId: string, from: string, to: string): Promise<Record<string, Record<string, number>>> {
+  const { rows } = await db.pool.query<{ type: string; status: string; n: number }>(
+    `SELECT type::text, status::text, count(*)::int AS n FROM jobs
+      WHERE tenant_id = $1 AND created_at >= $2::date AND created_at < $3::date + 1 GROUP BY type, status`,
+    [tenantId, from, to],
+  );
+  const out: Record<string, Record<string, number>> = {};
+  for (const r of rows) (out[r.type] ??= {})[r.status] = r.n;
+  return out;
 }

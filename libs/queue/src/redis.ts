@@ -39,3 +39,8 @@ export function createRedis(config: Pick<AppConfig, 'redisUrl'>, role: RedisRole
   redis.on('error', () => undefined);
   return redis;
 }
+
+/** Pub/sub channel on which API instances tell each other (and workers tell them) what changed: see InvalidationBus. */
+export function invalidationChannel(config: Pick<AppConfig, 'redisPrefix'>): string {
+  return redisKey(config, 'invalidate');
+}

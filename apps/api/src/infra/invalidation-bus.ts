@@ -1,5 +1,5 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { redisKey } from '@app/queue';
+import { invalidationChannel } from '@app/queue';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from './infra.module.js';
@@ -31,7 +31,7 @@ export class InvalidationBus implements OnModuleInit {
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
   ) {
-    this.channel = redisKey(config, 'invalidate');
+    this.channel = invalidationChannel(config);
   }
 
   listen(onChange: Listener, onReset: () => void): void {

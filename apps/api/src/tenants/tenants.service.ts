@@ -1,5 +1,5 @@
 import { ApiError } from '@app/common';
-import { ApiKeyRepository, AuditRepository, Database, Prisma, TenantRepository, toPage, UsageRepository } from '@app/db';
+import { ApiKeyRepository, AuditRepository, Database, jobCounts, Prisma, TenantRepository, toPage, UsageRepository } from '@app/db';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -91,7 +91,7 @@ export class TenantsService {
     const from = query.from ?? `${today.slice(0, 8)}01`;
     const to = query.to ?? today;
     if (from > to) throw ApiError.invalid('parameter_invalid', `from (${from}) is after to (${to})`, 'from');
-    const [rows, snapshot, pending] = await Promise.all([this.usage.between(id, from, to), this.usage.snapshot(id), this.pendingRequests(id, from, to)]);
+    const [rows, snapshot, pending, jobs] = await Promise.all([this.usage.between(id, from, to), this.usage.snapshot(id), this.pendingRequests(id, from, to), jobCounts(this.db, id, from, to)]);
     const daily = [...rows];
     for (const [day, value] of pending) {
       const row = daily.find((r) => r.metric === 'requests' && r.day === day);
@@ -108,7 +108,7 @@ export class TenantsService {
       requests: sum('requests'),
       compute_seconds: sum('compute_seconds'),
       storage_bytes: snapshot.storageBytes,
-      jobs: {} as Record<string, Record<string, number>>,
+      jobs,
       daily,
     };
   }
