@@ -15,6 +15,8 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, OnApplicationShu
   private timer?: NodeJS.Timeout;
   readonly currentJobs = new Set<string>();
   backend = 'none';
+  /** Whether the backend runs on a GPU (or WORKER_FAKE_GPU claims one): such workers take the -gpu queues. */
+  gpu = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -36,6 +38,7 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, OnApplicationShu
       host: hostname(),
       pid: process.pid,
       backend: this.backend,
+      gpu: this.gpu,
       concurrency: this.config.workerConcurrency,
       currentJobs: [...this.currentJobs],
       lastSeenAt: new Date(),

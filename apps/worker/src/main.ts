@@ -2,11 +2,24 @@ import 'reflect-metadata';
 import { loadConfig } from '@app/config';
 import { NestFactory } from '@nestjs/core';
 import { closeOnSignals, createPino, PinoNestLogger } from '@app/common';
+import { JobEngine } from './engine.js';
 import { WorkerModule } from './worker.module.js';
 
 const config = loadConfig();
 const log = createPino(config.logLevel, 'worker');
 const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: new PinoNestLogger(log) });
-closeOnSignals(app);
+// Running jobs get WORKER_SHUTDOWN_DEADLINE_MS to finish, then are handed back; the rest is closing connections.
+closeOnSignals(app, config.workerShutdownDeadlineMs + 15_000);
 await app.init();
-process.stdout.write(JSON.stringify({ event: 'worker.ready', id: config.instanceId, concurrency: config.workerConcurrency }) + '\n');
+const engine = app.get(JobEngine);
+process.stdout.write(
+  JSON.stringify({
+    event: 'worker.ready',
+    id: config.instanceId,
+    concurrency: config.workerConcurrency,
+    backend: engine.backend?.name,
+    gpu: engine.backend?.gpu || config.workerFakeGpu,
+    queues: engine.queueNames,
+    children: engine.pids(),
+  }) + '\n',
+);

@@ -3,6 +3,7 @@ import { Database } from '@app/db';
 import { createRedis } from '@app/queue';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 
 export const WORKER_REDIS = Symbol('WORKER_REDIS');
@@ -26,7 +27,7 @@ class Connections implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/** The worker: a Nest application context with no HTTP. Queue processors arrive with the job engine. */
+/** The worker: a Nest application context with no HTTP: the job engine, its compute children and the heartbeat. */
 @Module({})
 export class WorkerModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -39,6 +40,7 @@ export class WorkerModule {
         { provide: WORKER_REDIS, useFactory: () => createRedis(config, 'blocking', 'worker') },
         Connections,
         WorkerHeartbeat,
+        JobEngine,
       ],
     };
   }

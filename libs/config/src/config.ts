@@ -22,6 +22,25 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   INSTANCE_ID: z.string().optional(),
+  /** Forces libs/ml's TF.js backend (tfjs-node-gpu, tfjs-node, wasm, cpu; gpu, node); unset: the best that loads. */
+  TF_BACKEND: z.string().min(1).optional(),
+  /** BullMQ job lock: renewed every half of it by the worker's parent process (never blocked by TF.js). */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).default(30_000),
+  /** How often a worker looks for jobs whose lock expired (their worker died) and hands them back. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(30_000),
+  /** How often a job may be recovered from a stall before BullMQ fails it. */
+  WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
+  /** On SIGTERM: how long running jobs may take to finish before they are handed back. */
+  WORKER_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(0).default(30_000),
+  /** A child that does not stop this long after a cancellation is killed and replaced. */
+  WORKER_CANCEL_KILL_MS: z.coerce.number().int().min(100).default(1_500),
+  /** The reconciler's period, and the age a queued job must have before it is checked against the queues. */
+  WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  WORKER_RECONCILE_AGE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** Inference outputs: predictions kept in a job's result and per page of `GET /v1/jobs/{id}/output`. */
+  JOB_OUTPUT_PAGE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /** TEST ONLY: the worker claims a GPU backend (and takes the -gpu queues); no machine here has one. */
+  WORKER_FAKE_GPU: z.enum(['0', '1', 'true', 'false']).optional(),
 });
 
 export interface AppConfig {
@@ -41,6 +60,17 @@ export interface AppConfig {
   workerHeartbeatMs: number;
   /** Identifies this process in logs, heartbeats and cache invalidation. */
   instanceId: string;
+  tfBackend: string | null;
+  workerLockDurationMs: number;
+  workerStalledIntervalMs: number;
+  workerMaxStalledCount: number;
+  workerShutdownDeadlineMs: number;
+  workerCancelKillMs: number;
+  workerReconcileIntervalMs: number;
+  workerReconcileAgeMs: number;
+  jobOutputPageSize: number;
+  /** TEST ONLY (WORKER_FAKE_GPU): report a GPU and consume the -gpu queues. */
+  workerFakeGpu: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -68,6 +98,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHeartbeatMs: e.WORKER_HEARTBEAT_MS,
     instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    tfBackend: e.TF_BACKEND ?? null,
+    workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    workerStalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+    workerMaxStalledCount: e.WORKER_MAX_STALLED_COUNT,
+    workerShutdownDeadlineMs: e.WORKER_SHUTDOWN_DEADLINE_MS,
+    workerCancelKillMs: e.WORKER_CANCEL_KILL_MS,
+    workerReconcileIntervalMs: e.WORKER_RECONCILE_INTERVAL_MS,
+    workerReconcileAgeMs: e.WORKER_RECONCILE_AGE_MS,
+    jobOutputPageSize: e.JOB_OUTPUT_PAGE_SIZE,
+    workerFakeGpu: e.WORKER_FAKE_GPU === '1' || e.WORKER_FAKE_GPU === 'true',
   };
 }
 

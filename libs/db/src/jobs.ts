@@ -147,6 +147,58 @@ export class JobRepository {
     return this.transition(jobId, ['running'], { progress }, { type: 'job.progress', data });
   }
 
+  /**
+   * A worker takes the job: queued|running → running (running again when a stalled or crashed
+   * attempt is picked up elsewhere), counting the attempt, with its `job.started` event
+   * (`{attempt, worker_id, backend}`). Null when the job has left queued/running.
+   */
+  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent } | null> {
+    return this.db.prisma.$transaction(async (tx) => {
+      const { count } = await tx.job.updateMany({
+        where: { id: jobId, status: { in: ACTIVE } },
+        data: { status: 'running', attempts: { increment: 1 }, workerId, backend, error: Prisma.DbNull },
+      });
+      if (count === 0) return null;
+      await tx.$executeRaw`UPDATE jobs SET started_at = now() WHERE id = ${jobId} AND started_at IS NULL`;
+      const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
+      const event = await tx.jobEvent.create({
+        data: { id: newId('evt'), jobId, type: 'job.started', data: { attempt: job.attempts, worker_id: workerId, backend } },
+      });
+      return { job, event };
+    });
+  }
+
+  /** Running jobs not updated for `olderThanMs`: the reconciler checks them against the queues (their worker may be gone). */
+  runningBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
+    return this.db.prisma.job.findMany({ where: { status: 'running', updatedAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { updatedAt: 'asc' }, take: limit });
+  }
+
+  /** Writes a job's output pages (inside the transition that finishes it), replacing any of an earlier attempt. */
+  async writeOutputs(tx: Prisma.TransactionClient, jobId: string, pages: Prisma.InputJsonValue[]): Promise<void> {
+    await tx.jobOutput.deleteMany({ where: { jobId } });
+    if (pages.length > 0) await tx.jobOutput.createMany({ data: pages.map((data, page) => ({ jobId, page, data })) });
+  }
+
+  /**
+   * One page of a job's stored output (`GET /v1/jobs/{id}/output?page=`), scoped by tenant, with
+   * the number of pages. Null when the job is not the tenant's; `data` null past the last page.
+   */
+  async outputPage(tenantId: string, jobId: string, page: number): Promise<{ data: unknown; pages: number } | null> {
+    const job = await this.db.prisma.job.findFirst({ where: { tenantId, id: jobId }, select: { id: true } });
+    if (!job) return null;
+    const [row, pages] = await Promise.all([
+      this.db.prisma.jobOutput.findUnique({ where: { jobId_page: { jobId, page } } }),
+      this.db.prisma.jobOutput.count({ where: { jobId } }),
+    ]);
+    return { data: row?.data ?? null, pages };
+  }
+
+  /** Whether a worker whose backend runs on a GPU has heartbeated within `withinMs` (else a gpu job is `waiting_for: "gpu"`). */
+  async gpuWorkerOnline(withinMs: number): Promise<boolean> {
+    const n = await this.db.prisma.workerHeartbeat.count({ where: { gpu: true, lastSeenAt: { gt: new Date(Date.now() - withinMs) } } });
+    return n > 0;
+  }
+
   /** Asks for a job to stop: marks it; returns the job as it stands. */
   async requestCancel(tenantId: string | null, jobId: string): Promise<Job | null> {
     const where = tenantId ? { id: jobId, tenantId } : { id: jobId };

@@ -1,0 +1,72 @@
+/**
+ * The compute child process: the only place TF.js runs. It initializes its backend once (the
+ * forced name is argv[2]), tells the parent which one it got, then runs one operation at a time
+ * for as long as it lives. `abort` reaches libs/ml's AbortSignal, which the training loop checks
+ * before every batch; the parent kills a child that does not stop in time.
+ */
+import { evaluate, initBackend, isMlError, predict, train } from '@app/ml';
+import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
+
+const send = (msg: FromChild) => process.send!(msg);
+
+function serialize(err: unknown): SerializedError {
+  if (isMlError(err)) return { name: 'MlError', message: err.message, code: err.code, details: err.details };
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: e.name, message: e.message };
+}
+
+const controllers = new Map<number, AbortController>();
+
+async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown> {
+  const controller = new AbortController();
+  controllers.set(id, controller);
+  try {
+    switch (op) {
+      case 'train': {
+        const { history: _history, ...result } = await train({
+          spec: args.spec,
+          rows: args.rows,
+          hyperparameters: args.hyperparameters,
+          architecture: args.architecture ?? undefined,
+          base: args.base ? Buffer.from(args.base.buffer, args.base.byteOffset, args.base.byteLength) : undefined,
+          maxParameters: args.maxParameters,
+          signal: controller.signal,
+          onEpoch: (progress) => send({ type: 'epoch', id, progress }),
+        });
+        return result;
+      }
+      case 'evaluate':
+        return await evaluate(args.artifact, args.rows);
+      case 'predict':
+        return await predict(args.artifact, args.inputs, { explain: args.explain });
+      default:
+        throw new Error(`unknown operation ${String(op)}`);
+    }
+  } finally {
+    controllers.delete(id);
+  }
+}
+
+process.on('message', (msg: ToChild) => {
+  if (msg.type === 'abort') {
+    controllers.get(msg.id)?.abort();
+    return;
+  }
+  if (msg.type === 'run') {
+    run(msg.id, msg.op, msg.args).then(
+      (result) => send({ type: 'done', id: msg.id, result }),
+      (err: unknown) => send({ type: 'error', id: msg.id, error: serialize(err) }),
+    );
+  }
+});
+// The parent went away: nothing left to compute for.
+process.on('disconnect', () => process.exit(0));
+
+try {
+  const backend = await initBackend(process.argv[2] || null);
+  send({ type: 'ready', backend });
+} catch (err) {
+  send({ type: 'init_error', error: serialize(err) });
+  process.exitCode = 1;
+  process.disconnect?.();
+}

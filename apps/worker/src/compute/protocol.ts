@@ -1,0 +1,29 @@
+import type { BackendInfo, DatasetSpec, EpochProgress, Hyperparameters, Metrics, PredictResult, Row, TrainResult } from '@app/ml';
+
+/** What the worker asks its compute child to do. Everything crosses the IPC channel by structured clone. */
+export interface ComputeOps {
+  train: {
+    args: { spec: DatasetSpec; rows: Row[]; hyperparameters?: Hyperparameters; architecture?: unknown; base?: Uint8Array; maxParameters?: number };
+    result: Omit<TrainResult, 'history'>;
+  };
+  evaluate: { args: { artifact: Uint8Array; rows: Row[] }; result: Metrics };
+  predict: { args: { artifact: Uint8Array; inputs: Row[]; explain?: boolean }; result: PredictResult };
+}
+export type ComputeOp = keyof ComputeOps;
+
+export type ToChild = { type: 'run'; id: number; op: ComputeOp; args: unknown } | { type: 'abort'; id: number };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  /** MlError's code, when it is one */
+  code?: string;
+  details?: string[];
+}
+
+export type FromChild =
+  | { type: 'ready'; backend: BackendInfo }
+  | { type: 'init_error'; error: SerializedError }
+  | { type: 'epoch'; id: number; progress: EpochProgress }
+  | { type: 'done'; id: number; result: unknown }
+  | { type: 'error'; id: number; error: SerializedError };

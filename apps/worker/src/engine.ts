@@ -1,0 +1,332 @@
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { Database, eventView, type Job, type JobEvent, JobRepository, UsageRepository } from '@app/db';
+import { type BackendInfo, type EpochProgress, isMlError } from '@app/ml';
+import { bullPrefix, createRedis, JOB_TYPES, jobCancelChannel, jobEventsChannel, type JobPayload, JobQueues, queueName } from '@app/queue';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { type Job as BullJob, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
+import { ChildCrashed, ComputePool } from './compute/pool.js';
+import { WorkerHeartbeat } from './heartbeat.js';
+import { Reconciler } from './reconciler.js';
+import { JobInputError, Runners } from './runners.js';
+import { Slots } from './slots.js';
+
+/** A job this worker is running: how to stop it, and why it was stopped. */
+class RunningJob {
+  readonly controller = new AbortController();
+  reason: 'cancel' | 'shutdown' | null = null;
+
+  abort(reason: 'cancel' | 'shutdown'): void {
+    this.reason ??= reason;
+    this.controller.abort();
+  }
+}
+
+const PERMANENT_ML_CODES = new Set(['invalid_data', 'invalid_input', 'invalid_hyperparameters', 'architecture_not_allowed', 'too_many_parameters', 'invalid_model', 'invalid_artifact']);
+
+/**
+ * The worker's job engine: BullMQ consumers of the training, evaluation and inference queues
+ * (and their `-gpu` twins when the backend runs on a GPU), each job's lifecycle in PostgreSQL
+ * (guarded transitions, events published on the job's channel after they commit), the compute
+ * in a pool of child processes, cancellation over pub/sub, the reconciler, and a graceful stop.
+ */
+@Injectable()
+export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly log = new Logger('jobs');
+  private readonly jobs: JobRepository;
+  private readonly usage: UsageRepository;
+  private readonly pool: ComputePool;
+  private readonly runners: Runners;
+  private readonly slots: Slots;
+  private readonly running = new Map<string, RunningJob>();
+  private readonly workers: Worker<JobPayload>[] = [];
+  private readonly queues: JobQueues;
+  private redis!: Redis;
+  private sub!: Redis;
+  private reconciler!: Reconciler;
+  private stopping = false;
+  private paused = false;
+  backend: BackendInfo | null = null;
+  queueNames: string[] = [];
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly db: Database,
+    private readonly heartbeat: WorkerHeartbeat,
+  ) {
+    this.jobs = new JobRepository(db);
+    this.usage = new UsageRepository(db);
+    this.queues = new JobQueues(config);
+    this.pool = new ComputePool({
+      size: config.workerConcurrency,
+      forcedBackend: config.tfBackend,
+      cancelKillMs: config.workerCancelKillMs,
+      onChild: (pid, backend) => process.stdout.write(JSON.stringify({ event: 'worker.child', pid, backend: backend.name }) + '\n'),
+      onError: (m) => this.log.error(m),
+    });
+    this.runners = new Runners(db, this.pool, config.jobOutputPageSize);
+    this.slots = new Slots(config.workerConcurrency, (free) => void this.throttle(free));
+  }
+
+  /** Starts the compute children first: the backend they load decides which queues this worker takes. */
+  async onModuleInit(): Promise<void> {
+    this.backend = await this.pool.start();
+    const gpu = this.backend.gpu || this.config.workerFakeGpu;
+    this.heartbeat.backend = this.backend.name;
+    this.heartbeat.gpu = gpu;
+    this.queueNames = [...JOB_TYPES.map((t) => queueName(t, null)), ...(gpu ? JOB_TYPES.map((t) => queueName(t, 'gpu')) : [])];
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.redis = createRedis(this.config, 'command', 'worker');
+    this.sub = createRedis(this.config, 'subscriber', 'worker');
+    this.sub.on('message', (_channel: string, jobId: string) => this.running.get(jobId)?.abort('cancel'));
+    // After a reconnect the subscription may have missed requests: ask the rows.
+    this.sub.on('ready', () => void this.checkCancelFlags());
+    await this.sub.subscribe(jobCancelChannel(this.config));
+
+    for (const name of this.queueNames) {
+      const worker = new Worker<JobPayload>(name, (job, token) => this.process(job, token), {
+        connection: { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
+        prefix: bullPrefix(this.config),
+        name: this.config.instanceId,
+        concurrency: this.config.workerConcurrency,
+        lockDuration: this.config.workerLockDurationMs,
+        stalledInterval: this.config.workerStalledIntervalMs,
+        maxStalledCount: this.config.workerMaxStalledCount,
+      });
+      worker.on('error', (err) => this.log.warn(`queue ${name}: ${err.message}`));
+      worker.on('stalled', (jobId) => this.log.warn(`job ${jobId} stalled (its worker stopped renewing the lock); handed back to the queue`));
+      this.workers.push(worker);
+    }
+
+    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e) => this.publish(e));
+    this.reconciler.start();
+  }
+
+  /** Current jobs, for the heartbeat and the ready line. */
+  currentJobs(): string[] {
+    return [...this.running.keys()];
+  }
+
+  pids(): number[] {
+    return this.pool.pids();
+  }
+
+  /**
+   * SIGTERM: take no new jobs, give running ones WORKER_SHUTDOWN_DEADLINE_MS to finish, then stop
+   * them and hand them back (row → queued, BullMQ → wait) so another worker runs them.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    this.reconciler?.stop();
+    const closing = Promise.all(this.workers.map((w) => w.close().catch((err: Error) => this.log.warn(`close: ${err.message}`))));
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.config.workerShutdownDeadlineMs)))]);
+    clearTimeout(timer);
+    if (!inTime) {
+      this.log.warn(`shutdown deadline passed; handing back ${this.running.size} job(s)`);
+      for (const r of this.running.values()) r.abort('shutdown');
+      await closing;
+    }
+    await this.pool.close();
+    await this.queues.close();
+    await this.sub?.quit().catch(() => this.sub.disconnect());
+    await this.redis?.quit().catch(() => this.redis.disconnect());
+  }
+
+  // ---- one job -------------------------------------------------------------------------------
+
+  private async process(bull: BullJob<JobPayload>, token?: string): Promise<unknown> {
+    const release = await this.slots.acquire();
+    const jobId = bull.data.jobId;
+    try {
+      if (this.stopping) return await this.handBack(bull, token, null);
+      const run = new RunningJob();
+      this.running.set(jobId, run);
+      this.heartbeat.currentJobs.add(jobId);
+      try {
+        return await this.execute(bull, token, run);
+      } finally {
+        this.running.delete(jobId);
+        this.heartbeat.currentJobs.delete(jobId);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  private async execute(bull: BullJob<JobPayload>, token: string | undefined, run: RunningJob): Promise<unknown> {
+    const jobId = bull.data.jobId;
+    const current = await this.jobs.byId(jobId);
+    if (!current || (current.status !== 'queued' && current.status !== 'running')) return { skipped: current?.status ?? 'missing' };
+    if (current.cancelRequested) {
+      await this.finishCanceled(current, ['queued', 'running'], 0, 'canceled before it started');
+      return { status: 'canceled' };
+    }
+    const started = await this.jobs.start(jobId, this.config.instanceId, this.backend!.name);
+    if (!started) return { skipped: 'moved' };
+    this.publish(started.event);
+    const job = started.job;
+    if (job.cancelRequested) run.abort('cancel');
+
+    const t0 = performance.now();
+    let progress: Promise<void> = Promise.resolve();
+    let lastProgress: Record<string, unknown> = {};
+    try {
+      const outcome = await this.runners.run(job, {
+        signal: run.controller.signal,
+        // Progress rows and events are written one after the other, in epoch order.
+        onEpoch: (p) => {
+          lastProgress = { epoch: p.epoch, epochs: p.epochs, eta_seconds: 0 };
+          progress = progress.then(() => this.recordProgress(job, p, run));
+        },
+      });
+      await progress;
+      const seconds = (performance.now() - t0) / 1000;
+      const done = await this.jobs.transition(
+        jobId,
+        ['running'],
+        {
+          status: 'succeeded',
+          version: outcome.version,
+          result: outcome.result as object,
+          computeSeconds: seconds,
+          finishedAt: new Date(),
+          progress: { ...lastProgress, percent: 100 } as object,
+        },
+        { type: 'job.succeeded', data: outcome.result as object },
+        outcome.pages ? (tx) => this.jobs.writeOutputs(tx, jobId, outcome.pages as object[]) : undefined,
+      );
+      this.publish(done?.event ?? null);
+      await this.meter(job, seconds);
+      return { status: 'succeeded', version: outcome.version };
+    } catch (err) {
+      await progress.catch(() => undefined);
+      return this.failed(bull, token, job, run, err, (performance.now() - t0) / 1000);
+    }
+  }
+
+  private async failed(bull: BullJob<JobPayload>, token: string | undefined, job: Job, run: RunningJob, err: unknown, seconds: number): Promise<unknown> {
+    const canceled = isMlError(err) && err.code === 'canceled';
+    if (canceled && run.reason === 'shutdown') return this.handBack(bull, token, job);
+    if (canceled || run.reason === 'cancel') {
+      await this.finishCanceled(job, ['running'], seconds, 'canceled on request');
+      await this.meter(job, seconds);
+      return { status: 'canceled' };
+    }
+    const permanent = this.permanentError(err);
+    if (permanent) {
+      this.log.log(`job ${job.id} failed: ${permanent.code}: ${permanent.message}`);
+      await this.finishFailed(job, permanent, seconds);
+      throw new UnrecoverableError(`${permanent.code}: ${permanent.message}`);
+    }
+    const error = err instanceof ChildCrashed ? { code: 'worker_crashed', message: err.message } : { code: 'internal_error', message: 'The job hit an internal error; see the worker logs' };
+    this.log.warn(`job ${job.id} attempt ${job.attempts} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (job.attempts >= job.maxAttempts) {
+      await this.finishFailed(job, { code: error.code, message: `${error.message} (after ${job.attempts} attempts)` }, seconds);
+      throw new UnrecoverableError(error.message);
+    }
+    const next = nextBackoffMs(bull);
+    const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', computeSeconds: { increment: seconds } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: next } });
+    this.publish(r?.event ?? null);
+    await this.meter(job, seconds);
+    // BullMQ retries it after the backoff.
+    throw err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** Bad input: no retry can help. */
+  private permanentError(err: unknown): { code: string; message: string } | null {
+    if (err instanceof JobInputError) return { code: err.code, message: err.message };
+    if (isMlError(err) && PERMANENT_ML_CODES.has(err.code)) return { code: err.code, message: err.message };
+    return null;
+  }
+
+  /** Gives the job back to the queue without spending an attempt (shutdown, or a slot freed while stopping). */
+  private async handBack(bull: BullJob<JobPayload>, token: string | undefined, job: Job | null): Promise<never> {
+    if (job) {
+      const error = { code: 'worker_shutdown', message: 'The worker shut down; the job goes back to the queue' };
+      const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', attempts: { decrement: 1 } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
+      this.publish(r?.event ?? null);
+    }
+    await bull.moveToWait(token);
+    throw new WaitingError();
+  }
+
+  private async finishCanceled(job: Job, from: Array<'queued' | 'running'>, seconds: number, reason: string): Promise<void> {
+    const r = await this.jobs.transition(job.id, from, { status: 'canceled', finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.canceled', data: { reason } });
+    this.publish(r?.event ?? null);
+  }
+
+  private async finishFailed(job: Job, error: { code: string; message: string }, seconds: number): Promise<void> {
+    const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.failed', data: { error, attempt: job.attempts } });
+    this.publish(r?.event ?? null);
+    await this.meter(job, seconds);
+  }
+
+  private async recordProgress(job: Job, p: EpochProgress, run: RunningJob): Promise<void> {
+    const percent = Math.round((1000 * p.epoch) / p.epochs) / 10;
+    try {
+      const r = await this.jobs.progress(
+        job.id,
+        { percent, epoch: p.epoch, epochs: p.epochs, eta_seconds: p.eta_seconds },
+        { epoch: p.epoch, epochs: p.epochs, loss: p.loss, val_loss: p.val_loss, ...p.metrics, eta_seconds: p.eta_seconds },
+      );
+      this.publish(r?.event ?? null);
+      // The flag is the fallback for a cancellation whose pub/sub message was missed.
+      if (r?.job.cancelRequested) run.abort('cancel');
+    } catch (err) {
+      this.log.warn(`progress of ${job.id}: ${(err as Error).message}`);
+    }
+  }
+
+  private async checkCancelFlags(): Promise<void> {
+    for (const [jobId, run] of this.running) {
+      const job = await this.jobs.byId(jobId).catch(() => null);
+      if (job?.cancelRequested) run.abort('cancel');
+    }
+  }
+
+  /** Every event, once committed, goes to the job's channel (streams and `Prefer: wait` listen there). */
+  private publish(event: JobEvent | null): void {
+    if (!event) return;
+    this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch((err: Error) => this.log.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`));
+  }
+
+  /** Compute seconds are metered per UTC day, rounded up to whole seconds (the job row keeps the exact figure). */
+  private async meter(job: Job, seconds: number): Promise<void> {
+    if (seconds <= 0) return;
+    await this.usage
+      .add([{ tenantId: job.tenantId, metric: 'compute_seconds', day: new Date().toISOString().slice(0, 10), value: Math.ceil(seconds) }])
+      .catch((err: Error) => this.log.warn(`usage of ${job.id}: ${err.message}`));
+  }
+
+  /** A worker whose slots are all busy stops fetching, so that idle workers take the next jobs. */
+  private async throttle(free: number): Promise<void> {
+    if (this.stopping) return;
+    if (free === 0 && !this.paused) {
+      this.paused = true;
+      await Promise.all(this.workers.map((w) => w.pause(true).catch(() => undefined)));
+    } else if (free > 0 && this.paused) {
+      this.paused = false;
+      for (const w of this.workers) w.resume();
+    }
+  }
+}
+
+/** The delay BullMQ will wait before the next attempt (the queue's backoff option), for `job.retrying`. */
+function nextBackoffMs(bull: BullJob<JobPayload>): number {
+  const b = bull.opts.backoff;
+  if (b === undefined) return 0;
+  if (typeof b === 'number') return b;
+  const delay = b.delay ?? 0;
+  return b.type === 'exponential' ? Math.round(2 ** bull.attemptsMade * delay) : delay;
+}

@@ -1,0 +1,97 @@
+import type { AppConfig } from '@app/config';
+import type { Job, JobEvent, JobRepository } from '@app/db';
+import { type JobQueues, queueName, redisKey } from '@app/queue';
+import type { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+
+/**
+ * Accepted means durable: every few seconds one worker (a Redis lock, SET NX PX) compares the
+ * database with the queues and repairs what does not agree:
+ * - a `queued` job older than WORKER_RECONCILE_AGE_MS that no queue holds (accepted while Redis
+ *   was down, or lost with Redis's memory) is enqueued; one the queue holds as completed or failed
+ *   (its attempt ended without the row saying so) is enqueued again;
+ * - a `running` job untouched for three lock durations whose queue entry is gone, completed or
+ *   failed (its worker died in a way BullMQ could not hand back, e.g. the stall limit) goes back
+ *   to `queued` and is enqueued, or is failed with `worker_lost` once its attempts are spent.
+ */
+export class Reconciler {
+  private timer?: NodeJS.Timeout;
+  private busy = false;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly jobs: JobRepository,
+    private readonly queues: JobQueues,
+    private readonly redis: Redis,
+    private readonly log: Logger,
+    private readonly publish: (event: JobEvent | null) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.config.workerReconcileIntervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One pass, if this worker wins the lock. Returns how many jobs it (re-)enqueued, or null without the lock. */
+  async tick(): Promise<number | null> {
+    if (this.busy) return null;
+    this.busy = true;
+    try {
+      const won = await this.redis.set(redisKey(this.config, 'reconciler', 'lock'), this.config.instanceId, 'PX', this.config.workerReconcileIntervalMs, 'NX');
+      if (won !== 'OK') return null;
+      return (await this.queued()) + (await this.running());
+    } catch (err) {
+      this.log.warn(`reconciler: ${(err as Error).message}`);
+      return null;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async queued(): Promise<number> {
+    let n = 0;
+    for (const job of await this.jobs.queuedBefore(this.config.workerReconcileAgeMs)) {
+      const held = await this.queues.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id));
+      if (held) {
+        const state = await held.getState();
+        if (state !== 'completed' && state !== 'failed') continue;
+        await held.remove().catch(() => undefined);
+      }
+      await this.queues.enqueue(job);
+      this.log.log(`reconciler: enqueued ${job.id} (${held ? 'its queue entry had ended' : 'no queue held it'})`);
+      n++;
+    }
+    return n;
+  }
+
+  private async running(): Promise<number> {
+    let n = 0;
+    for (const job of await this.jobs.runningBefore(Math.max(3 * this.config.workerLockDurationMs, this.config.workerReconcileAgeMs))) {
+      const held = await this.queues.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id));
+      const state = held ? await held.getState() : 'missing';
+      if (state !== 'missing' && state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
+      if (job.attempts >= job.maxAttempts) {
+        const error = { code: 'worker_lost', message: `The worker running attempt ${job.attempts} was lost and no attempts are left` };
+        const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date() }, { type: 'job.failed', data: { error, attempt: job.attempts } });
+        this.publish(r?.event ?? null);
+        continue;
+      }
+      if (await this.requeue(job, held)) n++;
+    }
+    return n;
+  }
+
+  private async requeue(job: Job, held: { remove(): Promise<unknown> } | undefined): Promise<boolean> {
+    const error = { code: 'worker_lost', message: 'The worker running this job was lost' };
+    const r = await this.jobs.transition(job.id, ['running'], { status: 'queued' }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
+    if (!r) return false;
+    this.publish(r.event);
+    if (held) await held.remove().catch(() => undefined);
+    await this.queues.enqueue(r.job);
+    this.log.warn(`reconciler: ${job.id} was running on a lost worker; enqueued again`);
+    return true;
+  }
+}

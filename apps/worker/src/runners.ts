@@ -1,0 +1,197 @@
+import { effectiveQuotas } from '@app/common';
+import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion } from '@app/db';
+import type { EpochProgress, Hyperparameters, Row } from '@app/ml';
+import type { ComputePool } from './compute/pool.js';
+
+/** A job that cannot succeed however often it runs (a missing dataset, model, version or alias): failed at once. */
+export class JobInputError extends Error {
+  override readonly name = 'JobInputError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunContext {
+  signal: AbortSignal;
+  onEpoch: (p: EpochProgress) => void;
+}
+
+/** What a job produced: the row's `version` and `result`, and output pages past the first (inference). */
+export interface Outcome {
+  version: number | null;
+  result: Record<string, unknown>;
+  pages?: object[];
+}
+
+/**
+ * The work of each job type, in the worker's parent process: read what the job names from
+ * PostgreSQL, hand the compute to the pool's child process, shape the result. Nothing here runs TF.js.
+ */
+export class Runners {
+  private readonly registry: ModelRegistry;
+  private readonly datasets: DatasetRepository;
+
+  constructor(
+    private readonly db: Database,
+    private readonly pool: ComputePool,
+    private readonly outputPageSize: number,
+  ) {
+    this.registry = new ModelRegistry(db, new AuditRepository(db));
+    this.datasets = new DatasetRepository(db);
+  }
+
+  run(job: Job, ctx: RunContext): Promise<Outcome> {
+    switch (job.type) {
+      case 'training':
+        return this.training(job, ctx);
+      case 'evaluation':
+        return this.evaluation(job, ctx);
+      case 'inference':
+        return this.inference(job, ctx);
+    }
+  }
+
+  private async training(job: Job, ctx: RunContext): Promise<Outcome> {
+    await this.model(job);
+    const { spec, rows } = await this.dataset(job);
+    let base: Buffer | undefined;
+    if (job.baseVersion !== null) {
+      const v = await this.registry.version(job.tenantId, job.modelId, job.baseVersion);
+      if (!v) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version ${job.baseVersion} to fine-tune from`);
+      base = await this.artifactOf(job, v);
+    }
+    const tenant = await this.db.prisma.tenant.findUnique({ where: { id: job.tenantId } });
+    if (!tenant) throw new JobInputError('tenant_not_found', 'The tenant no longer exists');
+    const maxParameters = effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>).max_model_parameters;
+    const trained = await this.pool.run(
+      'train',
+      {
+        spec,
+        rows,
+        hyperparameters: job.hyperparameters as Hyperparameters,
+        architecture: job.architecture ?? undefined,
+        base: base ? new Uint8Array(base) : undefined,
+        maxParameters,
+      },
+      { signal: ctx.signal, onEpoch: ctx.onEpoch },
+    );
+    const artifact = Buffer.from(trained.artifact);
+    const { version } = await this.registry.createFromTraining(job.tenantId, job.modelId, job.id, {
+      artifact,
+      sha256: trained.sha256,
+      metrics: trained.metrics as object,
+      architecture: trained.architecture as object,
+      hyperparameters: trained.hyperparameters as object,
+      inputSchema: trained.input_schema as object,
+      labels: trained.labels,
+      parameters: trained.parameters,
+      backend: trained.backend,
+      datasetId: job.datasetId,
+      baseVersion: job.baseVersion,
+    });
+    return {
+      version: version.number,
+      result: {
+        version: version.number,
+        version_id: version.id,
+        metrics: trained.metrics,
+        metrics_split: trained.metrics_split,
+        best_epoch: trained.best_epoch,
+        stopped_early: trained.stopped_early,
+        parameters: trained.parameters,
+        hyperparameters: trained.hyperparameters,
+        train_samples: trained.train_samples,
+        validation_samples: trained.validation_samples,
+        backend: trained.backend,
+        sha256: trained.sha256,
+      },
+    };
+  }
+
+  private async evaluation(job: Job, ctx: RunContext): Promise<Outcome> {
+    await this.model(job);
+    const version = await this.resolveVersion(job);
+    const artifact = await this.artifactOf(job, version);
+    const { rows } = await this.dataset(job);
+    const metrics = await this.pool.run('evaluate', { artifact: new Uint8Array(artifact), rows }, { signal: ctx.signal });
+    return { version: version.number, result: { version: version.number, metrics } };
+  }
+
+  private async inference(job: Job, ctx: RunContext): Promise<Outcome> {
+    await this.model(job);
+    const version = await this.resolveVersion(job);
+    const artifact = await this.artifactOf(job, version);
+    let inputs: Row[];
+    if (Array.isArray(job.inputs)) inputs = job.inputs as Row[];
+    else if (job.datasetId) inputs = (await this.dataset(job)).rows;
+    else throw new JobInputError('invalid_input', 'An inference job needs `inputs` or a `dataset`');
+    const out = await this.pool.run('predict', { artifact: new Uint8Array(artifact), inputs, explain: job.explain }, { signal: ctx.signal });
+    const predictions = out.predictions.map((p) => ({ ...p, version: version.number }));
+    const size = this.outputPageSize;
+    const page = (i: number) => ({
+      predictions: predictions.slice(i * size, (i + 1) * size),
+      ...(out.explanations ? { explanations: out.explanations.slice(i * size, (i + 1) * size) } : {}),
+    });
+    const pageCount = Math.max(1, Math.ceil(predictions.length / size));
+    const result: Record<string, unknown> = { version: version.number, ...page(0), total: predictions.length };
+    if (pageCount > 1) {
+      // The first page stays in `result`; every page (0 included) is stored for GET /v1/jobs/{id}/output.
+      result.output = { pages: pageCount, page_size: size, truncated: true };
+      return { version: version.number, result, pages: Array.from({ length: pageCount }, (_, i) => page(i)) };
+    }
+    return { version: version.number, result };
+  }
+
+  private async model(job: Job) {
+    const model = await this.registry.find(job.tenantId, job.modelId);
+    if (!model) throw new JobInputError('model_not_found', `Model ${job.modelId} does not exist`);
+    return model;
+  }
+
+  private async dataset(job: Job): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string }; rows: Row[] }> {
+    if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
+    const ds = await this.datasets.get(job.tenantId, job.datasetId);
+    if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
+    const rows: Row[] = [];
+    for await (const row of this.datasets.rows(job.tenantId, job.datasetId)) rows.push(row);
+    return { spec: { task: fromDbTask(ds.task), label: ds.label, ...(ds.textField ? { textField: ds.textField } : {}) }, rows };
+  }
+
+  private async artifactOf(job: Job, version: ModelVersion): Promise<Buffer> {
+    const bytes = await this.registry.artifact(job.tenantId, version.id);
+    if (!bytes) throw new JobInputError('version_not_found', `Version ${version.number} has no artifact`);
+    return bytes;
+  }
+
+  /** The version that answers: `version`, else `alias` (default `latest`), a traffic split picked by weight. */
+  private async resolveVersion(job: Job): Promise<ModelVersion> {
+    let number: number | null = job.version;
+    if (number === null) {
+      const alias = job.alias ?? 'latest';
+      if (alias === 'latest') {
+        const newest = await this.db.prisma.modelVersion.findFirst({ where: { tenantId: job.tenantId, modelId: job.modelId }, orderBy: { number: 'desc' } });
+        if (!newest) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version yet`);
+        return newest;
+      }
+      const row = await this.db.prisma.modelAlias.findUnique({ where: { modelId_name: { modelId: job.modelId, name: alias } } });
+      if (!row) throw new JobInputError('alias_not_found', `Model ${job.modelId} has no alias '${alias}'`);
+      number = pickByWeight(row.versions as Array<{ version: number; weight: number }>);
+    }
+    const v = await this.registry.version(job.tenantId, job.modelId, number);
+    if (!v) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version ${number}`);
+    return v;
+  }
+}
+
+export function pickByWeight(targets: Array<{ version: number; weight: number }>, random = Math.random()): number {
+  const total = targets.reduce((s, t) => s + t.weight, 0);
+  let x = random * total;
+  for (const t of targets) {
+    x -= t.weight;
+    if (x < 0) return t.version;
+  }
+  return targets[targets.length - 1].version;
+}
