@@ -201,7 +201,7 @@ describe('worker', () => {
   it('runs a training longer than the lock duration without a stall', async () => {
     await worker();
     const modelId = await model('long');
-    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 40, seed: 2 } });
+    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 24, seed: 2 } });
     const done = await waitFor(job.id, finished, 60_000);
     expect(done.status).toBe('succeeded');
     expect(done.finishedAt!.getTime() - done.startedAt!.getTime()).toBeGreaterThan(2 * Number(FAST.WORKER_LOCK_DURATION_MS));
@@ -212,7 +212,7 @@ describe('worker', () => {
   it('hands the job of a SIGKILLed worker to another, which finishes it with exactly one version', async () => {
     const a = await worker();
     const modelId = await model('killed');
-    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 30, seed: 3 } });
+    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 12, seed: 3 } });
     await waitFor(job.id, (j) => (j.progress as { epoch?: number }).epoch !== undefined);
     const b = await worker();
     await a.stop('SIGKILL');
@@ -226,7 +226,7 @@ describe('worker', () => {
   it('retries a transient failure (its compute process killed) with backoff and a job.retrying event', async () => {
     const w = await worker();
     const modelId = await model('crash');
-    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 20, seed: 4 } });
+    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 10, seed: 4 } });
     await waitFor(job.id, (j) => (j.progress as { epoch?: number }).epoch !== undefined);
     process.kill((w.ready as unknown as { children: number[] }).children[0], 'SIGKILL');
     const done = await waitFor(job.id, finished, 60_000);

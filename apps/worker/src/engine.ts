@@ -1,7 +1,7 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, eventView, type Job, type JobEvent, JobRepository, UsageRepository } from '@app/db';
 import { type BackendInfo, type EpochProgress, isMlError } from '@app/ml';
-import { bullPrefix, createRedis, JOB_TYPES, jobCancelChannel, jobEventsChannel, type JobPayload, JobQueues, queueName } from '@app/queue';
+import { bullPrefix, createRedis, invalidationChannel, JOB_TYPES, jobCancelChannel, jobEventsChannel, type JobPayload, JobQueues, queueName } from '@app/queue';
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -108,7 +108,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       this.workers.push(worker);
     }
 
-    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e) => this.publish(e));
+    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId));
     this.reconciler.start();
   }
 
@@ -174,7 +174,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
     const started = await this.jobs.start(jobId, this.config.instanceId, this.backend!.name);
     if (!started) return { skipped: 'moved' };
-    this.publish(started.event);
+    this.publish(started.event, started.job.tenantId);
     const job = started.job;
     if (job.cancelRequested) run.abort('cancel');
 
@@ -206,7 +206,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         { type: 'job.succeeded', data: outcome.result as object },
         outcome.pages ? (tx) => this.jobs.writeOutputs(tx, jobId, outcome.pages as object[]) : undefined,
       );
-      this.publish(done?.event ?? null);
+      this.publish(done?.event ?? null, job.tenantId);
       await this.meter(job, seconds);
       return { status: 'succeeded', version: outcome.version };
     } catch (err) {
@@ -237,7 +237,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
     const next = nextBackoffMs(bull);
     const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', computeSeconds: { increment: seconds } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: next } });
-    this.publish(r?.event ?? null);
+    this.publish(r?.event ?? null, job.tenantId);
     await this.meter(job, seconds);
     // BullMQ retries it after the backoff.
     throw err instanceof Error ? err : new Error(String(err));
@@ -255,7 +255,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     if (job) {
       const error = { code: 'worker_shutdown', message: 'The worker shut down; the job goes back to the queue' };
       const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', attempts: { decrement: 1 } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
-      this.publish(r?.event ?? null);
+      this.publish(r?.event ?? null, job.tenantId);
     }
     await bull.moveToWait(token);
     throw new WaitingError();
@@ -263,12 +263,12 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
 
   private async finishCanceled(job: Job, from: Array<'queued' | 'running'>, seconds: number, reason: string): Promise<void> {
     const r = await this.jobs.transition(job.id, from, { status: 'canceled', finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.canceled', data: { reason } });
-    this.publish(r?.event ?? null);
+    this.publish(r?.event ?? null, job.tenantId);
   }
 
   private async finishFailed(job: Job, error: { code: string; message: string }, seconds: number): Promise<void> {
     const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.failed', data: { error, attempt: job.attempts } });
-    this.publish(r?.event ?? null);
+    this.publish(r?.event ?? null, job.tenantId);
     await this.meter(job, seconds);
   }
 
@@ -295,10 +295,16 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
   }
 
-  /** Every event, once committed, goes to the job's channel (streams and `Prefer: wait` listen there). */
-  private publish(event: JobEvent | null): void {
+  /**
+   * Every event, once committed, goes to the job's channel (streams and `Prefer: wait` listen
+   * there). A change of state also changes the tenant's usage (running and queued jobs, compute,
+   * storage): the API instances drop their cached snapshot of it.
+   */
+  private publish(event: JobEvent | null, tenantId?: string): void {
     if (!event) return;
-    this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch((err: Error) => this.log.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`));
+    const warn = (err: Error) => this.log.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`);
+    this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch(warn);
+    if (tenantId && event.type !== 'job.progress') this.redis.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
   }
 
   /** Compute seconds are metered per UTC day, rounded up to whole seconds (the job row keeps the exact figure). */

@@ -24,7 +24,7 @@ export class Reconciler {
     private readonly queues: JobQueues,
     private readonly redis: Redis,
     private readonly log: Logger,
-    private readonly publish: (event: JobEvent | null) => void,
+    private readonly publish: (event: JobEvent | null, tenantId?: string) => void,
   ) {}
 
   start(): void {
@@ -76,7 +76,7 @@ export class Reconciler {
       if (job.attempts >= job.maxAttempts) {
         const error = { code: 'worker_lost', message: `The worker running attempt ${job.attempts} was lost and no attempts are left` };
         const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date() }, { type: 'job.failed', data: { error, attempt: job.attempts } });
-        this.publish(r?.event ?? null);
+        this.publish(r?.event ?? null, job.tenantId);
         continue;
       }
       if (await this.requeue(job, held)) n++;
@@ -88,7 +88,7 @@ export class Reconciler {
     const error = { code: 'worker_lost', message: 'The worker running this job was lost' };
     const r = await this.jobs.transition(job.id, ['running'], { status: 'queued' }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
     if (!r) return false;
-    this.publish(r.event);
+    this.publish(r.event, job.tenantId);
     if (held) await held.remove().catch(() => undefined);
     await this.queues.enqueue(r.job);
     this.log.warn(`reconciler: ${job.id} was running on a lost worker; enqueued again`);
