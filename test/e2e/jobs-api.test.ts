@@ -199,8 +199,11 @@ describe('tenant isolation on jobs', () => {
       expect([method, path, r.status, r.body.error?.code]).toEqual([method, path, 404, 'resource_missing']);
     }
     expect((await other.api.get('/v1/jobs')).body.data).toEqual([]);
+    expect((await other.api.get(`/v1/jobs/${j.id}/output`)).status).toBe(404);
     const foreign = await other.api.post('/v1/jobs', { type: 'training', model: 'clf', dataset: datasetId });
     expect(foreign.status).toBe(404);
+    const predict = await other.api.post('/v1/models/served/predict', { inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }] });
+    expect([predict.status, predict.body.error.code]).toEqual([404, 'resource_missing']);
     expect((await t.api.get(`/v1/jobs/${j.id}`)).body.status).toBe('queued');
     await t.api.post(`/v1/jobs/${j.id}/cancel`);
   });

@@ -68,6 +68,7 @@ describe('discovery and operations', () => {
         'GET /v1/jobs/{id}',
         'GET /v1/jobs/{id}/events',
         'GET /v1/jobs/{id}/stream',
+        'GET /v1/jobs/{id}/output',
         'POST /v1/jobs/{id}/cancel',
         'POST /v1/models/{id}/predict',
         'POST /v1/models',

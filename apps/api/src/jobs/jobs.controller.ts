@@ -7,7 +7,7 @@ import { Endpoint } from '../http/endpoint.js';
 import { Answer, IdempotentPost } from '../http/idempotency.interceptor.js';
 import { idParam, listOf } from '../http/schemas.js';
 import { JobWatcher } from './job-watcher.js';
-import { CreateJobBody, EventListQuery, JobEventSchema, JobListQuery, JobSchema, preferWait, type CreateJob } from './jobs.dto.js';
+import { CreateJobBody, EventListQuery, JobEventSchema, JobListQuery, JobOutputSchema, JobSchema, OutputQuery, preferWait, type CreateJob } from './jobs.dto.js';
 import { JobsService } from './jobs.service.js';
 import { streamJobEvents } from './job-stream.js';
 
@@ -73,6 +73,20 @@ export class JobsController {
   async stream(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
     const job = await this.jobs.get(p.tenantId, id);
     await streamJobEvents({ job, req, reply, repo: this.repo, watcher: this.watcher });
+  }
+
+  @Get(':id/output')
+  @RequireScope('jobs:read')
+  @Endpoint({
+    summary: "An inference job's predictions, a page at a time (page 0 is what `result` holds)",
+    tags,
+    params: JobParams,
+    query: OutputQuery,
+    response: JobOutputSchema,
+    errors: [400, 404],
+  })
+  async output(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Query() { page }: z.infer<typeof OutputQuery>) {
+    return this.jobs.output(p.tenantId, id, page);
   }
 
   @IdempotentPost(':id/cancel')

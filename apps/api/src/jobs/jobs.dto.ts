@@ -155,3 +155,17 @@ export function preferWait(header: string | string[] | undefined): number | null
   if (!m) return null;
   return Math.min(60, m[1] === undefined ? 60 : Number(m[1]));
 }
+
+export const OutputQuery = z.object({ page: z.coerce.number().int().min(0).max(1_000_000).default(0) }).strict();
+
+export const JobOutputSchema = z
+  .object({
+    object: z.literal('job_output'),
+    job_id: z.string(),
+    page: z.number(),
+    pages: z.number(),
+    has_more: z.boolean(),
+    predictions: z.array(z.unknown()),
+    explanations: z.array(z.unknown()).optional(),
+  })
+  .meta({ id: 'JobOutput' });

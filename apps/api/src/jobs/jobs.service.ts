@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { REDIS } from '../infra/infra.module.js';
+import { UsageCache } from '../me/usage-cache.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 
@@ -26,6 +27,7 @@ export class JobsService implements OnApplicationShutdown {
     private readonly registry: ModelRegistry,
     private readonly datasets: DatasetRepository,
     private readonly watcher: JobWatcher,
+    private readonly usage: UsageCache,
     @Inject(REDIS) private readonly redis: Redis,
   ) {
     this.queues = new JobQueues(config);
@@ -95,6 +97,7 @@ export class JobsService implements OnApplicationShutdown {
         throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
       }
     });
+    await this.usage.changed(p.tenantId);
     await this.queues.enqueue({ id: job.id, tenantId: job.tenantId, type: job.type, accelerator: job.accelerator, maxAttempts: job.maxAttempts }).catch((err: Error) => {
       this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job');
     });
@@ -124,7 +127,7 @@ export class JobsService implements OnApplicationShutdown {
         [job.type, job.accelerator, job.createdAt, job.id],
       ),
       this.db.pool.query<{ any: number; gpu: number }>(
-        `SELECT count(*)::int AS any, count(*) FILTER (WHERE backend = 'tfjs-node-gpu' OR backend LIKE '%gpu%')::int AS gpu
+        `SELECT count(*)::int AS any, count(*) FILTER (WHERE gpu)::int AS gpu
            FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)`,
         [WORKER_STALE_MS / 1000],
       ),
@@ -151,6 +154,27 @@ export class JobsService implements OnApplicationShutdown {
     return toPage(rows, query.limit, (e) => ({ ...eventView(e), object: 'job_event' as const }));
   }
 
+  /** One page of an inference job's output; a job with no output yet has none (404 past the pages there are). */
+  async output(tenantId: string, id: string, page: number) {
+    const job = await this.get(tenantId, id);
+    if (job.type !== 'inference') throw ApiError.invalid('not_inference', `Job ${id} is a ${job.type} job; only inference jobs have an output`, 'id');
+    const found = await this.jobs.outputPage(tenantId, id, page);
+    if (!found || found.data === null) {
+      if (job.status !== 'succeeded') throw ApiError.invalid('output_not_ready', `Job ${id} is ${job.status}; its output is there once it succeeded`, 'id', 409);
+      throw ApiError.notFound('output page', String(page), 'page');
+    }
+    const data = found.data as { predictions?: unknown[]; explanations?: unknown[] };
+    return {
+      object: 'job_output' as const,
+      job_id: id,
+      page,
+      pages: found.pages,
+      has_more: page + 1 < found.pages,
+      predictions: data.predictions ?? [],
+      ...(data.explanations ? { explanations: data.explanations } : {}),
+    };
+  }
+
   /**
    * A queued job never starts: it leaves the queue and is canceled here. A running job is flagged
    * and its worker told over pub/sub; it stops within two seconds and ends canceled.
@@ -167,6 +191,7 @@ export class JobsService implements OnApplicationShutdown {
       const moved = await this.jobs.transition(id, ['queued'], { status: 'canceled', finishedAt: new Date(), cancelRequested: true }, { type: 'job.canceled', data: { reason: 'requested' } });
       if (moved) {
         await this.publish(moved.event ? eventView(moved.event) : null, id);
+        await this.usage.changed(moved.job.tenantId);
         return moved.job;
       }
     }
