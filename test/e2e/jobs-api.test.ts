@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTenant, sleep, type TenantFixture } from '../support/factories.js';
 import { blobs, storeVersion } from '../support/ml-fixtures.js';
 import { type RunningApi, startApi } from '../support/processes.js';
@@ -10,6 +11,11 @@ let t: TenantFixture;
 let datasetId: string;
 
 beforeAll(async () => {
+  // No worker runs in this file: forget heartbeats that workers killed by earlier files left behind.
+  const db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  await db.connect();
+  await db.query('DELETE FROM worker_heartbeats');
+  await db.end();
   server = await startApi();
   t = await createTenant(server.url, { quotas: { requests_per_minute: 10_000 } });
   const ds = await t.api.post('/v1/datasets', { name: 'blobs', task: 'classification', records: blobs });
