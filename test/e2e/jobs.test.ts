@@ -108,6 +108,33 @@ describe('watching a job', () => {
   });
 });
 
+describe('quotas while running', () => {
+  it('never runs more of a tenant’s jobs at once than max_concurrent_jobs, and says why the others wait', async () => {
+    const u = await createTenant(server.url, { quotas: { requests_per_minute: 100_000, max_concurrent_jobs: 1 } });
+    const rows = blobRows(600, { features: 4, classes: 2, seed: 30 });
+    const ds = (await u.api.post('/v1/datasets', { name: 'cap', task: 'classification', records: rows })).body;
+    await u.api.post('/v1/models', { name: 'cap', task: 'classification' });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await u.api.post('/v1/jobs', { type: 'training', model: 'cap', dataset: ds.id, hyperparameters: { epochs: 8 } })).body.id);
+    let maxRunning = 0;
+    let sawLimit = false;
+    for (let i = 0; i < 600; i++) {
+      const jobs = (await u.api.get('/v1/jobs?limit=10')).body.data as Array<{ status: string; waiting_for: string | null }>;
+      maxRunning = Math.max(maxRunning, jobs.filter((j) => j.status === 'running').length);
+      if (jobs.some((j) => j.waiting_for === 'tenant_concurrency_limit')) sawLimit = true;
+      if (jobs.every((j) => j.status === 'succeeded')) break;
+      await sleep(50);
+    }
+    expect(maxRunning).toBe(1);
+    expect(sawLimit).toBe(true);
+    for (const id of ids) {
+      const j = (await u.api.get(`/v1/jobs/${id}`)).body;
+      expect([j.status, j.attempts]).toEqual(['succeeded', 1]);
+    }
+    expect((await u.api.get('/v1/models/cap/versions')).body.data).toHaveLength(3);
+  });
+});
+
 describe('POST /v1/models/{id}/predict', () => {
   it('answers inline under Prefer: wait, naming the version, with the same predictions as an inference job', async () => {
     const rows = blobRows(200, { features: 4, classes: 2, seed: 21 });

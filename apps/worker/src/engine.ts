@@ -10,7 +10,7 @@ import {
   type OnApplicationBootstrap,
   type OnModuleInit,
 } from '@nestjs/common';
-import { type Job as BullJob, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { type Job as BullJob, DelayedError, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { ChildCrashed, ComputePool } from './compute/pool.js';
@@ -18,6 +18,9 @@ import { WorkerHeartbeat } from './heartbeat.js';
 import { Reconciler } from './reconciler.js';
 import { JobInputError, Runners } from './runners.js';
 import { Slots } from './slots.js';
+
+/** How soon a job held back by its tenant's max_concurrent_jobs is looked at again. */
+const CONCURRENCY_RETRY_MS = 500;
 
 /** A job this worker is running: how to stop it, and why it was stopped. */
 class RunningJob {
@@ -173,6 +176,11 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       return { status: 'canceled' };
     }
     const started = await this.jobs.start(jobId, this.config.instanceId, this.backend!.name);
+    if (started === 'at_concurrency_limit') {
+      // The tenant runs max_concurrent_jobs already: look again in a moment, without spending an attempt.
+      await bull.moveToDelayed(Date.now() + CONCURRENCY_RETRY_MS, token);
+      throw new DelayedError();
+    }
     if (!started) return { skipped: 'moved' };
     this.publish(started.event, started.job.tenantId);
     const job = started.job;

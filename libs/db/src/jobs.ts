@@ -1,4 +1,4 @@
-import { newId } from '@app/common';
+import { effectiveQuotas, newId } from '@app/common';
 import type { Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
@@ -152,8 +152,18 @@ export class JobRepository {
    * attempt is picked up elsewhere), counting the attempt, with its `job.started` event
    * (`{attempt, worker_id, backend}`). Null when the job has left queued/running.
    */
-  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent } | null> {
+  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent } | 'at_concurrency_limit' | null> {
     return this.db.prisma.$transaction(async (tx) => {
+      // max_concurrent_jobs holds across all workers: starts of one tenant's jobs take turns under
+      // this lock, and a queued job past the limit does not start (a job already running, handed
+      // back by a stall, does: it holds its own slot).
+      const owner = await tx.job.findUnique({ where: { id: jobId }, select: { tenantId: true, status: true, tenant: { select: { plan: true, quotas: true } } } });
+      if (!owner) return null;
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`run:${owner.tenantId}`}))`;
+      if (owner.status === 'queued') {
+        const running = await tx.job.count({ where: { tenantId: owner.tenantId, status: 'running' } });
+        if (running >= effectiveQuotas(owner.tenant.plan, owner.tenant.quotas as Record<string, unknown>).max_concurrent_jobs) return 'at_concurrency_limit';
+      }
       const { count } = await tx.job.updateMany({
         where: { id: jobId, status: { in: ACTIVE } },
         data: { status: 'running', attempts: { increment: 1 }, workerId, backend, error: Prisma.DbNull },
