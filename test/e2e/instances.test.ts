@@ -69,11 +69,17 @@ describe('readiness', () => {
       expect(down.body.message).toContain('redis');
       expect((await anon.get('/healthz')).status).toBe(200);
 
-      // A tenant request needs the rate limiter: 503 with the error shape, never a 500.
-      const t = await createTenant(api.url);
-      const refused = await t.api.get('/v1/me');
-      expect(refused.status).toBe(503);
-      expect(refused.body.error.type).toBe('api_error');
+      // Tenant routes keep working: the rate limiter falls back to this instance's own buckets.
+      const t = await createTenant(api.url, { quotas: { requests_per_minute: 3 } });
+      const degraded = await t.api.get('/v1/me');
+      expect(degraded.status).toBe(200);
+      expect(degraded.headers.get('ratelimit')).toMatch(/^"requests";r=2;/);
+      await t.api.get('/v1/me');
+      await t.api.get('/v1/me');
+      const limited = await t.api.get('/v1/me');
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toBeTruthy();
+      await new Api(api.url, process.env.ADMIN_API_KEY).patch(`/v1/admin/tenants/${t.id}`, { quotas: { requests_per_minute: 1000 } });
 
       await redis.resume();
       let status = 0;

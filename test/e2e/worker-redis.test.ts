@@ -8,8 +8,9 @@ import { loadConfig } from '@app/config';
 import { AuditRepository, Database, DatasetRepository, type Job, JobRepository, ModelRegistry, TenantRepository } from '@app/db';
 import { JobQueues } from '@app/queue';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { sleep } from '../support/factories.js';
-import { type RunningProcess, startWorker } from '../support/processes.js';
+import { createTenant, sleep } from '../support/factories.js';
+import { Api } from '../support/http.js';
+import { type RunningProcess, startApi, startWorker } from '../support/processes.js';
 import { PrivateRedis } from '../support/redis-server.js';
 
 let redisServer: PrivateRedis;
@@ -66,5 +67,27 @@ describe('worker and a Redis restart', () => {
     const done = await waitFor(during.id, (j) => j.status === 'succeeded', 30_000);
     expect(done.attempts).toBe(1);
     expect(w.proc.exitCode).toBeNull();
+  });
+
+  it('accepts jobs over HTTP while Redis is down, and finishes every one once it returns', async () => {
+    const api = await startApi({ REDIS_URL: redisServer.url });
+    try {
+      const t = await createTenant(api.url, { quotas: { requests_per_minute: 10_000 } });
+      const ds = (await t.api.post('/v1/datasets', { name: 'd', task: 'classification', records: blobRows(150, { seed: 8 }) })).body;
+      await t.api.post('/v1/models', { name: 'm', task: 'classification' });
+      await redisServer.kill();
+      const accepted: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await t.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds.id, hyperparameters: { epochs: 1 } });
+        expect([r.status, r.body.status]).toEqual([202, 'queued']);
+        accepted.push(r.body.id);
+      }
+      expect((await new Api(api.url).get('/readyz')).status).toBe(503);
+      await redisServer.resume();
+      for (const id of accepted) expect((await waitFor(id, (j) => j.status === 'succeeded', 60_000)).attempts).toBe(1);
+      expect((await t.api.get('/v1/models/m/versions?limit=100')).body.data).toHaveLength(5);
+    } finally {
+      await api.stop();
+    }
   });
 });

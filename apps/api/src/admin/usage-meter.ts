@@ -36,6 +36,7 @@ export class UsageMeter implements OnModuleInit, OnApplicationShutdown {
   }
 
   async flush(): Promise<void> {
+    await this.flushLocal();
     const batch = redisKey(this.config, 'usage', 'flushing', this.config.instanceId);
     try {
       const moved = await this.redis.eval(
@@ -54,6 +55,23 @@ export class UsageMeter implements OnModuleInit, OnApplicationShutdown {
       await this.usage.add(increments);
       await this.redis.del(batch);
     } catch (err) {
+      this.logger.warn(`usage flush postponed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Requests counted in memory while Redis was down go straight to PostgreSQL. */
+  private async flushLocal(): Promise<void> {
+    const counts = this.rateLimiter.localCounts;
+    if (counts.size === 0) return;
+    const increments: UsageIncrement[] = [...counts].map(([field, value]) => {
+      const [tenantId, day] = field.split('|');
+      return { tenantId, day, metric: 'requests', value };
+    });
+    counts.clear();
+    try {
+      await this.usage.add(increments);
+    } catch (err) {
+      for (const i of increments) counts.set(`${i.tenantId}|${i.day}`, (counts.get(`${i.tenantId}|${i.day}`) ?? 0) + i.value);
       this.logger.warn(`usage flush postponed: ${(err as Error).message}`);
     }
   }

@@ -62,6 +62,27 @@ export class RateLimiter {
     return this.pendingUsageKey;
   }
 
+  /** Per-instance buckets and request counts used while Redis does not answer (see `take`). */
+  private readonly local = new Map<string, { tokens: number; ts: number }>();
+  readonly localCounts = new Map<string, number>();
+
+  private takeLocally(tenantId: string, cap: number, day: string): number[] {
+    const now = Date.now();
+    const window = WINDOW_SECONDS * 1000;
+    const b = this.local.get(tenantId) ?? { tokens: cap, ts: now };
+    b.tokens = Math.min(cap, b.tokens + ((now - b.ts) * cap) / window);
+    b.ts = now;
+    const allowed = b.tokens >= 1;
+    if (allowed) {
+      b.tokens -= 1;
+      const field = `${tenantId}|${day}`;
+      this.localCounts.set(field, (this.localCounts.get(field) ?? 0) + 1);
+    }
+    this.local.set(tenantId, b);
+    const rate = cap / window;
+    return [allowed ? 1 : 0, 1, cap, Math.floor(b.tokens), Math.ceil((cap - b.tokens) / rate), allowed ? 0 : Math.ceil((1 - b.tokens) / rate)];
+  }
+
   /** Takes a token for this request; throws 429 with Retry-After when either bucket is empty. */
   async take(p: TenantPrincipal): Promise<{ state: RateState; headers: Record<string, string> }> {
     const tenantLimit = p.quotas.requests_per_minute;
@@ -79,7 +100,9 @@ export class RateLimiter {
         `${p.tenantId}|${day}`,
       ));
     } catch {
-      throw ApiError.unavailable('dependency_unavailable', 'The rate limiter (Redis) is not answering; retry shortly');
+      // Redis is down: limit with this instance's own buckets rather than refuse everything, so
+      // the API keeps serving (and accepting jobs it can commit to PostgreSQL) through the outage.
+      reply = this.takeLocally(p.tenantId, tenantLimit, day);
     }
     const [allowed, bucket, limit, remaining, fullMs, retryMs] = reply;
     const policyName = bucket === 2 ? 'key' : 'requests';
