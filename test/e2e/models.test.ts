@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AuditRepository, Database, ModelRegistry } from '@app/db';
+import { AuditRepository, Database, ModelRegistry, versionDataOf } from '@app/db';
 import { initBackend, predict, train, type TrainResult } from '@app/ml';
 import { createHash } from 'node:crypto';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
@@ -28,17 +28,7 @@ afterAll(async () => {
 
 /** What the job engine will do when a training job succeeds: the registry's internal call. */
 async function versionFromTraining(modelId: string, jobId: string, tenantId = t.id) {
-  return registry.createFromTraining(tenantId, modelId, jobId, {
-    artifact: trained.artifact,
-    sha256: trained.sha256,
-    metrics: trained.metrics as object,
-    architecture: trained.architecture as object,
-    hyperparameters: trained.hyperparameters as object,
-    inputSchema: trained.input_schema as object,
-    labels: trained.labels,
-    parameters: trained.parameters,
-    backend: trained.backend,
-  });
+  return registry.createFromTraining(tenantId, modelId, jobId, versionDataOf(trained));
 }
 
 describe('models', () => {

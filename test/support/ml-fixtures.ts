@@ -1,4 +1,4 @@
-import { AuditRepository, Database, ModelRegistry } from '@app/db';
+import { AuditRepository, Database, ModelRegistry, versionDataOf } from '@app/db';
 import { initBackend, train, type TrainResult } from '@app/ml';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
 
@@ -20,17 +20,7 @@ export async function storeVersion(tenantId: string, modelId: string, jobId: str
   const t = await trainedBlobModel();
   const db = new Database(process.env.DATABASE_URL!, 1);
   try {
-    await new ModelRegistry(db, new AuditRepository(db)).createFromTraining(tenantId, modelId, jobId, {
-      artifact: t.artifact,
-      sha256: t.sha256,
-      metrics: t.metrics as object,
-      architecture: t.architecture as object,
-      hyperparameters: t.hyperparameters as object,
-      inputSchema: t.input_schema as object,
-      labels: t.labels,
-      parameters: t.parameters,
-      backend: t.backend,
-    });
+    await new ModelRegistry(db, new AuditRepository(db)).createFromTraining(tenantId, modelId, jobId, versionDataOf(t));
   } finally {
     await db.close();
   }

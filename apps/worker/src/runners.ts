@@ -1,5 +1,5 @@
 import { effectiveQuotas } from '@app/common';
-import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion } from '@app/db';
+import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
 import type { EpochProgress, Hyperparameters, Row } from '@app/ml';
 import type { ComputePool } from './compute/pool.js';
 
@@ -78,20 +78,12 @@ export class Runners {
       },
       { signal: ctx.signal, onEpoch: ctx.onEpoch },
     );
-    const artifact = Buffer.from(trained.artifact);
-    const { version } = await this.registry.createFromTraining(job.tenantId, job.modelId, job.id, {
-      artifact,
-      sha256: trained.sha256,
-      metrics: trained.metrics as object,
-      architecture: trained.architecture as object,
-      hyperparameters: trained.hyperparameters as object,
-      inputSchema: trained.input_schema as object,
-      labels: trained.labels,
-      parameters: trained.parameters,
-      backend: trained.backend,
-      datasetId: job.datasetId,
-      baseVersion: job.baseVersion,
-    });
+    const { version } = await this.registry.createFromTraining(
+      job.tenantId,
+      job.modelId,
+      job.id,
+      versionDataOf(trained, { datasetId: job.datasetId, baseVersion: job.baseVersion }),
+    );
     return {
       version: version.number,
       result: {

@@ -73,8 +73,8 @@ export async function migrate(databaseUrl: string, migrationsDir: string): Promi
   }
 }
 
-/** Creates the database named in `databaseUrl` if it does not exist (connecting to `postgres`). */
-export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+/** The database's name, checked, and a client of the server's `postgres` database to act on it. */
+async function onServer<T>(databaseUrl: string, fn: (client: pg.Client, name: string) => Promise<T>): Promise<T> {
   const url = new URL(databaseUrl);
   const name = decodeURIComponent(url.pathname.slice(1));
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`unsupported database name '${name}'`);
@@ -82,27 +82,26 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {
+    return await fn(client, name);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates the database named in `databaseUrl` if it does not exist; says whether it did. */
+export function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  return onServer(databaseUrl, async (client, name) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (rowCount) return false;
     await client.query(`CREATE DATABASE "${name}"`).catch((err: { code?: string }) => {
       if (err.code !== '42P04') throw err; // created meanwhile by another process
     });
     return true;
-  } finally {
-    await client.end();
-  }
+  });
 }
 
-export async function dropDatabase(databaseUrl: string): Promise<void> {
-  const url = new URL(databaseUrl);
-  const name = decodeURIComponent(url.pathname.slice(1));
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`unsupported database name '${name}'`);
-  url.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
+export function dropDatabase(databaseUrl: string): Promise<void> {
+  return onServer(databaseUrl, async (client, name) => {
     await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
+  });
 }

@@ -28,6 +28,36 @@ export interface VersionData {
   baseVersion?: number | null;
 }
 
+/** What a training run reports (libs/ml's TrainResult, by shape: libs/db does not depend on TF.js code). */
+export interface TrainingOutcome {
+  artifact: Uint8Array;
+  sha256: string;
+  metrics: object;
+  architecture: object;
+  hyperparameters: object;
+  input_schema: object;
+  labels: string[] | null;
+  parameters: number;
+  backend: string;
+}
+
+/** The version a training outcome becomes, with its lineage. */
+export function versionDataOf(t: TrainingOutcome, lineage: { datasetId?: string | null; baseVersion?: number | null } = {}): VersionData {
+  return {
+    artifact: Buffer.from(t.artifact),
+    sha256: t.sha256,
+    metrics: t.metrics as Prisma.InputJsonValue,
+    architecture: t.architecture as Prisma.InputJsonValue,
+    hyperparameters: t.hyperparameters as Prisma.InputJsonValue,
+    inputSchema: t.input_schema as Prisma.InputJsonValue,
+    labels: t.labels,
+    parameters: t.parameters,
+    backend: t.backend,
+    datasetId: lineage.datasetId ?? null,
+    baseVersion: lineage.baseVersion ?? null,
+  };
+}
+
 export class ModelNameTaken extends Error {}
 
 /**

@@ -3,17 +3,13 @@ import { Controller, Get, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Admin } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
-import { iso, listOf, Timestamp } from '../http/schemas.js';
+import { iso, listOf, listQuery, Timestamp } from '../http/schemas.js';
 
-const AuditQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-    tenant: z.string().max(100).optional(),
-    action: z.string().max(100).optional(),
-    actor_key_id: z.string().max(100).optional(),
-  })
-  .strict();
+const AuditQuery = listQuery({
+  tenant: z.string().max(100).optional(),
+  action: z.string().max(100).optional(),
+  actor_key_id: z.string().max(100).optional(),
+});
 
 const AuditEntrySchema = z
   .object({

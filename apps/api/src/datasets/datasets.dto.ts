@@ -1,6 +1,6 @@
 import { type Dataset, fromDbTask } from '@app/db';
 import { z } from 'zod';
-import { iso, Timestamp } from '../http/schemas.js';
+import { iso, Timestamp, listQuery } from '../http/schemas.js';
 import type { ColumnSummary } from './dataset-validator.js';
 
 export const TASKS = ['classification', 'regression', 'text-classification'] as const;
@@ -19,13 +19,7 @@ export const CreateDatasetBody = z
 /** For CSV and NDJSON uploads, the metadata travels in the query string. */
 export const UploadQuery = z.object(meta).strict();
 
-export const DatasetListQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-    task: z.enum(TASKS).optional(),
-  })
-  .strict();
+export const DatasetListQuery = listQuery({ task: z.enum(TASKS).optional() });
 
 export const DatasetSchema = z
   .object({

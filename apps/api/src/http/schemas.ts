@@ -1,12 +1,15 @@
 import { z } from 'zod';
 
+const page = {
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  starting_after: z.string().min(1).max(100).optional(),
+};
+
 /** `?limit=&starting_after=` as API.md defines them. */
-export const PageQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-  })
-  .strict();
+export const PageQuery = z.object(page).strict();
+
+/** A list's query: the page parameters and the list's own filters, nothing else. */
+export const listQuery = <T extends z.ZodRawShape>(filters: T) => z.object({ ...page, ...filters }).strict();
 
 export const idParam = (prefix: string) =>
   z

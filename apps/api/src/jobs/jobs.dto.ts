@@ -1,6 +1,6 @@
 import type { Job } from '@app/db';
 import { z } from 'zod';
-import { idParam, iso, Timestamp } from '../http/schemas.js';
+import { idParam, iso, listQuery, Timestamp } from '../http/schemas.js';
 import { AliasName } from '../models/models.dto.js';
 
 const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
@@ -57,15 +57,11 @@ export const PredictBody = z
   .object({ inputs: z.array(InputRow).min(1).max(10_000), ...VersionChoice, explain: z.boolean().optional(), metadata: Metadata.optional() })
   .strict();
 
-export const JobListQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-    type: z.enum(['training', 'evaluation', 'inference']).optional(),
-    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
-    model: ModelRef.optional(),
-  })
-  .strict();
+export const JobListQuery = listQuery({
+  type: z.enum(['training', 'evaluation', 'inference']).optional(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
+  model: ModelRef.optional(),
+});
 
 export const EventListQuery = z
   .object({

@@ -1,7 +1,7 @@
 import { fromDbTask, type Model, type ModelAlias, type ModelVersion } from '@app/db';
 import { z } from 'zod';
 import { TASKS } from '../datasets/datasets.dto.js';
-import { iso, Timestamp } from '../http/schemas.js';
+import { iso, Timestamp, listQuery } from '../http/schemas.js';
 
 export const ModelName = z
   .string()
@@ -14,13 +14,7 @@ export const CreateModelBody = z
   .object({ name: ModelName, task: z.enum(TASKS), description: z.string().max(2000).optional() })
   .strict();
 
-export const ModelListQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-    task: z.enum(TASKS).optional(),
-  })
-  .strict();
+export const ModelListQuery = listQuery({ task: z.enum(TASKS).optional() });
 
 const AliasTargets = z.array(z.object({ version: z.number().int().min(1), weight: z.number().int().min(1).max(100) }));
 

@@ -1,7 +1,7 @@
 import { effectiveQuotas, PLANS, QUOTA_NAMES, type Quotas } from '@app/common';
 import type { Tenant } from '@app/db';
 import { z } from 'zod';
-import { iso, Timestamp } from '../http/schemas.js';
+import { iso, Timestamp, listQuery } from '../http/schemas.js';
 
 const quotaShape = Object.fromEntries(QUOTA_NAMES.map((q) => [q, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])) as Record<
   (typeof QUOTA_NAMES)[number],
@@ -32,13 +32,7 @@ export const UpdateTenantBody = z
   })
   .strict();
 
-export const TenantListQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    starting_after: z.string().min(1).max(100).optional(),
-    status: z.enum(['active', 'suspended']).optional(),
-  })
-  .strict();
+export const TenantListQuery = listQuery({ status: z.enum(['active', 'suspended']).optional() });
 
 export const TenantSchema = z
   .object({
