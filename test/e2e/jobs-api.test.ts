@@ -110,6 +110,23 @@ describe('POST /v1/jobs', () => {
     expect(r.body.error.code).toBe('monthly_compute_seconds');
   });
 
+  it('checks a custom architecture against the data and max_model_parameters before queueing', async () => {
+    const dense = (name: string, units: number, extra: Record<string, unknown> = {}) => ({ class_name: 'Dense', config: { name, units, activation: 'relu', ...extra } });
+    const arch = (hidden: number) => ({ class_name: 'Sequential', config: { name: 'm', layers: [dense('h', hidden, { batch_input_shape: [null, 4] }), dense('out', 3, { activation: 'softmax' })] } });
+    const fits = await t.api.post('/v1/jobs', training({ architecture: arch(16) }));
+    expect(fits.status).toBe(202);
+    await t.api.post(`/v1/jobs/${fits.body.id}/cancel`);
+    const small = await createTenant(server.url, { quotas: { max_model_parameters: 100 } });
+    const ds = (await small.api.post('/v1/datasets', { name: 'b', task: 'classification', records: blobs })).body.id;
+    await small.api.post('/v1/models', { name: 'm', task: 'classification' });
+    const tooBig = await small.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds, architecture: arch(64) });
+    expect(tooBig.status).toBe(403);
+    expect(tooBig.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_model_parameters' });
+    const wrongWidth = await t.api.post('/v1/jobs', training({ architecture: { class_name: 'Sequential', config: { name: 'm', layers: [dense('h', 8, { batch_input_shape: [null, 7] }), dense('out', 3, { activation: 'softmax' })] } } }));
+    expect(wrongWidth.status).toBe(400);
+    expect(wrongWidth.body.error.param).toBe('architecture');
+  });
+
   it('honours Idempotency-Key: a retried submission is the same job', async () => {
     const headers = { 'Idempotency-Key': `train-${Date.now()}` };
     const a = await t.api.post('/v1/jobs', training(), { headers });
