@@ -172,11 +172,12 @@ export async function requestJson(url, { method = 'GET', token, body } = {}) {
 
 /**
  * One autocannon run, in this process (so autocannon shares the machine's cores with whatever it
- * measures). Returns the figures kept in the report.
+ * measures). `method` and `body` (a string, sent as-is on every request) default to a GET without
+ * a body. Returns the figures kept in the report.
  */
-export async function loadTest({ url, headers = {}, duration, connections, label, serverPid }) {
+export async function loadTest({ url, headers = {}, duration, connections, label, serverPid, method = 'GET', body }) {
   const before = cpuSnapshot();
-  const result = await autocannon({ url, headers, duration, connections, method: 'GET' });
+  const result = await autocannon({ url, headers, duration, connections, method, body });
   const cpu = cpuUsage(before, cpuSnapshot(), { server: serverPid });
   const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, Number(s.count)]));
   return {

@@ -18,7 +18,11 @@ step('building dist/ (SWC)');
 const source = harness.sourceInfo();
 build();
 
-const scenarios = [(await import('../bench/api-me.mjs')).default, (await import('../bench/ml-training.mjs')).default];
+const scenarios = [
+  (await import('../bench/api-me.mjs')).default,
+  (await import('../bench/ml-training.mjs')).default,
+  (await import('../bench/jobs.mjs')).default,
+];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !scenarios.some((s) => s.id === w));
