@@ -84,19 +84,17 @@ export class JobsService implements OnApplicationShutdown {
       }
     }
 
-    const { job } = await this.jobs.create(p.tenantId, data, async (tx) => {
-      const queued = await tx.job.count({ where: { tenantId: p.tenantId, status: 'queued' } });
-      if (queued >= p.quotas.max_queued_jobs) {
-        throw new ApiError(429, 'quota_exceeded_error', 'max_queued_jobs', `The tenant has ${queued} queued jobs, its max_queued_jobs; retry when some have started`, undefined, { 'Retry-After': '10' });
-      }
-      const rows = await tx.$queryRaw<Array<{ spent: number | null }>>`
-        SELECT sum(value)::float8 AS spent FROM usage_counters
-         WHERE tenant_id = ${p.tenantId} AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date`;
-      const spent = rows[0]?.spent ?? 0;
-      if (spent >= p.quotas.monthly_compute_seconds) {
-        throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
-      }
+    const admitted = await this.jobs.admit(p.tenantId, data, {
+      maxQueuedJobs: p.quotas.max_queued_jobs,
+      monthlyComputeSeconds: p.quotas.monthly_compute_seconds,
     });
+    if (admitted.refused === 'max_queued_jobs') {
+      throw new ApiError(429, 'quota_exceeded_error', 'max_queued_jobs', `The tenant has ${admitted.count} queued jobs, its max_queued_jobs; retry when some have started`, undefined, { 'Retry-After': '10' });
+    }
+    if (admitted.refused === 'monthly_compute_seconds') {
+      throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
+    }
+    const job = admitted.job!;
     await this.usage.changed(p.tenantId);
     await this.queues.enqueue({ id: job.id, tenantId: job.tenantId, type: job.type, accelerator: job.accelerator, maxAttempts: job.maxAttempts }).catch((err: Error) => {
       this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job');
