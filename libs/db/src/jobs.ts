@@ -76,10 +76,10 @@ export class JobRepository {
   }
 
   /**
-   * The API's submission path: `create` in three round trips and without Prisma (it is the hot
-   * write path). The per-tenant lock is taken in its own statement, so that the statement that
-   * counts and inserts starts with a snapshot taken after it: two submissions never both see room
-   * for one more job. Returns the job, or the quota that refused it.
+   * The API's submission path: what `create` does, in one round trip and without Prisma (it is
+   * the hot write path), through the `aiaas_admit_job` function: the per-tenant lock, then counts
+   * that see everything committed before it, then the job and its event. Returns the job, or the
+   * quota that refused it.
    */
   async admit(
     tenantId: string,
@@ -87,59 +87,34 @@ export class JobRepository {
     limits: { maxQueuedJobs: number; monthlyComputeSeconds: number },
   ): Promise<{ job: Job; refused?: never } | { refused: 'max_queued_jobs' | 'monthly_compute_seconds'; count: number; job?: never }> {
     const id = newId('job');
-    const client = await this.db.pool.connect();
-    let row: { refused: string | null; queued: number; spent: number } | undefined;
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`jobs:${tenantId}`]);
-      const j = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
-      const { rows } = await client.query<{ refused: string | null; queued: number; spent: number }>(
-        `WITH q AS (SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $2 AND status = 'queued'),
-              s AS (SELECT coalesce(sum(value), 0)::float8 AS spent FROM usage_counters
-                     WHERE tenant_id = $2 AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date),
-              ok AS (SELECT q.n < $19::int AND s.spent < $20::float8 AS fits FROM q, s),
-              job AS (
-                INSERT INTO jobs (id, tenant_id, type, model_id, version, alias, dataset_id, hyperparameters, architecture, base_version,
-                                  accelerator, metadata, inputs, explain, webhook_url, webhook_events, max_attempts, updated_at)
-                SELECT $1::text, $2::text, $3::"JobType", $4::text, $5::int, $6::text, $7::text, $8::jsonb, $9::jsonb, $10::int, $11::text, $12::jsonb, $13::jsonb, $14::boolean, $15::text, $16::text[], $17::int, now()
-                  FROM ok WHERE ok.fits
-                RETURNING id),
-              ev AS (INSERT INTO job_events (id, job_id, type, data) SELECT $18::text, job.id, 'job.queued', '{}'::jsonb FROM job RETURNING id)
-         SELECT CASE WHEN (SELECT count(*) FROM ev) = 1 THEN NULL
-                     WHEN q.n >= $19::int THEN 'max_queued_jobs' ELSE 'monthly_compute_seconds' END AS refused,
-                q.n AS queued, s.spent
-           FROM q, s`,
-        [
-          id,
-          tenantId,
-          data.type,
-          data.modelId,
-          data.version ?? null,
-          data.alias ?? null,
-          data.datasetId ?? null,
-          j(data.hyperparameters ?? {}),
-          j(data.architecture),
-          data.baseVersion ?? null,
-          data.accelerator ?? null,
-          j(data.metadata ?? {}),
-          j(data.inputs),
-          data.explain ?? false,
-          data.webhookUrl ?? null,
-          data.webhookEvents ?? [],
-          data.maxAttempts ?? 3,
-          newId('evt'),
-          limits.maxQueuedJobs,
-          limits.monthlyComputeSeconds,
-        ],
-      );
-      row = rows[0];
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    const j = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+    // One round trip: prisma/migrations/*_admit_job defines the function (lock, checks, inserts).
+    const { rows } = await this.db.pool.query<{ refused: string | null; queued: number; spent: number }>(
+      `SELECT refused, queued, spent FROM aiaas_admit_job($1, $2, $3::"JobType", $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13::jsonb, $14, $15, $16::text[], $17, $18, $19, $20)`,
+      [
+        id,
+        tenantId,
+        data.type,
+        data.modelId,
+        data.version ?? null,
+        data.alias ?? null,
+        data.datasetId ?? null,
+        j(data.hyperparameters ?? {}),
+        j(data.architecture),
+        data.baseVersion ?? null,
+        data.accelerator ?? null,
+        j(data.metadata ?? {}),
+        j(data.inputs),
+        data.explain ?? false,
+        data.webhookUrl ?? null,
+        data.webhookEvents ?? [],
+        data.maxAttempts ?? 3,
+        newId('evt'),
+        limits.maxQueuedJobs,
+        limits.monthlyComputeSeconds,
+      ],
+    );
+    const row = rows[0];
     if (row?.refused) {
       return { refused: row.refused as 'max_queued_jobs' | 'monthly_compute_seconds', count: row.refused === 'max_queued_jobs' ? row.queued : row.spent };
     }
