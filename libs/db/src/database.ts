@@ -34,3 +34,12 @@ export class Database {
     await this.pool.end();
   }
 }
+
+/**
+ * A row read with plain `pg` in the shape Prisma returns (camelCase keys), for the few hot reads
+ * that skip Prisma. Enum values come back as the database spells them (see fromDbTask).
+ */
+export function camelRow<T>(row: Record<string, unknown> | undefined): T | null {
+  if (!row) return null;
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v])) as T;
+}

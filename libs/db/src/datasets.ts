@@ -2,7 +2,7 @@ import { newId } from '@app/common';
 import type pg from 'pg';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
-import type { Database } from './database.js';
+import { camelRow, type Database } from './database.js';
 import type { Dataset } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
@@ -117,8 +117,10 @@ export class DatasetRepository {
     return DatasetWriter.open(this.db, tenantId, meta);
   }
 
-  get(tenantId: string, id: string): Promise<Dataset | null> {
-    return this.db.prisma.dataset.findFirst({ where: { tenantId, id } });
+  async get(tenantId: string, id: string): Promise<Dataset | null> {
+    // Plain pg: every job that reads a dataset is validated against it.
+    const { rows } = await this.db.pool.query('SELECT * FROM datasets WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    return camelRow<Dataset>(rows[0]);
   }
 
   async list(tenantId: string, query: PageQuery & { task?: NewDataset['task'] }): Promise<Dataset[]> {

@@ -1,5 +1,5 @@
 import { effectiveQuotas, newId } from '@app/common';
-import type { Database } from './database.js';
+import { camelRow, type Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
@@ -118,7 +118,8 @@ export class JobRepository {
     if (row?.refused) {
       return { refused: row.refused as 'max_queued_jobs' | 'monthly_compute_seconds', count: row.refused === 'max_queued_jobs' ? row.queued : row.spent };
     }
-    return { job: (await this.db.prisma.job.findUnique({ where: { id } }))! };
+    const { rows: created } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1', [id]);
+    return { job: camelRow<Job>(created[0])! };
   }
 
   /** Jobs of a tenant by status, for quota checks inside `create`'s transaction. */

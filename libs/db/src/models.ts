@@ -1,5 +1,5 @@
 import { ApiError, newId } from '@app/common';
-import type { Database } from './database.js';
+import { camelRow, type Database } from './database.js';
 import { fromDbTask, toDbTask, type NewDataset } from './datasets.js';
 import { type Model, type ModelAlias, type ModelVersion, Prisma } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
@@ -87,10 +87,11 @@ export class ModelRegistry {
   }
 
   /** A model by id, or by name (API.md: `{id}` also accepts the name). */
-  find(tenantId: string, idOrName: string): Promise<Model | null> {
-    return idOrName.startsWith('mdl_')
-      ? this.db.prisma.model.findFirst({ where: { tenantId, id: idOrName } })
-      : this.db.prisma.model.findFirst({ where: { tenantId, name: idOrName } });
+  async find(tenantId: string, idOrName: string): Promise<Model | null> {
+    // Plain pg: every job submission and predict starts here.
+    const column = idOrName.startsWith('mdl_') ? 'id' : 'name';
+    const { rows } = await this.db.pool.query(`SELECT * FROM models WHERE tenant_id = $1 AND ${column} = $2`, [tenantId, idOrName]);
+    return camelRow<Model>(rows[0]);
   }
 
   async list(tenantId: string, query: PageQuery & { task?: Task }): Promise<Model[]> {

@@ -119,25 +119,20 @@ export class JobsService implements OnApplicationShutdown {
   /** The job as API.md shows it; a queued job also says where it stands and what it waits for. */
   async view(job: Job): Promise<JobView> {
     if (job.status !== 'queued') return jobView(job);
-    const [ahead, workers, running] = await Promise.all([
-      this.db.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)`,
-        [job.type, job.accelerator, job.createdAt, job.id],
-      ),
-      this.db.pool.query<{ any: number; gpu: number }>(
-        `SELECT count(*)::int AS any, count(*) FILTER (WHERE gpu)::int AS gpu
-           FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)`,
-        [WORKER_STALE_MS / 1000],
-      ),
-      this.db.pool.query<{ n: number; plan: string; quotas: Record<string, unknown> }>(
-        `SELECT (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS n, plan, quotas FROM tenants WHERE id = $1`,
-        [job.tenantId],
-      ),
-    ]);
+    // One round trip: the jobs ahead in its queue, GPU workers online, the tenant's running jobs.
+    const { rows } = await this.db.pool.query<{ ahead: number; gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
+      `SELECT (SELECT count(*)::int FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)) AS ahead,
+              (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $6)) AS gpu,
+              (SELECT count(*)::int FROM jobs WHERE tenant_id = $5 AND status = 'running') AS running,
+              t.plan, t.quotas
+         FROM tenants t WHERE t.id = $5`,
+      [job.type, job.accelerator, job.createdAt, job.id, job.tenantId, WORKER_STALE_MS / 1000],
+    );
+    const r = rows[0];
     let waitingFor: JobView['waiting_for'] = 'capacity';
-    if (job.accelerator === 'gpu' && workers.rows[0].gpu === 0) waitingFor = 'gpu';
-    else if (running.rows[0] && running.rows[0].n >= effectiveQuotas(running.rows[0].plan, running.rows[0].quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
-    return jobView(job, { position: ahead.rows[0].n + 1, waitingFor });
+    if (job.accelerator === 'gpu' && r && r.gpu === 0) waitingFor = 'gpu';
+    else if (r && r.running >= effectiveQuotas(r.plan, r.quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
+    return jobView(job, { position: (r?.ahead ?? 0) + 1, waitingFor });
   }
 
   async events(tenantId: string, id: string, query: { limit: number; starting_after?: string }) {

@@ -1,5 +1,5 @@
 import { ApiError } from '@app/common';
-import { JobRepository, type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
+import { fromDbTask, JobRepository, type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
 import { importLayersModel, type ImportMeta, isMlError, readArtifact } from '@app/ml';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
@@ -75,7 +75,7 @@ export class ModelsService {
 
   async import(p: TenantPrincipal, idOrName: string, body: z.infer<typeof ImportVersionBody>) {
     const model = await this.model(p.tenantId, idOrName);
-    const task = model.task === 'text_classification' ? 'text-classification' : model.task;
+    const task = fromDbTask(model.task);
     let imported: ReturnType<typeof importLayersModel>;
     try {
       const own = (body.model.userDefinedMetadata as { aiaas?: unknown } | undefined)?.aiaas;
