@@ -1,16 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { MlError } from './errors.js';
+import { thrown } from './testing.js';
 import { HYPERPARAMETER_DEFAULTS, resolveHyperparameters } from './hyperparameters.js';
 
-function thrown(fn: () => unknown): MlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlError);
-    return err as MlError;
-  }
-  throw new Error('expected an MlError');
-}
 
 describe('hyperparameters', () => {
   it('fills in the defaults of the task, with a random seed that is recorded', () => {

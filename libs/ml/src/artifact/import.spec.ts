@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { thrown } from '../testing.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { MlError } from '../errors.js';
 import { loadModel } from '../predict.js';
 import { blobRows, keywordTexts } from '../synthetic.js';
 import { train } from '../train.js';
@@ -9,15 +9,6 @@ import type { Row, TrainResult } from '../types.js';
 import { decodeArtifact, readArtifact } from './format.js';
 import { importLayersModel, inlineWeightFiles, type ImportMeta } from './import.js';
 
-function thrown(fn: () => unknown): MlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlError);
-    return err as MlError;
-  }
-  throw new Error('expected an MlError');
-}
 
 /** A model.json as TF.js writes one elsewhere: no aiaas metadata. */
 function foreignModelJson(result: TrainResult): Record<string, unknown> {

@@ -1,18 +1,9 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { thrown } from '../testing.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { MlError } from '../errors.js';
 import { checkTopology, type TopologyRequirements } from './topology.js';
 
-function thrown(fn: () => unknown): MlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlError);
-    return err as MlError;
-  }
-  throw new Error('expected an MlError');
-}
 
 const dense = (name: string, units: number, activation = 'relu', extra: Record<string, unknown> = {}) => ({ class_name: 'Dense', config: { name, units, activation, ...extra } });
 const sequential = (...layers: unknown[]) => ({ class_name: 'Sequential', config: { name: 'm', layers } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { MlError } from '../errors.js';
+import { thrown } from '../testing.js';
 import { seededRandom } from '../random.js';
 import type { DatasetSpec, Row } from '../types.js';
 import { encodeRows, prepareTraining } from './prepare.js';
@@ -8,15 +8,6 @@ import { sortLabels } from './values.js';
 
 const options = (validationSplit = 0.25) => ({ validationSplit, random: seededRandom(1) });
 
-function thrown(fn: () => unknown): MlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlError);
-    return err as MlError;
-  }
-  throw new Error('expected an MlError');
-}
 
 describe('text preparation', () => {
   it('lower-cases and splits words from punctuation', () => {
