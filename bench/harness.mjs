@@ -13,15 +13,20 @@ import { migrateDatabase, root, step } from '../scripts/lib.mjs';
 
 export { root, step };
 
+/** A BENCH_* setting: `fallback` when unset, else a number ≥ `min` (an integer when asked), or a clear error. */
+export function envNumber(env, name, fallback, min, integer = false) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min} (got '${raw}')`);
+  }
+  return n;
+}
+
 /** Seconds per measured run (BENCH_DURATION), warm-up seconds (BENCH_WARMUP), connections (BENCH_CONNECTIONS). */
 export function benchSettings(env = process.env) {
-  const num = (name, fallback, min) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number ≥ ${min} (got '${raw}')`);
-    return n;
-  };
+  const num = (name, fallback, min) => envNumber(env, name, fallback, min);
   return {
     duration: num('BENCH_DURATION', 10, 1),
     warmup: num('BENCH_WARMUP', 2, 0),

@@ -16,7 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { cpuSnapshot, cpuUsage, loadTest, median, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+import { cpuSnapshot, cpuUsage, envNumber, loadTest, median, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** POST /v1/jobs rate ÷ queue.add rate, at least */
@@ -41,13 +41,7 @@ const TINY_DATA = { n: 60, features: 2, classes: 2, seed: 5 };
  * BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS and BENCH_ROUNDS like api-me.
  */
 export function jobsSettings(env = process.env) {
-  const int = (name, fallback, min) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min} (got '${raw}')`);
-    return n;
-  };
+  const int = (name, fallback, min) => envNumber(env, name, fallback, min, true);
   return {
     trainRounds: int('BENCH_JOBS_TRAIN_ROUNDS', 3, 1),
     trainRows: int('BENCH_JOBS_TRAIN_ROWS', 5_000, 100),

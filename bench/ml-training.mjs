@@ -4,7 +4,7 @@
 // (cpu, wasm), plus predict latency. The measurement is libs/ml's own
 // (dist/libs/ml/bench/throughput.js, `measureMlThroughput`); each backend × model runs in a child
 // process of its own (bench/ml-training-runner.mjs), so TF.js state never enters the bench process.
-import { cpuSnapshot, cpuUsage, round, startProcess, step } from './harness.mjs';
+import { cpuSnapshot, cpuUsage, envNumber, round, startProcess, step } from './harness.mjs';
 
 /** Other processes using more than this many cores during a measurement make its figures suspect. */
 const CONTENDED_CORES = 0.2;
@@ -16,13 +16,7 @@ const MODEL_NAMES = { mlp: 'MLP 32→128→128→4', text: 'text (vocabulary 20,
  * (default BENCH_ML_SCALE) for the slow cpu text preset, BENCH_ML_TIMEOUT (s per child, default 600).
  */
 export function mlSettings(env = process.env) {
-  const num = (name, fallback, min, integer = false) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min} (got '${raw}')`);
-    return n;
-  };
+  const num = (name, fallback, min, integer = false) => envNumber(env, name, fallback, min, integer);
   const backends = (env.BENCH_ML_BACKENDS || 'wasm,cpu').split(',').map((b) => b.trim()).filter(Boolean);
   const bad = backends.filter((b) => b !== 'cpu' && b !== 'wasm');
   if (bad.length || !backends.length) throw new Error(`BENCH_ML_BACKENDS must list cpu and/or wasm (got '${env.BENCH_ML_BACKENDS}')`);
