@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { REDIS } from '../infra/infra.module.js';
+import { mlErrorToApi } from '../http/ml-errors.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
@@ -252,25 +253,16 @@ export class JobsService implements OnApplicationShutdown {
   private checkArchitecture(p: TenantPrincipal, task: ReturnType<typeof fromDbTask>, dataset: Dataset, architecture: unknown): void {
     const columns = dataset.columns as Array<{ role: string; class_counts?: Record<string, number> }>;
     const label = columns.find((c) => c.role === 'label');
-    const report = (() => {
-      try {
-        return checkTopology(architecture, {
-          task,
-          inputWidth: task === 'text-classification' ? undefined : columns.filter((c) => c.role === 'feature').length,
-          outputWidth: task === 'regression' ? 1 : Object.keys(label?.class_counts ?? {}).length,
-          maxParameters: p.quotas.max_model_parameters,
-        });
-      } catch (err) {
-        if (isMlError(err)) {
-          if (err.code === 'too_many_parameters') {
-            throw new ApiError(403, 'quota_exceeded_error', 'max_model_parameters', `${err.message} (this tenant's max_model_parameters is ${p.quotas.max_model_parameters})`);
-          }
-          throw ApiError.invalid(err.code, err.message, 'architecture');
-        }
-        throw err;
-      }
-    })();
-    return void report;
+    try {
+      checkTopology(architecture, {
+        task,
+        inputWidth: task === 'text-classification' ? undefined : columns.filter((c) => c.role === 'feature').length,
+        outputWidth: task === 'regression' ? 1 : Object.keys(label?.class_counts ?? {}).length,
+        maxParameters: p.quotas.max_model_parameters,
+      });
+    } catch (err) {
+      throw mlErrorToApi(err, p, 'architecture');
+    }
   }
 
   private async checkVersionChoice(tenantId: string, model: Model, version: number | undefined, alias: string | undefined): Promise<void> {

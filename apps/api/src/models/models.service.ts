@@ -1,9 +1,10 @@
 import { ApiError } from '@app/common';
 import { fromDbTask, JobRepository, type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
-import { importLayersModel, type ImportMeta, isMlError, readArtifact } from '@app/ml';
+import { importLayersModel, type ImportMeta, readArtifact } from '@app/ml';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
+import { mlErrorToApi } from '../http/ml-errors.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { aliasView, type CreateModelBody, type ImportVersionBody, modelView, type SetAliasBody, versionView } from './models.dto.js';
 
@@ -94,7 +95,7 @@ export class ModelsService {
         imported = importLayersModel(body.model, meta, p.quotas.max_model_parameters);
       }
     } catch (err) {
-      throw toImportError(err, p);
+      throw mlErrorToApi(err, p, 'model');
     }
     const version = await this.registry.createImported(
       p.tenantId,
@@ -140,13 +141,4 @@ export class ModelsService {
     if (!(await this.registry.deleteAlias(p.tenantId, p.keyId, model.id, name))) throw ApiError.notFound(`alias of model '${model.name}'`, name, 'alias');
     return { object: 'model_alias' as const, model_id: model.id, name, deleted: true as const };
   }
-}
-
-function toImportError(err: unknown, p: TenantPrincipal): unknown {
-  if (err instanceof ApiError) return err;
-  if (isMlError(err)) {
-    if (err.code === 'too_many_parameters') return new ApiError(403, 'quota_exceeded_error', 'max_model_parameters', `${err.message} (this tenant's max_model_parameters is ${p.quotas.max_model_parameters})`);
-    return ApiError.invalid(err.code, err.message, 'model');
-  }
-  return err;
 }
