@@ -102,6 +102,12 @@ describe('POST /v1/jobs', () => {
     expect(refused.headers.get('retry-after')).toBeTruthy();
     expect((await u.api.get('/v1/jobs')).body.data).toHaveLength(2);
 
+    // The highest quota an admin may set is still a quota, not a server error.
+    const huge = await createTenant(server.url, { quotas: { max_queued_jobs: Number.MAX_SAFE_INTEGER } });
+    const hds = (await huge.api.post('/v1/datasets', { name: 'b', task: 'classification', records: blobs })).body.id;
+    await huge.api.post('/v1/models', { name: 'm', task: 'classification' });
+    expect((await huge.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: hds })).status).toBe(202);
+
     const broke = await createTenant(server.url, { quotas: { monthly_compute_seconds: 0 } });
     const ds2 = (await broke.api.post('/v1/datasets', { name: 'b', task: 'classification', records: blobs })).body.id;
     await broke.api.post('/v1/models', { name: 'm', task: 'classification' });

@@ -13,6 +13,9 @@ import { Api } from '../support/http.js';
 import { type RunningProcess, startApi, startWorker } from '../support/processes.js';
 import { PrivateRedis } from '../support/redis-server.js';
 
+/** Quotas out of the way: these tests are about the worker, not admission. */
+const NO_LIMITS = { maxQueuedJobs: Number.MAX_SAFE_INTEGER, monthlyComputeSeconds: Number.MAX_VALUE };
+
 let redisServer: PrivateRedis;
 let db: Database;
 let jobs: JobRepository;
@@ -51,7 +54,7 @@ describe('worker and a Redis restart', () => {
     for (const row of blobRows(200, { seed: 5 })) await writer.append(row as Record<string, number | string>);
     const ds = (await writer.commit({ rows: 200, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER))!;
     const model = await new ModelRegistry(db, new AuditRepository(db)).create(tenant.id, 'key_test', { name: 'm', task: 'classification' });
-    const newJob = async () => (await jobs.create(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, async () => undefined)).job;
+    const newJob = async () => (await jobs.admit(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, NO_LIMITS)).job!;
 
     w = await startWorker({ REDIS_URL: redisServer.url, TF_BACKEND: 'wasm', WORKER_RECONCILE_INTERVAL_MS: '1000', WORKER_RECONCILE_AGE_MS: '1000', LOG_LEVEL: 'error' });
     const before = await newJob();

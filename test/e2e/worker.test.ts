@@ -13,6 +13,9 @@ import { blobRows } from '../../libs/ml/src/synthetic.js';
 import { sleep } from '../support/factories.js';
 import { type RunningProcess, startWorker } from '../support/processes.js';
 
+/** Quotas out of the way: these tests are about the worker, not admission. */
+const NO_LIMITS = { maxQueuedJobs: Number.MAX_SAFE_INTEGER, monthlyComputeSeconds: Number.MAX_VALUE };
+
 const config = loadConfig();
 let db: Database;
 let jobs: JobRepository;
@@ -52,7 +55,7 @@ async function model(name: string): Promise<string> {
 
 /** Creates and enqueues a job as the API does (row and `job.queued` in one transaction, then the queue). */
 async function submit(data: NewJob, enqueue = true): Promise<Job> {
-  const { job } = await jobs.create(tenantId, data, async () => undefined);
+  const job = (await jobs.admit(tenantId, data, NO_LIMITS)).job!;
   published.set(job.id, []);
   await sub.subscribe(jobEventsChannel(config, job.id));
   if (enqueue) await queues.enqueue(job);

@@ -42,44 +42,10 @@ export class JobRepository {
   constructor(private readonly db: Database) {}
 
   /**
-   * Writes a queued job and its `job.queued` event. `admit` runs first inside the same
-   * transaction, under a per-tenant lock, to check quotas against what the tenant has now.
-   */
-  async create(tenantId: string, data: NewJob, admit: (tx: Prisma.TransactionClient) => Promise<void>): Promise<{ job: Job; event: JobEvent }> {
-    return this.db.prisma.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`jobs:${tenantId}`}))`;
-      await admit(tx);
-      const job = await tx.job.create({
-        data: {
-          id: newId('job'),
-          tenantId,
-          type: data.type,
-          modelId: data.modelId,
-          version: data.version ?? null,
-          alias: data.alias ?? null,
-          datasetId: data.datasetId ?? null,
-          hyperparameters: data.hyperparameters ?? {},
-          architecture: data.architecture ?? Prisma.DbNull,
-          baseVersion: data.baseVersion ?? null,
-          accelerator: data.accelerator ?? null,
-          metadata: data.metadata ?? {},
-          inputs: data.inputs ?? Prisma.DbNull,
-          explain: data.explain ?? false,
-          webhookUrl: data.webhookUrl ?? null,
-          webhookEvents: data.webhookEvents ?? [],
-          maxAttempts: data.maxAttempts ?? 3,
-        },
-      });
-      const event = await tx.jobEvent.create({ data: { id: newId('evt'), jobId: job.id, type: 'job.queued', data: {} } });
-      return { job, event };
-    });
-  }
-
-  /**
-   * The API's submission path: what `create` does, in one round trip and without Prisma (it is
-   * the hot write path), through the `aiaas_admit_job` function: the per-tenant lock, then counts
-   * that see everything committed before it, then the job and its event. Returns the job, or the
-   * quota that refused it.
+   * Writes a queued job and its `job.queued` event, in one round trip and without Prisma (the hot
+   * write path), through the `aiaas_admit_job` function: the per-tenant lock, then counts that see
+   * everything committed before it (max_queued_jobs, monthly_compute_seconds), then the inserts.
+   * Returns the job, or the quota that refused it.
    */
   async admit(
     tenantId: string,
@@ -110,7 +76,8 @@ export class JobRepository {
         data.webhookEvents ?? [],
         data.maxAttempts ?? 3,
         newId('evt'),
-        limits.maxQueuedJobs,
+        // The function takes an INTEGER; quotas may be set as high as 2^53 (no tenant queues 2^31 jobs).
+        Math.min(limits.maxQueuedJobs, 2_147_483_647),
         limits.monthlyComputeSeconds,
       ],
     );
@@ -120,11 +87,6 @@ export class JobRepository {
     }
     const { rows: created } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1', [id]);
     return { job: camelRow<Job>(created[0])! };
-  }
-
-  /** Jobs of a tenant by status, for quota checks inside `create`'s transaction. */
-  countActive(tx: Prisma.TransactionClient, tenantId: string, status: JobStatus): Promise<number> {
-    return tx.job.count({ where: { tenantId, status } });
   }
 
   get(tenantId: string, id: string): Promise<Job | null> {
