@@ -38,13 +38,23 @@ describe('POST /v1/jobs', () => {
     expect((await t.api.get(`/v1/jobs/${r.body.id}`)).body.id).toBe(r.body.id);
   });
 
-  it('gives queue positions in submission order', async () => {
-    const u = await createTenant(server.url);
-    const ds = (await u.api.post('/v1/datasets', { name: 'b', task: 'classification', records: blobs })).body.id;
-    await u.api.post('/v1/models', { name: 'm', task: 'classification' });
-    const a = await u.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds });
-    const b = await u.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds });
-    expect(b.body.queue_position).toBe(a.body.queue_position + 1);
+  it("gives queue positions in the fair scheduler's order", async () => {
+    const tenants = await Promise.all([createTenant(server.url), createTenant(server.url)]);
+    const [u, v] = await Promise.all(
+      tenants.map(async (x) => {
+        const ds = (await x.api.post('/v1/datasets', { name: 'b', task: 'classification', records: blobs })).body.id;
+        await x.api.post('/v1/models', { name: 'm', task: 'classification' });
+        return { api: x.api, job: { type: 'training', model: 'm', dataset: ds } };
+      }),
+    );
+    const a = await u.api.post('/v1/jobs', u.job);
+    const b = await u.api.post('/v1/jobs', u.job);
+    // A tenant's own jobs keep their order.
+    expect(b.body.queue_position).toBeGreaterThan(a.body.queue_position);
+    // Another tenant's first job takes its turn before u's second: b moves back by one.
+    const c = await v.api.post('/v1/jobs', v.job);
+    expect(c.body.queue_position).toBeLessThan(b.body.queue_position + 1);
+    expect((await u.api.get(`/v1/jobs/${b.body.id}`)).body.queue_position).toBe(b.body.queue_position + 1);
   });
 
   it('says a GPU job waits for a GPU while no GPU worker is online', async () => {

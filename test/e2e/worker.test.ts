@@ -204,7 +204,7 @@ describe('worker', () => {
   it('runs a training longer than the lock duration without a stall', async () => {
     await worker();
     const modelId = await model('long');
-    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 24, seed: 2 } });
+    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 60, seed: 2 } });
     const done = await waitFor(job.id, finished, 60_000);
     expect(done.status).toBe('succeeded');
     expect(done.finishedAt!.getTime() - done.startedAt!.getTime()).toBeGreaterThan(2 * Number(FAST.WORKER_LOCK_DURATION_MS));

@@ -1,7 +1,25 @@
+import { schedulingShare, effectiveQuotas } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, eventView, type Job, type JobEvent, JobRepository, UsageRepository } from '@app/db';
 import { type BackendInfo, type EpochProgress, isMlError } from '@app/ml';
-import { bullPrefix, createRedis, invalidationChannel, JOB_TYPES, jobCancelChannel, jobEventsChannel, type JobPayload, JobQueues, queueName } from '@app/queue';
+import {
+  ALL_QUEUES,
+  bullPrefix,
+  createRedis,
+  type Dispatched,
+  dispatchChannel,
+  invalidationChannel,
+  JOB_TYPES,
+  jobCancelChannel,
+  jobEventsChannel,
+  type JobPayload,
+  JobQueues,
+  type JobType,
+  queueName,
+  type SchedulableJob,
+  Scheduler,
+  schedulerLeaseMs,
+} from '@app/queue';
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -21,11 +39,17 @@ import { Slots } from './slots.js';
 
 /** How soon a job held back by its tenant's max_concurrent_jobs is looked at again. */
 const CONCURRENCY_RETRY_MS = 500;
+/** A worker with free slots asks the scheduler for work at least this often (new work also wakes it over pub/sub). */
+const DISPATCH_INTERVAL_MS = 250;
 
 /** A job this worker is running: how to stop it, and why it was stopped. */
 class RunningJob {
   readonly controller = new AbortController();
   reason: 'cancel' | 'shutdown' | null = null;
+  /** Whether it holds a slot lease in the scheduler (released when the job lets go of its slot). */
+  leased = false;
+
+  constructor(readonly tenantId: string) {}
 
   abort(reason: 'cancel' | 'shutdown'): void {
     this.reason ??= reason;
@@ -55,6 +79,10 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private redis!: Redis;
   private sub!: Redis;
   private reconciler!: Reconciler;
+  private scheduler!: Scheduler;
+  private timers: NodeJS.Timeout[] = [];
+  private dispatching = false;
+  private dispatchAgain = false;
   private stopping = false;
   private paused = false;
   backend: BackendInfo | null = null;
@@ -91,10 +119,15 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   async onApplicationBootstrap(): Promise<void> {
     this.redis = createRedis(this.config, 'command', 'worker');
     this.sub = createRedis(this.config, 'subscriber', 'worker');
-    this.sub.on('message', (_channel: string, jobId: string) => this.running.get(jobId)?.abort('cancel'));
+    this.scheduler = new Scheduler(this.config, this.redis, schedulerLeaseMs(this.config), ALL_QUEUES);
+    const cancels = jobCancelChannel(this.config);
+    this.sub.on('message', (channel: string, message: string) => {
+      if (channel === cancels) this.running.get(message)?.abort('cancel');
+      else void this.dispatch();
+    });
     // After a reconnect the subscription may have missed requests: ask the rows.
     this.sub.on('ready', () => void this.checkCancelFlags());
-    await this.sub.subscribe(jobCancelChannel(this.config));
+    await this.sub.subscribe(cancels, dispatchChannel(this.config));
 
     for (const name of this.queueNames) {
       const worker = new Worker<JobPayload>(name, (job, token) => this.process(job, token), {
@@ -111,8 +144,70 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       this.workers.push(worker);
     }
 
-    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId));
+    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId), {
+      holds: (jobId) => this.scheduler.holds(jobId),
+      enqueue: (job) => this.schedule(job),
+    });
     this.reconciler.start();
+    const leaseMs = schedulerLeaseMs(this.config);
+    this.timers.push(
+      setInterval(() => void this.dispatch(), DISPATCH_INTERVAL_MS),
+      // Leases of running jobs outlive a few missed renewals.
+      setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(leaseMs / 4))),
+    );
+    void this.dispatch();
+  }
+
+  /** Puts a queued job (back) in the scheduler, with its tenant's current share. */
+  async schedule(job: SchedulableJob): Promise<void> {
+    const tenant = await this.db.prisma.tenant.findUnique({ where: { id: job.tenantId }, select: { plan: true, quotas: true } });
+    if (!tenant) return;
+    await this.scheduler.enqueue(job, schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)));
+  }
+
+  /**
+   * Asks the scheduler for as many jobs as this worker has free slots, and adds them to BullMQ
+   * (each under its own id, so a double add is a no-op). One call at a time; a call asked for
+   * meanwhile runs right after.
+   */
+  async dispatch(): Promise<void> {
+    if (this.stopping || !this.scheduler) return;
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = true;
+    try {
+      do {
+        this.dispatchAgain = false;
+        const free = this.slots.available - this.slots.waiting;
+        if (free <= 0) break;
+        const taken = await this.scheduler.dispatch(this.queueNames, free);
+        if (taken.length > 0) await this.toBull(taken);
+      } while (this.dispatchAgain && !this.stopping);
+    } catch (err) {
+      this.log.warn(`dispatch: ${(err as Error).message}`);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  /** Dispatched jobs go to BullMQ; one that stopped being queued meanwhile (canceled) gives its lease back. */
+  private async toBull(taken: Dispatched[]): Promise<void> {
+    const rows = await this.jobs.attemptsOf(taken.map((d) => d.jobId));
+    await Promise.all(
+      taken.map(async (d) => {
+        const row = rows.get(d.jobId);
+        if (!row || row.status !== 'queued') return this.scheduler.release(d.tenantId, d.jobId);
+        const [type, accelerator] = d.queue.split('-') as [JobType, string | undefined];
+        await this.queues.enqueue({ id: d.jobId, tenantId: d.tenantId, type, accelerator: accelerator ?? null, maxAttempts: row.maxAttempts });
+      }),
+    );
+  }
+
+  private async renewLeases(): Promise<void> {
+    const held = [...this.running].filter(([, r]) => r.leased).map(([jobId, r]) => ({ tenantId: r.tenantId, jobId }));
+    await this.scheduler.renew(held).catch((err: Error) => this.log.warn(`lease renewal: ${err.message}`));
   }
 
   /** Current jobs, for the heartbeat and the ready line. */
@@ -131,6 +226,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.reconciler?.stop();
+    for (const t of this.timers) clearInterval(t);
     const closing = Promise.all(this.workers.map((w) => w.close().catch((err: Error) => this.log.warn(`close: ${err.message}`))));
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.config.workerShutdownDeadlineMs)))]);
@@ -153,7 +249,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     const jobId = bull.data.jobId;
     try {
       if (this.stopping) return await this.handBack(bull, token, null);
-      const run = new RunningJob();
+      const run = new RunningJob(bull.data.tenantId);
       this.running.set(jobId, run);
       this.heartbeat.currentJobs.add(jobId);
       try {
@@ -161,25 +257,40 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       } finally {
         this.running.delete(jobId);
         this.heartbeat.currentJobs.delete(jobId);
+        if (run.leased) await this.scheduler.release(run.tenantId, jobId).catch((err: Error) => this.log.warn(`release of ${jobId}: ${err.message}`));
       }
     } finally {
       release();
+      void this.dispatch();
     }
+  }
+
+  /** Holds the job back for a moment without spending an attempt: its tenant runs max_concurrent_jobs already. */
+  private async atConcurrencyLimit(bull: BullJob<JobPayload>, token: string | undefined): Promise<never> {
+    await bull.moveToDelayed(Date.now() + CONCURRENCY_RETRY_MS, token);
+    throw new DelayedError();
   }
 
   private async execute(bull: BullJob<JobPayload>, token: string | undefined, run: RunningJob): Promise<unknown> {
     const jobId = bull.data.jobId;
     const current = await this.jobs.byId(jobId);
+    // A job that ended meanwhile gives back the lease its dispatch took.
+    run.leased = true;
     if (!current || (current.status !== 'queued' && current.status !== 'running')) return { skipped: current?.status ?? 'missing' };
+    // The slot lease: kept if the dispatch took it, taken if the tenant is under its cap (a retry, a
+    // job handed back), kept in any case by a job its row says is running (handed back by a stall).
+    run.leased = await this.scheduler.claim(current.tenantId, jobId, current.status === 'running');
+    if (!run.leased) return this.atConcurrencyLimit(bull, token);
     if (current.cancelRequested) {
       await this.finishCanceled(current, ['queued', 'running'], 0, 'canceled before it started');
       return { status: 'canceled' };
     }
     const started = await this.jobs.start(jobId, this.config.instanceId, this.backend!.name);
     if (started === 'at_concurrency_limit') {
-      // The tenant runs max_concurrent_jobs already: look again in a moment, without spending an attempt.
-      await bull.moveToDelayed(Date.now() + CONCURRENCY_RETRY_MS, token);
-      throw new DelayedError();
+      // PostgreSQL's count is the last word (Redis may have lost its leases): give the lease back and wait.
+      await this.scheduler.release(current.tenantId, jobId);
+      run.leased = false;
+      return this.atConcurrencyLimit(bull, token);
     }
     if (!started) return { skipped: 'moved' };
     this.publish(started.event, started.job.tenantId);

@@ -1,15 +1,15 @@
 import type { AppConfig } from '@app/config';
 import type { Job, JobEvent, JobRepository } from '@app/db';
-import { type JobQueues, queueName, redisKey } from '@app/queue';
+import { type JobQueues, queueName, redisKey, type SchedulableJob } from '@app/queue';
 import type { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 
 /**
  * Accepted means durable: every few seconds one worker (a Redis lock, SET NX PX) compares the
  * database with the queues and repairs what does not agree:
- * - a `queued` job older than WORKER_RECONCILE_AGE_MS that no queue holds (accepted while Redis
- *   was down, or lost with Redis's memory) is enqueued; one the queue holds as completed or failed
- *   (its attempt ended without the row saying so) is enqueued again;
+ * - a `queued` job older than WORKER_RECONCILE_AGE_MS that neither the scheduler nor BullMQ holds
+ *   (accepted while Redis was down, or lost with Redis's memory) goes back to the scheduler; one
+ *   BullMQ holds as completed or failed (its attempt ended without the row saying so) too;
  * - a `running` job untouched for three lock durations whose queue entry is gone, completed or
  *   failed (its worker died in a way BullMQ could not hand back, e.g. the stall limit) goes back
  *   to `queued` and is enqueued, or is failed with `worker_lost` once its attempts are spent.
@@ -25,6 +25,7 @@ export class Reconciler {
     private readonly redis: Redis,
     private readonly log: Logger,
     private readonly publish: (event: JobEvent | null, tenantId?: string) => void,
+    private readonly scheduler: { holds(jobId: string): Promise<boolean>; enqueue(job: SchedulableJob): Promise<void> },
   ) {}
 
   start(): void {
@@ -54,13 +55,14 @@ export class Reconciler {
   private async queued(): Promise<number> {
     let n = 0;
     for (const job of await this.jobs.queuedBefore(this.config.workerReconcileAgeMs)) {
+      if (await this.scheduler.holds(job.id)) continue;
       const held = await this.queues.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id));
       if (held) {
         const state = await held.getState();
         if (state !== 'completed' && state !== 'failed') continue;
         await held.remove().catch(() => undefined);
       }
-      await this.queues.enqueue(job);
+      await this.scheduler.enqueue(job);
       this.log.log(`reconciler: enqueued ${job.id} (${held ? 'its queue entry had ended' : 'no queue held it'})`);
       n++;
     }
@@ -90,7 +92,7 @@ export class Reconciler {
     if (!r) return false;
     this.publish(r.event, job.tenantId);
     if (held) await held.remove().catch(() => undefined);
-    await this.queues.enqueue(r.job);
+    await this.scheduler.enqueue(r.job);
     this.log.warn(`reconciler: ${job.id} was running on a lost worker; enqueued again`);
     return true;
   }

@@ -14,6 +14,11 @@ export class Slots {
     return this.free;
   }
 
+  /** Jobs fetched from BullMQ that wait for a slot. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   async acquire(): Promise<() => void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiters.push(resolve));

@@ -56,3 +56,15 @@ export function effectiveQuotas(plan: string, overrides: Partial<Record<string, 
   }
   return out;
 }
+
+/**
+ * How much of the workers a plan's tenants get when several tenants have work waiting: the fair
+ * scheduler dispatches in proportion to these weights (see docs/scheduling.md).
+ */
+export const PLAN_WEIGHTS: Record<Plan, number> = { free: 1, pro: 2, enterprise: 4 };
+
+/** The scheduler's view of a tenant: its max_concurrent_jobs and its plan's weight. */
+export function schedulingShare(plan: string, quotas: Pick<Quotas, 'max_concurrent_jobs'>): { cap: number; weight: number } {
+  const known = (PLANS as readonly string[]).includes(plan) ? (plan as Plan) : 'free';
+  return { cap: quotas.max_concurrent_jobs, weight: PLAN_WEIGHTS[known] };
+}

@@ -187,6 +187,12 @@ export class JobRepository {
     });
   }
 
+  /** Status and attempt limit of some jobs, in one round trip (the dispatcher hands them to BullMQ). */
+  async attemptsOf(ids: string[]): Promise<Map<string, { status: string; maxAttempts: number }>> {
+    const { rows } = await this.db.pool.query<{ id: string; status: string; max_attempts: number }>('SELECT id, status, max_attempts FROM jobs WHERE id = ANY($1)', [ids]);
+    return new Map(rows.map((r) => [r.id, { status: r.status, maxAttempts: r.max_attempts }]));
+  }
+
   /** Running jobs not updated for `olderThanMs`: the reconciler checks them against the queues (their worker may be gone). */
   runningBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
     return this.db.prisma.job.findMany({ where: { status: 'running', updatedAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { updatedAt: 'asc' }, take: limit });

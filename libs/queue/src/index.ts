@@ -1,3 +1,4 @@
 export * from './redis.js';
 export * from './jobs.js';
 export * from './job-queues.js';
+export * from './scheduler.js';

@@ -1,8 +1,8 @@
-import { ApiError, effectiveQuotas } from '@app/common';
+import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
 import { checkTopology, isMlError, resolveHyperparameters } from '@app/ml';
-import { type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, TERMINAL_EVENTS } from '@app/queue';
+import { ALL_QUEUES, dispatchChannel, type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, Scheduler, schedulerLeaseMs, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -20,6 +20,7 @@ const WORKER_STALE_MS = 30_000;
 export class JobsService implements OnApplicationShutdown {
   private readonly logger = new Logger('jobs');
   readonly queues: JobQueues;
+  readonly scheduler: Scheduler;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -32,6 +33,7 @@ export class JobsService implements OnApplicationShutdown {
     @Inject(REDIS) private readonly redis: Redis,
   ) {
     this.queues = new JobQueues(config);
+    this.scheduler = new Scheduler(config, redis, schedulerLeaseMs(config), ALL_QUEUES);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -97,9 +99,11 @@ export class JobsService implements OnApplicationShutdown {
     }
     const job = admitted.job!;
     await this.usage.changed(p.tenantId);
-    await this.queues.enqueue({ id: job.id, tenantId: job.tenantId, type: job.type, accelerator: job.accelerator, maxAttempts: job.maxAttempts }).catch((err: Error) => {
-      this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job');
-    });
+    // The job waits in the fair scheduler until a worker has a slot for it (docs/scheduling.md).
+    await this.scheduler
+      .enqueue(job, schedulingShare(p.plan, p.quotas))
+      .then(() => this.redis.publish(dispatchChannel(this.config), job.type))
+      .catch((err: Error) => this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job'));
     return job;
   }
 
@@ -120,20 +124,32 @@ export class JobsService implements OnApplicationShutdown {
   /** The job as API.md shows it; a queued job also says where it stands and what it waits for. */
   async view(job: Job): Promise<JobView> {
     if (job.status !== 'queued') return jobView(job);
-    // One round trip: the jobs ahead in its queue, GPU workers online, the tenant's running jobs.
-    const { rows } = await this.db.pool.query<{ ahead: number; gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
-      `SELECT (SELECT count(*)::int FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)) AS ahead,
-              (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $6)) AS gpu,
-              (SELECT count(*)::int FROM jobs WHERE tenant_id = $5 AND status = 'running') AS running,
-              t.plan, t.quotas
-         FROM tenants t WHERE t.id = $5`,
-      [job.type, job.accelerator, job.createdAt, job.id, job.tenantId, WORKER_STALE_MS / 1000],
-    );
+    // One round trip for what it waits for (GPU workers online, the tenant's running jobs), and its
+    // place in the scheduler's order; if Redis cannot say, the place in plain arrival order.
+    const [{ rows }, place] = await Promise.all([
+      this.db.pool.query<{ gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
+        `SELECT (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $2)) AS gpu,
+                (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
+                t.plan, t.quotas
+           FROM tenants t WHERE t.id = $1`,
+        [job.tenantId, WORKER_STALE_MS / 1000],
+      ),
+      this.scheduler.position(job).catch(() => this.arrivalPosition(job)),
+    ]);
     const r = rows[0];
     let waitingFor: JobView['waiting_for'] = 'capacity';
     if (job.accelerator === 'gpu' && r && r.gpu === 0) waitingFor = 'gpu';
     else if (r && r.running >= effectiveQuotas(r.plan, r.quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
-    return jobView(job, { position: (r?.ahead ?? 0) + 1, waitingFor });
+    return jobView(job, { position: place ?? 1, waitingFor });
+  }
+
+  /** Jobs of its queue accepted before it and still queued, plus one. */
+  private async arrivalPosition(job: Job): Promise<number> {
+    const { rows } = await this.db.pool.query<{ ahead: number }>(
+      `SELECT count(*)::int AS ahead FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)`,
+      [job.type, job.accelerator, job.createdAt, job.id],
+    );
+    return rows[0].ahead + 1;
   }
 
   async events(tenantId: string, id: string, query: { limit: number; starting_after?: string }) {
@@ -181,9 +197,13 @@ export class JobsService implements OnApplicationShutdown {
     }
     await this.jobs.requestCancel(tenantId, id);
     if (current.status === 'queued') {
+      // Out of the scheduler if it still waits there, out of BullMQ if it was dispatched.
+      await this.scheduler.remove(current).catch(() => false);
       await this.queues.remove(current).catch(() => false);
       const moved = await this.jobs.transition(id, ['queued'], { status: 'canceled', finishedAt: new Date(), cancelRequested: true }, { type: 'job.canceled', data: { reason: 'requested' } });
       if (moved) {
+        // A dispatched job held a slot lease; it will not start, so the slot is free again.
+        await this.scheduler.release(moved.job.tenantId, id).catch(() => undefined);
         await this.publish(moved.event ? eventView(moved.event) : null, id);
         await this.usage.changed(moved.job.tenantId);
         return moved.job;

@@ -1,0 +1,136 @@
+import { Redis } from 'ioredis';
+import { ALL_QUEUES } from './jobs.js';
+import { Scheduler, type SchedulableJob } from './scheduler.js';
+
+// Against the real Redis of the test run, under a prefix of its own per test.
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+let redis: Redis;
+let prefix: string;
+let n = 0;
+
+beforeAll(() => {
+  redis = new Redis(url, { maxRetriesPerRequest: 1 });
+});
+afterAll(async () => {
+  const keys = await redis.keys(`{${process.env.REDIS_PREFIX ?? 'test'}-sched-*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+function scheduler(leaseMs = 60_000): Scheduler {
+  prefix = `${process.env.REDIS_PREFIX ?? 'test'}-sched-${process.pid}-${++n}`;
+  return new Scheduler({ redisPrefix: prefix }, redis, leaseMs, ALL_QUEUES);
+}
+
+const job = (tenantId: string, i: number, type: SchedulableJob['type'] = 'training'): SchedulableJob => ({ id: `${tenantId}-${i}`, tenantId, type, accelerator: null });
+const share = (cap = 100, weight = 1) => ({ cap, weight });
+
+/** Dispatches one job at a time and releases it, as a single-slot worker would. */
+async function order(s: Scheduler, count: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const [d] = await s.dispatch(['training'], 1);
+    if (!d) break;
+    out.push(d.jobId);
+    await s.release(d.tenantId, d.jobId);
+  }
+  return out;
+}
+
+test('a tenant arriving behind a flood is served at the next free slot', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 200; i++) await s.enqueue(job('a', i), share());
+  expect(await order(s, 5)).toEqual(['a-0', 'a-1', 'a-2', 'a-3', 'a-4']);
+  await s.enqueue(job('b', 0), share());
+  expect(await s.position(job('b', 0))).toBeLessThanOrEqual(2);
+  const next = await order(s, 2);
+  expect(next).toContain('b-0');
+});
+
+test('tenants with work waiting take turns, and weights give shares', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 30; i++) {
+    await s.enqueue(job('a', i), share());
+    await s.enqueue(job('b', i), share());
+    await s.enqueue(job('c', i), share(100, 2));
+  }
+  const first = await order(s, 40);
+  const count = (t: string) => first.filter((id) => id.startsWith(`${t}-`)).length;
+  // Stride scheduling: c (weight 2) gets half, a and b a quarter each, within one job.
+  expect(Math.abs(count('c') - 20)).toBeLessThanOrEqual(1);
+  expect(Math.abs(count('a') - 10)).toBeLessThanOrEqual(1);
+  expect(Math.abs(count('b') - 10)).toBeLessThanOrEqual(1);
+  // Each tenant's own jobs stay in order.
+  const as = first.filter((id) => id.startsWith('a-'));
+  expect(as).toEqual([...as].sort((x, y) => Number(x.slice(2)) - Number(y.slice(2))));
+});
+
+test('a tenant at its cap is skipped, and gets its turn when a lease is released', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 5; i++) await s.enqueue(job('a', i), share(2));
+  for (let i = 0; i < 5; i++) await s.enqueue(job('b', i), share(10));
+  const taken = await s.dispatch(['training'], 6);
+  expect(taken.filter((d) => d.tenantId === 'a')).toHaveLength(2);
+  expect(taken.filter((d) => d.tenantId === 'b')).toHaveLength(4);
+  expect(await s.leases('a')).toBe(2);
+  expect(await s.dispatch(['training'], 1).then((d) => d.map((x) => x.tenantId))).toEqual(['b']);
+  await s.release('a', taken.find((d) => d.tenantId === 'a')!.jobId);
+  expect(await s.dispatch(['training'], 1).then((d) => d.map((x) => x.jobId))).toEqual(['a-2']);
+});
+
+test('a lease that is not renewed runs out: a crashed worker never keeps its slot', async () => {
+  const s = scheduler(300);
+  for (let i = 0; i < 2; i++) await s.enqueue(job('a', i), share(1));
+  expect(await s.dispatch(['training'], 2)).toHaveLength(1);
+  expect(await s.dispatch(['training'], 1)).toHaveLength(0);
+  await new Promise((r) => setTimeout(r, 350));
+  expect(await s.dispatch(['training'], 1).then((d) => d.map((x) => x.jobId))).toEqual(['a-1']);
+});
+
+test('renewed leases hold; claim refuses past the cap unless the job holds its lease or is forced', async () => {
+  const s = scheduler(300);
+  await s.enqueue(job('a', 0), share(1));
+  const [d] = await s.dispatch(['training'], 1);
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 120));
+    await s.renew([{ tenantId: 'a', jobId: d.jobId }]);
+  }
+  expect(await s.leases('a')).toBe(1);
+  expect(await s.claim('a', d.jobId, false)).toBe(true);
+  expect(await s.claim('a', 'a-other', false)).toBe(false);
+  expect(await s.claim('a', 'a-stalled', true)).toBe(true);
+});
+
+test('enqueue is idempotent, remove takes a waiting job out, holds says where a job is', async () => {
+  const s = scheduler();
+  expect(await s.enqueue(job('a', 0), share())).toBe(true);
+  expect(await s.enqueue(job('a', 0), share())).toBe(false);
+  await s.enqueue(job('a', 1), share());
+  expect(await s.holds('a-0')).toBe(true);
+  expect(await s.remove(job('a', 0))).toBe(true);
+  expect(await s.remove(job('a', 0))).toBe(false);
+  expect(await order(s, 5)).toEqual(['a-1']);
+  expect(await s.holds('a-1')).toBe(false);
+  expect(await s.waiting()).toEqual([]);
+});
+
+test('free slots are net of jobs already waiting in BullMQ, and only the worker\'s queues are served', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 3; i++) await s.enqueue(job('a', i, 'evaluation'), share());
+  await s.enqueue(job('b', 0, 'training'), share());
+  await redis.rpush(`{${prefix}}:bull:evaluation:wait`, 'x');
+  const got = await s.dispatch(['evaluation'], 2);
+  expect(got.map((d) => d.jobId)).toEqual(['a-0']);
+  expect(await s.position(job('a', 2, 'evaluation'))).toBe(3);
+});
+
+test('queue_position follows the dispatch order', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 10; i++) await s.enqueue(job('a', i), share());
+  for (let i = 0; i < 3; i++) await s.enqueue(job('b', i), share());
+  const positions = new Map<string, number>();
+  for (let i = 0; i < 10; i++) positions.set(`a-${i}`, (await s.position(job('a', i)))!);
+  for (let i = 0; i < 3; i++) positions.set(`b-${i}`, (await s.position(job('b', i)))!);
+  const actual = await order(s, 13);
+  actual.forEach((id, i) => expect([id, positions.get(id)]).toEqual([id, i + 1]));
+});
