@@ -22,6 +22,7 @@ const scenarios = [
   (await import('../bench/api-me.mjs')).default,
   (await import('../bench/ml-training.mjs')).default,
   (await import('../bench/jobs.mjs')).default,
+  (await import('../bench/inference.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);

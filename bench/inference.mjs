@@ -1,0 +1,310 @@
+// Scenario "inference": sync predictions, tiny inference jobs and fair scheduling, each figure
+// beside a baseline measured in the same run.
+//  1. Baseline: a raw BullMQ no-op worker's jobs per second (bench/bullmq-noop-runner.mjs: a Worker
+//     with 64 concurrent no-op processors fed by addBulk, same Redis, a throwaway queue).
+//  2. Sync predict: POST /v1/models/{id}/predict with `Prefer: wait` (one row per request) on the
+//     real API and a real worker, autocannon at 1 and at 64 connections, with dynamic batching on
+//     (the defaults) and off (PREDICT_BATCH_MAX_ROWS=1, the worker restarted): requests/s, p50, p99.
+//  3. Tiny inference jobs end to end: N one-row inference jobs through POST /v1/jobs (64 in flight)
+//     until every one has succeeded, jobs/s, against the no-op worker.
+//  4. Fairness: tenant A floods short training jobs on a two-slot worker; once A's work is flowing,
+//     tenant B submits one. B's wait (started_at − created_at) in A's median job-lengths.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { envNumber, loadTest, median, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+
+export const TARGETS = {
+  /** sync predict requests/s at 64 clients, batching on ÷ off, at least */
+  batching_ratio: 5,
+  /** sync predict requests/s at 64 clients (batching on) ÷ no-op BullMQ jobs/s, at least */
+  predict_vs_noop: 0.2,
+  /** B's wait ÷ A's median job length, at most ("about one job-length per worker slot") */
+  fairness_job_lengths: 1,
+};
+const CLIENTS = [1, 64];
+const DATA = { features: 4, classes: 3, seed: 5 };
+
+/** BENCH_INFERENCE_SECONDS (5 s per predict run), BENCH_INFERENCE_JOBS (400), BENCH_FAIRNESS_FLOOD (200). */
+export function inferenceSettings(env = process.env) {
+  return {
+    seconds: envNumber(env, 'BENCH_INFERENCE_SECONDS', 5, 1),
+    jobs: envNumber(env, 'BENCH_INFERENCE_JOBS', 400, 10, true),
+    flood: envNumber(env, 'BENCH_FAIRNESS_FLOOD', 200, 20, true),
+  };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function call(url, { method = 'GET', token, body, headers = {} } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
+}
+
+function startWorker(env, extra = {}) {
+  return startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
+    env: { ...env, TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn', ...extra },
+    timeoutMs: 60_000,
+  });
+}
+
+/** Runs `fn(i)` for i in [0, n) with at most `parallel` in flight. */
+async function pool(n, parallel, fn) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(parallel, n) }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+}
+
+async function noopRun(env, seconds) {
+  const runner = await startProcess('bench/bullmq-noop-runner.mjs', 'noop.ready', {
+    env: { ...env, NODE_OPTIONS: '', NOOP_SECONDS: String(seconds), NOOP_WARMUP: '1' },
+    timeoutMs: 30_000,
+  });
+  try {
+    process.kill(runner.proc.pid, 'SIGUSR2');
+    const end = Date.now() + (seconds + 30) * 1000;
+    for (;;) {
+      const line = runner.output.find((l) => l.includes('"noop.result"'));
+      if (line) return JSON.parse(line);
+      if (Date.now() > end) throw new Error(`no-op runner gave no result:\n${runner.output.slice(-20).join('\n')}`);
+      await sleep(50);
+    }
+  } finally {
+    await runner.stop();
+  }
+}
+
+export default {
+  id: 'inference',
+  title: 'Inference and scheduling: sync predict with dynamic batching, tiny inference jobs, fairness',
+
+  async run({ env, settings }) {
+    const is = inferenceSettings();
+    const rounds = settings.rounds;
+    const { blobRows } = await import(pathToFileURL(join(root, 'dist', 'libs', 'ml', 'src', 'synthetic.js')).href);
+    const db = new pg.Client({ connectionString: env.DATABASE_URL });
+    await db.connect();
+    let api;
+    let worker;
+    try {
+      step('inference: starting the API and a worker (wasm, WORKER_CONCURRENCY=2)');
+      api = await startApi(env);
+      const admin = env.ADMIN_API_KEY;
+      const newTenant = async (name, quotas, plan = 'enterprise') => {
+        const t = await requestJson(`${api.url}/v1/admin/tenants`, {
+          method: 'POST',
+          token: admin,
+          body: { name, plan, quotas: { requests_per_minute: 100_000_000, max_queued_jobs: 100_000_000, monthly_compute_seconds: 100_000_000, ...quotas } },
+        });
+        const k = await requestJson(`${api.url}/v1/admin/tenants/${t.body.id}/api-keys`, { method: 'POST', token: admin, body: { name } });
+        const secret = k.body.secret;
+        return { id: t.body.id, secret, call: (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers }) };
+      };
+      const must = (r, status, what) => {
+        if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+        return r.body;
+      };
+      const t = await newTenant('bench-inference', { max_concurrent_jobs: 1_000 });
+      const rows = blobRows(300, DATA);
+      const ds = must(await t.call('POST', '/v1/datasets', { name: 'inf', task: 'classification', records: rows }), 201, 'dataset');
+      const model = must(await t.call('POST', '/v1/models', { name: 'inf', task: 'classification' }), 201, 'model');
+      worker = await startWorker(env);
+      const trained = must(await t.call('POST', '/v1/jobs', { type: 'training', model: 'inf', dataset: ds.id, hyperparameters: { epochs: 5, seed: 1 } }, { Prefer: 'wait=60' }), 200, 'training');
+      step(`inference: model ${model.id} v${trained.version} trained; worker ${worker.ready.id}`);
+      const row = Object.fromEntries(Object.entries(rows[0]).filter(([k]) => k !== 'label'));
+
+      // ── 1. the baseline ───────────────────────────────────────────────────────────────────────
+      const noop = [];
+      for (let i = 1; i <= rounds; i++) {
+        const r = await noopRun(env, is.seconds);
+        noop.push(r.rate);
+        step(`inference: no-op BullMQ worker round ${i}/${rounds}: ${r.rate.toLocaleString('en-US')} jobs/s`);
+      }
+      const noopRate = median(noop);
+
+      // ── 2. sync predict, batching on and off ─────────────────────────────────────────────────
+      const predictTarget = {
+        url: `${api.url}/v1/models/${model.id}/predict`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.secret}`, 'content-type': 'application/json', prefer: 'wait=30' },
+        body: JSON.stringify({ inputs: [row] }),
+      };
+      const predictRuns = [];
+      const sameAnswers = {};
+      for (const mode of ['on', 'off']) {
+        if (mode === 'off') {
+          await worker.stop();
+          worker = await startWorker(env, { PREDICT_BATCH_MAX_ROWS: '1' });
+        }
+        const answer = must(await t.call('POST', `/v1/models/${model.id}/predict`, { inputs: rows.slice(0, 20).map(({ label: _l, ...x }) => x) }, { Prefer: 'wait=30' }), 200, `predict (batching ${mode})`);
+        sameAnswers[mode] = JSON.stringify(answer.predictions);
+        await loadTest({ ...predictTarget, duration: 2, connections: 64, label: `warm-up ${mode}` });
+        for (let i = 1; i <= rounds; i++) {
+          for (const clients of CLIENTS) {
+            const r = await loadTest({ ...predictTarget, duration: is.seconds, connections: clients, label: `predict batching ${mode}, ${clients} client(s)`, serverPid: api.proc.pid });
+            if (r.non2xx || r.errors) throw new Error(`predict (batching ${mode}, ${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`);
+            predictRuns.push({ ...r, round: i, mode, clients });
+            step(`inference: predict batching ${mode}, ${clients} client(s), round ${i}/${rounds}: ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+          }
+        }
+      }
+      const pick = (mode, clients) => {
+        const mine = predictRuns.filter((r) => r.mode === mode && r.clients === clients);
+        return { rps: median(mine.map((r) => r.rps)), p50: median(mine.map((r) => r.latency_ms.p50)), p99: median(mine.map((r) => r.latency_ms.p99)) };
+      };
+      const on64 = pick('on', 64);
+      const off64 = pick('off', 64);
+      const on1 = pick('on', 1);
+      const off1 = pick('off', 1);
+      const batchingRatio = round(on64.rps / off64.rps, 2);
+      const vsNoop = round(on64.rps / noopRate, 3);
+      await worker.stop();
+      worker = await startWorker(env);
+
+      // ── 3. tiny inference jobs end to end ────────────────────────────────────────────────────
+      const ids = [];
+      const t0 = Date.now();
+      await pool(is.jobs, 64, async () => {
+        ids.push(must(await t.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] }), 202, 'inference job').id);
+      });
+      let jobsSeconds;
+      for (;;) {
+        const { rows: r } = await db.query(`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`, [ids]);
+        if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
+        if (r[0].ok === ids.length) {
+          jobsSeconds = (new Date(r[0].last).getTime() - t0) / 1000;
+          break;
+        }
+        if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
+        await sleep(100);
+      }
+      const jobsRate = round(ids.length / jobsSeconds, 1);
+      step(`inference: ${ids.length} tiny inference jobs in ${round(jobsSeconds, 2)} s: ${jobsRate} jobs/s`);
+
+      // ── 4. fairness ──────────────────────────────────────────────────────────────────────────
+      const a = await newTenant('bench-flood', { max_concurrent_jobs: 2 }, 'free');
+      const b = await newTenant('bench-single', { max_concurrent_jobs: 2 }, 'free');
+      const tiny = blobRows(60, { features: 2, classes: 2, seed: 5 });
+      for (const x of [a, b]) {
+        const d = must(await x.call('POST', '/v1/datasets', { name: 'f', task: 'classification', records: tiny }), 201, 'fairness dataset');
+        must(await x.call('POST', '/v1/models', { name: 'f', task: 'classification' }), 201, 'fairness model');
+        x.job = { type: 'training', model: 'f', dataset: d.id, hyperparameters: { epochs: 3, seed: 1 } };
+      }
+      await pool(is.flood, 32, async () => must(await a.call('POST', '/v1/jobs', a.job), 202, 'flood job'));
+      const countA = async (status) => (await db.query('SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status = $2', [a.id, status])).rows[0].n;
+      while ((await countA('succeeded')) < 10) await sleep(50);
+      const aQueued = await countA('queued');
+      const single = must(await b.call('POST', '/v1/jobs', b.job), 202, 'single job');
+      let bRow;
+      for (;;) {
+        bRow = (await db.query('SELECT created_at, started_at FROM jobs WHERE id = $1', [single.id])).rows[0];
+        if (bRow.started_at) break;
+        await sleep(20);
+      }
+      await sleep(1_000);
+      const lengths = (await db.query(`SELECT extract(epoch FROM finished_at - started_at) * 1000 AS ms FROM jobs WHERE tenant_id = $1 AND status = 'succeeded'`, [a.id])).rows.map((r) => Number(r.ms));
+      const jobLength = round(median(lengths), 1);
+      const waitMs = bRow.started_at.getTime() - bRow.created_at.getTime();
+      const waitLengths = round(waitMs / jobLength, 2);
+      const fifoMs = round((aQueued * jobLength) / 2, 0);
+      step(`inference: fairness: B waited ${waitMs} ms = ${waitLengths} of A's median job (${jobLength} ms); ${aQueued} of A's jobs were queued (FIFO: ~${fifoMs} ms)`);
+      await worker.stop();
+      worker = undefined;
+
+      // ── the report ────────────────────────────────────────────────────────────────────────────
+      const n = (x) => x.toLocaleString('en-US');
+      const lat = (x) => `p50 ${x.p50} ms, p99 ${x.p99} ms`;
+      const rowsOut = [
+        {
+          figure: 'sync predict at 64 clients: dynamic batching on vs off',
+          measured: `${n(on64.rps)} req/s (${lat(on64)})`,
+          baseline: `${n(off64.rps)} req/s (${lat(off64)})`,
+          ratio: batchingRatio,
+          target: `≥ ${TARGETS.batching_ratio}`,
+          result: batchingRatio >= TARGETS.batching_ratio ? 'PASS' : 'BELOW',
+        },
+        {
+          figure: 'sync predict at 1 client: dynamic batching on vs off',
+          measured: `${n(on1.rps)} req/s (${lat(on1)})`,
+          baseline: `${n(off1.rps)} req/s (${lat(off1)})`,
+          ratio: round(on1.rps / off1.rps, 2),
+          target: '—',
+          result: '—',
+        },
+        {
+          figure: 'sync predict at 64 clients (batching on) vs raw BullMQ no-op worker',
+          measured: `${n(on64.rps)} predictions/s`,
+          baseline: `${n(noopRate)} jobs/s`,
+          ratio: vsNoop,
+          target: `≥ ${TARGETS.predict_vs_noop}`,
+          result: vsNoop >= TARGETS.predict_vs_noop ? 'PASS' : 'BELOW',
+        },
+        {
+          figure: `tiny inference jobs end to end (${is.jobs} one-row jobs, 64 in flight) vs raw BullMQ no-op worker`,
+          measured: `${n(jobsRate)} jobs/s`,
+          baseline: `${n(noopRate)} jobs/s`,
+          ratio: round(jobsRate / noopRate, 4),
+          target: '—',
+          result: '—',
+        },
+        {
+          figure: `fairness: tenant B's one job behind tenant A's flood of ${is.flood} (2 slots)`,
+          measured: `${waitMs} ms wait`,
+          baseline: `${jobLength} ms (A's median job)`,
+          ratio: waitLengths,
+          target: `≤ ${TARGETS.fairness_job_lengths} job-length`,
+          result: waitLengths <= TARGETS.fairness_job_lengths ? 'PASS' : 'BELOW',
+        },
+      ];
+      return {
+        area: 'inference',
+        title: this.title,
+        description:
+          `Baseline: a raw BullMQ Worker (64 concurrent no-op processors, addBulk feeder, same Redis), ${rounds} runs of ${is.seconds} s, median. ` +
+          `Sync predict: autocannon POST /v1/models/{id}/predict, \`Prefer: wait=30\`, one row (4 features) per request, on the real API with one real worker (wasm, WORKER_CONCURRENCY=2), ` +
+          `${rounds} rounds of ${is.seconds} s per client count, batching on (defaults) then off (PREDICT_BATCH_MAX_ROWS=1, worker restarted); medians. ` +
+          `Tiny inference jobs: POST /v1/jobs inference with one row, 64 in flight, from the first submission to the last finished_at. ` +
+          `Fairness: two free-plan tenants (cap 2) on a two-slot worker; A submits ${is.flood} 3-epoch trainings on 60 rows, B submits one once A has finished 10.`,
+        columns: [
+          { key: 'figure', label: 'figure', align: 'left' },
+          { key: 'measured', label: 'measured' },
+          { key: 'baseline', label: 'baseline (same run)' },
+          { key: 'ratio', label: 'ratio' },
+          { key: 'target', label: 'target' },
+          { key: 'result', label: 'result' },
+        ],
+        rows: rowsOut,
+        checks: [
+          { name: 'sync predict at 64 clients, batching on ÷ off', value: batchingRatio, target: `≥ ${TARGETS.batching_ratio}`, pass: batchingRatio >= TARGETS.batching_ratio, text: `${batchingRatio} (${n(on64.rps)} vs ${n(off64.rps)} req/s)` },
+          { name: 'sync predictions/s at 64 clients ÷ no-op BullMQ jobs/s', value: vsNoop, target: `≥ ${TARGETS.predict_vs_noop}`, pass: vsNoop >= TARGETS.predict_vs_noop, text: `${vsNoop} (${n(on64.rps)} vs ${n(noopRate)})` },
+          { name: "fairness: B's wait in A's job-lengths", value: waitLengths, target: `≤ ${TARGETS.fairness_job_lengths}`, pass: waitLengths <= TARGETS.fairness_job_lengths, text: `${waitLengths} (${waitMs} ms; FIFO would be ~${n(fifoMs)} ms)` },
+        ],
+        figures: {
+          targets: TARGETS,
+          settings: is,
+          noop_per_round: noop,
+          predict: { on64, off64, on1, off1, same_predictions_on_and_off: sameAnswers.on === sameAnswers.off },
+          tiny_jobs: { jobs: is.jobs, seconds: round(jobsSeconds, 3), rate: jobsRate },
+          fairness: { wait_ms: waitMs, job_length_ms: jobLength, a_queued_when_b_arrived: aQueued, fifo_estimate_ms: fifoMs },
+        },
+        runs: predictRuns,
+        notes: [
+          `Batching on and off gave ${sameAnswers.on === sameAnswers.off ? 'identical' : '**different**'} predictions for the same 20 rows.`,
+          `No-op BullMQ rounds: ${noop.map(n).join(', ')} jobs/s.`,
+        ],
+      };
+    } finally {
+      await worker?.stop().catch(() => undefined);
+      await api?.stop().catch(() => undefined);
+      await db.end().catch(() => undefined);
+    }
+  },
+};
