@@ -6,3 +6,5 @@ export * from './usage.js';
 export * from './datasets.js';
 export * from './models.js';
 export * from './jobs.js';
+export * from './views.js';
+export * from './webhooks.js';

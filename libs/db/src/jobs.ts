@@ -1,6 +1,8 @@
 import { effectiveQuotas, newId } from '@app/common';
 import { camelRow, type Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
+import { jobView } from './views.js';
+import { isWebhookEvent, writeOutbox } from './webhooks.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
 export type { Job, JobEvent };
@@ -147,6 +149,7 @@ export class JobRepository {
       const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
       if (extra) await extra(tx, job);
       const written = event ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, type: event.type, data: event.data ?? {} } }) : null;
+      if (event && isWebhookEvent(event.type)) await writeOutbox(tx, { tenantId: job.tenantId, type: event.type, data: jobView(job), job });
       return { job, event: written };
     });
   }
@@ -183,6 +186,7 @@ export class JobRepository {
       const event = await tx.jobEvent.create({
         data: { id: newId('evt'), jobId, type: 'job.started', data: { attempt: job.attempts, worker_id: workerId, backend } },
       });
+      await writeOutbox(tx, { tenantId: job.tenantId, type: 'job.started', data: jobView(job), job });
       return { job, event };
     });
   }

@@ -2,6 +2,8 @@ import { ApiError, newId } from '@app/common';
 import { camelRow, type Database } from './database.js';
 import { fromDbTask, toDbTask, type NewDataset } from './datasets.js';
 import { type Model, type ModelAlias, type ModelVersion, Prisma } from './generated/client.js';
+import { versionView } from './views.js';
+import { writeOutbox } from './webhooks.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 import type { AuditRepository, Tx } from './repositories.js';
 
@@ -249,6 +251,7 @@ export class ModelRegistry {
       targetId: version.id,
       data: { model_id: modelId, version: version.number, source: how.source, training_job_id: how.trainingJobId },
     });
+    await writeOutbox(tx, { tenantId, type: 'model.version.created', data: versionView(version) });
     return version;
   }
 }

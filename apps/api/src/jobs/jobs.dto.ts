@@ -1,4 +1,4 @@
-import type { Job } from '@app/db';
+import { type Job, jobView as viewOfJob } from '@app/db';
 import { z } from 'zod';
 import { idParam, iso, listQuery, Timestamp } from '../http/schemas.js';
 import { AliasName } from '../models/models.dto.js';
@@ -107,41 +107,9 @@ export const JobEventSchema = z
 
 export type JobView = z.infer<typeof JobSchema>;
 
+/** The job as API.md shows it (libs/db's jobView, which webhook payloads use too), typed by its schema. */
 export function jobView(j: Job, queue: { position: number | null; waitingFor: JobView['waiting_for'] } = { position: null, waitingFor: null }): JobView {
-  const p = (j.progress ?? {}) as { percent?: number; epoch?: number; epochs?: number; eta_seconds?: number };
-  return {
-    id: j.id,
-    object: 'job',
-    type: j.type,
-    status: j.status,
-    model_id: j.modelId,
-    version: j.version,
-    alias: j.alias,
-    dataset_id: j.datasetId,
-    hyperparameters: j.hyperparameters as Record<string, unknown>,
-    metadata: j.metadata as Record<string, unknown>,
-    resources: { accelerator: j.accelerator },
-    progress: {
-      percent: j.status === 'succeeded' ? 100 : (p.percent ?? 0),
-      epoch: p.epoch ?? null,
-      epochs: p.epochs ?? null,
-      eta_seconds: j.status === 'running' ? (p.eta_seconds ?? null) : null,
-    },
-    queue_position: j.status === 'queued' ? queue.position : null,
-    waiting_for: j.status === 'queued' ? queue.waitingFor : null,
-    attempts: j.attempts,
-    cancel_requested: j.cancelRequested,
-    worker_id: j.workerId,
-    backend: j.backend,
-    compute_seconds: Math.round(j.computeSeconds * 1000) / 1000,
-    result: (j.result as Record<string, unknown> | null) ?? null,
-    error: (j.error as { code: string; message: string } | null) ?? null,
-    webhook_url: j.webhookUrl,
-    webhook_events: j.webhookEvents,
-    created_at: iso(j.createdAt)!,
-    started_at: iso(j.startedAt),
-    finished_at: iso(j.finishedAt),
-  };
+  return viewOfJob(j, queue);
 }
 
 /** `Prefer: wait` or `Prefer: wait=N` (seconds, at most 60): how long to wait, or null. */

@@ -1,4 +1,4 @@
-import { fromDbTask, type Model, type ModelAlias, type ModelVersion } from '@app/db';
+import { fromDbTask, type Model, type ModelAlias, versionView } from '@app/db';
 import { z } from 'zod';
 import { TASKS } from '../datasets/datasets.dto.js';
 import { iso, Timestamp, listQuery } from '../http/schemas.js';
@@ -115,28 +115,7 @@ export function modelView(m: Model, extras: { latest: number | null; aliases: Mo
   };
 }
 
-export function versionView(v: ModelVersion) {
-  return {
-    id: v.id,
-    object: 'model_version' as const,
-    model_id: v.modelId,
-    version: v.number,
-    metrics: v.metrics as Record<string, unknown>,
-    architecture: v.architecture as Record<string, unknown>,
-    hyperparameters: v.hyperparameters as Record<string, unknown>,
-    input_schema: v.inputSchema as Record<string, unknown>,
-    labels: (v.labels as string[] | null) ?? null,
-    parameters: v.parameters,
-    bytes: Number(v.bytes),
-    sha256: v.sha256,
-    backend: v.backend,
-    source: v.source as 'training' | 'import',
-    training_job_id: v.trainingJobId,
-    dataset_id: v.datasetId,
-    base_version: v.baseVersion,
-    created_at: iso(v.createdAt)!,
-  };
-}
+export { versionView };
 
 export function aliasView(a: ModelAlias) {
   return { object: 'model_alias' as const, model_id: a.modelId, name: a.name, versions: a.versions as Array<{ version: number; weight: number }>, updated_at: iso(a.updatedAt)! };
