@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { DEFAULT_SCHEDULE_TEXT, parseAllowedHosts, parseEncryptionKey, parseSchedule } from '@app/webhooks';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -19,6 +20,39 @@ const EnvSchema = z.object({
   /** JSON bodies (dataset records and imported models are the large ones); CSV and NDJSON uploads stream. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
+
+  // ---- Webhooks (issue 6) ------------------------------------------------------------------------
+  /** 32 bytes (hex or base64) that encrypt webhook secrets at rest. Required in production. */
+  WEBHOOK_SECRET_KEY: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseEncryptionKey(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  /** A delivery attempt's whole time budget (connect, answer, body). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+  /** Delays between attempts, e.g. `1s,2s,5s`; units ms, s, m, h. */
+  WEBHOOK_RETRY_SCHEDULE: z
+    .string()
+    .default(DEFAULT_SCHEDULE_TEXT)
+    .superRefine((v, ctx) => {
+      try {
+        parseSchedule(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  /** Hosts exempt from the private-address guard, comma-separated (tests: `127.0.0.1,localhost`). */
+  WEBHOOK_ALLOWED_HOSTS: z.string().default(''),
+  /** After a rotation, how long the previous secret still signs (both signatures are sent). */
+  WEBHOOK_SECRET_GRACE_MS: z.coerce.number().int().min(0).default(24 * 3600 * 1000),
+  /** Deliveries one worker makes at once. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   INSTANCE_ID: z.string().optional(),
@@ -56,6 +90,15 @@ export interface AppConfig {
   keyCacheTtlMs: number;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
+
+  // ---- Webhooks (issue 6) ----
+  webhookSecretKey: Buffer;
+  webhookTimeoutMs: number;
+  /** ms between attempts */
+  webhookRetrySchedule: readonly number[];
+  webhookAllowedHosts: ReadonlySet<string>;
+  webhookSecretGraceMs: number;
+  webhookConcurrency: number;
   workerConcurrency: number;
   workerHeartbeatMs: number;
   /** Identifies this process in logs, heartbeats and cache invalidation. */
@@ -95,6 +138,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     keyCacheTtlMs: e.KEY_CACHE_TTL_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
+
+    webhookSecretKey: webhookKey(e.NODE_ENV, e.WEBHOOK_SECRET_KEY),
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    webhookRetrySchedule: parseSchedule(e.WEBHOOK_RETRY_SCHEDULE),
+    webhookAllowedHosts: parseAllowedHosts(e.WEBHOOK_ALLOWED_HOSTS),
+    webhookSecretGraceMs: e.WEBHOOK_SECRET_GRACE_MS,
+    webhookConcurrency: e.WEBHOOK_CONCURRENCY,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerHeartbeatMs: e.WORKER_HEARTBEAT_MS,
     instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
@@ -109,6 +159,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     jobOutputPageSize: e.JOB_OUTPUT_PAGE_SIZE,
     workerFakeGpu: e.WORKER_FAKE_GPU === '1' || e.WORKER_FAKE_GPU === 'true',
   };
+}
+
+/**
+ * The key that encrypts webhook secrets. Production must configure one; elsewhere a fixed
+ * development key stands in, so that `npm start` works out of the box (its secrets are then only
+ * as safe as the database they sit in).
+ */
+function webhookKey(env: string, configured: string | undefined): Buffer {
+  if (configured) return parseEncryptionKey(configured);
+  if (env === 'production') throw new ConfigError('invalid environment:\n  WEBHOOK_SECRET_KEY: required in production (32 bytes, hex or base64)');
+  return createHash('sha256').update('aiaas development webhook key').digest();
 }
 
 /** Nest injection token for AppConfig. */
