@@ -1,4 +1,4 @@
-import { effectiveQuotas } from '@app/common';
+import { effectiveQuotas, pickByWeight } from '@app/common';
 import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
 import type { EpochProgress, Hyperparameters, Row } from '@app/ml';
 import type { ComputePool } from './compute/pool.js';
@@ -176,14 +176,4 @@ export class Runners {
     if (!v) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version ${number}`);
     return v;
   }
-}
-
-export function pickByWeight(targets: Array<{ version: number; weight: number }>, random = Math.random()): number {
-  const total = targets.reduce((s, t) => s + t.weight, 0);
-  let x = random * total;
-  for (const t of targets) {
-    x -= t.weight;
-    if (x < 0) return t.version;
-  }
-  return targets[targets.length - 1].version;
 }
