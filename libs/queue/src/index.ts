@@ -1,3 +1,5 @@
 export * from './redis.js';
 export * from './jobs.js';
 export * from './job-queues.js';
+export * from './predict.js';
+export * from './predict-queue.js';
