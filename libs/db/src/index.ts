@@ -6,3 +6,4 @@ export * from './usage.js';
 export * from './datasets.js';
 export * from './models.js';
 export * from './jobs.js';
+export * from './sync-predictions.js';
