@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 import { InferencePool } from './inference/inference-pool.js';
+import { InferenceLane } from './inference/lane.js';
 
 export const WORKER_REDIS = Symbol('WORKER_REDIS');
 
@@ -30,7 +31,7 @@ class Connections implements OnModuleInit, OnApplicationShutdown {
 
 /**
  * The worker: a Nest application context with no HTTP: the job engine and its compute children,
- * the inference children (which keep models loaded), and the heartbeat.
+ * the sync inference lane and its inference children (shared with async inference jobs), and the heartbeat.
  */
 @Module({})
 export class WorkerModule {
@@ -46,6 +47,7 @@ export class WorkerModule {
         WorkerHeartbeat,
         InferencePool,
         JobEngine,
+        InferenceLane,
       ],
     };
   }
