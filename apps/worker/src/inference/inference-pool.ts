@@ -31,6 +31,7 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
   private readonly pool: ComputePool;
   private readonly registry: ModelRegistry;
   private readonly reading = new Map<string, Promise<Buffer | null>>();
+  private started: Promise<BackendInfo> | null = null;
   backend: BackendInfo | null = null;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, db: Database) {
@@ -45,8 +46,19 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  async onModuleInit(): Promise<void> {
-    this.backend = await this.pool.start();
+  /**
+   * Starts the children without holding up the worker's start: the job queues are taken at once
+   * (a job that predicts waits here for the children), the predict queue once they are up.
+   */
+  onModuleInit(): void {
+    this.started = this.pool.start().then((backend) => (this.backend = backend));
+    this.started.catch((err: Error) => this.log.error(`inference children did not start: ${err.message}`));
+  }
+
+  /** Resolves once the inference children are up (their backend loaded). */
+  ready(): Promise<BackendInfo> {
+    if (!this.started) throw new Error('InferencePool used before it was started');
+    return this.started;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -76,6 +88,7 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal): Promise<InferenceOutput> {
+    await this.ready();
     const first = await this.pool.run('infer', { versionId, inputs, explain }, { signal });
     if (!first.miss) return first;
     const artifact = await this.artifact(tenantId, versionId);

@@ -61,6 +61,8 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
   private worker: Worker<PredictPayload, PredictReply> | null = null;
   private redis: Redis | null = null;
   private flushTimer: NodeJS.Timeout | undefined;
+  private consuming: Promise<void> = Promise.resolve();
+  private stopping = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -78,6 +80,17 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
 
   onApplicationBootstrap(): void {
     this.redis = createRedis(this.config, 'command', 'worker-predict');
+    this.flushTimer = setInterval(() => void this.flushUsage(false), USAGE_FLUSH_MS);
+    // Requests stay in the queue, for workers that can serve them, until this one's inference children are up.
+    this.consuming = this.inference.ready().then(
+      () => {
+        if (!this.stopping) this.consume();
+      },
+      () => this.log.error(`not consuming ${PREDICT_QUEUE}: the inference children did not start`),
+    );
+  }
+
+  private consume(): void {
     this.worker = new Worker<PredictPayload, PredictReply>(PREDICT_QUEUE, (job) => this.process(job), {
       connection: { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
       prefix: bullPrefix(this.config),
@@ -88,11 +101,12 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
       maxStalledCount: this.config.workerMaxStalledCount,
     });
     this.worker.on('error', (err) => this.log.warn(`queue ${PREDICT_QUEUE}: ${err.message}`));
-    this.flushTimer = setInterval(() => void this.flushUsage(false), USAGE_FLUSH_MS);
   }
 
   /** Stops fetching, lets the requests in hand finish (open batches close at once), then writes the usage left. */
   async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    await this.consuming;
     this.batcher.flush();
     await this.worker?.close().catch((err: Error) => this.log.warn(`close: ${err.message}`));
     clearInterval(this.flushTimer);
