@@ -107,7 +107,7 @@ afterAll(async () => {
 describe('worker', () => {
   it('trains a version (events in order, published), then evaluates and infers with it, paging a large output', async () => {
     const w = await worker({ JOB_OUTPUT_PAGE_SIZE: '50' });
-    expect(w.ready).toMatchObject({ backend: 'wasm', gpu: false, queues: ['training', 'evaluation', 'inference'] });
+    expect(w.ready).toMatchObject({ backend: 'wasm', gpu: false, queues: ['training', 'evaluation', 'inference', 'predict'] });
     const modelId = await model('flow');
     const job = await submit({ type: 'training', modelId, datasetId: small, hyperparameters: { epochs: 4, seed: 1 } });
     const done = await waitFor(job.id, finished);

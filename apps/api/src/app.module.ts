@@ -19,6 +19,9 @@ import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { PredictController } from './jobs/predict.controller.js';
+import { PredictTransport } from './jobs/predict-transport.js';
+import { PredictService } from './jobs/predict.service.js';
+import { ServingCatalog } from './jobs/serving-catalog.js';
 import { MeController } from './me/me.controller.js';
 import { ModelsController } from './models/models.controller.js';
 import { ModelsService } from './models/models.service.js';
@@ -41,6 +44,9 @@ export class AppModule {
         ModelsService,
         JobsService,
         JobWatcher,
+        ServingCatalog,
+        PredictTransport,
+        PredictService,
         UsageMeter,
         AdminBootstrap,
         OpenApiBuilder,

@@ -33,6 +33,7 @@ import type { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { ChildCrashed, ComputePool } from './compute/pool.js';
 import { WorkerHeartbeat } from './heartbeat.js';
+import { InferencePool } from './inference/inference-pool.js';
 import { Reconciler } from './reconciler.js';
 import { JobInputError, Runners } from './runners.js';
 import { Slots } from './slots.js';
@@ -92,6 +93,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly db: Database,
     private readonly heartbeat: WorkerHeartbeat,
+    inferencePool: InferencePool,
   ) {
     this.jobs = new JobRepository(db);
     this.usage = new UsageRepository(db);
@@ -103,7 +105,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       onChild: (pid, backend) => process.stdout.write(JSON.stringify({ event: 'worker.child', pid, backend: backend.name }) + '\n'),
       onError: (m) => this.log.error(m),
     });
-    this.runners = new Runners(db, this.pool, config.jobOutputPageSize);
+    this.runners = new Runners(db, this.pool, inferencePool, config.jobOutputPageSize);
     this.slots = new Slots(config.workerConcurrency, (free) => void this.throttle(free));
   }
 

@@ -2,7 +2,9 @@ import 'reflect-metadata';
 import { loadConfig } from '@app/config';
 import { NestFactory } from '@nestjs/core';
 import { closeOnSignals, createPino, PinoNestLogger } from '@app/common';
+import { PREDICT_QUEUE } from '@app/queue';
 import { JobEngine } from './engine.js';
+import { InferencePool } from './inference/inference-pool.js';
 import { WorkerModule } from './worker.module.js';
 
 const config = loadConfig();
@@ -12,6 +14,7 @@ const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(conf
 closeOnSignals(app, config.workerShutdownDeadlineMs + 15_000);
 await app.init();
 const engine = app.get(JobEngine);
+const inference = app.get(InferencePool);
 process.stdout.write(
   JSON.stringify({
     event: 'worker.ready',
@@ -19,7 +22,8 @@ process.stdout.write(
     concurrency: config.workerConcurrency,
     backend: engine.backend?.name,
     gpu: engine.backend?.gpu || config.workerFakeGpu,
-    queues: engine.queueNames,
+    queues: [...engine.queueNames, PREDICT_QUEUE],
     children: engine.pids(),
+    inference_children: inference.pids(),
   }) + '\n',
 );

@@ -1,7 +1,9 @@
-import { effectiveQuotas } from '@app/common';
+import { effectiveQuotas, pickByWeight } from '@app/common';
 import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
 import type { EpochProgress, Hyperparameters, Row } from '@app/ml';
+import { inferenceResult } from '@app/queue';
 import type { ComputePool } from './compute/pool.js';
+import type { InferencePool } from './inference/inference-pool.js';
 
 /** A job that cannot succeed however often it runs (a missing dataset, model, version or alias): failed at once. */
 export class JobInputError extends Error {
@@ -28,7 +30,9 @@ export interface Outcome {
 
 /**
  * The work of each job type, in the worker's parent process: read what the job names from
- * PostgreSQL, hand the compute to the pool's child process, shape the result. Nothing here runs TF.js.
+ * PostgreSQL, hand the compute to a child process (training and evaluation to the pool's
+ * children, inference to the inference children, which keep models loaded), shape the result.
+ * Nothing here runs TF.js.
  */
 export class Runners {
   private readonly registry: ModelRegistry;
@@ -37,6 +41,7 @@ export class Runners {
   constructor(
     private readonly db: Database,
     private readonly pool: ComputePool,
+    private readonly inferencePool: InferencePool,
     private readonly outputPageSize: number,
   ) {
     this.registry = new ModelRegistry(db, new AuditRepository(db));
@@ -115,26 +120,16 @@ export class Runners {
   private async inference(job: Job, ctx: RunContext): Promise<Outcome> {
     await this.model(job);
     const version = await this.resolveVersion(job);
-    const artifact = await this.artifactOf(job, version);
     let inputs: Row[];
     if (Array.isArray(job.inputs)) inputs = job.inputs as Row[];
     else if (job.datasetId) inputs = (await this.dataset(job)).rows;
     else throw new JobInputError('invalid_input', 'An inference job needs `inputs` or a `dataset`');
-    const out = await this.pool.run('predict', { artifact: new Uint8Array(artifact), inputs, explain: job.explain }, { signal: ctx.signal });
+    // The version's artifact is read only if the inference child does not hold it loaded.
+    const out = await this.inferencePool.predict(job.tenantId, version.id, inputs, job.explain, ctx.signal);
     const predictions = out.predictions.map((p) => ({ ...p, version: version.number }));
-    const size = this.outputPageSize;
-    const page = (i: number) => ({
-      predictions: predictions.slice(i * size, (i + 1) * size),
-      ...(out.explanations ? { explanations: out.explanations.slice(i * size, (i + 1) * size) } : {}),
-    });
-    const pageCount = Math.max(1, Math.ceil(predictions.length / size));
-    const result: Record<string, unknown> = { version: version.number, ...page(0), total: predictions.length };
-    if (pageCount > 1) {
-      // The first page stays in `result`; every page (0 included) is stored for GET /v1/jobs/{id}/output.
-      result.output = { pages: pageCount, page_size: size, truncated: true };
-      return { version: version.number, result, pages: Array.from({ length: pageCount }, (_, i) => page(i)) };
-    }
-    return { version: version.number, result };
+    // Past one page the first stays in `result`; every page (0 included) is stored for GET /v1/jobs/{id}/output.
+    const { result, pages } = inferenceResult(version.number, predictions, out.explanations, this.outputPageSize);
+    return { version: version.number, result, ...(pages ? { pages } : {}) };
   }
 
   private async model(job: Job) {
@@ -176,14 +171,4 @@ export class Runners {
     if (!v) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version ${number}`);
     return v;
   }
-}
-
-export function pickByWeight(targets: Array<{ version: number; weight: number }>, random = Math.random()): number {
-  const total = targets.reduce((s, t) => s + t.weight, 0);
-  let x = random * total;
-  for (const t of targets) {
-    x -= t.weight;
-    if (x < 0) return t.version;
-  }
-  return targets[targets.length - 1].version;
 }

@@ -5,6 +5,8 @@ import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutd
 import type { Redis } from 'ioredis';
 import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
+import { InferencePool } from './inference/inference-pool.js';
+import { InferenceLane } from './inference/lane.js';
 
 export const WORKER_REDIS = Symbol('WORKER_REDIS');
 
@@ -27,7 +29,10 @@ class Connections implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/** The worker: a Nest application context with no HTTP: the job engine, its compute children and the heartbeat. */
+/**
+ * The worker: a Nest application context with no HTTP: the job engine and its compute children,
+ * the sync inference lane and its inference children (shared with async inference jobs), and the heartbeat.
+ */
 @Module({})
 export class WorkerModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -40,7 +45,9 @@ export class WorkerModule {
         { provide: WORKER_REDIS, useFactory: () => createRedis(config, 'blocking', 'worker') },
         Connections,
         WorkerHeartbeat,
+        InferencePool,
         JobEngine,
+        InferenceLane,
       ],
     };
   }

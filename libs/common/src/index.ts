@@ -5,3 +5,4 @@ export * from './scopes.js';
 export * from './paths.js';
 export * from './logger.js';
 export * from './shutdown.js';
+export * from './traffic.js';

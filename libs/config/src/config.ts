@@ -75,6 +75,20 @@ const EnvSchema = z.object({
   JOB_OUTPUT_PAGE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
   /** TEST ONLY: the worker claims a GPU backend (and takes the -gpu queues); no machine here has one. */
   WORKER_FAKE_GPU: z.enum(['0', '1', 'true', 'false']).optional(),
+
+  // ---- Sync inference (issue 5): POST /v1/models/{id}/predict under Prefer: wait --------------
+  /** A batch of sync predictions for one version closes at this many rows; 1 turns batching off. */
+  PREDICT_BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(100_000).default(64),
+  /** …or this long after its first request, whichever comes first. */
+  PREDICT_BATCH_DELAY_MS: z.coerce.number().min(0).max(1_000).default(2),
+  /** Sync prediction requests one worker holds at once (BullMQ concurrency of the predict queue). */
+  PREDICT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(256),
+  /** How long an API instance reuses a model's resolved versions and aliases (changes are also pushed). */
+  PREDICT_LOOKUP_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  /** Loaded models each inference child keeps, bounded by their artifacts' bytes (LRU). */
+  WORKER_MODEL_CACHE_BYTES: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
+  /** Compute children that serve predictions (sync, and async inference jobs), apart from the training children. */
+  WORKER_INFERENCE_CHILDREN: z.coerce.number().int().min(1).max(64).default(1),
 });
 
 export interface AppConfig {
@@ -114,6 +128,14 @@ export interface AppConfig {
   jobOutputPageSize: number;
   /** TEST ONLY (WORKER_FAKE_GPU): report a GPU and consume the -gpu queues. */
   workerFakeGpu: boolean;
+
+  // ---- Sync inference (issue 5) ----
+  predictBatchMaxRows: number;
+  predictBatchDelayMs: number;
+  predictConcurrency: number;
+  predictLookupTtlMs: number;
+  workerModelCacheBytes: number;
+  workerInferenceChildren: number;
 }
 
 export class ConfigError extends Error {}
@@ -158,6 +180,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerReconcileAgeMs: e.WORKER_RECONCILE_AGE_MS,
     jobOutputPageSize: e.JOB_OUTPUT_PAGE_SIZE,
     workerFakeGpu: e.WORKER_FAKE_GPU === '1' || e.WORKER_FAKE_GPU === 'true',
+
+    predictBatchMaxRows: e.PREDICT_BATCH_MAX_ROWS,
+    predictBatchDelayMs: e.PREDICT_BATCH_DELAY_MS,
+    predictConcurrency: e.PREDICT_CONCURRENCY,
+    predictLookupTtlMs: e.PREDICT_LOOKUP_TTL_MS,
+    workerModelCacheBytes: e.WORKER_MODEL_CACHE_BYTES,
+    workerInferenceChildren: e.WORKER_INFERENCE_CHILDREN,
   };
 }
 

@@ -8,3 +8,4 @@ export * from './models.js';
 export * from './jobs.js';
 export * from './views.js';
 export * from './webhooks.js';
+export * from './sync-predictions.js';

@@ -19,6 +19,7 @@ const ERROR_TEXT: Record<number, string> = {
   415: 'Unsupported Content-Type',
   422: 'Idempotency-Key reused with another request',
   429: 'Rate limit or quota exceeded (see Retry-After)',
+  500: 'Internal error; `error.code` says what failed (a prediction names the worker-side failure)',
   503: 'A dependency (PostgreSQL or Redis) does not answer',
 };
 
@@ -89,14 +90,16 @@ export class OpenApiBuilder {
         const status = spec.status ?? (method === 'post' ? 201 : 200);
         const responses: Record<string, unknown> = {};
         const headers = !isPublic && !isAdmin ? RATE_HEADERS : undefined;
-        responses[String(status)] =
-          spec.response === null
-            ? { description: 'No content' }
-            : {
-                description: spec.summary,
-                ...(headers ? { headers } : {}),
-                content: { [path === '/metrics' ? 'text/plain' : 'application/json']: { schema: toSchema(spec.response, 'output') } },
-              };
+        for (const answered of [status, ...(spec.alsoAnswers ?? [])]) {
+          responses[String(answered)] =
+            spec.response === null
+              ? { description: 'No content' }
+              : {
+                  description: spec.summary,
+                  ...(headers ? { headers } : {}),
+                  content: { [path === '/metrics' ? 'text/plain' : 'application/json']: { schema: toSchema(spec.response, 'output') } },
+                };
+        }
         const errors = new Set(spec.errors ?? []);
         if (!isPublic) [401, 403].forEach((s) => errors.add(s));
         if (!isPublic && !isAdmin) errors.add(429);

@@ -40,3 +40,33 @@ export function recordRequest(method: string, route: string, status: number, sec
   counter.inc();
   timer.observe(seconds);
 }
+
+// ---- Sync inference (POST /v1/models/{id}/predict under Prefer: wait) ----
+
+export const syncPredictions = new Counter({
+  name: 'aiaas_sync_predictions_total',
+  help: 'Sync prediction requests by outcome: succeeded, failed (answered 4xx/5xx after reaching a worker), accepted (not done in time: answered 202 with a queued job)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const syncPredictionDuration = new Histogram({
+  name: 'aiaas_sync_prediction_duration_seconds',
+  help: 'Sync predictions answered 200: from the request reaching the service to the reply',
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const syncPredictionBatchRows = new Histogram({
+  name: 'aiaas_sync_prediction_batch_rows',
+  help: 'Rows of the batch each sync prediction was computed in (dynamic batching at work)',
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096],
+  registers: [registry],
+});
+
+export const syncPredictionBatchRequests = new Histogram({
+  name: 'aiaas_sync_prediction_batch_requests',
+  help: 'Requests in the batch each sync prediction was computed in',
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  registers: [registry],
+});

@@ -15,6 +15,8 @@ export interface EndpointSpec {
   /** The success response; `null` for 204. */
   response: z.ZodType | null;
   status?: number;
+  /** Other success statuses the route answers with the same body (200 under `Prefer: wait` beside a 202). */
+  alsoAnswers?: number[];
   /** Error statuses beyond the ones every authenticated route can give (401, 403, 429). */
   errors?: number[];
   /** Content types besides JSON that the route takes as a raw stream (uploads such as text/csv). */

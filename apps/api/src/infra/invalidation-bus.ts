@@ -12,6 +12,8 @@ export interface Invalidation {
   tenantId?: string;
   /** a tenant whose usage (storage, jobs, compute) changed */
   usageOf?: string;
+  /** a model (id) whose versions or aliases changed, or that was deleted: its cached serving lookups */
+  modelOf?: string;
 }
 
 type Listener = (change: Invalidation) => void;

@@ -10,6 +10,7 @@ import type { TenantPrincipal } from '../auth/principal.js';
 import { REDIS } from '../infra/infra.module.js';
 import { mlErrorToApi } from '../http/ml-errors.js';
 import { UsageCache } from '../me/usage-cache.js';
+import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 
@@ -302,19 +303,6 @@ export class JobsService implements OnApplicationShutdown {
   private async checkInputs(tenantId: string, model: Model, version: number | undefined, inputs: Array<Record<string, unknown>>): Promise<void> {
     const number = version ?? (await this.registry.extras([model.id])).get(model.id)!.latest!;
     const v = await this.registry.version(tenantId, model.id, number);
-    const schema = (v?.inputSchema ?? {}) as { features?: Array<{ name: string }>; text_field?: string };
-    inputs.forEach((row, i) => {
-      if (schema.text_field) {
-        const text = row[schema.text_field];
-        if (typeof text !== 'string' || text.trim() === '') throw ApiError.invalid('input_invalid', `inputs[${i}] needs the text column '${schema.text_field}' as a string`, `inputs[${i}].${schema.text_field}`);
-      }
-      for (const f of schema.features ?? []) {
-        const value = row[f.name];
-        if (typeof value !== 'number' || !Number.isFinite(value)) {
-          const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-          if (!Number.isFinite(n)) throw ApiError.invalid('input_invalid', `inputs[${i}] needs the feature '${f.name}' as a number`, `inputs[${i}].${f.name}`);
-        }
-      }
-    });
+    checkInputs(v?.inputSchema, inputs);
   }
 }

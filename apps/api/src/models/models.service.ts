@@ -5,6 +5,7 @@ import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { mlErrorToApi } from '../http/ml-errors.js';
+import { InvalidationBus } from '../infra/invalidation-bus.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { aliasView, type CreateModelBody, type ImportVersionBody, modelView, type SetAliasBody, versionView } from './models.dto.js';
 
@@ -14,6 +15,7 @@ export class ModelsService {
     private readonly registry: ModelRegistry,
     private readonly jobs: JobRepository,
     private readonly usage: UsageCache,
+    private readonly bus: InvalidationBus,
   ) {}
 
   async create(p: TenantPrincipal, body: z.infer<typeof CreateModelBody>) {
@@ -132,13 +134,17 @@ export class ModelsService {
     if (missing.length) {
       throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${missing.join(', ')}`, body.versions ? `versions[${numbers.indexOf(missing[0])}].version` : 'version');
     }
-    return aliasView(await this.registry.setAlias(p.tenantId, p.keyId, model.id, name, targets));
+    const alias = await this.registry.setAlias(p.tenantId, p.keyId, model.id, name, targets);
+    // Every API instance serves predictions through the new split from now on.
+    await this.bus.publish({ modelOf: model.id });
+    return aliasView(alias);
   }
 
   async deleteAlias(p: TenantPrincipal, idOrName: string, name: string) {
     if (name === 'latest') throw ApiError.invalid('alias_reserved', "The alias 'latest' cannot be deleted", 'alias');
     const model = await this.model(p.tenantId, idOrName);
     if (!(await this.registry.deleteAlias(p.tenantId, p.keyId, model.id, name))) throw ApiError.notFound(`alias of model '${model.name}'`, name, 'alias');
+    await this.bus.publish({ modelOf: model.id });
     return { object: 'model_alias' as const, model_id: model.id, name, deleted: true as const };
   }
 }

@@ -2,9 +2,12 @@
  * The compute child process: the only place TF.js runs. It initializes its backend once (the
  * forced name is argv[2]), tells the parent which one it got, then runs one operation at a time
  * for as long as it lives. `abort` reaches libs/ml's AbortSignal, which the training loop checks
- * before every batch; the parent kills a child that does not stop in time.
+ * before every batch; the parent kills a child that does not stop in time. An inference child
+ * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`.
  */
-import { evaluate, initBackend, isMlError, predict, train } from '@app/ml';
+import { evaluate, initBackend, isMlError, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import { performance } from 'node:perf_hooks';
+import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
 
 const send = (msg: FromChild) => process.send!(msg);
@@ -16,6 +19,26 @@ function serialize(err: unknown): SerializedError {
 }
 
 const controllers = new Map<number, AbortController>();
+const models = new ModelCache<LoadedModel>(Number(process.argv[3] ?? 0) || 0);
+
+/** A prediction with a loaded version; `miss` when it is not loaded and no artifact came with the call. */
+async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['infer']['result']> {
+  const t0 = performance.now();
+  let model = models.get(args.versionId);
+  let keep = true;
+  if (!model) {
+    if (!args.artifact) return { miss: true };
+    model = await loadModel(args.artifact);
+    keep = models.set(args.versionId, model);
+  }
+  try {
+    const out = model.predict(args.inputs, { explain: args.explain });
+    return { miss: false, ...out, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    // Bigger than the whole cache: used for this call only.
+    if (!keep) model.dispose();
+  }
+}
 
 async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown> {
   const controller = new AbortController();
@@ -39,6 +62,8 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return await evaluate(args.artifact, args.rows);
       case 'predict':
         return await predict(args.artifact, args.inputs, { explain: args.explain });
+      case 'infer':
+        return await infer(args);
       default:
         throw new Error(`unknown operation ${String(op)}`);
     }

@@ -14,6 +14,8 @@ export interface PoolOptions {
   forcedBackend: string | null;
   /** After an abort, how long a child has to stop before it is killed and replaced */
   cancelKillMs: number;
+  /** Inference children: the byte budget of each child's cache of loaded models (0: none). */
+  modelCacheBytes?: number;
   /** Called for each child once it is ready (logging, tests that look for the pid). */
   onChild?: (pid: number, backend: BackendInfo) => void;
   onError?: (message: string) => void;
@@ -143,7 +145,7 @@ export class ComputePool {
   }
 
   private spawn(): Promise<BackendInfo> {
-    const proc = fork(CHILD_FILE, [this.opts.forcedBackend ?? ''], {
+    const proc = fork(CHILD_FILE, [this.opts.forcedBackend ?? '', String(this.opts.modelCacheBytes ?? 0)], {
       execArgv: [],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -8,6 +8,15 @@ export interface ComputeOps {
   };
   evaluate: { args: { artifact: Uint8Array; rows: Row[] }; result: Metrics };
   predict: { args: { artifact: Uint8Array; inputs: Row[]; explain?: boolean }; result: PredictResult };
+  /**
+   * Predicts with a version the child may hold loaded (its model cache, keyed by version id). Without
+   * `artifact` a child that does not hold the version answers `miss`; the parent reads the artifact
+   * and asks again with it. `seconds` is the child's compute time (loading included).
+   */
+  infer: {
+    args: { versionId: string; inputs: Row[]; explain?: boolean; artifact?: Uint8Array };
+    result: { miss: true } | (PredictResult & { miss: false; seconds: number });
+  };
 }
 export type ComputeOp = keyof ComputeOps;
 
