@@ -51,6 +51,7 @@ export function prepareEnvironment() {
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     REDIS_PREFIX: `bench-${runId}`,
     ADMIN_API_KEY: `adm_bench${randomBytes(16).toString('hex')}`,
+    WEBHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'warn',
     NODE_OPTIONS: '',
   };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { adminKey, createTenant, sleep, type TenantFixture } from '../support/factories.js';
 import { Api } from '../support/http.js';
 import { blobs, storeVersion } from '../support/ml-fixtures.js';
@@ -12,7 +12,7 @@ let server: RunningApi;
 let worker: RunningProcess | null = null;
 let t: TenantFixture;
 let modelId: string;
-let predictQueue: Queue;
+let redis: Redis;
 
 const wait = { headers: { Prefer: 'wait=30' } };
 const features = ['x1', 'x2', 'x3', 'x4'];
@@ -31,10 +31,10 @@ beforeAll(async () => {
   await storeVersion(t.id, modelId, `job_fixture_b${Date.now()}`);
   const split = await t.api.call('PUT', '/v1/models/blobs/aliases/canary', { body: { versions: [{ version: 1, weight: 90 }, { version: 2, weight: 10 }] } });
   expect(split.status).toBe(200);
-  predictQueue = new Queue('predict', { connection: { url: process.env.REDIS_URL! }, prefix: `{${process.env.REDIS_PREFIX}}:bull` });
+  redis = new Redis(process.env.REDIS_URL!);
 }, 90_000);
 afterAll(async () => {
-  await predictQueue?.close();
+  await redis?.quit();
   await worker?.stop();
   await server?.stop();
 });
@@ -61,9 +61,11 @@ async function histogram(name: string, le: string): Promise<{ count: number; atM
   return { count: num(new RegExp(`^${name}_count (\\d+)`, 'm')), atMost: num(new RegExp(`^${name}_bucket\\{le="${le}"\\} (\\d+)`, 'm')) };
 }
 
+/** Requests waiting in the predict list, and job rows of the tenant (a refused request leaves neither). */
 async function queueTotal(): Promise<number> {
-  const counts = await predictQueue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
-  return Object.values(counts).reduce((a, b) => a + b, 0);
+  const waiting = await redis.llen(`{${process.env.REDIS_PREFIX}}:predict:requests`);
+  const jobs = await t.api.get('/v1/jobs?type=inference&limit=100');
+  return waiting + jobs.body.data.length;
 }
 
 describe('POST /v1/models/{id}/predict under Prefer: wait', () => {

@@ -1,74 +1,56 @@
 import type { AppConfig } from '@app/config';
-import { Queue } from 'bullmq';
-import { bullPrefix } from './jobs.js';
-import { PREDICT_JOB_OPTIONS, PREDICT_QUEUE, type PredictFailure, type PredictPayload, type PredictReply } from './predict.js';
-
-/** Where a sync prediction stands in BullMQ, for an API instance that may have missed its reply. */
-export type PredictState = { reply: PredictReply } | { pending: true } | { lost: true };
+import type { Redis } from 'ioredis';
+import type { PredictPayload } from './predict.js';
+import { redisKey } from './redis.js';
 
 /**
- * The producer side of the `predict` queue. Like JobQueues, adding fails fast while Redis is
- * down and a Queue whose call failed is replaced on the next call.
+ * The `predict` queue: a plain Redis list of sync prediction requests (JSON), not a BullMQ queue.
+ *
+ * A sync prediction is a request/response, not a job to keep: its client is waiting, and the
+ * answer goes back within the wait. BullMQ would spend three Lua scripts, a lock and its renewals
+ * on each request (add, move to active, move to finished), which is most of a request's cost at
+ * thousands per second on two cores. Here a request is one RPUSH (auto-pipelined with its
+ * neighbours), and a worker takes as many as it has room for with one BLMPOP, which is what lets
+ * a batch fill. What BullMQ would add, durability of the request, is not lost: if no reply comes
+ * within the wait (a worker died holding the request, or none runs), the API writes the request
+ * as an ordinary queued inference job and answers 202, and the job engine runs it like any other
+ * (through the reconciler) unless a worker recorded it first. See docs/jobs.md, "Sync inference".
  */
 export class PredictQueue {
-  private queue: Queue<PredictPayload, PredictReply> | null = null;
+  readonly key: string;
 
-  constructor(private readonly config: Pick<AppConfig, 'redisUrl' | 'redisPrefix'>) {}
+  constructor(
+    config: Pick<AppConfig, 'redisPrefix'>,
+    private readonly redis: Redis,
+  ) {
+    this.key = predictQueueKey(config);
+  }
 
-  /** Adds the request under its job id (adding an id the queue holds is a no-op). */
+  /** Adds a request at the back; fails fast while Redis is down (a command connection). */
   async add(payload: PredictPayload): Promise<void> {
-    await this.call((q) => q.add(PREDICT_QUEUE, payload, { jobId: payload.jobId, ...PREDICT_JOB_OPTIONS }));
+    await this.redis.rpush(this.key, JSON.stringify(payload));
+  }
+
+  /** Puts a request back at the front, for its next attempt. */
+  async retry(payload: PredictPayload): Promise<void> {
+    await this.redis.lpush(this.key, JSON.stringify(payload));
   }
 
   /**
-   * What the queue says of a request: its reply once finished (the worker's return value), or
-   * that it is still pending. A job BullMQ failed (stalled too often) is an `internal_error` reply;
-   * a job it no longer holds is lost.
+   * Takes up to `max` requests, waiting up to `timeoutSeconds` for the first one. Needs a
+   * connection of its own (a blocking command holds it).
    */
-  async state(jobId: string): Promise<PredictState> {
-    const job = await this.call((q) => q.getJob(jobId));
-    if (!job) return { lost: true };
-    if (job.finishedOn && job.returnvalue) return { reply: job.returnvalue };
-    if (job.finishedOn && job.failedReason) {
-      const at = new Date(job.finishedOn).toISOString();
-      const reply: PredictFailure = {
-        id: jobId,
-        ok: false,
-        error: { code: 'internal_error', message: 'The prediction failed on the worker; try again' },
-        workerId: job.processedBy ?? 'unknown',
-        backend: 'unknown',
-        attempts: job.attemptsStarted,
-        startedAt: new Date(job.processedOn ?? job.finishedOn).toISOString(),
-        finishedAt: at,
-      };
-      return { reply };
-    }
-    return { pending: true };
+  async take(blocking: Redis, max: number, timeoutSeconds: number): Promise<PredictPayload[]> {
+    const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as [string, string[]] | null;
+    return got ? got[1].map((raw) => JSON.parse(raw) as PredictPayload) : [];
   }
 
-  async close(): Promise<void> {
-    await this.queue?.close().catch(() => undefined);
+  /** Requests waiting (tests, metrics). */
+  length(): Promise<number> {
+    return this.redis.llen(this.key);
   }
+}
 
-  private async call<T>(fn: (q: Queue<PredictPayload, PredictReply>) => Promise<T>): Promise<T> {
-    const q = (this.queue ??= this.open());
-    try {
-      return await fn(q);
-    } catch (err) {
-      if (this.queue === q) this.queue = null;
-      void q.close().catch(() => undefined);
-      throw err;
-    }
-  }
-
-  private open(): Queue<PredictPayload, PredictReply> {
-    const q = new Queue<PredictPayload, PredictReply>(PREDICT_QUEUE, {
-      // As JobQueues: commands fail within ~0.1 s while Redis is down rather than wait for it.
-      connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1, connectTimeout: 2_000, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
-      prefix: bullPrefix(this.config),
-      skipWaitingForReady: true,
-    });
-    q.on('error', () => undefined);
-    return q;
-  }
+export function predictQueueKey(config: Pick<AppConfig, 'redisPrefix'>): string {
+  return redisKey(config, 'predict', 'requests');
 }

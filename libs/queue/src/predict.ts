@@ -3,7 +3,7 @@ import { redisKey } from './redis.js';
 
 /**
  * The sync inference path's contract (POST /v1/models/{id}/predict under `Prefer: wait`): the API
- * resolves the version, validates the inputs and adds one BullMQ job to this queue; a worker's
+ * resolves the version, validates the inputs and pushes the request on this list; a worker's
  * InferenceLane batches it with others for the same version, writes the job rows in bulk, and
  * publishes the reply on the asking API instance's channel.
  *
@@ -12,17 +12,14 @@ import { redisKey } from './redis.js';
  */
 export const PREDICT_QUEUE = 'predict';
 
-/** BullMQ options of a sync prediction: a crashed compute child gets one more try; Redis forgets it soon. */
-export const PREDICT_JOB_OPTIONS = {
-  attempts: 2,
-  backoff: { type: 'fixed', delay: 100 },
-  removeOnComplete: { age: 60 },
-  removeOnFail: { age: 3_600 },
-} as const;
+/** Attempts of a sync prediction: a crashed compute child gets one more try. */
+export const PREDICT_MAX_ATTEMPTS = 2;
 
 export interface PredictPayload {
-  /** The job id (`job_…`), also the BullMQ job id. */
+  /** The job id (`job_…`). */
   jobId: string;
+  /** 1 on the first try; set by the worker when it puts a request back for another. */
+  attempt?: number;
   tenantId: string;
   modelId: string;
   /** The version chosen by the API (explicit, alias pick or latest): its id and number. */

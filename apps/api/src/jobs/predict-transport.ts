@@ -1,23 +1,28 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
+import { Database } from '@app/db';
 import { type PredictPayload, PredictQueue, type PredictReply, predictRepliesChannel } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { REDIS_SUBSCRIBER } from '../infra/infra.module.js';
+import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
 
-/** How often, and after how long, a waiting request is looked up in BullMQ in case its reply was missed. */
+/** How often, and after how long, a waiting request's job row is looked at in case its reply was missed. */
 const CHECK_EVERY_MS = 1_000;
+
+/** What a wait ends with: the worker's reply, its recorded row (the message was missed), or nothing in time. */
+export type PredictOutcome = PredictReply | { recorded: true } | 'timeout' | 'unqueued';
 
 interface Waiter {
   checkedAt: number;
-  settle: (reply: PredictReply | 'timeout') => void;
+  settle: (outcome: Exclude<PredictOutcome, 'unqueued'>) => void;
 }
 
 /**
- * How a sync prediction travels: out through the `predict` queue, back over this API instance's
- * reply channel (one subscription per instance, on the subscriber connection it already has; one
- * map of waiting requests). Waiting is a promise, never a blocked event loop. A reply lost on the
- * way (the subscriber reconnecting) is found in BullMQ instead: requests waiting for more than a
- * second are looked up there once a second.
+ * How a sync prediction travels: out through the `predict` list (libs/queue PredictQueue), back
+ * over this API instance's reply channel (one subscription per instance, on the subscriber
+ * connection it already has; one map of waiting requests). Waiting is a promise, never a blocked
+ * event loop. A reply lost on the way (the subscriber reconnecting) is found in the job row the
+ * worker wrote before replying: requests waiting for more than a second are looked up in
+ * PostgreSQL, all of them in one query, once a second.
  */
 @Injectable()
 export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
@@ -30,9 +35,11 @@ export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) redis: Redis,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    private readonly db: Database,
   ) {
-    this.queue = new PredictQueue(config);
+    this.queue = new PredictQueue(config, redis);
     this.channel = predictRepliesChannel(config, config.instanceId);
   }
 
@@ -46,25 +53,24 @@ export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
       if (channel !== this.channel) return;
       for (const reply of JSON.parse(message) as PredictReply[]) this.waiting.get(reply.id)?.settle(reply);
     });
-    this.checker = setInterval(() => void this.checkQueue(), CHECK_EVERY_MS);
+    this.checker = setInterval(() => void this.checkRows(), CHECK_EVERY_MS);
     this.checker.unref();
     await this.subscriber.subscribe(this.channel).catch((err: Error) => this.log.warn(`cannot subscribe yet: ${err.message}`));
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  onApplicationShutdown(): void {
     clearInterval(this.checker);
     for (const w of this.waiting.values()) w.settle('timeout');
-    await this.queue.close();
   }
 
   /**
-   * Enqueues the request and waits up to `waitMs` for its reply: the reply, `timeout`, or
-   * `unqueued` when the queue could not take it (Redis down).
+   * Enqueues the request and waits up to `waitMs` for its reply: the reply, `recorded` (the row
+   * says it ended), `timeout`, or `unqueued` when the queue could not take it (Redis down).
    */
-  async call(payload: PredictPayload, waitMs: number): Promise<PredictReply | 'timeout' | 'unqueued'> {
+  async call(payload: PredictPayload, waitMs: number): Promise<PredictOutcome> {
     const id = payload.jobId;
-    // Waiting starts before the job exists, so that no reply can come before anyone listens.
-    const reply = new Promise<PredictReply | 'timeout'>((resolve) => {
+    // Waiting starts before the request is queued, so that no reply can come before anyone listens.
+    const outcome = new Promise<Exclude<PredictOutcome, 'unqueued'>>((resolve) => {
       const timer = setTimeout(() => waiter.settle('timeout'), waitMs);
       const waiter: Waiter = {
         checkedAt: Date.now(),
@@ -83,24 +89,22 @@ export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
       this.waiting.get(id)?.settle('timeout');
       return 'unqueued';
     }
-    return reply;
+    return outcome;
   }
 
-  /** The fallback for missed messages: requests waiting for over a second, looked up in BullMQ. */
-  private async checkQueue(): Promise<void> {
+  /** The fallback for missed messages: requests waiting for over a second whose job row has ended. */
+  private async checkRows(): Promise<void> {
     if (this.checking) return;
+    const now = Date.now();
+    const due = [...this.waiting].filter(([, w]) => now - w.checkedAt >= CHECK_EVERY_MS);
+    if (due.length === 0) return;
     this.checking = true;
     try {
-      const now = Date.now();
-      const due = [...this.waiting].filter(([, w]) => now - w.checkedAt >= CHECK_EVERY_MS);
-      await Promise.all(
-        due.map(async ([id, w]) => {
-          w.checkedAt = now;
-          const state = await this.queue.state(id).catch(() => null);
-          // Lost (Redis forgot it): the wait runs out, the job row is written as queued, and the reconciler runs it.
-          if (state && 'reply' in state) w.settle(state.reply);
-        }),
-      );
+      for (const [, w] of due) w.checkedAt = now;
+      const { rows } = await this.db.pool.query<{ id: string }>(`SELECT id FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'canceled')`, [due.map(([id]) => id)]);
+      for (const r of rows) this.waiting.get(r.id)?.settle({ recorded: true });
+    } catch (err) {
+      this.log.warn(`looking up waiting predictions: ${(err as Error).message}`);
     } finally {
       this.checking = false;
     }

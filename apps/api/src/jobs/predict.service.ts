@@ -1,7 +1,7 @@
 import { ApiError, newId } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type Job, SyncPredictionRepository } from '@app/db';
-import { inferenceResult, PREDICT_JOB_OPTIONS, PREDICT_REQUEST_ERRORS, type PredictFailure, type PredictPayload, type PredictSuccess } from '@app/queue';
+import { inferenceResult, PREDICT_MAX_ATTEMPTS, PREDICT_REQUEST_ERRORS, type PredictFailure, type PredictPayload, type PredictSuccess } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
@@ -18,7 +18,7 @@ import { ServingCatalog } from './serving-catalog.js';
 /**
  * Sync predictions (`POST /v1/models/{id}/predict` under `Prefer: wait`) on the fast path: the
  * version comes from ServingCatalog (cached), the inputs are checked against its schema, and the
- * request goes to the `predict` queue with no database write before it; a worker batches it with
+ * request goes to the `predict` list with no database write before it; a worker batches it with
  * others, records the job row and replies over pub/sub. The answer is the job as the worker
  * recorded it, with the predictions inline. If no reply comes in time (no worker, overload) the
  * job row is written here as a queued inference job and the answer is 202: the worker (or, should
@@ -62,10 +62,11 @@ export class PredictService {
       replyTo: this.transport.instanceId,
     };
     const reply = await this.transport.call(payload, waitSeconds * 1000);
-    if (reply === 'timeout' || reply === 'unqueued') return this.accepted(payload);
+    // No reply in time, or the message was missed but the row says it ended: the row answers.
+    if (reply === 'timeout' || reply === 'unqueued' || 'recorded' in reply) return this.accepted(payload);
     if (!reply.ok) {
       syncPredictions.labels('failed').inc();
-      throw failureToApi(reply);
+      throw failureToApi(reply.error);
     }
     syncPredictions.labels('succeeded').inc();
     syncPredictionDuration.observe((performance.now() - t0) / 1000);
@@ -74,14 +75,19 @@ export class PredictService {
     return this.answer(this.succeededJob(payload, reply), reply.predictions, reply.explanations);
   }
 
-  /** No reply in time: the job row, as a queued inference job the client can poll (or as it ended meanwhile). */
+  /** No reply: the job row, as a queued inference job the client can poll, or as it ended (a failure as its error). */
   private async accepted(payload: PredictPayload): Promise<Answer> {
-    const job = await this.records.recordQueued({ ...payload, id: payload.jobId, maxAttempts: PREDICT_JOB_OPTIONS.attempts });
+    const job = await this.records.recordQueued({ ...payload, id: payload.jobId, maxAttempts: PREDICT_MAX_ATTEMPTS });
     if (!job) throw ApiError.notFound('model', payload.modelId);
     if (job.status === 'succeeded') {
       syncPredictions.labels('succeeded').inc();
       const result = (job.result ?? {}) as { predictions?: Array<Record<string, unknown>>; explanations?: unknown[] };
       return this.answer(job, result.predictions ?? [], result.explanations);
+    }
+    if (job.status === 'failed') {
+      syncPredictions.labels('failed').inc();
+      const error = (job.error ?? { code: 'internal_error', message: 'The prediction failed' }) as { code: string; message: string };
+      throw failureToApi(error);
     }
     syncPredictions.labels('accepted').inc();
     await this.usage.changed(payload.tenantId);
@@ -115,7 +121,7 @@ export class PredictService {
       webhookEvents: [],
       progress: { percent: 100 },
       attempts: reply.attempts,
-      maxAttempts: PREDICT_JOB_OPTIONS.attempts,
+      maxAttempts: PREDICT_MAX_ATTEMPTS,
       workerId: reply.workerId,
       backend: reply.backend,
       computeSeconds: reply.computeSeconds,
@@ -131,8 +137,7 @@ export class PredictService {
 }
 
 /** A worker's refusal as the API's error: the request's fault is a 4xx naming what was wrong, ours a 5xx. */
-function failureToApi(reply: PredictFailure): ApiError {
-  const { code, message } = reply.error;
+function failureToApi({ code, message }: PredictFailure['error']): ApiError {
   const status = PREDICT_REQUEST_ERRORS[code];
   if (status === 400) return ApiError.invalid(code, message, 'inputs');
   if (status === 404) return new ApiError(404, 'invalid_request_error', 'resource_missing', message, 'version');

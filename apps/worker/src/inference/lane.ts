@@ -2,19 +2,18 @@ import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type SyncPredictionRecord, SyncPredictionRepository, UsageRepository } from '@app/db';
 import { isMlError } from '@app/ml';
 import {
-  bullPrefix,
   createRedis,
   inferenceResult,
   invalidationChannel,
   jobEventsChannel,
-  PREDICT_JOB_OPTIONS,
+  PREDICT_MAX_ATTEMPTS,
   PREDICT_QUEUE,
   type PredictPayload,
+  PredictQueue,
   type PredictReply,
   predictRepliesChannel,
 } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { type Job as BullJob, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ChildCrashed } from '../compute/pool.js';
 import { JobInputError } from '../runners.js';
@@ -23,8 +22,12 @@ import { type InferenceOutput, InferencePool } from './inference-pool.js';
 import { UsageTally } from './usage-tally.js';
 
 const USAGE_FLUSH_MS = 5_000;
+/** A request whose batch hit a transient failure is put back for its next attempt after this. */
+const RETRY_DELAY_MS = 100;
+/** How long one BLMPOP waits for a first request (the loop then checks whether it should stop). */
+const TAKE_TIMEOUT_S = 1;
 
-/** One sync prediction in a batch, with what BullMQ says of its attempt. */
+/** One sync prediction in a batch, with its attempt. */
 interface LaneRequest {
   payload: PredictPayload;
   attempt: number;
@@ -32,7 +35,7 @@ interface LaneRequest {
   final: boolean;
 }
 
-/** A request's fate: a reply (success or a failure to tell), or an error for BullMQ to retry on. */
+/** A request's fate: a reply (success or a failure to tell), or an error to retry on. */
 type LaneOutcome = { reply: PredictReply; retry?: never } | { retry: Error; reply?: never };
 
 interface Failure {
@@ -45,8 +48,9 @@ interface Failure {
 type Computed = { ok: true; out: InferenceOutput; seconds: number } | { ok: false; failure: Failure };
 
 /**
- * The worker's side of sync inference: a BullMQ consumer of the `predict` queue (PREDICT_CONCURRENCY
- * requests at once) feeding a dynamic batcher keyed by version (and `explain`). Each batch is one
+ * The worker's side of sync inference: a consumer of the `predict` list (libs/queue PredictQueue)
+ * that holds up to PREDICT_CONCURRENCY requests at once, taking as many as it has room for in one
+ * BLMPOP, and feeds them to a dynamic batcher keyed by version (and `explain`). Each batch is one
  * predict call in an inference child (its rows concatenated, the outputs split back per request),
  * then one multi-row write of the requests' job rows, then one publish per asking API instance.
  * Usage (compute seconds, request counts) is added up in memory and written every few seconds.
@@ -58,8 +62,12 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
   private readonly records: SyncPredictionRepository;
   private readonly usage: UsageRepository;
   private readonly tally = new UsageTally();
-  private worker: Worker<PredictPayload, PredictReply> | null = null;
   private redis: Redis | null = null;
+  private blocking: Redis | null = null;
+  private queue: PredictQueue | null = null;
+  /** Requests taken and not yet answered. */
+  private held = 0;
+  private roomFreed: (() => void) | null = null;
   private flushTimer: NodeJS.Timeout | undefined;
   private consuming: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -80,47 +88,66 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
 
   onApplicationBootstrap(): void {
     this.redis = createRedis(this.config, 'command', 'worker-predict');
+    this.queue = new PredictQueue(this.config, this.redis);
     this.flushTimer = setInterval(() => void this.flushUsage(false), USAGE_FLUSH_MS);
     // Requests stay in the queue, for workers that can serve them, until this one's inference children are up.
     this.consuming = this.inference.ready().then(
-      () => {
-        if (!this.stopping) this.consume();
-      },
+      () => (this.stopping ? undefined : this.consume()),
       () => this.log.error(`not consuming ${PREDICT_QUEUE}: the inference children did not start`),
     );
   }
 
-  private consume(): void {
-    this.worker = new Worker<PredictPayload, PredictReply>(PREDICT_QUEUE, (job) => this.process(job), {
-      connection: { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
-      prefix: bullPrefix(this.config),
-      name: this.config.instanceId,
-      concurrency: this.config.predictConcurrency,
-      lockDuration: this.config.workerLockDurationMs,
-      stalledInterval: this.config.workerStalledIntervalMs,
-      maxStalledCount: this.config.workerMaxStalledCount,
-    });
-    this.worker.on('error', (err) => this.log.warn(`queue ${PREDICT_QUEUE}: ${err.message}`));
+  /** Takes requests while there is room, until the worker stops. */
+  private async consume(): Promise<void> {
+    this.blocking = createRedis(this.config, 'blocking', 'worker-predict');
+    while (!this.stopping) {
+      const room = this.config.predictConcurrency - this.held;
+      if (room <= 0) {
+        await new Promise<void>((r) => (this.roomFreed = r));
+        continue;
+      }
+      let taken: PredictPayload[];
+      try {
+        taken = await this.queue!.take(this.blocking, room, TAKE_TIMEOUT_S);
+      } catch (err) {
+        if (!this.stopping) this.log.warn(`taking from ${PREDICT_QUEUE}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      for (const payload of taken) void this.process(payload);
+    }
   }
 
   /** Stops fetching, lets the requests in hand finish (open batches close at once), then writes the usage left. */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    this.roomFreed?.();
     await this.consuming;
     this.batcher.flush();
-    await this.worker?.close().catch((err: Error) => this.log.warn(`close: ${err.message}`));
+    while (this.held > 0) await new Promise((r) => setTimeout(r, 10));
+    this.blocking?.disconnect();
     clearInterval(this.flushTimer);
     await this.flushUsage(true);
     await this.redis?.quit().catch(() => this.redis?.disconnect());
   }
 
-  private async process(job: BullJob<PredictPayload, PredictReply>): Promise<PredictReply> {
-    const p = job.data;
-    const attempt = Math.max(1, job.attemptsStarted);
-    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const outcome = await this.batcher.submit(`${p.versionId}|${p.explain ? 'explain' : ''}`, { payload: p, attempt, final });
-    if (outcome.retry) throw outcome.retry;
-    return outcome.reply;
+  /** One request through the batcher; a transient failure puts it back for its next attempt. */
+  private async process(p: PredictPayload): Promise<void> {
+    this.held++;
+    try {
+      const attempt = p.attempt ?? 1;
+      const outcome = await this.batcher.submit(`${p.versionId}|${p.explain ? 'explain' : ''}`, { payload: p, attempt, final: attempt >= PREDICT_MAX_ATTEMPTS });
+      if (outcome.retry) {
+        await new Promise((r) => setTimeout(r, RETRY_DELAY_MS));
+        await this.queue!.retry({ ...p, attempt: attempt + 1 }).catch((err: Error) => this.log.warn(`retrying ${p.jobId}: ${err.message}`));
+      }
+    } catch (err) {
+      this.log.warn(`sync prediction ${p.jobId}: ${(err as Error).message}`);
+    } finally {
+      this.held--;
+      this.roomFreed?.();
+      this.roomFreed = null;
+    }
   }
 
   /** One batch: compute, write every finished request's row in one statement, publish the replies, count the usage. */
@@ -225,12 +252,12 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
       alias: p.alias,
       metadata: p.metadata,
       explain: p.explain,
-      maxAttempts: PREDICT_JOB_OPTIONS.attempts,
+      maxAttempts: PREDICT_MAX_ATTEMPTS,
       createdAt: p.createdAt,
     };
   }
 
-  /** One message per asking API instance; a lost one is covered by the API's look at the BullMQ job. */
+  /** One message per asking API instance; a lost one is covered by the API's look at the job row. */
   private publishReplies(items: LaneRequest[], outcomes: LaneOutcome[]): void {
     const byInstance = new Map<string, PredictReply[]>();
     items.forEach((item, i) => {
