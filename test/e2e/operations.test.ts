@@ -81,6 +81,15 @@ describe('discovery and operations', () => {
         'GET /v1/models/{id}/versions/{n}/artifact',
         'PUT /v1/models/{id}/aliases/{alias}',
         'DELETE /v1/models/{id}/aliases/{alias}',
+        'POST /v1/webhooks',
+        'GET /v1/webhooks',
+        'GET /v1/webhooks/default/secret',
+        'GET /v1/webhooks/{id}',
+        'PATCH /v1/webhooks/{id}',
+        'DELETE /v1/webhooks/{id}',
+        'POST /v1/webhooks/{id}/rotate-secret',
+        'GET /v1/webhooks/{id}/deliveries',
+        'POST /v1/webhooks/{id}/deliveries/{message_id}/redeliver',
       ].sort(),
     );
     // Every authenticated POST honours Idempotency-Key.

@@ -18,6 +18,8 @@ import { InfraModule } from './infra/infra.module.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
 import { PredictController } from './jobs/predict.controller.js';
 import { PredictTransport } from './jobs/predict-transport.js';
 import { PredictService } from './jobs/predict.service.js';
@@ -34,7 +36,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController],
       providers: [
         IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
@@ -43,6 +45,7 @@ export class AppModule {
         DatasetsService,
         ModelsService,
         JobsService,
+        WebhooksService,
         JobWatcher,
         ServingCatalog,
         PredictTransport,

@@ -1,5 +1,6 @@
 import { newId } from '@app/common';
 import type { Database } from './database.js';
+import { pageArgs, type PageQuery } from './pagination.js';
 import { type Job, Prisma, type WebhookAttempt, type WebhookEndpoint, type WebhookMessage } from './generated/client.js';
 
 /** The event types a webhook endpoint can ask for (API.md, "Webhooks"). */
@@ -75,6 +76,8 @@ export interface NewEndpoint {
   secret: string;
 }
 
+export type { WebhookAttempt, WebhookEndpoint, WebhookMessage };
+
 export type MessageWithLog = WebhookMessage & { log: WebhookAttempt[] };
 
 /** Endpoints, default secrets, messages and attempts. Tenant-scoped reads take the tenant first. */
@@ -89,13 +92,10 @@ export class WebhookRepository {
     return this.db.prisma.webhookEndpoint.findFirst({ where: { id, tenantId } });
   }
 
-  list(tenantId: string, page: { limit: number; startingAfter?: string }): Promise<WebhookEndpoint[]> {
-    return this.db.prisma.webhookEndpoint.findMany({
-      where: { tenantId },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: page.limit + 1,
-      ...(page.startingAfter ? { cursor: { id: page.startingAfter }, skip: 1 } : {}),
-    });
+  async list(tenantId: string, query: PageQuery): Promise<WebhookEndpoint[]> {
+    const cursor = query.starting_after ? await this.get(tenantId, query.starting_after) : null;
+    const args = pageArgs(query, cursor);
+    return this.db.prisma.webhookEndpoint.findMany({ ...args, where: { ...args.where, tenantId } });
   }
 
   /** Applies a change to the tenant's endpoint; null when it is not the tenant's. */
@@ -117,14 +117,10 @@ export class WebhookRepository {
   }
 
   /** An endpoint's messages with their attempts, newest first. */
-  messages(endpointId: string, page: { limit: number; startingAfter?: string }): Promise<MessageWithLog[]> {
-    return this.db.prisma.webhookMessage.findMany({
-      where: { endpointId },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: page.limit + 1,
-      include: { log: { orderBy: { attemptedAt: 'asc' } } },
-      ...(page.startingAfter ? { cursor: { id: page.startingAfter }, skip: 1 } : {}),
-    });
+  async messages(endpointId: string, query: PageQuery): Promise<MessageWithLog[]> {
+    const cursor = query.starting_after ? await this.db.prisma.webhookMessage.findFirst({ where: { id: query.starting_after, endpointId } }) : null;
+    const args = pageArgs(query, cursor);
+    return this.db.prisma.webhookMessage.findMany({ ...args, where: { ...args.where, endpointId }, include: { log: { orderBy: { attemptedAt: 'asc' } } } });
   }
 
   message(id: string): Promise<(WebhookMessage & { endpoint: WebhookEndpoint | null }) | null> {

@@ -48,3 +48,6 @@ export interface JobEventMessage {
   data: Record<string, unknown>;
   created_at: string;
 }
+
+/** The BullMQ queue of webhook deliveries: one job per outbox message, its id the message id (the `webhook-id`). */
+export const WEBHOOKS_QUEUE = 'webhooks';

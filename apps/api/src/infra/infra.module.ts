@@ -1,5 +1,5 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { AdminKeyRepository, ApiKeyRepository, AuditRepository, Database, DatasetRepository, JobRepository, ModelRegistry, TenantRepository, UsageRepository } from '@app/db';
+import { AdminKeyRepository, ApiKeyRepository, AuditRepository, Database, DatasetRepository, JobRepository, ModelRegistry, TenantRepository, UsageRepository, WebhookRepository } from '@app/db';
 import { createRedis } from '@app/queue';
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -35,7 +35,7 @@ class InfraLifecycle implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-const repositories = [TenantRepository, ApiKeyRepository, AdminKeyRepository, AuditRepository, UsageRepository, DatasetRepository, JobRepository];
+const repositories = [TenantRepository, ApiKeyRepository, AdminKeyRepository, AuditRepository, UsageRepository, DatasetRepository, JobRepository, WebhookRepository];
 
 /** The process's connections, made once: PostgreSQL (Prisma and pg share a pool) and Redis. */
 @Global()
