@@ -23,6 +23,7 @@ const scenarios = [
   (await import('../bench/ml-training.mjs')).default,
   (await import('../bench/jobs.mjs')).default,
   (await import('../bench/inference.mjs')).default,
+  (await import('../bench/webhooks.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);
