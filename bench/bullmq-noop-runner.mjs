@@ -49,9 +49,11 @@ const feed = async () => {
 };
 const feeding$ = feed();
 
+// Listening for SIGUSR2 before saying ready: a signal with no listener would kill the process.
+const go = process.env.NOOP_WAIT_SIGNAL === '0' ? Promise.resolve() : new Promise((r) => process.once('SIGUSR2', r));
 await new Promise((r) => setTimeout(r, warmup * 1000));
 process.stdout.write(JSON.stringify({ event: 'noop.ready' }) + '\n');
-if (process.env.NOOP_WAIT_SIGNAL !== '0') await new Promise((r) => process.once('SIGUSR2', r));
+await go;
 const start = completed;
 const t0 = performance.now();
 await new Promise((r) => setTimeout(r, seconds * 1000));

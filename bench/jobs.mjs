@@ -209,6 +209,7 @@ export default {
     const profileDir = settings.profile ? join(root, 'bench', 'out', 'profiles') : undefined;
     let api;
     let worker;
+    let tenantId;
     const db = new pg.Client({ connectionString: env.DATABASE_URL });
     try {
       await db.connect();
@@ -224,6 +225,7 @@ export default {
           quotas: { requests_per_minute: 100_000_000, max_queued_jobs: 100_000_000, max_concurrent_jobs: 1_000, monthly_compute_seconds: 100_000_000 },
         },
       });
+      tenantId = tenant.body.id;
       const key = await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench-jobs' } });
       const secret = key.body.secret;
       const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
@@ -715,6 +717,9 @@ export default {
       };
     } finally {
       await worker?.stop();
+      // The submission runs leave thousands of queued jobs: the tenant goes, and its jobs with it,
+      // so that the next scenario's workers do not spend the machine on them.
+      if (api && tenantId) await requestJson(`${api.url}/v1/admin/tenants/${tenantId}`, { method: 'DELETE', token: env.ADMIN_API_KEY }).catch((err) => step(`jobs: could not delete the bench tenant: ${err.message}`));
       await api?.stop();
       await db.end().catch(() => undefined);
       if (profileDir) step(`jobs: CPU profile of the API written under ${profileDir}`);

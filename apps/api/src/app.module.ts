@@ -19,6 +19,9 @@ import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { OperationsController } from './admin/operations.controller.js';
+import { DashboardController } from './dashboard/dashboard.controller.js';
+import { OperationsService } from './admin/operations.service.js';
 import { WebhooksService } from './webhooks/webhooks.service.js';
 import { PredictController } from './jobs/predict.controller.js';
 import { PredictTransport } from './jobs/predict-transport.js';
@@ -36,7 +39,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController],
       providers: [
         IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
@@ -46,6 +49,7 @@ export class AppModule {
         ModelsService,
         JobsService,
         WebhooksService,
+        OperationsService,
         JobWatcher,
         ServingCatalog,
         PredictTransport,

@@ -5,6 +5,7 @@ import { type BackendInfo, type EpochProgress, isMlError } from '@app/ml';
 import {
   ALL_QUEUES,
   bullPrefix,
+  ClusterMetrics,
   createRedis,
   type Dispatched,
   dispatchChannel,
@@ -81,6 +82,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private sub!: Redis;
   private reconciler!: Reconciler;
   private scheduler!: Scheduler;
+  private metrics!: ClusterMetrics;
   private timers: NodeJS.Timeout[] = [];
   private dispatching = false;
   private dispatchAgain = false;
@@ -122,6 +124,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     this.redis = createRedis(this.config, 'command', 'worker');
     this.sub = createRedis(this.config, 'subscriber', 'worker');
     this.scheduler = new Scheduler(this.config, this.redis, schedulerLeaseMs(this.config), ALL_QUEUES);
+    this.metrics = new ClusterMetrics(this.config, this.redis);
     const cancels = jobCancelChannel(this.config);
     this.sub.on('message', (channel: string, message: string) => {
       if (channel === cancels) this.running.get(message)?.abort('cancel');
@@ -328,6 +331,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         outcome.pages ? (tx) => this.jobs.writeOutputs(tx, jobId, outcome.pages as object[]) : undefined,
       );
       this.publish(done?.event ?? null, job.tenantId);
+      this.observe(done?.job);
       await this.meter(job, seconds);
       return { status: 'succeeded', version: outcome.version };
     } catch (err) {
@@ -385,11 +389,13 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private async finishCanceled(job: Job, from: Array<'queued' | 'running'>, seconds: number, reason: string): Promise<void> {
     const r = await this.jobs.transition(job.id, from, { status: 'canceled', finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.canceled', data: { reason } });
     this.publish(r?.event ?? null, job.tenantId);
+    this.observe(r?.job);
   }
 
   private async finishFailed(job: Job, error: { code: string; message: string }, seconds: number): Promise<void> {
     const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.failed', data: { error, attempt: job.attempts } });
     this.publish(r?.event ?? null, job.tenantId);
+    this.observe(r?.job);
     await this.meter(job, seconds);
   }
 
@@ -426,6 +432,15 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     const warn = (err: Error) => this.log.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`);
     this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch(warn);
     if (tenantId && event.type !== 'job.progress') this.redis.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
+  }
+
+  /** A job that ended: its wait and run times go to the cluster-wide histograms of GET /metrics. */
+  private observe(job: Job | undefined): void {
+    if (!job?.finishedAt) return;
+    const started = job.startedAt ?? job.finishedAt;
+    const wait = (started.getTime() - job.createdAt.getTime()) / 1000;
+    const run = (job.finishedAt.getTime() - started.getTime()) / 1000;
+    this.metrics.observeJob(job.type, job.status, wait, run).catch((err: Error) => this.log.warn(`metrics of ${job.id}: ${err.message}`));
   }
 
   /** Compute seconds are metered per UTC day, rounded up to whole seconds (the job row keeps the exact figure). */

@@ -241,3 +241,6 @@ export class JobRepository {
 export function eventView(e: JobEvent) {
   return { id: e.id, job_id: e.jobId, seq: Number(e.seq), type: e.type, data: e.data as Record<string, unknown>, created_at: e.createdAt.toISOString() };
 }
+
+/** A worker whose heartbeat is older than this is gone (the API's views, the overview, the metrics). */
+export const WORKER_STALE_MS = 30_000;

@@ -77,3 +77,16 @@ export async function jobCounts(db: Database, tenantId: string, from: string, to
   for (const r of rows) (out[r.type] ??= {})[r.status] = r.n;
   return out;
 }
+
+/**
+ * Compute seconds of a tenant's jobs created between two days, by the backend that ran them (the
+ * wall time of the compute on the worker, as each job row records it; sync predictions included).
+ */
+export async function computeByBackend(db: Database, tenantId: string, from: string, to: string): Promise<Record<string, number>> {
+  const { rows } = await db.pool.query<{ backend: string; seconds: number }>(
+    `SELECT coalesce(backend, 'none') AS backend, sum(compute_seconds)::float8 AS seconds FROM jobs
+      WHERE tenant_id = $1 AND created_at >= $2::date AND created_at < $3::date + 1 AND compute_seconds > 0 GROUP BY 1`,
+    [tenantId, from, to],
+  );
+  return Object.fromEntries(rows.map((r) => [r.backend, Math.round(r.seconds * 1000) / 1000]));
+}

@@ -4,3 +4,4 @@ export * from './job-queues.js';
 export * from './scheduler.js';
 export * from './predict.js';
 export * from './predict-queue.js';
+export * from './cluster-metrics.js';

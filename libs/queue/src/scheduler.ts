@@ -308,6 +308,21 @@ export class Scheduler {
     return ahead < 0 ? null : ahead + 1;
   }
 
+  /** Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
+  async forget(tenantId: string): Promise<void> {
+    for (const queue of this.allQueues) {
+      const list = `${this.base}:pending:${queue}:${tenantId}`;
+      const ids = await this.redis.lrange(list, 0, -1);
+      const p = this.redis.multi();
+      if (ids.length) p.srem(`${this.base}:members`, ...ids);
+      p.del(list);
+      p.zrem(`${this.base}:ring:${queue}`, tenantId);
+      await p.exec();
+    }
+    await this.redis.del(`${this.base}:leases:${tenantId}`, `${this.base}:tenant:${tenantId}`);
+    await this.redis.hdel(`${this.base}:pass`, tenantId);
+  }
+
   /** Live leases of a tenant (tests and the admin overview). */
   async leases(tenantId: string): Promise<number> {
     await this.redis.zremrangebyscore(`${this.base}:leases:${tenantId}`, '-inf', Date.now());

@@ -1,4 +1,4 @@
-import { AuditRepository, Database, toPage } from '@app/db';
+import { AuditRepository, Database, toPage, WORKER_STALE_MS } from '@app/db';
 import { Controller, Get, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Admin } from '../auth/principal.js';
@@ -40,8 +40,6 @@ const WorkerSchema = z
   })
   .meta({ id: 'Worker' });
 
-/** A worker that has not heartbeated for this long is gone. */
-const WORKER_STALE_MS = 30_000;
 
 @Admin()
 @Controller('v1/admin')

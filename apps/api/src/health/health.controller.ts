@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { Public } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
 import { REDIS } from '../infra/infra.module.js';
+import { OperationsService } from '../admin/operations.service.js';
 import { registry } from './metrics.js';
 
 const Readiness = z
@@ -25,6 +26,7 @@ export class HealthController {
   constructor(
     private readonly db: Database,
     @Inject(REDIS) private readonly redis: Redis,
+    private readonly ops: OperationsService,
   ) {}
 
   @Get('healthz')
@@ -52,7 +54,13 @@ export class HealthController {
   @Get('metrics')
   @Header('Content-Type', registry.contentType)
   @Endpoint({ summary: 'Prometheus metrics (text format)', tags: ['Operations'], response: z.string() })
-  metrics() {
-    return registry.metrics();
+  async metrics() {
+    // This process's figures, then the cluster's (jobs, queues, workers, what workers counted). If
+    // PostgreSQL or Redis cannot answer, the process's figures still go out.
+    const [own, cluster] = await Promise.all([
+      registry.metrics(),
+      within(this.ops.prometheus(), 2_000).catch((err: Error) => `# cluster-wide figures unavailable: ${err.message.replace(/\n/g, ' ')}\n`),
+    ]);
+    return `${own}\n${cluster}`;
   }
 }

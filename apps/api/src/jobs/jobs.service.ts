@@ -1,6 +1,6 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
+import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage, WORKER_STALE_MS } from '@app/db';
 import { checkTopology, isMlError, resolveHyperparameters } from '@app/ml';
 import { ALL_QUEUES, dispatchChannel, type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, Scheduler, schedulerLeaseMs, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
@@ -14,8 +14,6 @@ import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 
-/** A worker whose heartbeat is older than this is gone. */
-const WORKER_STALE_MS = 30_000;
 
 @Injectable()
 export class JobsService implements OnApplicationShutdown {
@@ -100,12 +98,19 @@ export class JobsService implements OnApplicationShutdown {
     }
     const job = admitted.job!;
     await this.usage.changed(p.tenantId);
-    // The job waits in the fair scheduler until a worker has a slot for it (docs/scheduling.md).
+    await this.schedule(job, schedulingShare(p.plan, p.quotas));
+    return job;
+  }
+
+  /**
+   * The job waits in the fair scheduler until a worker has a slot for it (docs/scheduling.md); the
+   * workers are woken. If Redis cannot take it now, the reconciler enqueues it later.
+   */
+  async schedule(job: Job, share: { cap: number; weight: number }): Promise<void> {
     await this.scheduler
-      .enqueue(job, schedulingShare(p.plan, p.quotas))
+      .enqueue(job, share)
       .then(() => this.redis.publish(dispatchChannel(this.config), job.type))
       .catch((err: Error) => this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job'));
-    return job;
   }
 
   async list(tenantId: string, query: z.infer<typeof JobListQuery>) {

@@ -1,5 +1,7 @@
 import { ApiError } from '@app/common';
-import { ApiKeyRepository, AuditRepository, Database, jobCounts, Prisma, TenantRepository, toPage, UsageRepository } from '@app/db';
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { ALL_QUEUES, Scheduler } from '@app/queue';
+import { ApiKeyRepository, AuditRepository, Database, computeByBackend, jobCounts, Prisma, TenantRepository, toPage, UsageRepository } from '@app/db';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -30,6 +32,7 @@ export class TenantsService {
     private readonly keyStore: KeyStore,
     private readonly rateLimiter: RateLimiter,
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(actor: Actor, body: z.infer<typeof CreateTenantBody>) {
@@ -82,6 +85,8 @@ export class TenantsService {
     });
     await this.keyStore.invalidate({ tenantId: id, hashes });
     await this.forgetRedisState(id);
+    // Its waiting jobs are gone with it: the scheduler forgets them too.
+    await new Scheduler(this.config, this.redis, 0, ALL_QUEUES).forget(id).catch(() => undefined);
     return { id, object: 'tenant' as const, deleted: true as const };
   }
 
@@ -91,7 +96,13 @@ export class TenantsService {
     const from = query.from ?? `${today.slice(0, 8)}01`;
     const to = query.to ?? today;
     if (from > to) throw ApiError.invalid('parameter_invalid', `from (${from}) is after to (${to})`, 'from');
-    const [rows, snapshot, pending, jobs] = await Promise.all([this.usage.between(id, from, to), this.usage.snapshot(id), this.pendingRequests(id, from, to), jobCounts(this.db, id, from, to)]);
+    const [rows, snapshot, pending, jobs, byBackend] = await Promise.all([
+      this.usage.between(id, from, to),
+      this.usage.snapshot(id),
+      this.pendingRequests(id, from, to),
+      jobCounts(this.db, id, from, to),
+      computeByBackend(this.db, id, from, to),
+    ]);
     const daily = [...rows];
     for (const [day, value] of pending) {
       const row = daily.find((r) => r.metric === 'requests' && r.day === day);
@@ -107,6 +118,7 @@ export class TenantsService {
       to,
       requests: sum('requests'),
       compute_seconds: sum('compute_seconds'),
+      compute_seconds_by_backend: byBackend,
       storage_bytes: snapshot.storageBytes,
       jobs,
       daily,

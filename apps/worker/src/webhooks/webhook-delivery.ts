@@ -1,6 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, OUTBOX_CHANNEL, type WebhookEndpoint, type WebhookMessage, WebhookRepository } from '@app/db';
-import { bullPrefix, WEBHOOKS_QUEUE } from '@app/queue';
+import { bullPrefix, ClusterMetrics, createRedis, WEBHOOKS_QUEUE, type WebhookOutcome } from '@app/queue';
 import { closeDeliveryAgents, decryptSecret, deliver, encryptSecret, headersFor, newSecret, nextDelayMs } from '@app/webhooks';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { type Job as BullJob, DelayedError, Queue, Worker } from 'bullmq';
@@ -41,6 +41,8 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
   private relaying = false;
   private relayAgain = false;
   private stopping = false;
+  private metrics: ClusterMetrics | null = null;
+  private redis: ReturnType<typeof createRedis> | null = null;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -50,6 +52,8 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   onApplicationBootstrap(): void {
+    this.redis = createRedis(this.config, 'command', 'worker-webhooks');
+    this.metrics = new ClusterMetrics(this.config, this.redis);
     const connection = { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) };
     this.queue = new Queue<DeliveryJob>(WEBHOOKS_QUEUE, { connection, prefix: bullPrefix(this.config) });
     this.queue.on('error', () => undefined);
@@ -76,6 +80,7 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
     await this.worker?.close().catch(() => undefined);
     await this.queue?.close().catch(() => undefined);
     await this.listener?.end().catch(() => undefined);
+    await this.redis?.quit().catch(() => this.redis?.disconnect());
     closeDeliveryAgents();
   }
 
@@ -137,10 +142,12 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
     const attempt = { statusCode: r.statusCode, error: r.error, durationMs: r.durationMs };
     if (r.ok) {
       await this.repo.recordAttempt(message.id, attempt, { status: 'succeeded' });
+      this.count('succeeded');
       return;
     }
     if (r.statusCode === 410) {
       await this.repo.recordAttempt(message.id, attempt, { status: 'failed' });
+      this.count('gone');
       if (message.endpointId) {
         await this.repo.disable(message.endpointId, 'gone');
         this.log.log(`endpoint ${message.endpointId} answered 410 Gone: disabled`);
@@ -150,13 +157,19 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
     const delay = nextDelayMs(this.config.webhookRetrySchedule, message.attempts + 1);
     if (delay === null) {
       await this.repo.recordAttempt(message.id, attempt, { status: 'failed' });
+      this.count('failed');
       return;
     }
+    this.count('retried');
     // The receiver's Retry-After wins when it asks for longer than the schedule.
     const wait = Math.max(delay, r.retryAfterMs ?? 0);
     await this.repo.recordAttempt(message.id, attempt, { status: 'queued', nextAttemptAt: new Date(Date.now() + wait) });
     await job.moveToDelayed(Date.now() + wait, token);
     throw new DelayedError();
+  }
+
+  private count(outcome: WebhookOutcome): void {
+    this.metrics?.webhookAttempt(outcome).catch(() => undefined);
   }
 
   /** Where the message goes and the secrets that sign it, or why it cannot go anywhere. */

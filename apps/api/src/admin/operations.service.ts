@@ -1,0 +1,235 @@
+import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { AuditRepository, Database, type Job, JobRepository, Prisma, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
+import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import type { Actor } from '../http/actor.js';
+import { REDIS } from '../infra/infra.module.js';
+import { jobView } from '../jobs/jobs.dto.js';
+import { JobsService } from '../jobs/jobs.service.js';
+import type { AdminJobListQuery, OverviewSchema } from './operations.dto.js';
+
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+
+/**
+ * What an operator runs the service with: the overview, every tenant's jobs, cancel and retry,
+ * and the cluster-wide metrics. Every figure comes from the data the tenant API shows (the job
+ * rows, the scheduler, the queues, the heartbeats, the outbox), so a sum over tenants agrees.
+ */
+@Injectable()
+export class OperationsService {
+  private readonly metrics: ClusterMetrics;
+  private readonly predictQueue: PredictQueue;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly db: Database,
+    private readonly jobsRepo: JobRepository,
+    private readonly jobs: JobsService,
+    private readonly webhooks: WebhookRepository,
+    private readonly audit: AuditRepository,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {
+    this.metrics = new ClusterMetrics(config, redis);
+    this.predictQueue = new PredictQueue(config, redis);
+  }
+
+  async overview(): Promise<z.infer<typeof OverviewSchema>> {
+    const [byStatus, byType, recent, latency, tenants, workers, webhooks, queues] = await Promise.all([
+      this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
+      this.db.pool.query<{ type: string; status: string; n: number }>('SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status'),
+      this.db.pool.query<{ win: string; finished: number; succeeded: number; failed: number }>(
+        `SELECT w.win,
+                count(j.id) FILTER (WHERE j.status IN ('succeeded', 'failed', 'canceled'))::int AS finished,
+                count(j.id) FILTER (WHERE j.status = 'succeeded')::int AS succeeded,
+                count(j.id) FILTER (WHERE j.status = 'failed')::int AS failed
+           FROM (VALUES ('5m', interval '5 minutes'), ('1h', interval '1 hour')) AS w(win, span)
+           LEFT JOIN jobs j ON j.finished_at > now() - w.span
+          GROUP BY w.win`,
+      ),
+      this.db.pool.query<{ wait_p50: number | null; wait_p95: number | null; run_p50: number | null; run_p95: number | null }>(
+        `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at)) AS wait_p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at)) AS wait_p95,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS run_p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS run_p95
+           FROM jobs WHERE finished_at > now() - interval '1 hour' AND started_at IS NOT NULL`,
+      ),
+      this.db.pool.query<{ tenant_id: string; name: string; queued: number; running: number }>(
+        `SELECT t.id AS tenant_id, t.name,
+                count(*) FILTER (WHERE j.status = 'queued')::int AS queued,
+                count(*) FILTER (WHERE j.status = 'running')::int AS running
+           FROM jobs j JOIN tenants t ON t.id = j.tenant_id
+          WHERE j.status IN ('queued', 'running')
+          GROUP BY t.id, t.name ORDER BY queued DESC, running DESC LIMIT 100`,
+      ),
+      this.db.pool.query<{ online: number; slots: number; busy: number }>(
+        `SELECT count(*)::int AS online, coalesce(sum(concurrency), 0)::int AS slots, coalesce(sum(cardinality(current_jobs)), 0)::int AS busy
+           FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)`,
+        [WORKER_STALE_MS / 1000],
+      ),
+      this.webhooks.counts(),
+      this.queueDepths(),
+    ]);
+    const count = (status: string) => byStatus.rows.find((r) => r.status === status)?.n ?? 0;
+    const window = (w: string) => {
+      const r = recent.rows.find((x) => x.win === w) ?? { finished: 0, succeeded: 0, failed: 0 };
+      return { finished: r.finished, succeeded: r.succeeded, failed: r.failed };
+    };
+    const last5 = window('5m');
+    const l = latency.rows[0];
+    const num = (x: number | null | undefined) => (x === null || x === undefined ? null : Math.round(Number(x) * 1000) / 1000);
+    const types: Record<string, Record<string, number>> = {};
+    for (const r of byType.rows) (types[r.type] ??= {})[r.status] = r.n;
+    return {
+      object: 'overview',
+      generated_at: new Date().toISOString(),
+      jobs: { by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<(typeof STATUSES)[number], number>, by_type: types },
+      recent: {
+        last_5m: last5,
+        last_1h: window('1h'),
+        throughput_per_minute: Math.round((last5.finished / 5) * 100) / 100,
+        failure_rate: last5.finished ? Math.round((last5.failed / last5.finished) * 1000) / 1000 : 0,
+      },
+      latency_seconds: { queue_wait: { p50: num(l?.wait_p50), p95: num(l?.wait_p95) }, run: { p50: num(l?.run_p50), p95: num(l?.run_p95) } },
+      queues,
+      tenants: tenants.rows,
+      workers: workers.rows[0],
+      webhooks,
+    };
+  }
+
+  /** Every queue: jobs waiting in the fair scheduler, then in BullMQ (ready, active, delayed); the sync predict list. */
+  private async queueDepths() {
+    const scheduled = new Map<string, number>();
+    for (const w of await this.jobs.scheduler.waiting().catch(() => [])) scheduled.set(w.queue, (scheduled.get(w.queue) ?? 0) + w.jobs);
+    const names = [...ALL_QUEUES, WEBHOOKS_QUEUE];
+    const counts = await Promise.all(
+      names.map((name) => this.jobs.queues.call(name, (q) => q.getJobCounts('wait', 'prioritized', 'active', 'delayed')).catch(() => null)),
+    );
+    const out = names.map((name, i) => {
+      const c = counts[i];
+      return {
+        name,
+        scheduled: scheduled.get(name) ?? 0,
+        ready: c ? (c.wait ?? 0) + (c.prioritized ?? 0) : null,
+        active: c ? (c.active ?? 0) : null,
+        delayed: c ? (c.delayed ?? 0) : null,
+      };
+    });
+    out.push({ name: 'predict', scheduled: 0, ready: await this.predictQueue.length().catch(() => null), active: null, delayed: null });
+    return out;
+  }
+
+  async listJobs(query: z.infer<typeof AdminJobListQuery>) {
+    const rows = await this.jobsRepo.list(query.tenant ?? null, { limit: query.limit, starting_after: query.starting_after, type: query.type, status: query.status });
+    const page = toPage(rows, query.limit, (j) => j);
+    return { ...page, data: await Promise.all(page.data.map(async (j) => ({ ...(await this.jobs.view(j)), tenant_id: j.tenantId }))) };
+  }
+
+  async job(id: string) {
+    const j = await this.jobsRepo.byId(id);
+    if (!j) throw ApiError.notFound('job', id);
+    return { ...(await this.jobs.view(j)), tenant_id: j.tenantId };
+  }
+
+  async events(id: string, query: { limit: number; starting_after?: string }) {
+    const j = await this.jobsRepo.byId(id);
+    if (!j) throw ApiError.notFound('job', id);
+    return this.jobs.events(j.tenantId, id, query);
+  }
+
+  async cancel(actor: Actor, id: string) {
+    const job = await this.jobs.cancel(null, id);
+    await this.record(actor, job, 'job.canceled_by_admin');
+    return { ...jobView(job), tenant_id: job.tenantId };
+  }
+
+  /**
+   * A failed job runs again, as a new attempt: back to queued (error and end cleared, one more
+   * attempt allowed), its old queue entry removed, handed to the scheduler with its tenant's share.
+   */
+  async retry(actor: Actor, id: string) {
+    const current = await this.jobsRepo.byId(id);
+    if (!current) throw ApiError.notFound('job', id);
+    if (current.status !== 'failed') {
+      throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} is ${current.status}; only failed jobs can be retried`);
+    }
+    const moved = await this.jobsRepo.transition(
+      id,
+      ['failed'],
+      { status: 'queued', error: Prisma.DbNull, finishedAt: null, cancelRequested: false, maxAttempts: { increment: 1 } },
+      { type: 'job.retrying', data: { attempt: current.attempts, by: 'admin', next_attempt_in_ms: 0 } },
+    );
+    if (!moved) throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} changed meanwhile; look again`);
+    await this.jobs.queues.remove(moved.job).catch(() => false);
+    const tenant = (await this.db.prisma.tenant.findUnique({ where: { id: moved.job.tenantId } }))!;
+    await this.jobs.schedule(moved.job, schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)));
+    await this.record(actor, moved.job, 'job.retried_by_admin');
+    return { ...(await this.jobs.view(moved.job)), tenant_id: moved.job.tenantId };
+  }
+
+  /** Webhook messages that failed for good, or are failing (pending after a failed attempt), newest first. */
+  async webhookFailures(query: { limit: number; state: 'failed' | 'failing' }) {
+    const { rows } = await this.db.pool.query<{
+      id: string;
+      tenant_id: string;
+      endpoint_id: string | null;
+      url: string | null;
+      event_type: string;
+      status: string;
+      attempts: number;
+      last_error: string | null;
+      next_attempt_at: Date;
+      created_at: Date;
+    }>(
+      `SELECT m.id, m.tenant_id, m.endpoint_id, coalesce(e.url, m.url) AS url, m.event_type, m.status::text, m.attempts, m.last_error, m.next_attempt_at, m.created_at
+         FROM webhook_messages m LEFT JOIN webhook_endpoints e ON e.id = m.endpoint_id
+        WHERE ${query.state === 'failed' ? `m.status = 'failed'` : `m.status IN ('pending', 'queued') AND m.attempts > 0`}
+        ORDER BY m.updated_at DESC LIMIT $1`,
+      [query.limit],
+    );
+    return {
+      object: 'list' as const,
+      has_more: rows.length === query.limit,
+      data: rows.map((r) => ({
+        id: r.id,
+        object: 'webhook_failure' as const,
+        tenant_id: r.tenant_id,
+        endpoint_id: r.endpoint_id,
+        url: r.url ?? '',
+        event_type: r.event_type,
+        status: r.status,
+        attempts: r.attempts,
+        last_error: r.last_error,
+        next_attempt_at: r.status === 'failed' ? null : r.next_attempt_at.toISOString(),
+        created_at: r.created_at.toISOString(),
+      })),
+    };
+  }
+
+  /** Cluster-wide figures for GET /metrics: jobs by status, queue depths, workers, and what workers counted. */
+  async prometheus(): Promise<string> {
+    const [byStatus, queues, workers, cluster] = await Promise.all([
+      this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
+      this.queueDepths(),
+      this.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [WORKER_STALE_MS / 1000]),
+      this.metrics.render(),
+    ]);
+    const out = ['# HELP aiaas_jobs Jobs by status (cluster-wide, from PostgreSQL)', '# TYPE aiaas_jobs gauge'];
+    for (const s of STATUSES) out.push(`aiaas_jobs{scope="cluster",status="${s}"} ${byStatus.rows.find((r) => r.status === s)?.n ?? 0}`);
+    out.push('# HELP aiaas_queue_depth Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)', '# TYPE aiaas_queue_depth gauge');
+    for (const q of queues) {
+      for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
+        if (q[stage] !== null) out.push(`aiaas_queue_depth{scope="cluster",queue="${q.name}",stage="${stage}"} ${q[stage]}`);
+      }
+    }
+    out.push('# HELP aiaas_workers_online Workers that heartbeated in the last 30 s', '# TYPE aiaas_workers_online gauge', `aiaas_workers_online{scope="cluster"} ${workers.rows[0].n}`);
+    return `${out.join('\n')}\n${cluster}`;
+  }
+
+  private async record(actor: Actor, job: Job, action: string): Promise<void> {
+    await this.db.prisma.$transaction((tx) => this.audit.record(tx, { ...actor, tenantId: job.tenantId, action, targetType: 'job', targetId: job.id }));
+  }
+}
