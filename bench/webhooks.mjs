@@ -13,9 +13,11 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { envNumber, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
 
+/**
+ * Issue 6 asks for these figures without targets; the one below is ours: a tenant waiting for a
+ * job's webhook should have it within a second.
+ */
 export const TARGETS = {
-  /** deliveries/s through outbox + queue ÷ plain POSTs/s, at least */
-  delivery_ratio: 0.25,
   /** p99 delay from job end to delivery, at most (ms) */
   p99_delay_ms: 1_000,
 };
@@ -97,7 +99,7 @@ export default {
       const admin = env.ADMIN_API_KEY;
       const tenant = await requestJson(`${api.url}/v1/admin/tenants`, { method: 'POST', token: admin, body: { name: 'bench-webhooks', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000 } } });
       const key = (await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })).body.secret;
-      const t = (method, path, body, headers = {}) => requestJson(`${api.url}${path}`, { method, token: key, body, headers });
+      const t = (method, path, body) => requestJson(`${api.url}${path}`, { method, token: key, body });
       const hook = (await t('POST', '/v1/webhooks', { url: `${receiver.url}/endpoint`, events: ['model.version.created'] })).body;
 
       // ── 1. deliveries per second ──────────────────────────────────────────────────────────────
@@ -127,7 +129,11 @@ export default {
       const rows = blobRows(100, { features: 3, classes: 2, seed: 3 });
       const ds = (await t('POST', '/v1/datasets', { name: 'wh', task: 'classification', records: rows })).body;
       await t('POST', '/v1/models', { name: 'wh', task: 'classification' });
-      await t('POST', '/v1/jobs', { type: 'training', model: 'wh', dataset: ds.id, hyperparameters: { epochs: 2 } }, { Prefer: 'wait=60' });
+      const training = (await t('POST', '/v1/jobs', { type: 'training', model: 'wh', dataset: ds.id, hyperparameters: { epochs: 2 } })).body;
+      for (const end = Date.now() + 60_000; (await t('GET', `/v1/jobs/${training.id}`)).body.status !== 'succeeded'; ) {
+        if (Date.now() > end) throw new Error('the training job of the delay check did not succeed in 60 s');
+        await sleep(100);
+      }
       const input = Object.fromEntries(Object.entries(rows[0]).filter(([k]) => k !== 'label'));
       const jobIds = [];
       let next = 0;
@@ -135,7 +141,7 @@ export default {
         Array.from({ length: 4 }, async () => {
           while (next < ws.jobs) {
             next++;
-            const r = await t('POST', '/v1/jobs', { type: 'inference', model: 'wh', inputs: [input], webhook_url: `${receiver.url}/job` }, { Prefer: 'wait=30' });
+            const r = await t('POST', '/v1/jobs', { type: 'inference', model: 'wh', inputs: [input], webhook_url: `${receiver.url}/job` });
             jobIds.push(r.body.id);
           }
         }),
@@ -178,20 +184,19 @@ export default {
             measured: `${deliveryRate.toLocaleString('en-US')} /s`,
             baseline: `${plainRate.toLocaleString('en-US')} plain POSTs/s`,
             ratio,
-            target: `≥ ${TARGETS.delivery_ratio}`,
-            result: ratio >= TARGETS.delivery_ratio ? 'PASS' : 'BELOW',
+            target: '—',
+            result: '—',
           },
           {
             figure: 'delay from job end to webhook delivery',
             measured: `p50 ${p50} ms, p99 ${p99} ms`,
             baseline: '—',
             ratio: '—',
-            target: `p99 ≤ ${TARGETS.p99_delay_ms} ms`,
+            target: `p99 ≤ ${TARGETS.p99_delay_ms} ms (ours)`,
             result: p99 <= TARGETS.p99_delay_ms ? 'PASS' : 'BELOW',
           },
         ],
         checks: [
-          { name: 'webhook deliveries/s ÷ plain POSTs/s', value: ratio, target: `≥ ${TARGETS.delivery_ratio}`, pass: ratio >= TARGETS.delivery_ratio, text: `${ratio} (${deliveryRate} vs ${plainRate})` },
           { name: 'p99 delay from job end to delivery', value: p99, target: `≤ ${TARGETS.p99_delay_ms} ms`, pass: p99 <= TARGETS.p99_delay_ms, text: `${p99} ms (p50 ${p50} ms)` },
         ],
         figures: { targets: TARGETS, settings: ws, deliveries: { seconds: round(deliverySeconds, 3), rate: deliveryRate, plain_rate: plainRate, statuses }, delay_ms: { p50, p99, samples: delays.length } },

@@ -42,7 +42,8 @@ export class WorkerModule {
       module: WorkerModule,
       providers: [
         { provide: APP_CONFIG, useValue: config },
-        { provide: Database, useFactory: () => new Database(config.databaseUrl, 4) },
+        // The job engine, the inference lane's bulk writes and WEBHOOK_CONCURRENCY deliveries share it.
+        { provide: Database, useFactory: () => new Database(config.databaseUrl, config.databasePoolSize) },
         // Workers wait for Redis rather than fail (BullMQ's advice: maxRetriesPerRequest null).
         { provide: WORKER_REDIS, useFactory: () => createRedis(config, 'blocking', 'worker') },
         Connections,

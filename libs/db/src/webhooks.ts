@@ -160,25 +160,23 @@ export class WebhookRepository {
     });
   }
 
-  /** Records one attempt and its outcome on the message, in one transaction. */
+  /** Records one attempt and its outcome on the message: one statement, so one round trip and atomic. */
   async recordAttempt(
     messageId: string,
     attempt: { statusCode: number | null; error: string | null; durationMs: number },
     outcome: { status: 'succeeded' | 'failed' | 'queued'; nextAttemptAt?: Date },
   ): Promise<void> {
-    await this.db.prisma.$transaction([
-      this.db.prisma.webhookAttempt.create({ data: { id: newId('att'), messageId, ...attempt } }),
-      this.db.prisma.webhookMessage.update({
-        where: { id: messageId },
-        data: {
-          status: outcome.status,
-          attempts: { increment: 1 },
-          lastError: attempt.error,
-          ...(outcome.status === 'succeeded' ? { deliveredAt: new Date() } : {}),
-          ...(outcome.nextAttemptAt ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
-        },
-      }),
-    ]);
+    await this.db.pool.query(
+      `WITH attempt AS (
+         INSERT INTO webhook_attempts (id, message_id, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5)
+       )
+       UPDATE webhook_messages
+          SET status = $6::"WebhookMessageStatus", attempts = attempts + 1, last_error = $4, updated_at = now(),
+              delivered_at = CASE WHEN $6 = 'succeeded' THEN now() ELSE delivered_at END,
+              next_attempt_at = coalesce($7::timestamptz, next_attempt_at)
+        WHERE id = $2`,
+      [newId('att'), messageId, attempt.statusCode, attempt.error, attempt.durationMs, outcome.status, outcome.nextAttemptAt ?? null],
+    );
   }
 
   /** A message that can no longer be delivered (its endpoint gone or disabled). */
