@@ -110,7 +110,7 @@ describe('admin operations', () => {
       const events = (await b.api.get(`/v1/jobs/${job.id}/events`)).body.data.map((e: { type: string }) => e.type);
       expect(events).toEqual(expect.arrayContaining(['job.queued', 'job.retrying', 'job.started', 'job.succeeded']));
       // The other queued jobs drain too; then the cluster figures show what the workers did.
-      await until('the queue to drain', async () => (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued'`)).rows[0].n === 0, 60_000);
+      await until('these tenants\' queued jobs to drain', async () => (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND tenant_id = ANY($1)`, [[a.id, b.id]])).rows[0].n === 0, 60_000);
       const metrics = (await new Api(server.url).get('/metrics')).text;
       expect(metrics).toMatch(/^aiaas_jobs\{scope="cluster",status="succeeded"\} [1-9]/m);
       expect(metrics).toMatch(/^aiaas_job_run_seconds_count\{scope="cluster",type="inference"\} [1-9]/m);
