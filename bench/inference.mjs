@@ -169,27 +169,56 @@ export default {
       await worker.stop();
       worker = await startWorker(env);
 
-      // ── 3. tiny inference jobs end to end ────────────────────────────────────────────────────
-      const ids = [];
-      const t0 = Date.now();
-      await pool(is.jobs, 64, async () => {
-        ids.push(must(await t.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] }), 202, 'inference job').id);
-      });
-      let jobsSeconds;
-      for (;;) {
-        const { rows: r } = await db.query(`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`, [ids]);
-        if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
-        if (r[0].ok === ids.length) {
-          jobsSeconds = (new Date(r[0].last).getTime() - t0) / 1000;
-          break;
-        }
-        if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
-        await sleep(100);
+      // ── 3. sync predict under mixed load: a training job running on the same worker ─────────────
+      const big = must(await t.call('POST', '/v1/datasets', { name: 'mixed', task: 'classification', records: blobRows(4_000, DATA) }), 201, 'mixed-load dataset');
+      const training = must(await t.call('POST', '/v1/jobs', { type: 'training', model: 'inf', dataset: big.id, hyperparameters: { epochs: 200, seed: 2 } }), 202, 'mixed-load training');
+      for (const end = Date.now() + 60_000; (await t.call('GET', `/v1/jobs/${training.id}`)).body.status !== 'running'; ) {
+        if (Date.now() > end) throw new Error('the mixed-load training did not start');
+        await sleep(50);
       }
-      const jobsRate = round(ids.length / jobsSeconds, 1);
-      step(`inference: ${ids.length} tiny inference jobs in ${round(jobsSeconds, 2)} s: ${jobsRate} jobs/s`);
+      const mixed = {};
+      for (const clients of CLIENTS) {
+        const r = await loadTest({ ...predictTarget, duration: is.seconds, connections: clients, label: `predict under training, ${clients} client(s)`, serverPid: api.proc.pid });
+        if (r.non2xx || r.errors) throw new Error(`predict under training: ${r.non2xx} non-2xx, ${r.errors} errors`);
+        mixed[clients] = { rps: r.rps, p50: r.latency_ms.p50, p99: r.latency_ms.p99 };
+        step(`inference: predict with a training running, ${clients} client(s): ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+      }
+      const stillTraining = (await t.call('GET', `/v1/jobs/${training.id}`)).body.status === 'running';
+      await t.call('POST', `/v1/jobs/${training.id}/cancel`, {});
+      await worker.stop();
+      worker = undefined;
 
-      // ── 4. fairness ──────────────────────────────────────────────────────────────────────────
+      // ── 4. tiny inference jobs end to end, with 1, 2 and 4 worker processes ────────────────────
+      const scale = [];
+      for (const n of [1, 2, 4]) {
+        const workers = await Promise.all(Array.from({ length: n }, () => startWorker(env, { WORKER_CONCURRENCY: '1' })));
+        try {
+          const ids = [];
+          const t0 = Date.now();
+          await pool(is.jobs, 64, async () => {
+            ids.push(must(await t.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] }), 202, 'inference job').id);
+          });
+          let seconds;
+          for (;;) {
+            const { rows: r } = await db.query(`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`, [ids]);
+            if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
+            if (r[0].ok === ids.length) {
+              seconds = (new Date(r[0].last).getTime() - t0) / 1000;
+              break;
+            }
+            if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
+            await sleep(100);
+          }
+          scale.push({ workers: n, seconds: round(seconds, 2), rate: round(ids.length / seconds, 1) });
+          step(`inference: ${ids.length} tiny inference jobs with ${n} worker(s): ${round(seconds, 2)} s, ${round(ids.length / seconds, 1)} jobs/s`);
+        } finally {
+          await Promise.all(workers.map((w) => w.stop()));
+        }
+      }
+      const jobsRate = Math.max(...scale.map((x) => x.rate));
+      worker = await startWorker(env);
+
+      // ── 5. fairness ──────────────────────────────────────────────────────────────────────────
       const a = await newTenant('bench-flood', { max_concurrent_jobs: 2 }, 'free');
       const b = await newTenant('bench-single', { max_concurrent_jobs: 2 }, 'free');
       const tiny = blobRows(60, { features: 2, classes: 2, seed: 5 });
@@ -247,14 +276,22 @@ export default {
           target: `≥ ${TARGETS.predict_vs_noop}`,
           result: vsNoop >= TARGETS.predict_vs_noop ? 'PASS' : 'BELOW',
         },
-        {
-          figure: `tiny inference jobs end to end (${is.jobs} one-row jobs, 64 in flight) vs raw BullMQ no-op worker`,
-          measured: `${n(jobsRate)} jobs/s`,
-          baseline: `${n(noopRate)} jobs/s`,
-          ratio: round(jobsRate / noopRate, 4),
+        ...CLIENTS.map((clients) => ({
+          figure: `sync predict at ${clients} client(s) while a training runs on the same worker vs without`,
+          measured: `${n(mixed[clients].rps)} req/s (${lat(mixed[clients])})`,
+          baseline: `${n(pick('on', clients).rps)} req/s (${lat(pick('on', clients))})`,
+          ratio: round(mixed[clients].rps / pick('on', clients).rps, 2),
           target: '—',
           result: '—',
-        },
+        })),
+        ...scale.map((x) => ({
+          figure: `tiny inference jobs end to end, ${x.workers} worker process(es) (${is.jobs} one-row jobs, 64 in flight) vs raw BullMQ no-op worker`,
+          measured: `${n(x.rate)} jobs/s`,
+          baseline: `${n(noopRate)} jobs/s`,
+          ratio: round(x.rate / noopRate, 4),
+          target: '—',
+          result: '—',
+        })),
         {
           figure: `fairness: tenant B's one job behind tenant A's flood of ${is.flood} (2 slots)`,
           measured: `${waitMs} ms wait`,
@@ -271,7 +308,8 @@ export default {
           `Baseline: a raw BullMQ Worker (64 concurrent no-op processors, addBulk feeder, same Redis), ${rounds} runs of ${is.seconds} s, median. ` +
           `Sync predict: autocannon POST /v1/models/{id}/predict, \`Prefer: wait=30\`, one row (4 features) per request, on the real API with one real worker (wasm, WORKER_CONCURRENCY=2), ` +
           `${rounds} rounds of ${is.seconds} s per client count, batching on (defaults) then off (PREDICT_BATCH_MAX_ROWS=1, worker restarted); medians. ` +
-          `Tiny inference jobs: POST /v1/jobs inference with one row, 64 in flight, from the first submission to the last finished_at. ` +
+          `Mixed load: the same predict runs while a 200-epoch training on 4,000 rows runs on the same worker (its training child; predictions use the inference child). ` +
+          `Tiny inference jobs: POST /v1/jobs inference with one row, 64 in flight, from the first submission to the last finished_at, with 1, 2 and 4 worker processes (WORKER_CONCURRENCY=1 each). ` +
           `Fairness: two free-plan tenants (cap 2) on a two-slot worker; A submits ${is.flood} 3-epoch trainings on 60 rows, B submits one once A has finished 10.`,
         columns: [
           { key: 'figure', label: 'figure', align: 'left' },
@@ -292,7 +330,9 @@ export default {
           settings: is,
           noop_per_round: noop,
           predict: { on64, off64, on1, off1, same_predictions_on_and_off: sameAnswers.on === sameAnswers.off },
-          tiny_jobs: { jobs: is.jobs, seconds: round(jobsSeconds, 3), rate: jobsRate },
+          mixed_load: { ...mixed, training_still_running_after: stillTraining },
+          scale_out: scale,
+          tiny_jobs_best_rate: jobsRate,
           fairness: { wait_ms: waitMs, job_length_ms: jobLength, a_queued_when_b_arrived: aQueued, fifo_estimate_ms: fifoMs },
         },
         runs: predictRuns,

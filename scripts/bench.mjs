@@ -24,6 +24,7 @@ const scenarios = [
   (await import('../bench/jobs.mjs')).default,
   (await import('../bench/inference.mjs')).default,
   (await import('../bench/webhooks.mjs')).default,
+  (await import('../bench/hot-routes.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);
@@ -68,7 +69,7 @@ const areas = [];
 let failure;
 for (const scenario of selected) {
   try {
-    areas.push(await scenario.run({ env, settings }));
+    areas.push(await scenario.run({ env, settings, areas }));
   } catch (err) {
     failure = err;
     console.error(`\n\x1b[31mbench ${scenario.id} failed:\x1b[0m ${err.message}`);
