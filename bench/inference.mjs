@@ -5,9 +5,10 @@
 //  2. Sync predict: POST /v1/models/{id}/predict with `Prefer: wait` (one row per request) on the
 //     real API and a real worker, autocannon at 1 and at 64 connections, with dynamic batching on
 //     (the defaults) and off (PREDICT_BATCH_MAX_ROWS=1, the worker restarted): requests/s, p50, p99.
-//  3. Tiny inference jobs end to end: N one-row inference jobs through POST /v1/jobs (64 in flight)
-//     until every one has succeeded, jobs/s, against the no-op worker.
-//  4. Fairness: tenant A floods short training jobs on a two-slot worker; once A's work is flowing,
+//  3. Mixed load: the same sync predict runs while a long training runs on the same worker.
+//  4. Scale-out: N one-row inference jobs through POST /v1/jobs (64 in flight) until every one has
+//     succeeded, with 1, 2 and 4 worker processes; jobs/s against the no-op worker.
+//  5. Fairness: tenant A floods short training jobs on a two-slot worker; once A's work is flowing,
 //     tenant B submits one job three times (after A finished 10, 30, 50). B's median wait in A's median job-lengths.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
