@@ -19,9 +19,10 @@ export class Output {
 export type Column<T> = [header: string, value: (row: T) => unknown];
 
 /** Rows under upper-case headers, columns padded to their widest cell (as `gh` prints lists). */
-export function table<T>(rows: readonly T[], columns: Column<T>[]): string[] {
+export function table<T>(rows: readonly T[], columns: Column<T>[], opts: { upperCaseHeaders?: boolean } = {}): string[] {
   if (rows.length === 0) return ['(none)'];
-  const cells = [columns.map(([h]) => h.toUpperCase()), ...rows.map((r) => columns.map(([, get]) => cell(get(r))))];
+  const headers = columns.map(([h]) => (opts.upperCaseHeaders === false ? h : h.toUpperCase()));
+  const cells = [headers, ...rows.map((r) => columns.map(([, get]) => cell(get(r))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
   return cells.map((c) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ').trimEnd());
 }
@@ -79,7 +80,8 @@ export function metricsTable(metrics: Record<string, unknown> | null | undefined
   const cm = metrics.confusion_matrix as { labels: string[]; matrix: number[][] } | undefined;
   if (cm?.labels && cm.matrix) {
     lines.push('', 'confusion matrix (rows: true label, columns: predicted)');
-    lines.push(...table(cm.labels.map((l, i) => [l, ...cm.matrix[i]] as unknown[]), [['', (r: unknown[]) => r[0]], ...cm.labels.map((l, j): Column<unknown[]> => [l, (r) => r[j + 1]])]));
+    const rows = cm.labels.map((l, i) => [l, ...cm.matrix[i]] as unknown[]);
+    lines.push(...table(rows, [['', (r) => r[0]], ...cm.labels.map((l, j): Column<unknown[]> => [l, (r) => r[j + 1]])], { upperCaseHeaders: false }));
   }
   return lines;
 }

@@ -119,7 +119,6 @@ class LineView implements View {
 class BarView implements View {
   private bar: cliProgress.SingleBar | null = null;
   private running = false;
-  private last: { epoch: number; epochs: number; payload: Record<string, string> } | null = null;
 
   event(e: JobEvent): void {
     if (e.type !== 'job.progress') {
@@ -129,12 +128,13 @@ class BarView implements View {
     }
     const p = e.data as Progress;
     const epochs = p.epochs ?? 0;
-    const payload = { loss: num(p.loss), val_loss: num(p.val_loss), eta: formatSeconds(p.eta_seconds) };
-    this.last = { epoch: p.epoch ?? 0, epochs, payload };
+    // `eta` is cli-progress's own estimate; the worker's, from epoch times, goes in `eta_text`.
+    const payload = { loss: num(p.loss), val_loss: num(p.val_loss), eta_text: formatSeconds(p.eta_seconds) };
     if (!this.running) {
+      // Started at the first epoch, and again after a line or a prompt stopped it.
       this.bar ??= new cliProgress.SingleBar(
         {
-          format: 'epoch {value}/{total} {bar} {percentage}% | loss {loss} | val_loss {val_loss} | ETA {eta}',
+          format: 'epoch {value}/{total} {bar} {percentage}% | loss {loss} | val_loss {val_loss} | ETA {eta_text}',
           hideCursor: true,
           clearOnComplete: false,
           stopOnComplete: false,
@@ -151,13 +151,8 @@ class BarView implements View {
   }
 
   line(text: string): void {
-    const resume = this.running;
     this.pause();
     process.stdout.write(text + '\n');
-    if (resume && this.last && this.bar) {
-      this.bar.start(this.last.epochs, this.last.epoch, this.last.payload);
-      this.running = true;
-    }
   }
 
   pause(): void {

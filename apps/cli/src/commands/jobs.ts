@@ -143,9 +143,13 @@ export function jobsCommand(program: Command): void {
           headers: { Prefer: 'wait=60' },
         }),
       );
-      // 202: not done within the wait; the job finishes on its own.
-      const done = answer.status === 'succeeded' && answer.predictions ? answer : { ...answer, ...((await ctx.client.jobs.wait(answer.id)).result ?? {}) };
-      if (done.status !== 'succeeded') throw new JobEndedBadly(done as Job);
+      let done: Job & { predictions?: unknown[]; explanations?: unknown[] } = answer;
+      if (!(answer.status === 'succeeded' && answer.predictions)) {
+        // 202: not done within the wait; wait for the job, whose result holds the predictions.
+        const job = await ctx.client.jobs.wait(answer.id);
+        done = { ...job, ...(job.result as { predictions?: unknown[]; explanations?: unknown[] } | null) };
+      }
+      if (done.status !== 'succeeded') throw new JobEndedBadly(done);
       const predictions = (done.predictions ?? []) as Array<Record<string, unknown>>;
       ctx.out.result(ctx.json ? { predictions, ...(done.explanations ? { explanations: done.explanations } : {}), job_id: done.id } : predictions, () =>
         table(predictions.map((p, i): Record<string, unknown> => ({ ...p, row: i + 1 })), [
