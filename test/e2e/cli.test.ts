@@ -109,6 +109,16 @@ describe('the tenant tour', () => {
     const logs = await json(['jobs', 'logs', job.id]);
     expect(logs.data.map((e: { type: string }) => e.type)).toEqual(['job.queued', 'job.started', ...Array(6).fill('job.progress'), 'job.succeeded']);
     expect((await json(['models', 'show', 'blobs'])).versions).toHaveLength(1);
+
+    // --follow --json: one event per line (NDJSON), ending with the terminal one
+    const followed = await aiaas(['jobs', 'logs', job.id, '--follow', '--json']);
+    expect(followed.code).toBe(0);
+    const events = followed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(events.map((e) => e.type)).toEqual(logs.data.map((e: { type: string }) => e.type));
+
+    // --watch --json: no progress drawn, the finished job printed
+    const watched = await json(['train', '--model', 'blobs', '--dataset', dataset, '--epochs', '2', '--watch']);
+    expect(watched).toMatchObject({ object: 'job', status: 'succeeded', version: 2 });
   });
 
   it('cancels a running job', async () => {
