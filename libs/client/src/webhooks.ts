@@ -1,6 +1,8 @@
-import { verify } from '@app/webhooks';
+// The file itself, not @app/webhooks: the client package (npm run client:package) carries it
+// and nothing else of the server's libraries.
+import { verify } from '../../webhooks/src/signature.js';
 
-export { SignatureVerificationError as WebhookVerificationError } from '@app/webhooks';
+export { SignatureVerificationError as WebhookVerificationError } from '../../webhooks/src/signature.js';
 
 /** A delivery's body: `{type, timestamp, data}`, where `data` is the whole object (a job, a model version). */
 export interface WebhookEvent<T = Record<string, unknown>> {
