@@ -46,8 +46,8 @@ export class OpenApiBuilder {
     if (this.cached) return this.cached;
     const components: Record<string, JsonSchema> = {};
     const toSchema = (schema: z.ZodType, io: 'input' | 'output') => hoist(z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema, components);
-    components.Error = toSchema(ErrorSchema, 'output');
-    delete components.Error.$ref;
+    // ErrorSchema has an id, so converting it hoists its definition into components.Error.
+    toSchema(ErrorSchema, 'output');
     const paths: Record<string, Record<string, unknown>> = {};
 
     for (const wrapper of this.discovery.getControllers()) {
