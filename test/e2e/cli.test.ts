@@ -261,7 +261,8 @@ describe('admin', () => {
     expect((await asAdmin(['admin', 'overview'])).object).toBe('overview');
     expect((await asAdmin(['admin', 'workers'])).data.length).toBeGreaterThanOrEqual(1);
     const human = await aiaas(['admin', 'overview'], { key: adminKey() });
-    expect(human.stdout).toMatch(/^workers\s+1 online/m);
+    // Other files' workers may still count as online (heartbeats within 30 s): the line, not the number.
+    expect(human.stdout).toMatch(/^workers\s+\d+ online, \d+\/\d+ slots busy/m);
   });
 });
 
