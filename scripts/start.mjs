@@ -355,7 +355,7 @@ function startNode(name, file, env, readyEvent) {
 function printBanner(api, databaseUrl, redisUrl) {
   const bold = (s) => `\x1b[1m${s}\x1b[0m`;
   const green = (s) => `\x1b[32m${s}\x1b[0m`;
-  const lines = ['', green('aiaas is running'), `  API        ${bold(api.url)}`, `  Docs       ${api.docs}`];
+  const lines = ['', green('aiaas is running'), `  API        ${bold(api.url)}`, `  Docs       ${api.docs}`, `  Dashboard  ${api.url}/dashboard`];
   let key = '$KEY';
   if (api.admin_key_source === 'generated' && api.admin_key) {
     key = api.admin_key;
