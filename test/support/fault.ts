@@ -98,3 +98,12 @@ export async function trainingTenant(url: string, rows: number, quotas: Record<s
 }
 
 export const seconds = (since: number): number => Math.round((Date.now() - since) / 100) / 10;
+
+/** Each finding that quotes an error id (a 5xx), followed by what the process logged with that id. */
+export function explain(findings: string[], output: string[]): string[] {
+  return findings.map((f) => {
+    const id = /(req_[A-Za-z0-9]+)/.exec(f)?.[1];
+    const logged = id ? output.filter((l) => l.includes(id)).map((l) => l.slice(0, 1_500)) : [];
+    return [f, ...logged].join('\n    ');
+  });
+}
