@@ -45,7 +45,7 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     const problem = jsonBodyProblem(body);
     if (problem === 'too_deep') return done(ApiError.invalid('body_too_deep', `The body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`), undefined);
     if (problem === 'nul') return done(ApiError.invalid('body_invalid_characters', 'The body contains the character U+0000, which cannot be stored'), undefined);
-    parseJson(req, body as unknown as string, done);
+    parseJson(req as FastifyRequest, body as unknown as string, done);
   });
   // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
   fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
