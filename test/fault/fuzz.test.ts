@@ -278,7 +278,7 @@ function generator(seed: number) {
     }
     if (route.method === 'POST' && chance(0.15)) headers['idempotency-key'] = pick(['k1', 'k2', 'k'.repeat(300), '', ' ', '../x', "' OR 1=1", 'a'.repeat(64)]);
     if (chance(0.1)) headers.prefer = pick(['wait=0', 'wait=abc', 'respond-async', 'wait=-1', 'wait=1e9', 'handling=strict']);
-    if (route.path.endsWith('/stream') && chance(0.5)) headers['last-event-id'] = pick(['-1', '1e308', 'abc', '99999999999999999999', "1' OR 1=1"]);
+    if (route.path.endsWith('/stream') && chance(0.5)) headers['last-event-id'] = pick(['-1', '1e308', '1.5', 'abc', '99999999999999999999', "1' OR 1=1", '0x10']);
     return { method: route.method, route: route.path, path: path + query, headers, body: text, as, namesB };
   };
 }

@@ -15,8 +15,8 @@ import { type RunningApi, startApi } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
 
 const JOBS = count(8, 24);
-/** Retries often and for long enough (~25 s) to outlast the outage. */
-const WEBHOOKS = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '500ms,1s,1s,2s,2s,2s,2s,3s,3s,3s,3s,3s', WEBHOOK_TIMEOUT_MS: '2000' };
+/** Retries often, and for long enough (~43 s) to outlast the outage with room to spare. */
+const WEBHOOKS = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '500ms,1s,1s,2s,2s,2s,2s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s', WEBHOOK_TIMEOUT_MS: '2000' };
 const EVENTS = ['job.started', 'job.succeeded', 'model.version.created'];
 
 interface Delivery {
