@@ -43,6 +43,10 @@ export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; rep
   raw.flushHeaders();
 
   let close: () => void = () => undefined;
+  // Assigned once subscribed. A client may leave before that (the headers went out at once): `end`
+  // then ran into `stop` before its initialization, a ReferenceError in the 'close' handler that
+  // killed the whole API process (found by the fault suite's fuzz pass).
+  let stop: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (close = resolve));
   const write = (e: JobEventMessage) => {
     if (ended || e.seq <= lastSeq) return;
@@ -61,7 +65,8 @@ export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; rep
   const keepalive = setInterval(() => raw.write(': keep-alive\n\n'), KEEPALIVE_MS);
   raw.on('close', end);
 
-  const stop = await watcher.watch(job.id, (e) => (live ? write(e) : buffered.push(e)));
+  stop = await watcher.watch(job.id, (e) => (live ? write(e) : buffered.push(e)));
+  if (ended) return stop(); // the client left while we subscribed
   // History first (in pages), then what arrived meanwhile, then live.
   for (;;) {
     const page = await repo.events(job.id, BigInt(lastSeq), 500);
