@@ -8,6 +8,7 @@ import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js
 import { AppModule } from './app.module.js';
 import { recordRequest } from './health/metrics.js';
 import { sendError } from './http/errors.js';
+import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
 
 export interface StartedApi {
   app: NestFastifyApplication;
@@ -36,6 +37,16 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   const fastify = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
   // JSON, and the upload types below; anything else is a 415, not a string body.
   fastify.removeContentTypeParser('text/plain');
+  // JSON as Fastify parses it (prototype poisoning refused), once it is known to be storable. The
+  // fault suite's fuzz pass found two 500s here: a body nested 10,000 deep overflowed the stack of
+  // the JSON.stringify that stores it, and a "\u0000" in any string failed PostgreSQL's insert.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, (req, body, done) => {
+    const problem = jsonBodyProblem(body);
+    if (problem === 'too_deep') return done(ApiError.invalid('body_too_deep', `The body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`), undefined);
+    if (problem === 'nul') return done(ApiError.invalid('body_invalid_characters', 'The body contains the character U+0000, which cannot be stored'), undefined);
+    parseJson(req as FastifyRequest, body as unknown as string, done);
+  });
   // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
   fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
   fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));

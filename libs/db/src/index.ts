@@ -9,3 +9,4 @@ export * from './jobs.js';
 export * from './views.js';
 export * from './webhooks.js';
 export * from './sync-predictions.js';
+export * from './db-errors.js';

@@ -58,12 +58,14 @@ export class ApiKeyRepository {
     return this.db.prisma.apiKey.findMany({ ...args, where: { ...args.where, tenantId } });
   }
 
-  /** Marks the key revoked (idempotent: an already revoked key keeps its first revocation time). */
+  /**
+   * Marks the key revoked (idempotent: an already revoked key keeps its first revocation time).
+   * One guarded UPDATE, then a read: a key deleted between a read and an update (its tenant deleted
+   * meanwhile) is simply not found, where `update` by id failed as a 500 (found by the fault suite's fuzz pass).
+   */
   async revoke(tx: Tx, tenantId: string, id: string): Promise<ApiKey | null> {
-    const key = await tx.apiKey.findFirst({ where: { tenantId, id } });
-    if (!key) return null;
-    if (key.revokedAt) return key;
-    return tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+    await tx.apiKey.updateMany({ where: { tenantId, id, revokedAt: null }, data: { revokedAt: new Date() } });
+    return tx.apiKey.findFirst({ where: { tenantId, id } });
   }
 
   /** Every unrevoked key hash of a tenant, to drop from the API instances' caches. */

@@ -1,4 +1,5 @@
 import { ApiError, newId } from '@app/common';
+import { isDatabaseUnavailable, isUnstorableText } from '@app/db';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -33,7 +34,16 @@ export function toApiError(err: unknown, requestId?: string): ApiError {
     if (/json/i.test(e.message)) return ApiError.invalid('body_invalid_json', `The body is not valid JSON: ${e.message}`);
     return ApiError.invalid('bad_request', e.message, undefined, status);
   }
+  // A backstop for inputs that reach PostgreSQL without a JSON body's check (query strings, CSV):
+  // U+0000 cannot be stored in text or jsonb, which is the request's fault, not ours.
+  if (isUnstorableText(err)) return ApiError.invalid('invalid_characters', 'A value contains the character U+0000, which cannot be stored');
   const errorId = requestId ?? newId('req');
+  // PostgreSQL down or restarting: a 503 the client may retry, as when a key cannot be checked, not a
+  // 500 that says we have a bug (the fault suite restarts PostgreSQL under the API to hold us to it).
+  if (isDatabaseUnavailable(err)) {
+    logger.warn({ error_id: errorId, err: (err as Error)?.message?.slice(0, 300) }, 'database unavailable');
+    return new ApiError(503, 'api_error', 'database_unavailable', `The database is not answering; retry shortly (request ${errorId})`, undefined, { 'Retry-After': '2' });
+  }
   logger.error({ err, error_id: errorId }, 'unhandled error');
   return new ApiError(500, 'api_error', 'internal_error', `Something went wrong on our side; quote ${errorId} when you report it`);
 }

@@ -17,6 +17,13 @@ export const idParam = (prefix: string) =>
     .max(100)
     .regex(new RegExp(`^${prefix}_[0-9A-Za-z]+$`), `must be an id starting with ${prefix}_`);
 
+/**
+ * A model version number in a body. Bounded like the `{n}` of the version routes: the column is a
+ * PostgreSQL integer, and a number past 2^31 used to reach it and fail as a 500 (found by the
+ * fault suite's fuzz pass).
+ */
+export const VersionNumber = z.number().int().min(1).max(1_000_000);
+
 export const Timestamp = z.string().meta({ format: 'date-time', example: '2026-11-28T12:00:00.000Z' });
 
 export const listOf = <T extends z.ZodType>(item: T) =>

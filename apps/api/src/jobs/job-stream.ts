@@ -6,6 +6,16 @@ import type { JobWatcher } from './job-watcher.js';
 const KEEPALIVE_MS = 15_000;
 
 /**
+ * `Last-Event-ID` as the event sequence number it must be. Anything else (text, a fraction, 1e308)
+ * starts from the beginning: a fraction would throw in `BigInt()` after the response was taken
+ * over, and 1e308 skipped the whole history.
+ */
+export function resumePoint(header: string | string[] | undefined): number {
+  const v = (Array.isArray(header) ? header[0] : header)?.trim();
+  return v && /^\d{1,15}$/.test(v) ? Number(v) : 0;
+}
+
+/**
  * Server-Sent Events for one job: its history from the events table (after `Last-Event-ID` when
  * the client resumes), then live events from pub/sub, in order and without repeats (each event's
  * sequence number is its SSE id), until the terminal event. Subscribing before reading the
@@ -13,8 +23,7 @@ const KEEPALIVE_MS = 15_000;
  */
 export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; reply: FastifyReply; repo: JobRepository; watcher: JobWatcher }): Promise<void> {
   const { job, req, reply, repo, watcher } = opts;
-  const resumeFrom = Number(req.headers['last-event-id'] ?? 0);
-  let lastSeq = Number.isFinite(resumeFrom) && resumeFrom > 0 ? resumeFrom : 0;
+  let lastSeq = resumePoint(req.headers['last-event-id']);
   let ended = false;
   const buffered: JobEventMessage[] = [];
   let live = false;
@@ -28,8 +37,16 @@ export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; rep
     'X-Accel-Buffering': 'no',
     'Request-Id': String(req.id),
   });
+  // Sent now: Node holds the headers until the first write, and a client resuming after the last
+  // event has nothing to receive yet, so it saw no answer at all until the 15 s keep-alive (found by
+  // the fault suite's fuzz pass).
+  raw.flushHeaders();
 
   let close: () => void = () => undefined;
+  // Assigned once subscribed. A client may leave before that (the headers went out at once): `end`
+  // then ran into `stop` before its initialization, a ReferenceError in the 'close' handler that
+  // killed the whole API process (found by the fault suite's fuzz pass).
+  let stop: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (close = resolve));
   const write = (e: JobEventMessage) => {
     if (ended || e.seq <= lastSeq) return;
@@ -48,7 +65,8 @@ export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; rep
   const keepalive = setInterval(() => raw.write(': keep-alive\n\n'), KEEPALIVE_MS);
   raw.on('close', end);
 
-  const stop = await watcher.watch(job.id, (e) => (live ? write(e) : buffered.push(e)));
+  stop = await watcher.watch(job.id, (e) => (live ? write(e) : buffered.push(e)));
+  if (ended) return stop(); // the client left while we subscribed
   // History first (in pages), then what arrived meanwhile, then live.
   for (;;) {
     const page = await repo.events(job.id, BigInt(lastSeq), 500);

@@ -1,6 +1,6 @@
 import { type Job, jobView as viewOfJob } from '@app/db';
 import { z } from 'zod';
-import { idParam, iso, listQuery, Timestamp } from '../http/schemas.js';
+import { idParam, iso, listQuery, Timestamp, VersionNumber } from '../http/schemas.js';
 import { AliasName } from '../models/models.dto.js';
 
 const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
@@ -17,7 +17,7 @@ const common = {
   webhook_events: WebhookEvents.optional().describe('default ["completed"]'),
 };
 const VersionChoice = {
-  version: z.number().int().min(1).optional(),
+  version: VersionNumber.optional(),
   alias: z.union([AliasName, z.literal('latest')]).optional(),
 };
 export const InputRow = z.record(z.string(), z.union([z.string(), z.number(), z.null()]));
@@ -29,7 +29,7 @@ export const TrainingJobBody = z
     dataset: idParam('ds'),
     hyperparameters: z.record(z.string(), z.unknown()).optional(),
     architecture: z.record(z.string(), z.unknown()).optional().describe('a TF.js layers topology; default: a preset for the task'),
-    base_version: z.number().int().min(1).optional().describe('fine-tune from this version of the model'),
+    base_version: VersionNumber.optional().describe('fine-tune from this version of the model'),
     ...common,
   })
   .strict();

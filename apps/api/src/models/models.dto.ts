@@ -1,7 +1,7 @@
 import { fromDbTask, type Model, type ModelAlias, versionView } from '@app/db';
 import { z } from 'zod';
 import { TASKS } from '../datasets/datasets.dto.js';
-import { iso, Timestamp, listQuery } from '../http/schemas.js';
+import { iso, Timestamp, listQuery, VersionNumber } from '../http/schemas.js';
 
 export const ModelName = z
   .string()
@@ -63,9 +63,9 @@ export const AliasName = z
 
 export const SetAliasBody = z
   .object({
-    version: z.number().int().min(1).optional(),
+    version: VersionNumber.optional(),
     versions: z
-      .array(z.object({ version: z.number().int().min(1), weight: z.number().int().min(1).max(100) }).strict())
+      .array(z.object({ version: VersionNumber, weight: z.number().int().min(1).max(100) }).strict())
       .min(1)
       .max(10)
       .optional(),

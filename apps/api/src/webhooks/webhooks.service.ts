@@ -91,10 +91,12 @@ export class WebhooksService implements OnApplicationShutdown {
     const endpoint = await this.endpoint(tenantId, id);
     const secret = newSecret();
     const updated = await this.db.prisma.$transaction(async (tx) => {
-      await tx.webhookEndpoint.updateMany({
+      const { count } = await tx.webhookEndpoint.updateMany({
         where: { id, tenantId },
         data: { secret: this.encrypt(secret), previousSecret: endpoint.secret, previousSecretExpiresAt: new Date(Date.now() + this.config.webhookSecretGraceMs) },
       });
+      // Deleted since it was read (a concurrent DELETE): a 404, where the view of a missing row was a 500 (found by the fuzz pass).
+      if (count === 0) throw ApiError.notFound('webhook endpoint', id);
       await this.audit.record(tx, { ...actor, tenantId, action: 'webhook.secret_rotated', targetType: 'webhook_endpoint', targetId: id });
       return (await tx.webhookEndpoint.findUnique({ where: { id } }))!;
     });
