@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { Api } from '../support/http.js';
-import { adminKey, createTenant, sleep, type TenantFixture } from '../support/factories.js';
+import { adminKey, createTenant, type TenantFixture, until as waitUntil } from '../support/factories.js';
 import { blobs, storeVersion } from '../support/ml-fixtures.js';
 import { type RunningApi, startApi, startWorker } from '../support/processes.js';
 
@@ -15,15 +15,8 @@ let a: TenantFixture;
 let b: TenantFixture;
 const inputs = blobs.slice(0, 2).map(({ label: _l, ...x }) => x);
 
-async function until<T>(what: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<Exclude<T, false | null | undefined>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as Exclude<T, false | null | undefined>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Waits of this file give up after 30 s unless told otherwise. */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000) => waitUntil(what, fn, timeoutMs);
 
 async function tenantWithModel(): Promise<TenantFixture> {
   const t = await createTenant(server.url, { quotas: { requests_per_minute: 100_000 } });

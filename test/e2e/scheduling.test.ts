@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { blobs, storeVersion } from '../support/ml-fixtures.js';
-import { createTenant, sleep, type TenantFixture } from '../support/factories.js';
+import { createTenant, type TenantFixture, until } from '../support/factories.js';
 import { type RunningApi, startApi, startWorker } from '../support/processes.js';
 
 // The fair scheduler end to end (docs/scheduling.md): real API, real worker processes, PostgreSQL,
@@ -48,15 +48,6 @@ async function rows(tenantId: string): Promise<Row[]> {
   return (await db.query<Row>('SELECT id, status, created_at, started_at, finished_at, worker_id FROM jobs WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId])).rows;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Submits `n` jobs, `parallel` at a time; returns their ids in submission order. */
 async function flood(t: TenantFixture, n: number, body: Record<string, unknown>, parallel = 16): Promise<string[]> {

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { blobs, storeVersion } from '../support/ml-fixtures.js';
-import { createTenant, sleep, type TenantFixture } from '../support/factories.js';
+import { createTenant, sleep, type TenantFixture, until as waitUntil } from '../support/factories.js';
 import { type RunningApi, startApi, startWorker } from '../support/processes.js';
 
 // Webhooks end to end (API.md "Webhooks", docs/webhooks.md): a real receiver on loopback that
@@ -71,15 +71,8 @@ let modelId: string;
 const ENV = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '300ms,300ms,300ms,300ms', WEBHOOK_TIMEOUT_MS: '800' };
 const WORKER_ENV = { ...ENV, TF_BACKEND: 'wasm', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' };
 
-async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as Exclude<T, false | 0 | '' | null | undefined>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Waits of this file give up after 30 s unless told otherwise. */
+const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000) => waitUntil(what, fn, timeoutMs);
 
 /** Verifies a delivery with the reference implementation; throws if the signature does not hold. */
 function verify(r: Received, secret: string): { type: string; timestamp: string; data: Record<string, any> } {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { createTenant, sleep, type TenantFixture } from './factories.js';
+import { createTenant, sleep, type TenantFixture, until } from './factories.js';
 import { type RunningProcess, startWorker } from './processes.js';
 
 /**
@@ -27,16 +27,7 @@ export const FAST_WORKER = {
   LOG_LEVEL: 'error',
 };
 
-/** Polls `fn` until it returns something truthy; the error names what never happened. */
-export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 50): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as Exclude<T, false | 0 | '' | null | undefined>;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+export { until };
 
 /** A process's resident memory, from /proc (Linux). */
 export function rssBytes(pid: number): number {
