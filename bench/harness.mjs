@@ -161,6 +161,39 @@ export async function startApi(env, { profileDir } = {}) {
   return { ...p, url: p.ready.url };
 }
 
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** One call to the API. Unlike requestJson it returns any status: 200 and 202 mean different things under Prefer: wait. */
+export async function call(url, { method = 'GET', token, body, headers = {} } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, text };
+}
+
+/** The columns of a table of figures beside their baselines (jobs, inference, webhooks). */
+export const RATIO_COLUMNS = [
+  { key: 'figure', label: 'figure', align: 'left' },
+  { key: 'measured', label: 'measured' },
+  { key: 'baseline', label: 'baseline (same run)' },
+  { key: 'ratio', label: 'ratio' },
+  { key: 'target', label: 'target' },
+  { key: 'result', label: 'result' },
+];
+
 /** A JSON request to a running service; throws on a non-2xx answer. */
 export async function requestJson(url, { method = 'GET', token, body } = {}) {
   const res = await fetch(url, {

@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { envNumber, loadTest, median, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+import { call, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, root, round, sleep, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** sync predict requests/s at 64 clients, batching on ÷ off, at least */
@@ -35,17 +35,7 @@ export function inferenceSettings(env = process.env) {
   };
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function call(url, { method = 'GET', token, body, headers = {} } = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-}
 
 function startWorker(env, extra = {}) {
   return startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
@@ -320,14 +310,7 @@ export default {
           `Mixed load: the same predict runs while a 200-epoch training on 4,000 rows runs on the same worker (its training child; predictions use the inference child). ` +
           `Tiny inference jobs: POST /v1/jobs inference with one row, 64 in flight, from the first submission to the last finished_at, with 1, 2 and 4 worker processes (WORKER_CONCURRENCY=1 each). ` +
           `Fairness: two free-plan tenants (cap 2) on a two-slot worker; A submits ${is.flood} 3-epoch trainings on 60 rows, B submits one job after A has finished 10, 30 and 50 (median of the three waits).`,
-        columns: [
-          { key: 'figure', label: 'figure', align: 'left' },
-          { key: 'measured', label: 'measured' },
-          { key: 'baseline', label: 'baseline (same run)' },
-          { key: 'ratio', label: 'ratio' },
-          { key: 'target', label: 'target' },
-          { key: 'result', label: 'result' },
-        ],
+        columns: RATIO_COLUMNS,
         rows: rowsOut,
         checks: [
           { name: 'sync predict at 64 clients, batching on ÷ off', value: batchingRatio, target: `≥ ${TARGETS.batching_ratio}`, pass: batchingRatio >= TARGETS.batching_ratio, text: `${batchingRatio} (${n(on64.rps)} vs ${n(off64.rps)} req/s)` },

@@ -16,7 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { cpuSnapshot, cpuUsage, envNumber, loadTest, median, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+import { call, cpuSnapshot, cpuUsage, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, root, round, sleep, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** POST /v1/jobs rate ÷ queue.add rate, at least */
@@ -51,26 +51,6 @@ export function jobsSettings(env = process.env) {
   };
 }
 
-/** One call to the API. Unlike requestJson it returns any status: 200 and 202 mean different things under Prefer: wait. */
-async function call(url, { method = 'GET', token, body, headers = {} } = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed, text };
-}
 
 /** Waits for the JSON line `{"event": event, ...}` in a started process's output (after its ready line). */
 async function waitForEvent(handle, event, timeoutMs) {
@@ -91,7 +71,6 @@ async function waitForEvent(handle, event, timeoutMs) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** CPU seconds a process used between two snapshots (0 if it was not there). */
 function cpuSeconds(before, after, pid) {
@@ -645,12 +624,7 @@ export default {
           `of the same model, rows and hyperparameters in a child process; ${js.trainRounds} alternating rounds, medians. ` +
           `3: a fresh worker's RSS (worker process + compute child, /proc VmRSS) and the compute child's TF.js tensor count after ${FIRST_SMALL_JOBS} one-row inference jobs and after ${js.smallJobs}.`,
         columns: [
-          { key: 'figure', label: 'figure', align: 'left' },
-          { key: 'measured', label: 'measured' },
-          { key: 'baseline', label: 'baseline (same run)' },
-          { key: 'ratio', label: 'ratio' },
-          { key: 'target', label: 'target' },
-          { key: 'result', label: 'result' },
+          ...RATIO_COLUMNS,
           { key: 'per_round', label: 'per round / detail', align: 'left' },
         ],
         rows,

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { envNumber, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+import { envNumber, RATIO_COLUMNS, requestJson, root, round, sleep, startApi, startProcess, step } from './harness.mjs';
 
 /**
  * Issue 6 asks for these figures without targets; the one below is ours: a tenant waiting for a
@@ -31,7 +31,6 @@ export function webhookSettings(env = process.env) {
   };
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -170,14 +169,7 @@ export default {
           `Deliveries: ${ws.messages} messages (≈0.7 KB bodies) for one endpoint written to the outbox in one transaction, relayed and delivered by one worker (WEBHOOK_CONCURRENCY=${CONCURRENCY}) ` +
           `to a receiver in the bench process answering 204, from the commit to the last arrival; baseline: as many plain keep-alive POSTs of the same body, ${CONCURRENCY} in flight, to the same receiver. ` +
           `Delay: ${ws.jobs} one-row inference jobs with a webhook_url (4 in flight); arrival time at the receiver minus the job's finished_at.`,
-        columns: [
-          { key: 'figure', label: 'figure', align: 'left' },
-          { key: 'measured', label: 'measured' },
-          { key: 'baseline', label: 'baseline (same run)' },
-          { key: 'ratio', label: 'ratio' },
-          { key: 'target', label: 'target' },
-          { key: 'result', label: 'result' },
-        ],
+        columns: RATIO_COLUMNS,
         rows: [
           {
             figure: 'webhook deliveries per second (outbox → relay → queue → signed POST)',
