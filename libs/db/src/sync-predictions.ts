@@ -2,8 +2,8 @@ import { newId } from '@app/common';
 import { camelRow, type Database } from './database.js';
 import type { Job } from './generated/client.js';
 
-/** A finished sync prediction, as the worker records it: one `jobs` row of type inference. */
-export interface SyncPredictionRecord {
+/** What every sync prediction row names, whether the worker or the API writes it. */
+interface SyncPredictionRow {
   id: string;
   tenantId: string;
   modelId: string;
@@ -11,6 +11,12 @@ export interface SyncPredictionRecord {
   alias: string | null;
   metadata: Record<string, unknown>;
   explain: boolean;
+  maxAttempts: number;
+  createdAt: string;
+}
+
+/** A finished sync prediction, as the worker records it: one `jobs` row of type inference. */
+export interface SyncPredictionRecord extends SyncPredictionRow {
   status: 'succeeded' | 'failed';
   result: Record<string, unknown> | null;
   error: { code: string; message: string } | null;
@@ -18,8 +24,6 @@ export interface SyncPredictionRecord {
   workerId: string;
   backend: string;
   attempts: number;
-  maxAttempts: number;
-  createdAt: string;
   startedAt: string;
   finishedAt: string;
   /** Output pages when the predictions exceed one page (`GET /v1/jobs/{id}/output`). */
@@ -27,17 +31,8 @@ export interface SyncPredictionRecord {
 }
 
 /** A sync prediction the API stopped waiting for: written as a queued inference job, so that the client can poll it. */
-export interface QueuedSyncPrediction {
-  id: string;
-  tenantId: string;
-  modelId: string;
-  version: number;
-  alias: string | null;
-  metadata: Record<string, unknown>;
+export interface QueuedSyncPrediction extends SyncPredictionRow {
   inputs: unknown[];
-  explain: boolean;
-  maxAttempts: number;
-  createdAt: string;
 }
 
 /** An event written for a row that the API had already recorded as queued (the 202 case). */
