@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '@app/config';
-import { AuditRepository, Database, DatasetRepository, type Job, JobRepository, ModelRegistry, TenantRepository } from '@app/db';
+import { AuditRepository, Database, DatasetRepository, DatasetSpool, type Job, JobRepository, ModelRegistry, TenantRepository } from '@app/db';
 import { JobQueues } from '@app/queue';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
 import { createTenant, sleep } from '../support/factories.js';
@@ -50,9 +50,10 @@ async function waitFor(jobId: string, until: (j: Job) => boolean, timeoutMs: num
 describe('worker and a Redis restart', () => {
   it('reconnects by itself and runs the job accepted while Redis was down', async () => {
     const tenant = await db.prisma.$transaction((tx) => new TenantRepository(db).create(tx, { name: 'redis-restart', plan: 'free', quotas: {} }));
-    const writer = await new DatasetRepository(db).open(tenant.id, { name: 'd', task: 'classification', label: 'label', textField: null, format: 'json' });
-    for (const row of blobRows(200, { seed: 5 })) await writer.append(row as Record<string, number | string>);
-    const ds = (await writer.commit({ rows: 200, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER))!;
+    const spool = new DatasetSpool();
+    for (const row of blobRows(200, { seed: 5 })) await spool.append(row as Record<string, number | string>);
+    const meta = { name: 'd', task: 'classification', label: 'label', textField: null, format: 'json' } as const;
+    const ds = (await new DatasetRepository(db).store(tenant.id, meta, spool, { rows: 200, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER))!;
     const model = await new ModelRegistry(db, new AuditRepository(db)).create(tenant.id, 'key_test', { name: 'm', task: 'classification' });
     const newJob = async () => (await jobs.admit(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, NO_LIMITS)).job!;
 

@@ -43,9 +43,11 @@ async function stopAll() {
 }
 
 async function dataset(name: string, n: number): Promise<string> {
-  const writer = await new (await import('@app/db')).DatasetRepository(db).open(tenantId, { name, task: 'classification', label: 'label', textField: null, format: 'json' });
-  for (const row of blobRows(n, { features: 4, classes: 3, seed: 3 })) await writer.append(row as Record<string, number | string>);
-  const ds = await writer.commit({ rows: n, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER);
+  const { DatasetRepository, DatasetSpool } = await import('@app/db');
+  const spool = new DatasetSpool();
+  for (const row of blobRows(n, { features: 4, classes: 3, seed: 3 })) await spool.append(row as Record<string, number | string>);
+  const meta = { name, task: 'classification', label: 'label', textField: null, format: 'json' } as const;
+  const ds = await new DatasetRepository(db).store(tenantId, meta, spool, { rows: n, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER);
   return ds!.id;
 }
 

@@ -9,7 +9,7 @@ export interface CallOptions {
   key?: string;
   body?: unknown;
   /** Sent as is, with no Content-Type added. */
-  raw?: string;
+  raw?: string | Uint8Array<ArrayBuffer>;
   headers?: Record<string, string>;
 }
 
@@ -28,7 +28,7 @@ export class Api {
     const headers: Record<string, string> = { ...opts.headers };
     const key = opts.key ?? this.key;
     if (key) headers.authorization = `Bearer ${key}`;
-    let body: string | undefined = opts.raw;
+    let body: string | Uint8Array<ArrayBuffer> | undefined = opts.raw;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
       headers['content-type'] ??= 'application/json';

@@ -9,6 +9,7 @@ import { ApiKeysService } from './api-keys/api-keys.service.js';
 import { AuthModule } from './auth/auth.module.js';
 import { DatasetsController } from './datasets/datasets.controller.js';
 import { DatasetsService } from './datasets/datasets.service.js';
+import { UploadSlots } from './datasets/upload-slots.js';
 import { DocsController } from './docs/docs.controller.js';
 import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
@@ -46,6 +47,7 @@ export class AppModule {
         ApiKeysService,
         TenantsService,
         DatasetsService,
+        UploadSlots,
         ModelsService,
         JobsService,
         WebhooksService,

@@ -8,6 +8,7 @@ import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js
 import { AppModule } from './app.module.js';
 import { recordRequest } from './health/metrics.js';
 import { sendError } from './http/errors.js';
+import { TimedBody } from './http/body-timeout.js';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
 
 export interface StartedApi {
@@ -63,6 +64,12 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
       return;
     }
     done(null, payload);
+  });
+  // Every body gets deadlines and ends when its client leaves (docs/security.md).
+  fastify.addHook('preParsing', (req, _reply, payload, done) => {
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload);
+    const streamed = /^(text\/csv|application\/x-ndjson)\b/i.test(req.headers['content-type'] ?? '');
+    done(null, new TimedBody(payload, { idleMs: config.bodyIdleTimeoutMs, totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs }));
   });
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions?.url ?? 'unmatched';

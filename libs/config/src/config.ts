@@ -21,6 +21,22 @@ const EnvSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
 
+  // ---- Request bodies and uploads (docs/security.md) ------------------------------------------------
+  /** Longest pause between two pieces of any request body before it is a 408. */
+  BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** Longest time to receive a JSON body (at most BODY_LIMIT_BYTES). */
+  BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Longest time to receive a streamed upload (CSV, NDJSON). */
+  UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).default(15 * 60_000),
+  /** Streamed uploads one tenant may have in flight across all API instances; more are a 429. */
+  UPLOADS_PER_TENANT: z.coerce.number().int().min(1).max(1_000).default(4),
+  /** Bytes of one NDJSON line or CSV record. */
+  DATASET_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  /** Columns of one dataset. */
+  DATASET_MAX_COLUMNS: z.coerce.number().int().min(2).default(10_000),
+  /** PostgreSQL ends a session idle inside a transaction this long (a backstop; 0 turns it off). */
+  DATABASE_IDLE_IN_TRANSACTION_MS: z.coerce.number().int().min(0).default(60_000),
+
   // ---- Webhooks (issue 6) ------------------------------------------------------------------------
   /** 32 bytes (hex or base64) that encrypt webhook secrets at rest. Required in production. */
   WEBHOOK_SECRET_KEY: z
@@ -104,6 +120,13 @@ export interface AppConfig {
   keyCacheTtlMs: number;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
+  bodyIdleTimeoutMs: number;
+  bodyTimeoutMs: number;
+  uploadTimeoutMs: number;
+  uploadsPerTenant: number;
+  datasetMaxRecordBytes: number;
+  datasetMaxColumns: number;
+  databaseIdleInTransactionMs: number;
 
   // ---- Webhooks (issue 6) ----
   webhookSecretKey: Buffer;
@@ -160,6 +183,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     keyCacheTtlMs: e.KEY_CACHE_TTL_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
+    bodyIdleTimeoutMs: e.BODY_IDLE_TIMEOUT_MS,
+    bodyTimeoutMs: e.BODY_TIMEOUT_MS,
+    uploadTimeoutMs: e.UPLOAD_TIMEOUT_MS,
+    uploadsPerTenant: e.UPLOADS_PER_TENANT,
+    datasetMaxRecordBytes: e.DATASET_MAX_RECORD_BYTES,
+    datasetMaxColumns: e.DATASET_MAX_COLUMNS,
+    databaseIdleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_MS,
 
     webhookSecretKey: webhookKey(e.NODE_ENV, e.WEBHOOK_SECRET_KEY),
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,

@@ -13,8 +13,17 @@ export class Database {
   readonly pool: pg.Pool;
   readonly prisma: PrismaClient;
 
-  constructor(url: string, poolSize = 10) {
-    this.pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
+  /**
+   * `idleInTransactionMs` is a backstop: PostgreSQL ends a session left idle inside a transaction
+   * that long (a bug that forgot a ROLLBACK must not hold a pooled connection and its locks forever).
+   */
+  constructor(url: string, poolSize = 10, idleInTransactionMs = 60_000) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      connectionTimeoutMillis: 5_000,
+      ...(idleInTransactionMs > 0 ? { options: `-c idle_in_transaction_session_timeout=${idleInTransactionMs}` } : {}),
+    });
     // An idle client's error (PostgreSQL restarting) must not crash the process; the pool replaces it.
     this.pool.on('error', () => undefined);
     this.prisma = new PrismaClient({ adapter: new PrismaPg(this.pool) });

@@ -2,6 +2,9 @@ import { newId } from '@app/common';
 import type pg from 'pg';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { camelRow, type Database } from './database.js';
 import type { Dataset } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
@@ -30,91 +33,136 @@ export interface DatasetStats {
   sha256: string;
 }
 
+/** Compressed bytes a spool keeps in memory before it moves them to a temporary file. */
+const SPOOL_MEMORY_BYTES = 4 * 1024 * 1024;
+
+interface SpooledChunk {
+  rows: number;
+  bytes: number;
+  /** In memory until the spool spills, then only a length in the file. */
+  data: Buffer | null;
+}
+
 /**
- * Writes one dataset inside one transaction: the row first (so that chunks can reference it),
- * then its chunks as rows arrive, then its statistics and the tenant's storage. `abort()` rolls
- * all of it back, so a refused upload leaves nothing behind.
+ * An upload's rows, gzipped in chunks, held until the whole body has arrived and been validated:
+ * in memory up to SPOOL_MEMORY_BYTES, then in a temporary file. Nothing touches PostgreSQL while
+ * the client is still sending, so a slow or vanished client holds no pooled connection; the
+ * dataset is written afterwards in one short transaction (`DatasetRepository.store`).
  */
-export class DatasetWriter {
+export class DatasetSpool {
   private pending: string[] = [];
-  private seq = 0;
-  private closed = false;
-
-  private constructor(
-    private readonly client: pg.PoolClient,
-    readonly id: string,
-    readonly tenantId: string,
-  ) {}
-
-  static async open(db: Database, tenantId: string, meta: NewDataset): Promise<DatasetWriter> {
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const id = newId('ds');
-      await client.query(
-        `INSERT INTO datasets (id, tenant_id, name, task, label, text_field, format, rows, columns, bytes, sha256)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '[]', 0, '')`,
-        [id, tenantId, meta.name, meta.task, meta.label, meta.textField, meta.format],
-      );
-      return new DatasetWriter(client, id, tenantId);
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-      throw err;
-    }
-  }
+  private readonly chunks: SpooledChunk[] = [];
+  private memoryBytes = 0;
+  private file: { handle: FileHandle } | null = null;
+  private discarded = false;
 
   async append(row: DatasetRow): Promise<void> {
     this.pending.push(JSON.stringify(row));
     if (this.pending.length >= CHUNK_ROWS) await this.flush();
   }
 
-  /**
-   * Stores the statistics and adds the bytes to the tenant's storage, unless that would pass
-   * `maxStorageBytes`: then returns false and the caller aborts.
-   */
-  async commit(stats: DatasetStats, maxStorageBytes: number): Promise<Dataset | null> {
-    await this.flush();
-    const room = await this.client.query(
-      `UPDATE tenant_usage SET storage_bytes = storage_bytes + $2 WHERE tenant_id = $1 AND storage_bytes + $2 <= $3 RETURNING storage_bytes`,
-      [this.tenantId, stats.bytes, maxStorageBytes],
-    );
-    if (room.rowCount !== 1) return null;
-    const { rows } = await this.client.query(
-      `UPDATE datasets SET rows = $2, columns = $3, bytes = $4, sha256 = $5 WHERE id = $1
-       RETURNING id, tenant_id AS "tenantId", name, task, label, text_field AS "textField", format, rows, columns, bytes, sha256, created_at AS "createdAt"`,
-      [this.id, stats.rows, JSON.stringify(stats.columns), stats.bytes, stats.sha256],
-    );
-    await this.client.query('COMMIT');
-    this.close();
-    return rows[0] as Dataset;
+  /** Compressed bytes held (memory and file). */
+  get bytes(): number {
+    return this.chunks.reduce((n, c) => n + c.bytes, 0);
   }
 
-  async abort(): Promise<void> {
-    if (this.closed) return;
-    await this.client.query('ROLLBACK').catch(() => undefined);
-    this.close();
+  /** The chunks in order, one in memory at a time. */
+  async *read(): AsyncGenerator<{ seq: number; rows: number; data: Buffer }> {
+    await this.flush();
+    let offset = 0;
+    for (let seq = 0; seq < this.chunks.length; seq++) {
+      const chunk = this.chunks[seq];
+      let data = chunk.data;
+      if (!data) {
+        data = Buffer.alloc(chunk.bytes);
+        await this.file!.handle.read(data, 0, chunk.bytes, offset);
+      }
+      offset += chunk.bytes;
+      yield { seq, rows: chunk.rows, data };
+    }
+  }
+
+  /** Frees memory and removes the temporary file; safe to call twice. */
+  async discard(): Promise<void> {
+    if (this.discarded) return;
+    this.discarded = true;
+    this.pending = [];
+    this.chunks.length = 0;
+    const file = this.file;
+    this.file = null;
+    if (file) await file.handle.close().catch(() => undefined);
   }
 
   private async flush(): Promise<void> {
     if (this.pending.length === 0) return;
+    if (this.discarded) throw new Error('the spool was discarded');
     const data = await gzipAsync(Buffer.from(this.pending.join('\n') + '\n'));
-    await this.client.query('INSERT INTO dataset_chunks (dataset_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [this.id, this.seq++, this.pending.length, data]);
+    const chunk: SpooledChunk = { rows: this.pending.length, bytes: data.length, data };
     this.pending = [];
+    this.chunks.push(chunk);
+    this.memoryBytes += data.length;
+    if (this.file) await this.spill([chunk]);
+    else if (this.memoryBytes > SPOOL_MEMORY_BYTES) {
+      const dir = await mkdtemp(join(tmpdir(), 'aiaas-upload-'));
+      const path = join(dir, 'chunks');
+      this.file = { handle: await open(path, 'w+', 0o600) };
+      // Unlinked at once: the open handle keeps the file until discard() closes it, and a process
+      // that dies mid-upload leaves nothing on disk.
+      await rm(dir, { recursive: true, force: true });
+      await this.spill(this.chunks);
+    }
   }
 
-  private close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.client.release();
+  private async spill(chunks: SpooledChunk[]): Promise<void> {
+    for (const c of chunks) {
+      if (!c.data) continue;
+      await this.file!.handle.write(c.data);
+      this.memoryBytes -= c.data.length;
+      c.data = null;
+    }
   }
 }
 
 export class DatasetRepository {
   constructor(private readonly db: Database) {}
 
-  open(tenantId: string, meta: NewDataset): Promise<DatasetWriter> {
-    return DatasetWriter.open(this.db, tenantId, meta);
+  /**
+   * Writes a validated dataset from its spool in one transaction: the tenant's storage first
+   * (refused past `maxStorageBytes`: then null and nothing is written), the row, its chunks.
+   * The transaction never waits on a client, so it holds its connection only for the writes.
+   */
+  async store(tenantId: string, meta: NewDataset, spool: DatasetSpool, stats: DatasetStats, maxStorageBytes: number): Promise<Dataset | null> {
+    const client = await this.db.pool.connect();
+    let release: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const room = await client.query(
+        'UPDATE tenant_usage SET storage_bytes = storage_bytes + $2 WHERE tenant_id = $1 AND storage_bytes + $2 <= $3 RETURNING storage_bytes',
+        [tenantId, stats.bytes, maxStorageBytes],
+      );
+      if (room.rowCount !== 1) {
+        await client.query('ROLLBACK');
+        return null;
+      }
+      const id = newId('ds');
+      const { rows } = await client.query(
+        `INSERT INTO datasets (id, tenant_id, name, task, label, text_field, format, rows, columns, bytes, sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING id, tenant_id AS "tenantId", name, task, label, text_field AS "textField", format, rows, columns, bytes, sha256, created_at AS "createdAt"`,
+        [id, tenantId, meta.name, meta.task, meta.label, meta.textField, meta.format, stats.rows, JSON.stringify(stats.columns), stats.bytes, stats.sha256],
+      );
+      for await (const chunk of spool.read()) {
+        await client.query('INSERT INTO dataset_chunks (dataset_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [id, chunk.seq, chunk.rows, chunk.data]);
+      }
+      await client.query('COMMIT');
+      return rows[0] as Dataset;
+    } catch (err) {
+      // A connection whose ROLLBACK fails is broken: destroy it rather than return it to the pool.
+      await client.query('ROLLBACK').catch((e: Error) => (release = e));
+      throw err;
+    } finally {
+      client.release(release);
+    }
   }
 
   async get(tenantId: string, id: string): Promise<Dataset | null> {

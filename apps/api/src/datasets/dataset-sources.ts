@@ -2,7 +2,7 @@ import { ApiError } from '@app/common';
 import { parse as csvParse, CsvError } from 'csv-parse';
 import { createHash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
+import { jsonBodyProblem, MAX_JSON_DEPTH } from '../http/json-body.js';
 
 export interface SourceRecord {
   record: unknown;
@@ -39,9 +39,11 @@ export class ByteMeter extends Transform {
 }
 
 /** CSV with a header row, quoted fields, and commas and newlines inside quotes (RFC 4180). */
-export function csvRecords(input: Readable, onHeader: (columns: string[]) => void): AsyncGenerator<SourceRecord> {
+export function csvRecords(input: Readable, limits: RecordLimits, onHeader: (columns: string[]) => void): AsyncGenerator<SourceRecord> {
   const parser = csvParse({
     bom: true,
+    // csv-parse counts characters; a record is refused as soon as it passes the limit, unparsed.
+    max_record_size: limits.maxRecordBytes,
     skip_empty_lines: true,
     info: true,
     columns: (header: string[]) => {
@@ -60,19 +62,21 @@ export function csvRecords(input: Readable, onHeader: (columns: string[]) => voi
         yield { record, where: `line ${info.lines}` };
       }
     } catch (err) {
-      if (err instanceof CsvError) throw csvError(err);
+      if (err instanceof CsvError) throw csvError(err, limits);
       throw err;
     }
   })();
 }
 
-function csvError(err: CsvError): ApiError {
+function csvError(err: CsvError, limits: RecordLimits): ApiError {
   const e = err as CsvError & { lines?: number; record?: unknown[] };
   const line = e.lines !== undefined ? `line ${e.lines}` : 'the CSV';
   switch (err.code) {
     case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
     case 'CSV_RECORD_INCONSISTENT_COLUMNS':
       return ApiError.invalid('dataset_ragged', `${line}: ragged row: it has ${e.record?.length ?? 'a different number of'} fields, the header has another count`, undefined);
+    case 'CSV_MAX_RECORD_SIZE':
+      return ApiError.invalid('record_too_large', `${line}: a record longer than ${limits.maxRecordBytes} characters, the limit of one CSV record`, undefined, 413);
     case 'CSV_QUOTE_NOT_CLOSED':
       return ApiError.invalid('dataset_malformed', `${line}: a quoted field is never closed`);
     case 'CSV_INVALID_CLOSING_QUOTE':
@@ -83,29 +87,64 @@ function csvError(err: CsvError): ApiError {
   }
 }
 
-/** Newline-delimited JSON: one object per line; blank lines are skipped. */
-export async function* ndjsonRecords(input: Readable): AsyncGenerator<SourceRecord> {
+/** Limits that keep one upload's parse linear in time and bounded in memory. */
+export interface RecordLimits {
+  /** Bytes of one NDJSON line or CSV record. */
+  maxRecordBytes: number;
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * Newline-delimited JSON: one object per line; blank lines are skipped. Each chunk is scanned once
+ * for newlines and a line's parts are joined once, so a long line costs linear time; a line past
+ * `maxRecordBytes` is refused (413) as soon as it grows past it, before it is parsed or held.
+ */
+export async function* ndjsonRecords(input: Readable, limits: RecordLimits): AsyncGenerator<SourceRecord> {
   let n = 0;
-  let rest = '';
-  const decoder = new StringDecoder('utf8');
-  const parseLine = (line: string): SourceRecord | null => {
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  const tooLong = () =>
+    ApiError.invalid('record_too_large', `line ${n + 1}: longer than ${limits.maxRecordBytes} bytes, the limit of one NDJSON line`, undefined, 413);
+  const parseLine = (bytes: Buffer): SourceRecord | null => {
     n++;
-    if (line.trim() === '') return null;
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0d) end--;
+    const line = bytes.subarray(0, end);
+    const problem = jsonBodyProblem(line);
+    if (problem === 'too_deep') throw ApiError.invalid('dataset_malformed', `line ${n}: nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+    if (problem === 'nul') throw ApiError.invalid('dataset_invalid_characters', `line ${n}: contains U+0000, which cannot be stored`);
+    const text = line.toString('utf8');
+    if (text.trim() === '') return null;
     try {
-      return { record: JSON.parse(line), where: `line ${n}` };
+      return { record: JSON.parse(text), where: `line ${n}` };
     } catch (err) {
       throw ApiError.invalid('dataset_malformed', `line ${n}: not valid JSON (${(err as Error).message})`);
     }
   };
-  for await (const chunk of input) {
-    const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
-    rest = lines.pop()!;
-    for (const line of lines) {
-      const rec = parseLine(line.replace(/\r$/, ''));
+  const take = (chunk: Buffer, from: number, to: number) => {
+    if (to <= from) return;
+    partBytes += to - from;
+    if (partBytes > limits.maxRecordBytes) throw tooLong();
+    parts.push(chunk.subarray(from, to));
+  };
+  const line = (): Buffer => {
+    const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, partBytes);
+    parts = [];
+    partBytes = 0;
+    return bytes;
+  };
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, from)) {
+      take(chunk, from, nl);
+      from = nl + 1;
+      const rec = parseLine(line());
       if (rec) yield rec;
     }
+    take(chunk, from, chunk.length);
   }
-  const last = parseLine((rest + decoder.end()).replace(/\r$/, ''));
+  const last = parseLine(line());
   if (last) yield last;
 }
 

@@ -12,6 +12,8 @@ export interface ColumnSummary {
 
 /** A classification label with more distinct values than this is almost surely the wrong column. */
 const MAX_CLASSES = 1_000;
+/** A class name longer than this is text in the wrong column (and would be kept in every summary). */
+const MAX_LABEL_LENGTH = 200;
 
 const bad = (message: string, param?: string, code = 'dataset_invalid') => ApiError.invalid(code, message, param);
 
@@ -30,11 +32,14 @@ export class DatasetValidator {
     private readonly task: Task,
     private readonly label: string,
     private readonly textField: string | null,
-    private readonly maxRows: number,
+    private readonly limits: { maxRows: number; maxColumns: number },
   ) {}
 
   /** Fixes the column set (a CSV header, or the first record's keys) and checks the named columns exist. */
   setColumns(columns: string[], where: string): void {
+    if (columns.length > this.limits.maxColumns) {
+      throw ApiError.invalid('dataset_too_many_columns', `${where}: ${columns.length} columns, more than the limit of ${this.limits.maxColumns}`, 'columns', 413);
+    }
     const seen = new Set<string>();
     for (const c of columns) {
       if (c.trim() === '') throw bad(`${where}: a column has an empty name`, 'columns');
@@ -57,15 +62,15 @@ export class DatasetValidator {
   accept(record: unknown, where: string): DatasetRow {
     if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad(`${where}: a record must be an object`);
     const rec = record as Record<string, unknown>;
-    if (!this.columns) this.setColumns(Object.keys(rec), where);
-    const columns = this.columns!;
-    if (this.rows >= this.maxRows) {
-      throw new ApiError(413, 'quota_exceeded_error', 'max_dataset_rows', `The dataset has more than ${this.maxRows} rows, this tenant's max_dataset_rows (${where})`);
-    }
     const keys = Object.keys(rec);
+    if (!this.columns) this.setColumns(keys, where);
+    const columns = this.columns!;
+    if (this.rows >= this.limits.maxRows) {
+      throw new ApiError(413, 'quota_exceeded_error', 'max_dataset_rows', `The dataset has more than ${this.limits.maxRows} rows, this tenant's max_dataset_rows (${where})`);
+    }
     if (keys.length !== columns.length || keys.some((k) => !this.numeric.has(k))) {
-      const missing = columns.filter((c) => !(c in rec));
-      const extra = keys.filter((k) => !this.numeric.has(k));
+      const missing = columns.filter((c) => !(c in rec)).slice(0, 10);
+      const extra = keys.filter((k) => !this.numeric.has(k)).slice(0, 10);
       throw bad(
         `${where}: ragged record: ${missing.length ? `missing column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `unknown column${extra.length > 1 ? 's' : ''} ${extra.map((c) => `'${c}'`).join(', ')}` : ''}`,
         missing[0] ?? extra[0],
@@ -105,6 +110,7 @@ export class DatasetValidator {
       if (empty) throw bad(`${where}: the label '${column}' is empty`, column, 'label_empty');
       if (this.task === 'regression') return this.number(column, raw, where);
       if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') throw bad(`${where}: the label '${column}' must be a string or a number`, column);
+      if (typeof raw === 'string' && raw.length > MAX_LABEL_LENGTH) throw bad(`${where}: the label '${column}' is longer than ${MAX_LABEL_LENGTH} characters`, column);
       const label = String(raw).trim();
       const count = this.classes.get(label);
       if (count === undefined && this.classes.size >= MAX_CLASSES) {
@@ -131,7 +137,7 @@ export class DatasetValidator {
   private number(column: string, raw: unknown, where: string): number {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
     if (!Number.isFinite(n)) {
-      const shown = JSON.stringify(raw)?.slice(0, 40);
+      const shown = typeof raw === 'object' && raw !== null ? (Array.isArray(raw) ? 'an array' : 'an object') : JSON.stringify(raw)?.slice(0, 40);
       throw bad(`${where}: column '${column}' must be a number, got ${shown}`, column, 'feature_not_numeric');
     }
     return n;

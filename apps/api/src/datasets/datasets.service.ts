@@ -1,6 +1,7 @@
 import { ApiError } from '@app/common';
-import { DatasetRepository, JobRepository, type NewDataset, type PageQuery, toPage } from '@app/db';
-import { Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@app/config';
+import { DatasetRepository, DatasetSpool, JobRepository, type NewDataset, type PageQuery, toPage } from '@app/db';
+import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { TenantPrincipal } from '../auth/principal.js';
@@ -8,6 +9,7 @@ import { ByteMeter, csvRecords, jsonRecords, ndjsonRecords, type SourceRecord } 
 import { DatasetValidator, type Task } from './dataset-validator.js';
 import { datasetView } from './datasets.dto.js';
 import { UsageCache } from '../me/usage-cache.js';
+import { UploadSlots } from './upload-slots.js';
 
 export interface DatasetMeta {
   name: string;
@@ -22,6 +24,8 @@ const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 @Injectable()
 export class DatasetsService {
   constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly uploads: UploadSlots,
     private readonly datasets: DatasetRepository,
     private readonly jobs: JobRepository,
     private readonly usage: UsageCache,
@@ -36,17 +40,25 @@ export class DatasetsService {
 
   /** Streams a CSV or NDJSON upload: parsed, validated and stored row by row, never held whole. */
   async createFromUpload(p: TenantPrincipal, meta: DatasetMeta, format: 'csv' | 'ndjson', body: Readable) {
-    const limit = Math.min(MAX_UPLOAD_BYTES, p.quotas.max_storage_bytes);
-    const meter = new ByteMeter(limit, () => (limit === MAX_UPLOAD_BYTES ? ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413) : storageRefusal(p)));
-    body.pipe(meter);
-    let validator: DatasetValidator | undefined;
-    const source = format === 'csv' ? csvRecords(meter, (columns) => validator!.setColumns(columns, 'the header')) : ndjsonRecords(meter);
+    let release: (() => Promise<void>) | undefined;
+    const meter = new ByteMeter(Math.min(MAX_UPLOAD_BYTES, p.quotas.max_storage_bytes), () =>
+      p.quotas.max_storage_bytes < MAX_UPLOAD_BYTES ? storageRefusal(p) : ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413),
+    );
     try {
+      release = await this.uploads.acquire(p.tenantId);
+      // pipe() forwards data, not errors: a body that times out or loses its client must end the parse too.
+      body.on('error', (err) => meter.destroy(err));
+      body.pipe(meter);
+      let validator: DatasetValidator | undefined;
+      const limits = { maxRecordBytes: this.config.datasetMaxRecordBytes };
+      const source = format === 'csv' ? csvRecords(meter, limits, (columns) => validator!.setColumns(columns, 'the header')) : ndjsonRecords(meter, limits);
       return await this.store(p, meta, format, source, () => ({ bytes: meter.bytes, sha256: meter.digest() }), (v) => (validator = v));
     } finally {
-      // Read what the client still sends, so that it receives our answer instead of a reset connection.
+      await release?.();
+      // Read what the client still sends, so that it receives our answer instead of a reset
+      // connection; the body's own deadlines bound how long that can take.
       body.unpipe(meter);
-      if (!body.readableEnded) body.resume();
+      if (!body.readableEnded && !body.destroyed) body.resume();
     }
   }
 
@@ -84,20 +96,22 @@ export class DatasetsService {
       throw ApiError.invalid('parameter_invalid', 'text_field applies to text-classification datasets only', 'text_field');
     }
     if (textField === label) throw ApiError.invalid('parameter_invalid', 'text_field and label must be different columns', 'text_field');
-    const validator = new DatasetValidator(meta.task, label, textField, p.quotas.max_dataset_rows);
+    const validator = new DatasetValidator(meta.task, label, textField, { maxRows: p.quotas.max_dataset_rows, maxColumns: this.config.datasetMaxColumns });
     onValidator?.(validator);
-    const writer = await this.datasets.open(p.tenantId, { name: meta.name, task: meta.task, label, textField, format });
+    // Rows are spooled until the body has ended and passed every check; only then is PostgreSQL
+    // touched, in one short transaction (a client that stalls or leaves holds no connection).
+    const spool = new DatasetSpool();
     try {
-      for await (const { record, where } of source) await writer.append(validator.accept(record, where));
+      for await (const { record, where } of source) await spool.append(validator.accept(record, where));
       const columns = validator.finish();
       const { bytes, sha256 } = raw();
-      const stored = await writer.commit({ rows: validator.rows, columns, bytes, sha256 }, p.quotas.max_storage_bytes);
+      const newDataset = { name: meta.name, task: meta.task, label, textField, format };
+      const stored = await this.datasets.store(p.tenantId, newDataset, spool, { rows: validator.rows, columns, bytes, sha256 }, p.quotas.max_storage_bytes);
       if (!stored) throw storageRefusal(p);
       await this.usage.changed(p.tenantId);
       return datasetView(stored);
-    } catch (err) {
-      await writer.abort();
-      throw err;
+    } finally {
+      await spool.discard();
     }
   }
 }

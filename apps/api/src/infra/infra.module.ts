@@ -46,7 +46,7 @@ export class InfraModule {
       module: InfraModule,
       providers: [
         { provide: APP_CONFIG, useValue: config },
-        { provide: Database, useFactory: () => new Database(config.databaseUrl, config.databasePoolSize) },
+        { provide: Database, useFactory: () => new Database(config.databaseUrl, config.databasePoolSize, config.databaseIdleInTransactionMs) },
         { provide: REDIS, useFactory: () => createRedis(config, 'command', 'api') },
         { provide: REDIS_SUBSCRIBER, useFactory: () => createRedis(config, 'subscriber', 'api') },
         ...repositories.map((R) => ({ provide: R, useFactory: (db: Database) => new R(db), inject: [Database] })),
