@@ -360,6 +360,11 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
       { method: 'POST', path: '/v1/datasets?name=nul&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: 'x1\u0000,label\n1,a\u0000\n2,b\n' },
       { method: 'POST', path: '/v1/datasets?name=nul&task=classification', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: '{"x1":1,"label":"a\\u0000"}\n{"x1":2,"label":"b"}\n' },
       { method: 'POST', path: '/v1/models', headers: tenantJson, body: JSON.stringify({ name: 'nul', task: 'classification', description: 'a\u0000b' }) },
+      // Issue 13: a long NDJSON line, a long CSV field, a wide header, a feature nested 100,000 deep.
+      { method: 'POST', path: '/v1/datasets?name=long&task=classification', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: `{"label":"a","x1":"${'a'.repeat(9 * 1024 * 1024)}"}` },
+      { method: 'POST', path: '/v1/datasets?name=field&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: `x1,label\n"${'b'.repeat(9 * 1024 * 1024)}` },
+      { method: 'POST', path: '/v1/datasets?name=wide&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: `${Array.from({ length: 20_000 }, (_, i) => `c${i}`).join(',')},label\n` },
+      { method: 'POST', path: '/v1/datasets?name=deep&task=regression&label=x1', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: `{"x1":1,"x2":${'['.repeat(100_000)}${']'.repeat(100_000)}}\n` },
       { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'inference', model: 'm', inputs, metadata: { k: '\u0000' } }) },
       { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'inference', model: 'm', inputs, version: 3_000_000_000 }) },
       { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'training', model: 'm', dataset: A.dataset, base_version: 2 ** 53 - 1 }) },
