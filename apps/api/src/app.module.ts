@@ -29,6 +29,7 @@ import { PredictService } from './jobs/predict.service.js';
 import { ServingCatalog } from './jobs/serving-catalog.js';
 import { MeController } from './me/me.controller.js';
 import { ModelsController } from './models/models.controller.js';
+import { LoadCheckClient } from './models/load-check.js';
 import { ModelsService } from './models/models.service.js';
 import { TenantsController } from './tenants/tenants.controller.js';
 import { TenantsService } from './tenants/tenants.service.js';
@@ -47,6 +48,7 @@ export class AppModule {
         TenantsService,
         DatasetsService,
         ModelsService,
+        LoadCheckClient,
         JobsService,
         WebhooksService,
         OperationsService,
