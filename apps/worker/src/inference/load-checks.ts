@@ -17,7 +17,7 @@ const SWEEP_EVERY_MS = 600_000;
  * The worker's side of import load checks (libs/queue LoadCheckQueue): takes one staged import at
  * a time, loads it in an inference child exactly as serving would and predicts once on zeros
  * (InferencePool.check), records the verdict on the staged row, then publishes it to the waiting
- * API instance. A check whose staged row is gone (the API gave up waiting) is dropped unread.
+ * API instance. A check whose staged row is gone (the API gave up waiting) is answered as such, unread.
  */
 @Injectable()
 export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -78,7 +78,8 @@ export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicat
     } catch (err) {
       return this.answer(p, { ok: false, error: { code: 'internal_error', message: `The staged model could not be read: ${(err as Error).message}` } });
     }
-    if (!artifact) return;
+    // Gone: the API gave up waiting, or the model was deleted meanwhile (an API still waiting stops at once).
+    if (!artifact) return this.answer(p, { ok: false, error: { code: 'staged_import_gone', message: 'The staged model was discarded before it was loaded' } });
     // The API stops waiting after this long: a check still running then has no one to tell.
     const signal = AbortSignal.timeout(this.config.importCheckTimeoutMs);
     let outcome: LoadCheckOutcome;
