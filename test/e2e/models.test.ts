@@ -4,9 +4,11 @@ import { initBackend, predict, train, type TrainResult } from '@app/ml';
 import { createHash } from 'node:crypto';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
 import { createTenant, type TenantFixture } from '../support/factories.js';
-import { type RunningApi, startApi } from '../support/processes.js';
+import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
 let server: RunningApi;
+// Imports are loaded once by a worker before they become versions.
+let worker: RunningProcess;
 let t: TenantFixture;
 let db: Database;
 let registry: ModelRegistry;
@@ -15,6 +17,7 @@ const rows = blobRows(120, { features: 4, classes: 3, seed: 7 });
 
 beforeAll(async () => {
   server = await startApi();
+  worker = await startWorker({ TF_BACKEND: 'wasm' });
   t = await createTenant(server.url, { quotas: { requests_per_minute: 10_000 } });
   db = new Database(process.env.DATABASE_URL!, 2);
   registry = new ModelRegistry(db, new AuditRepository(db));
@@ -23,6 +26,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await db?.close();
+  await worker?.stop();
   await server?.stop();
 });
 

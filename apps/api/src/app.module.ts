@@ -30,6 +30,7 @@ import { PredictService } from './jobs/predict.service.js';
 import { ServingCatalog } from './jobs/serving-catalog.js';
 import { MeController } from './me/me.controller.js';
 import { ModelsController } from './models/models.controller.js';
+import { LoadCheckClient } from './models/load-check.js';
 import { ModelsService } from './models/models.service.js';
 import { TenantsController } from './tenants/tenants.controller.js';
 import { TenantsService } from './tenants/tenants.service.js';
@@ -49,6 +50,7 @@ export class AppModule {
         DatasetsService,
         UploadSlots,
         ModelsService,
+        LoadCheckClient,
         JobsService,
         WebhooksService,
         OperationsService,

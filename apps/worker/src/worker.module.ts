@@ -7,6 +7,7 @@ import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 import { InferencePool } from './inference/inference-pool.js';
 import { InferenceLane } from './inference/lane.js';
+import { LoadCheckConsumer } from './inference/load-checks.js';
 import { WebhookDelivery } from './webhooks/webhook-delivery.js';
 
 export const WORKER_REDIS = Symbol('WORKER_REDIS');
@@ -32,8 +33,8 @@ class Connections implements OnModuleInit, OnApplicationShutdown {
 
 /**
  * The worker: a Nest application context with no HTTP: the job engine and its compute children,
- * the sync inference lane and its inference children (shared with async inference jobs), webhook
- * delivery (outbox relay and deliverer), and the heartbeat.
+ * the sync inference lane and its inference children (shared with async inference jobs and the
+ * load checks of imported models), webhook delivery (outbox relay and deliverer), and the heartbeat.
  */
 @Module({})
 export class WorkerModule {
@@ -51,6 +52,7 @@ export class WorkerModule {
         InferencePool,
         JobEngine,
         InferenceLane,
+        LoadCheckConsumer,
         WebhookDelivery,
       ],
     };

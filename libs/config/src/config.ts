@@ -105,6 +105,12 @@ const EnvSchema = z.object({
   WORKER_MODEL_CACHE_BYTES: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /** Compute children that serve predictions (sync, and async inference jobs), apart from the training children. */
   WORKER_INFERENCE_CHILDREN: z.coerce.number().int().min(1).max(64).default(1),
+
+  // ---- Model imports: POST /v1/models/{id}/versions is loaded once by a worker before it is a version ----
+  /** How long an import waits for a worker's load check before it answers 503 no_worker_available. */
+  IMPORT_CHECK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** Imports of one tenant waiting for their load check at once (across API instances); more: 429. */
+  IMPORT_CHECKS_PER_TENANT: z.coerce.number().int().min(1).max(100).default(2),
 });
 
 export interface AppConfig {
@@ -159,6 +165,10 @@ export interface AppConfig {
   predictLookupTtlMs: number;
   workerModelCacheBytes: number;
   workerInferenceChildren: number;
+
+  // ---- Model imports ----
+  importCheckTimeoutMs: number;
+  importChecksPerTenant: number;
 }
 
 export class ConfigError extends Error {}
@@ -217,6 +227,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     predictLookupTtlMs: e.PREDICT_LOOKUP_TTL_MS,
     workerModelCacheBytes: e.WORKER_MODEL_CACHE_BYTES,
     workerInferenceChildren: e.WORKER_INFERENCE_CHILDREN,
+
+    importCheckTimeoutMs: e.IMPORT_CHECK_TIMEOUT_MS,
+    importChecksPerTenant: e.IMPORT_CHECKS_PER_TENANT,
   };
 }
 

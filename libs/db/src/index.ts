@@ -10,3 +10,4 @@ export * from './views.js';
 export * from './webhooks.js';
 export * from './sync-predictions.js';
 export * from './db-errors.js';
+export * from './staged-imports.js';

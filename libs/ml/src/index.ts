@@ -14,7 +14,7 @@ export { MlError, isMlError, type MlErrorCode } from './errors.js';
 export { HYPERPARAMETER_DEFAULTS, HYPERPARAMETER_LIMITS, resolveHyperparameters, type ResolveOptions } from './hyperparameters.js';
 export { readArtifact, decodeArtifact, sha256, type ArtifactJson, type ArtifactSummary, type WeightSpec } from './artifact/format.js';
 export { checkTopology, normalizeTopology, ALLOWED_LAYERS, ALLOWED_ACTIVATIONS, type TopologyReport, type TopologyRequirements } from './artifact/topology.js';
-export { importLayersModel, inlineWeightFiles, type ImportMeta, type ImportResult } from './artifact/import.js';
+export { importArtifact, importLayersModel, inlineWeightFiles, weightValueProblems, type ImportMeta, type ImportResult } from './artifact/import.js';
 export { checkInputs, encodeRows, type EncodedData } from './data/prepare.js';
 export { tokenize } from './data/text.js';
 export { classificationMetrics, regressionMetrics } from './metrics.js';
@@ -38,6 +38,11 @@ export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metri
 /** TF.js. Predictions (and explanations) of an artifact for a batch of inputs. */
 export async function predict(artifact: Uint8Array, inputs: Row[], options?: PredictOptions): Promise<PredictResult> {
   return (await import('./predict.js')).predict(artifact, inputs, options);
+}
+
+/** TF.js. Loads an artifact as serving does and predicts once on zeros; throws MlError `invalid_model`/`invalid_artifact` if it cannot serve. */
+export async function checkLoads(artifact: Uint8Array): Promise<void> {
+  return (await import('./predict.js')).checkLoads(artifact);
 }
 
 /** TF.js. Loads an artifact for repeated calls; `dispose()` it when evicted. */

@@ -1,10 +1,10 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { decodeArtifact, sha256 } from './artifact/format.js';
 import { loadLayersModel } from './artifact/model-io.js';
 import { ensureBackend } from './backend.js';
 import { encodeRows } from './data/prepare.js';
 import { vocabularyIndex } from './data/text.js';
-import { MlError } from './errors.js';
+import { isMlError, MlError } from './errors.js';
 import { explain } from './explain.js';
 import { evaluateEncoded, forward, outputWidth, toLabelUnits } from './inference.js';
 import { argMax } from './metrics.js';
@@ -84,6 +84,75 @@ export class LoadedModel {
 
   private assertOpen(): void {
     if (this.disposed) throw new Error('LoadedModel used after dispose()');
+  }
+}
+
+/**
+ * Whether an artifact serves: it is loaded exactly as serving loads it (`LoadedModel.load`) and
+ * predicts once, through `LoadedModel.predict`, on one input of zeros (empty text), which finds
+ * the kernels and dtypes that fail only at run time. Refusals are MlError `invalid_model` (or
+ * `invalid_artifact`), naming the layer or weight where TF.js lets us know it.
+ */
+export async function checkLoads(artifact: Uint8Array): Promise<void> {
+  let model: LoadedModel;
+  try {
+    model = await LoadedModel.load(artifact);
+  } catch (err) {
+    throw (await weightFitProblems(artifact)) ?? err;
+  }
+  try {
+    let result: PredictResult;
+    try {
+      result = model.predict([zeroInput(model.metadata)]);
+    } catch (err) {
+      if (isMlError(err)) throw err;
+      throw new MlError('invalid_model', `TF.js cannot run the model: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const p = result.predictions[0] ?? {};
+    const outputs = 'probabilities' in p ? Object.values(p.probabilities ?? {}) : [p.value];
+    if (outputs.length === 0 || !outputs.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      throw new MlError('invalid_model', `The model's output for an input of zeros is not finite (${JSON.stringify(outputs.slice(0, 5))})`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** One input row of zeros (tabular) or empty text, as a client would send it. */
+function zeroInput(metadata: ArtifactMetadata): Row {
+  const pre = metadata.preprocessing;
+  if (pre.kind === 'text') return { [pre.text_field]: '' };
+  return Object.fromEntries(pre.features.map((f) => [f, 0]));
+}
+
+/**
+ * Why an artifact's weights do not fit its model, weight by weight (shape, dtype, missing,
+ * unknown), as an MlError; null when they fit (the load failed for another reason). Builds the
+ * topology without weights.
+ */
+async function weightFitProblems(artifact: Uint8Array): Promise<MlError | null> {
+  let decoded: ReturnType<typeof decodeArtifact>;
+  let built: tf.LayersModel;
+  try {
+    decoded = decodeArtifact(artifact);
+    built = await tf.models.modelFromJSON({ modelTopology: decoded.json.modelTopology } as Parameters<typeof tf.models.modelFromJSON>[0]);
+  } catch (err) {
+    return isMlError(err) ? err : new MlError('invalid_model', `TF.js cannot build the model: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    const specs = new Map(decoded.weightSpecs.map((s) => [s.name, s]));
+    const problems: string[] = [];
+    for (const w of built.weights) {
+      const spec = specs.get(w.originalName);
+      specs.delete(w.originalName);
+      if (!spec) problems.push(`the model needs weight '${w.originalName}' ${JSON.stringify(w.shape)}, which is not in weightsManifest`);
+      else if (JSON.stringify(spec.shape) !== JSON.stringify(w.shape)) problems.push(`weight '${spec.name}' has shape ${JSON.stringify(spec.shape)}; the layer needs ${JSON.stringify(w.shape)}`);
+      else if (spec.dtype !== w.dtype) problems.push(`weight '${spec.name}' has dtype ${spec.dtype}; the layer needs ${w.dtype}`);
+    }
+    for (const name of specs.keys()) problems.push(`weight '${name}' is not a weight of any layer of the model`);
+    return problems.length > 0 ? MlError.list('invalid_model', 'The weights do not fit the model', problems) : null;
+  } finally {
+    built.dispose();
   }
 }
 

@@ -5,3 +5,4 @@ export * from './scheduler.js';
 export * from './predict.js';
 export * from './predict-queue.js';
 export * from './cluster-metrics.js';
+export * from './load-checks.js';

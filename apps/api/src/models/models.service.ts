@@ -1,12 +1,13 @@
 import { ApiError } from '@app/common';
 import { fromDbTask, JobRepository, type Model, ModelNameTaken, ModelRegistry, type PageQuery, type Task, toPage } from '@app/db';
-import { importLayersModel, type ImportMeta, readArtifact } from '@app/ml';
+import { importArtifact, importLayersModel, type ImportMeta, type ImportResult } from '@app/ml';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { mlErrorToApi } from '../http/ml-errors.js';
 import { InvalidationBus } from '../infra/invalidation-bus.js';
 import { UsageCache } from '../me/usage-cache.js';
+import { LoadCheckClient } from './load-check.js';
 import { aliasView, type CreateModelBody, type ImportVersionBody, modelView, type SetAliasBody, versionView } from './models.dto.js';
 
 @Injectable()
@@ -16,6 +17,7 @@ export class ModelsService {
     private readonly jobs: JobRepository,
     private readonly usage: UsageCache,
     private readonly bus: InvalidationBus,
+    private readonly loadCheck: LoadCheckClient,
   ) {}
 
   async create(p: TenantPrincipal, body: z.infer<typeof CreateModelBody>) {
@@ -76,21 +78,22 @@ export class ModelsService {
     return { bytes, sha256: version.sha256, filename: `${model.name}-v${version.number}.model.json` };
   }
 
+  /**
+   * Static checks first (libs/ml, no TF.js: layers and every class a config names, weights, widths,
+   * parameters, storage), then one load by a worker (LoadCheckClient); only a model that loads and
+   * predicts becomes a version, numbered then, so a refused import leaves nothing behind.
+   */
   async import(p: TenantPrincipal, idOrName: string, body: z.infer<typeof ImportVersionBody>) {
     const model = await this.model(p.tenantId, idOrName);
     const task = fromDbTask(model.task);
-    let imported: ReturnType<typeof importLayersModel>;
+    let imported: ImportResult;
     try {
       const own = (body.model.userDefinedMetadata as { aiaas?: unknown } | undefined)?.aiaas;
       if (own && !body.input_schema) {
         // A model.json downloaded from this service: it carries its own preprocessing.
-        const bytes = Buffer.from(JSON.stringify(body.model));
-        const summary = readArtifact(bytes);
-        if (summary.task !== task) throw ApiError.invalid('task_mismatch', `The model was trained for ${summary.task}; model '${model.name}' is for ${task}`, 'model');
-        if (summary.parameters > p.quotas.max_model_parameters) {
-          throw new ApiError(403, 'quota_exceeded_error', 'max_model_parameters', `The model has ${summary.parameters} parameters; this tenant's max_model_parameters is ${p.quotas.max_model_parameters}`);
-        }
-        imported = { artifact: bytes, sha256: summary.sha256, parameters: summary.parameters, architecture: summary.architecture, input_schema: summary.input_schema, labels: summary.labels };
+        const checked = importArtifact(body.model, p.quotas.max_model_parameters);
+        if (checked.task !== task) throw ApiError.invalid('task_mismatch', `The model was trained for ${checked.task}; model '${model.name}' is for ${task}`, 'model');
+        imported = checked;
       } else {
         if (!body.input_schema) throw ApiError.invalid('parameter_missing', 'input_schema is required for a model.json trained elsewhere', 'input_schema');
         const meta: ImportMeta = { task, input_schema: body.input_schema, labels: body.labels ?? null, standardization: body.standardization };
@@ -99,6 +102,10 @@ export class ModelsService {
     } catch (err) {
       throw mlErrorToApi(err, p, 'model');
     }
+    const tooBig = () => new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `This model would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+    // Refused before a worker is asked to load it; the insert below checks again, atomically.
+    if ((await this.usage.get(p.tenantId)).storageBytes + imported.artifact.length > p.quotas.max_storage_bytes) throw tooBig();
+    await this.loadCheck.verify(p.tenantId, model.id, imported.artifact);
     const version = await this.registry.createImported(
       p.tenantId,
       p.keyId,
@@ -116,7 +123,7 @@ export class ModelsService {
       },
       p.quotas.max_storage_bytes,
     );
-    if (!version) throw new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `This model would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+    if (!version) throw tooBig();
     await this.usage.changed(p.tenantId);
     return versionView(version);
   }

@@ -3,9 +3,10 @@
  * forced name is argv[2]), tells the parent which one it got, then runs one operation at a time
  * for as long as it lives. `abort` reaches libs/ml's AbortSignal, which the training loop checks
  * before every batch; the parent kills a child that does not stop in time. An inference child
- * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`.
+ * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`, and
+ * loads imported models once for `check` before they become versions.
  */
-import { evaluate, initBackend, isMlError, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import { checkLoads, evaluate, initBackend, isMlError, loadModel, type LoadedModel, predict, train } from '@app/ml';
 import { performance } from 'node:perf_hooks';
 import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
@@ -64,6 +65,11 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return await predict(args.artifact, args.inputs, { explain: args.explain });
       case 'infer':
         return await infer(args);
+      case 'check': {
+        const t0 = performance.now();
+        await checkLoads(args.artifact);
+        return { seconds: (performance.now() - t0) / 1000 };
+      }
       default:
         throw new Error(`unknown operation ${String(op)}`);
     }

@@ -17,6 +17,8 @@ export interface ComputeOps {
     args: { versionId: string; inputs: Row[]; explain?: boolean; artifact?: Uint8Array };
     result: { miss: true } | (PredictResult & { miss: false; seconds: number });
   };
+  /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */
+  check: { args: { artifact: Uint8Array }; result: { seconds: number } };
 }
 export type ComputeOp = keyof ComputeOps;
 

@@ -87,6 +87,15 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
     return out;
   }
 
+  /**
+   * Loads an imported artifact in an inference child as serving would and predicts once
+   * (libs/ml checkLoads). A model that cannot serve is MlError; a child that dies is ChildCrashed.
+   */
+  async check(artifact: Uint8Array, signal?: AbortSignal): Promise<{ seconds: number }> {
+    await this.ready();
+    return this.pool.run('check', { artifact }, { signal });
+  }
+
   private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal): Promise<InferenceOutput> {
     await this.ready();
     const first = await this.pool.run('infer', { versionId, inputs, explain }, { signal });

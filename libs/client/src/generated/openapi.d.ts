@@ -580,7 +580,7 @@ export interface paths {
         put?: never;
         /**
          * Import a TF.js layers model trained elsewhere as a new version
-         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked: JSON shape, allowed layers, weights against their specs, input width against the schema, parameters against `max_model_parameters`.
+         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked here: JSON shape, allowed layers and every initializer, regularizer, constraint and activation class their configs name, weights against their specs (float32, finite), input width against the schema, parameters against `max_model_parameters`, storage against `max_storage_bytes`. Then, before the version exists, a worker loads the model exactly as serving will and predicts once on an input of zeros; the answer waits for it (up to IMPORT_CHECK_TIMEOUT_MS, 30 s by default). A model that cannot load or run is a 400 `model_invalid` naming the layer, class or weight; no worker in time is a 503 `no_worker_available` with Retry-After; more than IMPORT_CHECKS_PER_TENANT imports being checked at once is a 429 `import_checks_in_flight`. A refused import stores nothing: no version, no artifact, no storage, no version number.
          */
         post: operations["Models_import"];
         delete?: never;

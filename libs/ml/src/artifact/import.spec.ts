@@ -1,13 +1,14 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { MlError } from '../errors.js';
 import { thrown } from '../testing.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadModel } from '../predict.js';
+import { checkLoads, loadModel } from '../predict.js';
 import { blobRows, keywordTexts } from '../synthetic.js';
 import { train } from '../train.js';
 import type { Row, TrainResult } from '../types.js';
 import { decodeArtifact, readArtifact } from './format.js';
-import { importLayersModel, inlineWeightFiles, type ImportMeta } from './import.js';
+import { importArtifact, importLayersModel, inlineWeightFiles, type ImportMeta } from './import.js';
 
 
 /** A model.json as TF.js writes one elsewhere: no aiaas metadata. */
@@ -104,3 +105,84 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     expect(missing.details).toEqual(['input_schema.vocabulary must list the token of each id (id 0 pads, id 1 is out-of-vocabulary)']);
   });
 });
+
+describe('what an import must pass before a worker loads it, and the load itself', () => {
+  const rows = blobRows(80, { features: 3, classes: 2, seed: 5 });
+  let tabular: TrainResult;
+  let meta: ImportMeta;
+  const layer0 = (json: Record<string, unknown>) => (json.modelTopology as { config: { layers: Array<{ config: Record<string, any> }> } }).config.layers[0].config;
+
+  beforeAll(async () => {
+    await initBackend('wasm');
+    tabular = await train({ spec: { task: 'classification', label: 'label' }, rows, hyperparameters: { epochs: 1, hidden_units: [4], seed: 1 } });
+    meta = { task: 'classification', input_schema: { features: ['x1', 'x2', 'x3'] }, labels: tabular.labels };
+  });
+
+  it('refuses every class TF.js cannot build, naming the layer and the key, in uploads and downloaded artifacts alike', () => {
+    const json = foreignModelJson(tabular);
+    Object.assign(layer0(json), {
+      kernel_regularizer: { class_name: 'Custom>x', config: {} },
+      bias_constraint: { class_name: 'NonNeg', config: {} },
+      kernel_initializer: { class_name: 'GlorotUniform', config: { seed: { class_name: 'Custom>seed' } } },
+      recurrent_activation: 'Custom>y',
+    });
+    expect(thrown(() => importLayersModel(json, meta)).details).toEqual([
+      `layer 'hidden_1': kernel_initializer.config.seed names class "Custom>seed", which is not allowed there`,
+      `layer 'hidden_1': kernel_regularizer class "Custom>x" is not allowed (allowed: L1L2)`,
+      `layer 'hidden_1': recurrent_activation "Custom>y" is not one of linear, relu, relu6, elu, selu, sigmoid, hard_sigmoid, softmax, softplus, softsign, tanh, swish, mish, gelu`,
+    ]);
+    const own = JSON.parse(tabular.artifact.toString('utf8'));
+    layer0(own).kernel_regularizer = { class_name: 'Custom>x', config: {} };
+    expect(thrown(() => importArtifact(own)).message).toContain(`kernel_regularizer class "Custom>x" is not allowed`);
+    let deep: Record<string, unknown> = {};
+    layer0(own).kernel_regularizer = { class_name: 'L1L2', config: deep };
+    for (let i = 0; i < 40; i++) deep = (deep.x = {}) as Record<string, unknown>;
+    expect(thrown(() => importArtifact(own)).message).toContain('is nested more than 16 levels deep');
+  });
+
+  it('refuses weights that are not float32 or not finite, naming them', () => {
+    const int32 = foreignModelJson(tabular);
+    (int32.weightsManifest as Array<{ weights: Array<{ dtype: string }> }>)[0].weights[1].dtype = 'int32';
+    expect(thrown(() => importLayersModel(int32, meta)).details).toEqual([`weight 'hidden_1/bias' has dtype int32; every weight must be float32`]);
+    const own = JSON.parse(tabular.artifact.toString('utf8'));
+    const bytes = Buffer.from(own.weightData, 'base64');
+    bytes.writeFloatLE(Number.POSITIVE_INFINITY, bytes.length - 4);
+    own.weightData = bytes.toString('base64');
+    expect(thrown(() => importArtifact(own)).details).toEqual([`weight 'output/bias' holds an infinite value (at index 1)`]);
+  });
+
+  it('keeps a downloaded artifact byte for byte', () => {
+    const own = JSON.parse(tabular.artifact.toString('utf8'));
+    expect(importArtifact(own)).toMatchObject({ task: 'classification', sha256: tabular.sha256, parameters: tabular.parameters, labels: tabular.labels });
+  });
+
+  it('loads and runs valid tabular and text models once, leaving no tensors behind', async () => {
+    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, embedding_dim: 4, seed: 1 } });
+    const before = tf.memory().numTensors;
+    await checkLoads(tabular.artifact);
+    await checkLoads(text.artifact);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names what only TF.js finds: a weight of the wrong shape, a config it cannot build, a dtype that fails at run time', async () => {
+    const swapped = foreignModelJson(tabular);
+    (swapped.weightsManifest as Array<{ weights: Array<{ shape: number[] }> }>)[0].weights[0].shape = [4, 3];
+    const shape = await thrownAsync(() => checkLoads(importLayersModel(swapped, meta).artifact));
+    expect([shape.code, shape.details]).toEqual(['invalid_model', [`weight 'hidden_1/kernel' has shape [4,3]; the layer needs [3,4]`]]);
+    const init = foreignModelJson(tabular);
+    layer0(init).kernel_initializer = { class_name: 'VarianceScaling', config: { mode: 'bogus' } };
+    expect((await thrownAsync(() => checkLoads(importLayersModel(init, meta).artifact))).message).toMatch(/^TF.js cannot build the model: bogus is not a valid FanMode/);
+    const complex = foreignModelJson(tabular);
+    layer0(complex).dtype = 'complex64';
+    expect((await thrownAsync(() => checkLoads(importLayersModel(complex, meta).artifact))).message).toMatch(/^TF.js cannot run the model: .*complex64/);
+  });
+});
+
+async function thrownAsync(fn: () => Promise<unknown>): Promise<MlError> {
+  try {
+    await fn();
+  } catch (err) {
+    return err as MlError;
+  }
+  throw new Error('expected a rejection');
+}

@@ -1,8 +1,8 @@
-import { MlError } from '../errors.js';
+import { isMlError, MlError } from '../errors.js';
 import { inputSchema } from '../data/prepare.js';
 import { OOV_TOKEN, PAD_TOKEN } from '../data/text.js';
 import { TASKS, type ArtifactMetadata, type InputSchema, type Preprocessing, type Task } from '../types.js';
-import { checkWeightSpecs, decodeBase64, elementCount, encodeArtifact, sha256, weightBytes, type ArtifactJson, type WeightSpec } from './format.js';
+import { checkWeightSpecs, decodeArtifact, decodeBase64, elementCount, encodeArtifact, sha256, weightBytes, type ArtifactJson, type WeightSpec } from './format.js';
 import { checkTopology } from './topology.js';
 
 /** What an upload says about the model it carries (the rest is in its model.json). */
@@ -66,6 +66,7 @@ export function importLayersModel(upload: unknown, meta: ImportMeta, maxParamete
   if (weightData!.byteLength !== expectedBytes) {
     problems.push(`weightData holds ${weightData!.byteLength} bytes; the weight specs need ${expectedBytes}`);
   }
+  problems.push(...weightValueProblems(specs, weightData!));
   const parameters = specs.reduce((a, s) => a + elementCount(s.shape), 0);
 
   const { metadata, schemaProblems } = importMetadata(meta);
@@ -105,6 +106,72 @@ export function importLayersModel(upload: unknown, meta: ImportMeta, maxParamete
   };
   const bytes = encodeArtifact(artifact);
   return { artifact: bytes, sha256: sha256(bytes), parameters, architecture: report.topology, input_schema: metadata.input_schema, labels: metadata.labels };
+}
+
+/**
+ * Checks a model.json downloaded from this service (it carries its preprocessing in
+ * `userDefinedMetadata.aiaas`) as an upload: the same topology and weight checks as
+ * `importLayersModel`, against the task and widths its own metadata declares. The artifact is
+ * kept byte for byte. No TF.js.
+ */
+export function importArtifact(upload: unknown, maxParameters?: number): ImportResult & { task: Task } {
+  const bytes = Buffer.from(JSON.stringify(parseUpload(upload)));
+  let decoded: ReturnType<typeof decodeArtifact>;
+  try {
+    decoded = decodeArtifact(bytes);
+  } catch (err) {
+    throw isMlError(err) ? new MlError('invalid_model', err.message, err.details) : err;
+  }
+  const { metadata, weightSpecs, parameters } = decoded;
+  const pre = metadata.preprocessing;
+  const problems = weightValueProblems(weightSpecs, new Uint8Array(decoded.weightData));
+  if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
+  const report = checkTopology(decoded.json.modelTopology, {
+    task: metadata.task,
+    inputWidth: pre.kind === 'tabular' ? pre.features.length : pre.sequence_length,
+    outputWidth: metadata.task === 'regression' ? 1 : (metadata.labels ?? []).length,
+    vocabularySize: pre.kind === 'text' ? pre.vocabulary.length : undefined,
+  });
+  if (report.parameters !== parameters) problems.push(`the weights hold ${parameters} parameters; the topology needs ${report.parameters}`);
+  const layerNames = new Set(report.layers.map((l) => l.name));
+  const strangers = weightSpecs.filter((s) => !layerNames.has(s.name.split('/')[0])).map((s) => s.name);
+  if (strangers.length > 0) problems.push(`weights that belong to no layer: ${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}`);
+  if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
+  if (maxParameters !== undefined && parameters > maxParameters) {
+    throw new MlError('too_many_parameters', `The model has ${parameters} parameters; the limit is ${maxParameters}`);
+  }
+  return {
+    task: metadata.task,
+    artifact: bytes,
+    sha256: sha256(bytes),
+    parameters,
+    architecture: decoded.json.modelTopology,
+    input_schema: metadata.input_schema,
+    labels: metadata.labels,
+  };
+}
+
+/**
+ * What TF.js would refuse, or serve as garbage, in weights whose byte count is right: a dtype
+ * other than float32 (every weight of the layers allowed here is float32; TF.js fails the first
+ * predict on another), and NaN or infinite values (looked at only where `data` holds the weight).
+ * One line per weight, naming it.
+ */
+export function weightValueProblems(specs: WeightSpec[], data: Uint8Array): string[] {
+  const problems: string[] = [];
+  let offset = 0;
+  for (const spec of specs) {
+    const size = weightBytes(spec);
+    if (spec.dtype !== 'float32') problems.push(`weight '${spec.name}' has dtype ${spec.dtype}; every weight must be float32`);
+    else if (!spec.quantization && offset + size <= data.byteLength) {
+      // A copy: the weight's offset in weightData need not be 4-byte aligned.
+      const values = new Float32Array(data.slice(offset, offset + size).buffer);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) problems.push(`weight '${spec.name}' holds ${Number.isNaN(values[bad]) ? 'NaN' : 'an infinite value'} (at index ${bad})`);
+    }
+    offset += size;
+  }
+  return problems;
 }
 
 /**

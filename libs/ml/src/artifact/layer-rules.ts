@@ -12,6 +12,59 @@ export interface LayerRule {
 
 export const ALLOWED_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hard_sigmoid', 'softmax', 'softplus', 'softsign', 'tanh', 'swish', 'mish', 'gelu'];
 
+/** The classes TF.js 4.22 can build for each role a layer config names (`kernel_initializer`, `bias_regularizer`, …). */
+export const ALLOWED_CONFIG_CLASSES: Readonly<Record<'initializer' | 'regularizer' | 'constraint', readonly string[]>> = {
+  initializer: [
+    'Zeros', 'Ones', 'Constant', 'RandomUniform', 'RandomNormal', 'TruncatedNormal', 'Identity', 'VarianceScaling',
+    'GlorotUniform', 'GlorotNormal', 'HeNormal', 'HeUniform', 'LeCunNormal', 'LeCunUniform', 'Orthogonal',
+  ],
+  regularizer: ['L1L2'],
+  constraint: ['MaxNorm', 'UnitNorm', 'NonNeg', 'MinMaxNorm'],
+};
+
+/** Nesting of a layer config past which it is refused rather than walked (no layer here needs more than 4). */
+const MAX_CONFIG_DEPTH = 16;
+
+/**
+ * Classes a layer config names that TF.js could not build: an initializer, regularizer or constraint
+ * outside ALLOWED_CONFIG_CLASSES, an activation outside ALLOWED_ACTIVATIONS, or a `class_name`
+ * anywhere else in the config. One line per problem, naming the layer and the key.
+ */
+export function configClassProblems(layer: string, config: Config): string[] {
+  const problems: string[] = [];
+  // An explicit stack, not recursion: an upload's nesting depth is the client's choice.
+  const stack: Array<{ path: string; value: unknown; depth: number }> = Object.entries(config).map(([k, v]) => ({ path: k, value: v, depth: 1 }));
+  while (stack.length > 0) {
+    const { path, value, depth } = stack.pop()!;
+    if (value === null || typeof value !== 'object') {
+      const key = path.slice(path.lastIndexOf('.') + 1);
+      if ((key === 'activation' || key.endsWith('_activation')) && depth === 1 && value !== null && !ALLOWED_ACTIVATIONS.includes(value as string)) {
+        problems.push(`layer '${layer}': ${path} ${JSON.stringify(value)} is not one of ${ALLOWED_ACTIVATIONS.join(', ')}`);
+      }
+      continue;
+    }
+    if (depth > MAX_CONFIG_DEPTH) {
+      problems.push(`layer '${layer}': ${path} is nested more than ${MAX_CONFIG_DEPTH} levels deep`);
+      continue;
+    }
+    const entries = Object.entries(value as Record<string, unknown>);
+    const className = (value as Record<string, unknown>).class_name;
+    if (className !== undefined && !Array.isArray(value)) {
+      const role = (Object.keys(ALLOWED_CONFIG_CLASSES) as Array<keyof typeof ALLOWED_CONFIG_CLASSES>).find((r) => depth === 1 && path.endsWith(`_${r}`));
+      if (!role) {
+        problems.push(`layer '${layer}': ${path} names class ${JSON.stringify(className)}, which is not allowed there`);
+        continue;
+      }
+      if (typeof className !== 'string' || !ALLOWED_CONFIG_CLASSES[role].includes(className)) {
+        problems.push(`layer '${layer}': ${path} class ${JSON.stringify(className)} is not allowed (allowed: ${ALLOWED_CONFIG_CLASSES[role].join(', ')})`);
+        continue;
+      }
+    }
+    for (const [k, v] of entries) stack.push({ path: `${path}.${k}`, value: v, depth: depth + 1 });
+  }
+  return problems.sort();
+}
+
 export const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 const last = (s: Shape) => s[s.length - 1];
 const same = (_: Config, [s]: Shape[]) => ({ shape: s, params: 0 });

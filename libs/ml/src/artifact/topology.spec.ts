@@ -83,7 +83,7 @@ describe('topology checks', () => {
     const error = thrown(() => checkTopology(topology, { task: 'classification', inputWidth: 5, outputWidth: 3 }));
     expect(error.details).toEqual(['the input takes 3 features; the data has 5', 'the output has 2 units; the data has 3 classes', 'a classifier must end with a softmax activation']);
     const activation = thrown(() => checkTopology(sequential(dense('h', 4, 'evil', { batch_input_shape: [null, 3] })), { task: 'regression' }));
-    expect(activation.details[0]).toMatch(/^layer 'h' \(Dense\): activation "evil" is not one of/);
+    expect(activation.details[0]).toMatch(/^layer 'h': activation "evil" is not one of/);
   });
 
   it('refuses a text model without an embedding of the whole vocabulary', () => {

@@ -1,6 +1,6 @@
 import { MlError } from '../errors.js';
 import type { Task } from '../types.js';
-import { ALLOWED_LAYERS, isPositiveInt, RULES, type Config, type Shape } from './layer-rules.js';
+import { ALLOWED_LAYERS, configClassProblems, isPositiveInt, RULES, type Config, type Shape } from './layer-rules.js';
 
 export { ALLOWED_ACTIVATIONS, ALLOWED_LAYERS } from './layer-rules.js';
 
@@ -75,6 +75,7 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
     const name = typeof cfg?.name === 'string' ? cfg.name : typeof l?.name === 'string' ? l.name : `layer ${i}`;
     if (typeof className !== 'string' || !cfg || typeof cfg !== 'object') return problems.push(`layer ${i} is not {class_name, config}`);
     if (!ALLOWED_LAYERS.includes(className)) return problems.push(`layer '${name}': class '${className}' is not allowed (allowed: ${ALLOWED_LAYERS.join(', ')})`);
+    problems.push(...configClassProblems(name, cfg));
     layers.push({ class_name: className, name, config: cfg, inbound: kind === 'Sequential' ? [] : inboundNames(l, name, problems) });
   });
   if (problems.length > 0) throw MlError.list('architecture_not_allowed', 'Architecture not allowed', problems);
