@@ -1,13 +1,11 @@
 import { Database } from '@app/db';
-import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Public } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
 import { REDIS } from '../infra/infra.module.js';
-import { OperationsService } from '../admin/operations.service.js';
-import { registry } from './metrics.js';
 
 const Readiness = z
   .object({
@@ -17,7 +15,7 @@ const Readiness = z
   })
   .meta({ id: 'Readiness' });
 
-const within = <T>(p: Promise<T>, ms: number) =>
+export const within = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
 
 @Public()
@@ -26,7 +24,6 @@ export class HealthController {
   constructor(
     private readonly db: Database,
     @Inject(REDIS) private readonly redis: Redis,
-    private readonly ops: OperationsService,
   ) {}
 
   @Get('healthz')
@@ -49,18 +46,5 @@ export class HealthController {
       checks: { postgres, redis },
       ...(down.length ? { message: `not ready: ${down.join(' and ')} ${down.length > 1 ? 'do' : 'does'} not answer` } : {}),
     };
-  }
-
-  @Get('metrics')
-  @Header('Content-Type', registry.contentType)
-  @Endpoint({ summary: 'Prometheus metrics (text format)', tags: ['Operations'], response: z.string() })
-  async metrics() {
-    // This process's figures, then the cluster's (jobs, queues, workers, what workers counted). If
-    // PostgreSQL or Redis cannot answer, the process's figures still go out.
-    const [own, cluster] = await Promise.all([
-      registry.metrics(),
-      within(this.ops.prometheus(), 2_000).catch((err: Error) => `# cluster-wide figures unavailable: ${err.message.replace(/\n/g, ' ')}\n`),
-    ]);
-    return `${own}\n${cluster}`;
   }
 }
