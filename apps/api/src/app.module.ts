@@ -12,7 +12,6 @@ import { DatasetsService } from './datasets/datasets.service.js';
 import { DocsController } from './docs/docs.controller.js';
 import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
-import { MetricsController } from './health/metrics.controller.js';
 import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { InfraModule } from './infra/infra.module.js';
@@ -40,7 +39,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, MetricsController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController],
       providers: [
         IdempotencyInterceptor,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
