@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
 import { recordRequest } from './health/metrics.js';
-import { answerClientError, answerExpectation, refuseMissingHost } from './http/client-errors.js';
+import { answerClientError, answerExpectation, missingHost } from './http/client-errors.js';
 import { sendError } from './http/errors.js';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
 
@@ -23,8 +23,7 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     bodyLimit: config.bodyLimitBytes,
     genReqId: () => newId('req'),
     requestIdHeader: false,
-    // Fastify's own 503 while closing is in its format: the onRequest hook below answers instead.
-    return503OnClosing: false,
+    return503OnClosing: true,
     // Parse errors, oversized headers and slow requests, answered in our shape before any route runs.
     clientErrorHandler: answerClientError,
     // Node answers a missing Host with a bodiless 400; the onRequest hook below answers in our shape.
@@ -57,19 +56,13 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
   fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));
   fastify.server.on('checkExpectation', answerExpectation);
-  let closing = false;
-  fastify.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
   // Callback-style hooks: an async hook costs a promise per request on the hottest path.
   fastify.addHook('onRequest', (req, reply, done) => {
     reply.header('Request-Id', req.id);
-    if (refuseMissingHost(req, reply, (r, err) => sendError(r, req, err))) return;
-    if (closing) {
-      // A request on a kept-alive connection while this instance drains: another instance will answer.
+    const refused = missingHost(req.raw);
+    if (refused) {
       reply.header('Connection', 'close');
-      sendError(reply, req, new ApiError(503, 'api_error', 'shutting_down', 'This API instance is shutting down; retry the request', undefined, { 'Retry-After': '1' }));
+      sendError(reply, req, refused);
       return;
     }
     done();

@@ -1,5 +1,4 @@
 import { ApiError, newId } from '@app/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 
@@ -53,13 +52,10 @@ export function answerExpectation(req: IncomingMessage, res: ServerResponse): vo
 
 /**
  * An HTTP/1.1 request with no Host: Node's own check answers 400 with no body, so the server turns it
- * off (`requireHostHeader: false`) and this `onRequest` check answers instead. True when it answered.
+ * off (`requireHostHeader: false`) and the `onRequest` hook answers this instead.
  */
-export function refuseMissingHost(req: FastifyRequest, reply: FastifyReply, send: (reply: FastifyReply, err: ApiError) => void): boolean {
-  if (req.raw.httpVersion !== '1.1' || req.headers.host !== undefined) return false;
-  reply.header('Connection', 'close');
-  send(reply, ApiError.invalid('host_header_missing', 'An HTTP/1.1 request must carry a Host header'));
-  return true;
+export function missingHost(req: IncomingMessage): ApiError | null {
+  return req.httpVersion === '1.1' && req.headers.host === undefined ? ApiError.invalid('host_header_missing', 'An HTTP/1.1 request must carry a Host header') : null;
 }
 
 function writeRaw(socket: Socket, err: ApiError): void {
