@@ -104,7 +104,7 @@ describe('admin operations', () => {
       expect(events).toEqual(expect.arrayContaining(['job.queued', 'job.retrying', 'job.started', 'job.succeeded']));
       // The other queued jobs drain too; then the cluster figures show what the workers did.
       await until('these tenants\' queued jobs to drain', async () => (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND tenant_id = ANY($1)`, [[a.id, b.id]])).rows[0].n === 0, 60_000);
-      const metrics = (await new Api(server.url).get('/metrics')).text;
+      const metrics = (await new Api(server.url, adminKey()).get('/metrics')).text;
       expect(metrics).toMatch(/^aiaas_jobs\{scope="cluster",status="succeeded"\} [1-9]/m);
       expect(metrics).toMatch(/^aiaas_job_run_seconds_count\{scope="cluster",type="inference"\} [1-9]/m);
       expect(metrics).toMatch(/^aiaas_job_wait_seconds_bucket\{scope="cluster",type="inference",le="\+Inf"\} [1-9]/m);
@@ -143,6 +143,7 @@ describe('admin operations', () => {
       ['GET', `/v1/admin/tenants/${a.id}/api-keys`],
       ['POST', `/v1/admin/tenants/${a.id}/api-keys`],
       ['DELETE', `/v1/admin/tenants/${a.id}/api-keys/key_doesnotexist0000`],
+      ['GET', '/metrics'],
     ];
     for (const [method, path] of routes) {
       const asTenant = await a.api.call(method, path, method === 'GET' || method === 'DELETE' ? {} : { body: {} });

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { createTenant, sleep } from '../support/factories.js';
+import { adminKey, createTenant, sleep } from '../support/factories.js';
 import { Api } from '../support/http.js';
 import { type RunningApi, startApi } from '../support/processes.js';
 import { PrivateRedis } from '../support/redis-server.js';
@@ -21,7 +21,7 @@ describe('two API instances', () => {
     expect((await onA.get('/v1/me')).status).toBe(200);
     expect((await onB.get('/v1/me')).status).toBe(200);
 
-    const dbLookups = async () => Number(/aiaas_api_key_lookups_total\{source="database"\} (\d+)/.exec((await new Api(b.url).get('/metrics')).text)?.[1] ?? 0);
+    const dbLookups = async () => Number(/aiaas_api_key_lookups_total\{source="database"\} (\d+)/.exec((await new Api(b.url, adminKey()).get('/metrics')).text)?.[1] ?? 0);
     const before = await dbLookups();
     for (let i = 0; i < 20; i++) expect((await onB.get('/v1/me')).status).toBe(200);
     expect(await dbLookups()).toBe(before);

@@ -125,11 +125,12 @@ describe('discovery and operations', () => {
     expect((await anon.get('/docs/assets/other.js')).status).toBe(404);
   });
 
-  it('exposes Prometheus metrics: requests by route and status, and a latency histogram', async () => {
+  it('exposes Prometheus metrics to the admin key: requests by route and status, and a latency histogram', async () => {
     const t = await createTenant(server.url);
     await t.api.get('/v1/me');
     await t.api.get('/v1/admin/tenants');
-    const r = await anon.get('/metrics');
+    expect((await anon.get('/metrics')).status).toBe(401);
+    const r = await anon.as(adminKey()).get('/metrics');
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toContain('text/plain');
     expect(r.text).toMatch(/aiaas_http_requests_total\{method="GET",route="\/v1\/me",status="200"\} \d+/);

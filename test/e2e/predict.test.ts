@@ -56,7 +56,7 @@ async function bounded<T>(count: number, limit: number, call: (i: number) => Pro
 
 /** A histogram's total count and the count of observations ≤ `le`, from GET /metrics. */
 async function histogram(name: string, le: string): Promise<{ count: number; atMost: number }> {
-  const text = (await new Api(server.url).get('/metrics')).text;
+  const text = (await new Api(server.url, adminKey()).get('/metrics')).text;
   const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
   return { count: num(new RegExp(`^${name}_count (\\d+)`, 'm')), atMost: num(new RegExp(`^${name}_bucket\\{le="${le}"\\} (\\d+)`, 'm')) };
 }
@@ -170,7 +170,7 @@ describe('POST /v1/models/{id}/predict under Prefer: wait', () => {
     }
     const count = daily.filter((d) => d.metric === 'sync_predictions').reduce((n, d) => n + d.value, 0);
     expect(count).toBeGreaterThanOrEqual(2_000);
-    const metrics = (await new Api(server.url).get('/metrics')).text;
+    const metrics = (await new Api(server.url, adminKey()).get('/metrics')).text;
     expect(Number(/aiaas_sync_predictions_total\{outcome="succeeded"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2_000);
     expect(metrics).toMatch(/aiaas_sync_prediction_duration_seconds_count \d+/);
   });

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
 import { recordRequest } from './health/metrics.js';
+import { answerClientError, answerExpectation, missingHost } from './http/client-errors.js';
 import { sendError } from './http/errors.js';
 import { TimedBody } from './http/body-timeout.js';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
@@ -24,6 +25,10 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     genReqId: () => newId('req'),
     requestIdHeader: false,
     return503OnClosing: true,
+    // Parse errors, oversized headers and slow requests, answered in our shape before any route runs.
+    clientErrorHandler: answerClientError,
+    // Node answers a missing Host with a bodiless 400; the onRequest hook below answers in our shape.
+    http: { requireHostHeader: false },
     routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: true },
     // Errors the router raises before any hook runs (bad URL encoding, over-long ids) get our shape too.
     frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => {
@@ -51,9 +56,16 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
   fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
   fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));
+  fastify.server.on('checkExpectation', answerExpectation);
   // Callback-style hooks: an async hook costs a promise per request on the hottest path.
   fastify.addHook('onRequest', (req, reply, done) => {
     reply.header('Request-Id', req.id);
+    const refused = missingHost(req.raw);
+    if (refused) {
+      reply.header('Connection', 'close');
+      sendError(reply, req, refused);
+      return;
+    }
     done();
   });
   // Bodies can be large (dataset records, imported models): read none from a caller without a key.

@@ -32,4 +32,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ PREDICT_BATCH_MAX_ROWS: '1', PREDICT_BATCH_DELAY_MS: '0.5' })).toMatchObject({ predictBatchMaxRows: 1, predictBatchDelayMs: 0.5 });
     expect(() => loadConfig({ PREDICT_BATCH_MAX_ROWS: '0' })).toThrow(/PREDICT_BATCH_MAX_ROWS/);
   });
+
+  it('lets nobody but the admin read /metrics by default, and parses the scraper settings', () => {
+    expect(loadConfig({})).toMatchObject({ metricsToken: null, metricsAllowFrom: [] });
+    const c = loadConfig({ METRICS_TOKEN: 'm'.repeat(24), METRICS_ALLOW_FROM: ' 10.0.5.0/24, 2001:db8:5::/48,192.0.2.7 ' });
+    expect(c.metricsToken).toBe('m'.repeat(24));
+    expect(c.metricsAllowFrom).toEqual([
+      { address: '10.0.5.0', prefix: 24, family: 'ipv4' },
+      { address: '2001:db8:5::', prefix: 48, family: 'ipv6' },
+      { address: '192.0.2.7', prefix: 32, family: 'ipv4' },
+    ]);
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: must be at least 24 characters/);
+    for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '10.0.0.0/x', '::/129']) {
+      expect(() => loadConfig({ METRICS_ALLOW_FROM: bad })).toThrow(/METRICS_ALLOW_FROM: .* is not an IP address or CIDR/);
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import { DEFAULT_SCHEDULE_TEXT, parseAllowedHosts, parseEncryptionKey, parseSchedule } from '@app/webhooks';
 import { createHash, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -111,6 +112,20 @@ const EnvSchema = z.object({
   IMPORT_CHECK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** Imports of one tenant waiting for their load check at once (across API instances); more: 429. */
   IMPORT_CHECKS_PER_TENANT: z.coerce.number().int().min(1).max(100).default(2),
+  // ---- GET /metrics: the admin key, or one of these --------------------------------------------
+  /** A bearer token for Prometheus scrapers only (at least 24 characters); unset: none. */
+  METRICS_TOKEN: z.string().min(24, 'must be at least 24 characters').regex(/^\S+$/, 'must not contain spaces').optional(),
+  /** Scraper addresses answered without a key, comma-separated CIDRs or addresses (e.g. `10.0.5.0/24`); unset: none. */
+  METRICS_ALLOW_FROM: z
+    .string()
+    .default('')
+    .superRefine((v, ctx) => {
+      try {
+        parseCidrs(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
 });
 
 export interface AppConfig {
@@ -169,6 +184,16 @@ export interface AppConfig {
   // ---- Model imports ----
   importCheckTimeoutMs: number;
   importChecksPerTenant: number;
+  // ---- GET /metrics ----
+  metricsToken: string | null;
+  /** Networks whose scrapers need no key (METRICS_ALLOW_FROM). */
+  metricsAllowFrom: readonly Cidr[];
+}
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
 }
 
 export class ConfigError extends Error {}
@@ -230,7 +255,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 
     importCheckTimeoutMs: e.IMPORT_CHECK_TIMEOUT_MS,
     importChecksPerTenant: e.IMPORT_CHECKS_PER_TENANT,
+    metricsToken: e.METRICS_TOKEN ?? null,
+    metricsAllowFrom: parseCidrs(e.METRICS_ALLOW_FROM),
   };
+}
+
+/** `10.0.5.0/24, 2001:db8::/48, 192.0.2.7`: a bare address is a single host. */
+export function parseCidrs(text: string): Cidr[] {
+  const out: Cidr[] = [];
+  for (const item of text.split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const [address, bits, extra] = entry.split('/');
+    const version = isIP(address);
+    const max = version === 6 ? 128 : 32;
+    const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+    if (version === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) throw new Error(`'${entry}' is not an IP address or CIDR (a.b.c.d/n, x:y::/n)`);
+    out.push({ address, prefix, family: version === 6 ? 'ipv6' : 'ipv4' });
+  }
+  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { describe, expect, it, jest } from '@jest/globals';
+import { networkInterfaces } from 'node:os';
 import { blockedReason, checkDestination, DestinationRefused, parseAllowedHosts, type LookupFn } from './destination.js';
 
 const PUBLIC_V4 = '93.184.215.14';
@@ -13,6 +14,8 @@ const lookup: LookupFn = async (host) => {
     'mixed6.example': [PUBLIC_V6, 'fd12::1'],
     'metadata.example': ['169.254.169.254'],
     'rebind.example': ['127.0.0.1'],
+    'doc.example': [PUBLIC_V4, '2001:db8::5'],
+    'self.example': ['93.184.215.99'],
     'empty.example': [],
   };
   const addresses = table[host];
@@ -21,10 +24,12 @@ const lookup: LookupFn = async (host) => {
 };
 
 const none = new Set<string>();
+/** The tables below judge ranges only, whatever this machine's own addresses are (the tests of those come after). */
+const notMine = () => null;
 
 async function refusal(url: string, allowedHosts: ReadonlySet<string> = none): Promise<DestinationRefused> {
   try {
-    await checkDestination(url, { allowedHosts, lookup });
+    await checkDestination(url, { allowedHosts, lookup, ownAddresses: notMine });
   } catch (err) {
     if (err instanceof DestinationRefused) return err;
     throw err;
@@ -72,6 +77,16 @@ describe('the SSRF guard', () => {
     ['http://224.0.0.251', 'address_not_allowed', /a multicast address \(224\.0\.0\.0\/4\)/],
     ['http://240.0.0.1', 'address_not_allowed', /a reserved address \(240\.0\.0\.0\/4\)/],
     ['http://255.255.255.255', 'address_not_allowed', /the broadcast address/],
+    ['http://192.0.2.2:3950/', 'address_not_allowed', /host 192\.0\.2\.2 is a documentation address \(TEST-NET-1\) \(192\.0\.2\.0\/24\)/],
+    ['http://198.51.100.1/', 'address_not_allowed', /a documentation address \(TEST-NET-2\) \(198\.51\.100\.0\/24\)/],
+    ['http://203.0.113.1/', 'address_not_allowed', /a documentation address \(TEST-NET-3\) \(203\.0\.113\.0\/24\)/],
+    ['http://192.88.99.1/', 'address_not_allowed', /a deprecated 6to4 relay anycast address \(192\.88\.99\.0\/24\)/],
+    ['http://[2001:db8::1]/', 'address_not_allowed', /host 2001:db8::1 is a documentation address \(2001:db8::\/32\)/],
+    ['http://[3fff::1]/', 'address_not_allowed', /a documentation address \(3fff::\/20\)/],
+    ['http://[2001:2::1]/', 'address_not_allowed', /a benchmarking address \(2001:2::\/48\)/],
+    ['http://[64:ff9b:1::1]/', 'address_not_allowed', /a local-use NAT64 address/],
+    ['http://[::ffff:192.0.2.2]:3950/', 'address_not_allowed', /IPv4-mapped .* of 192\.0\.2\.2, a documentation address \(TEST-NET-1\)/],
+    ['http://doc.example/', 'address_not_allowed', /host doc\.example resolves to 2001:db8::5, a documentation address \(2001:db8::\/32\)/],
     ['http://internal.example/hook', 'address_not_allowed', /host internal\.example resolves to 10\.1\.2\.3, a private address \(10\.0\.0\.0\/8\)/],
     ['https://INTERNAL.Example./hook', 'dns_failed', /host internal\.example\. does not resolve \(ENOTFOUND\)/],
     ['http://mixed.example', 'address_not_allowed', /resolves to 192\.168\.0\.7, a private address/],
@@ -149,6 +164,35 @@ describe('the SSRF guard', () => {
     });
     expect((await refusal('ftp://127.0.0.1/', allowed)).code).toBe('scheme_not_allowed');
     expect((await refusal('http://u:p@127.0.0.1/', allowed)).code).toBe('credentials_not_allowed');
+  });
+
+  it("refuses this host's own addresses and its gateway, whatever their range and spelling", async () => {
+    // A host whose NIC carries a public address (as in clouds): the range check alone would allow it.
+    const own = (a: string) => (a === '93.184.215.99' ? 'an address of this host (interface eth0)' : a === '93.184.215.1' ? "this host's default gateway (via eth0)" : null);
+    const refuse = async (url: string) => {
+      const err = await checkDestination(url, { allowedHosts: none, lookup, ownAddresses: own }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DestinationRefused);
+      expect((err as DestinationRefused).code).toBe('address_not_allowed');
+      return (err as DestinationRefused).message;
+    };
+    expect(await refuse('http://93.184.215.99:3950/')).toBe('host 93.184.215.99 is an address of this host (interface eth0)');
+    expect(await refuse('http://[::ffff:93.184.215.99]:3950/')).toMatch(/IPv4-mapped address \(::ffff:0:0\/96\) of 93\.184\.215\.99, an address of this host/);
+    expect(await refuse('http://1572394851/')).toMatch(/host 93\.184\.215\.99 is an address of this host/); // decimal form
+    expect(await refuse('http://self.example/')).toBe('host self.example resolves to 93.184.215.99, an address of this host (interface eth0)');
+    expect(await refuse('http://93.184.215.1/')).toBe("host 93.184.215.1 is this host's default gateway (via eth0)");
+    // Other public addresses, and the allow-list, are as before.
+    await expect(checkDestination(`http://${PUBLIC_V4}/`, { allowedHosts: none, ownAddresses: own })).resolves.toMatchObject({ address: PUBLIC_V4 });
+    await expect(checkDestination('http://93.184.215.99/', { allowedHosts: parseAllowedHosts('93.184.215.99'), ownAddresses: own })).resolves.toMatchObject({ address: '93.184.215.99' });
+  });
+
+  it("refuses this machine's real interface addresses by default", async () => {
+    for (const entries of Object.values(networkInterfaces())) {
+      for (const e of entries ?? []) {
+        if (e.family !== 'IPv4' || e.internal) continue;
+        const err = await checkDestination(`http://${e.address}:3950/`, { allowedHosts: none }).catch((x: unknown) => x);
+        expect((err as DestinationRefused).message).toMatch(/an address of this host \(interface /);
+      }
+    }
   });
 
   it('classifies addresses, zone ids included', () => {

@@ -3,8 +3,9 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { IS_ADMIN, IS_PUBLIC, type Principal, REQUIRED_SCOPE } from './principal.js';
+import { IS_ADMIN, IS_PUBLIC, IS_SCRAPE, type Principal, REQUIRED_SCOPE } from './principal.js';
 import { RateLimiter } from './rate-limiter.js';
+import { ScraperAccess } from './scraper-access.js';
 
 /**
  * The one global guard: every route needs a key unless it says @Public(). Passport's bearer
@@ -16,6 +17,7 @@ export class ApiKeyGuard extends AuthGuard('api-key') {
   constructor(
     private readonly reflector: Reflector,
     private readonly rateLimiter: RateLimiter,
+    private readonly scrapers: ScraperAccess,
   ) {
     super();
   }
@@ -23,8 +25,9 @@ export class ApiKeyGuard extends AuthGuard('api-key') {
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    await super.canActivate(context);
     const req = context.switchToHttp().getRequest<FastifyRequest>();
+    if (this.reflector.getAllAndOverride<boolean>(IS_SCRAPE, targets) && this.scrapers.allows(req)) return true;
+    await super.canActivate(context);
     const principal = req.user as Principal;
     const adminRoute = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
     if (adminRoute && principal.kind !== 'admin') {

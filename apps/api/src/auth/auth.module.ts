@@ -8,6 +8,7 @@ import { UsageCache } from '../me/usage-cache.js';
 import { ValidationGuard } from '../http/validation.guard.js';
 import { KeyStore } from './key-store.js';
 import { RateLimiter } from './rate-limiter.js';
+import { ScraperAccess } from './scraper-access.js';
 
 @Module({
   imports: [PassportModule.register({ session: false })],
@@ -17,6 +18,7 @@ import { RateLimiter } from './rate-limiter.js';
     UsageCache,
     RateLimiter,
     ApiKeyStrategy,
+    ScraperAccess,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
     // Second: validation after authentication (a 401 before a 400), and before any interceptor,
     // so that a malformed request never claims an idempotency key.

@@ -43,12 +43,15 @@ declare module 'fastify' {
 
 export const IS_PUBLIC = 'aiaas:public';
 export const IS_ADMIN = 'aiaas:admin';
+export const IS_SCRAPE = 'aiaas:scrape';
 export const REQUIRED_SCOPE = 'aiaas:scope';
 
 /** The only way out of authentication. */
 export const Public = () => SetMetadata(IS_PUBLIC, true);
 /** Admin keys only; tenant keys get 403. */
 export const Admin = () => SetMetadata(IS_ADMIN, true);
+/** With @Admin(): a Prometheus scraper may also come in without a key (METRICS_TOKEN, METRICS_ALLOW_FROM; see ScraperAccess). */
+export const Scrape = () => SetMetadata(IS_SCRAPE, true);
 /** The scope a tenant key needs for this route. */
 export const RequireScope = (scope: Scope) => SetMetadata(REQUIRED_SCOPE, scope);
 

@@ -2,7 +2,7 @@ import { Injectable, RequestMethod } from '@nestjs/common';
 import { INTERCEPTORS_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { z } from 'zod';
-import { IS_ADMIN, IS_PUBLIC, REQUIRED_SCOPE } from '../auth/principal.js';
+import { IS_ADMIN, IS_PUBLIC, IS_SCRAPE, REQUIRED_SCOPE } from '../auth/principal.js';
 import { ENDPOINT, type EndpointSpec } from '../http/endpoint.js';
 import { IdempotencyInterceptor } from '../http/idempotency.interceptor.js';
 import { ErrorSchema } from '../http/schemas.js';
@@ -65,6 +65,7 @@ export class OpenApiBuilder {
         const targets = [handler, metatype];
         const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ?? false;
         const isAdmin = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
+        const scrapers = this.reflector.getAllAndOverride<boolean>(IS_SCRAPE, targets) ?? false;
         const scope = this.reflector.getAllAndOverride<string | undefined>(REQUIRED_SCOPE, targets);
 
         const parameters: unknown[] = [];
@@ -114,7 +115,7 @@ export class OpenApiBuilder {
           summary: spec.summary,
           ...(spec.description ? { description: spec.description } : {}),
           tags: spec.tags,
-          security: isPublic ? [] : [{ [isAdmin ? 'adminKey' : 'tenantKey']: [] }],
+          security: isPublic ? [] : [{ [isAdmin ? 'adminKey' : 'tenantKey']: [] }, ...(scrapers ? [{ metricsToken: [] }] : [])],
           ...(scope ? { 'x-required-scope': scope } : {}),
           parameters,
           ...(spec.body
@@ -146,6 +147,7 @@ export class OpenApiBuilder {
         securitySchemes: {
           tenantKey: { type: 'http', scheme: 'bearer', description: 'A tenant key: aik_...' },
           adminKey: { type: 'http', scheme: 'bearer', description: 'An admin key: adm_...' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: "The operator's METRICS_TOKEN, for Prometheus scrapers (GET /metrics only)" },
         },
       },
     };

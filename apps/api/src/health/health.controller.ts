@@ -3,7 +3,7 @@ import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { Public } from '../auth/principal.js';
+import { Admin, Public, Scrape } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
 import { REDIS } from '../infra/infra.module.js';
 import { OperationsService } from '../admin/operations.service.js';
@@ -20,7 +20,7 @@ const Readiness = z
 const within = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
 
-@Public()
+/** Probes for load balancers (public), and the Prometheus figures, which are the operator's. */
 @Controller()
 export class HealthController {
   constructor(
@@ -30,12 +30,14 @@ export class HealthController {
   ) {}
 
   @Get('healthz')
+  @Public()
   @Endpoint({ summary: 'The process lives', tags: ['Operations'], response: z.object({ status: z.literal('ok') }) })
   healthz() {
     return { status: 'ok' as const };
   }
 
   @Get('readyz')
+  @Public()
   @Endpoint({ summary: 'PostgreSQL and Redis answer (503 naming the one that does not)', tags: ['Operations'], response: Readiness, errors: [503] })
   async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
     const [postgres, redis] = await Promise.all([
@@ -52,8 +54,15 @@ export class HealthController {
   }
 
   @Get('metrics')
+  @Admin()
+  @Scrape()
   @Header('Content-Type', registry.contentType)
-  @Endpoint({ summary: 'Prometheus metrics (text format)', tags: ['Operations'], response: z.string() })
+  @Endpoint({
+    summary: 'Prometheus metrics (text format)',
+    description: 'Needs the admin key, or the METRICS_TOKEN as bearer token, or a scraper address in METRICS_ALLOW_FROM.',
+    tags: ['Operations'],
+    response: z.string(),
+  })
   async metrics() {
     // This process's figures, then the cluster's (jobs, queues, workers, what workers counted). If
     // PostgreSQL or Redis cannot answer, the process's figures still go out.

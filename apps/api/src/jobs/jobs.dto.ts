@@ -13,7 +13,7 @@ const WebhookEvents = z.array(z.enum(['start', 'progress', 'completed'])).max(3)
 const common = {
   metadata: Metadata.optional(),
   resources: Resources.optional(),
-  webhook_url: z.string().url().max(2000).optional(),
+  webhook_url: z.string().url().max(2000).optional().describe('checked at submission as a webhook endpoint URL is (400 url_not_allowed)'),
   webhook_events: WebhookEvents.optional().describe('default ["completed"]'),
 };
 const VersionChoice = {

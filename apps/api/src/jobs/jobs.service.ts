@@ -13,6 +13,7 @@ import { UsageCache } from '../me/usage-cache.js';
 import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
+import { checkWebhookUrl } from '../webhooks/webhook-url.js';
 
 
 @Injectable()
@@ -51,6 +52,8 @@ export class JobsService implements OnApplicationShutdown {
     if (dataset && fromDbTask(dataset.task) !== task) {
       throw ApiError.invalid('task_mismatch', `Dataset '${dataset.id}' is for ${fromDbTask(dataset.task)}; model '${model.name}' is for ${task}`, 'dataset');
     }
+    // Checked as an endpoint's URL is: a refusal at delivery would be one the tenant never sees.
+    if (body.webhook_url !== undefined) await checkWebhookUrl(body.webhook_url, this.config.webhookAllowedHosts, 'webhook_url');
     const data: NewJob = {
       type: body.type,
       modelId: model.id,

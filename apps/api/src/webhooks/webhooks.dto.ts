@@ -2,7 +2,7 @@ import { type MessageWithLog, WEBHOOK_EVENT_TYPES, type WebhookEndpoint } from '
 import { z } from 'zod';
 import { iso, Timestamp } from '../http/schemas.js';
 
-const Url = z.string().trim().min(1).max(2000).describe('http or https; hosts that resolve to private, loopback or link-local addresses are refused');
+const Url = z.string().trim().min(1).max(2000).describe('http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service\'s own host');
 const Events = z
   .array(z.enum(WEBHOOK_EVENT_TYPES))
   .max(WEBHOOK_EVENT_TYPES.length)

@@ -2,12 +2,13 @@ import { ApiError, newId } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AuditRepository, Database, type PageQuery, toPage, type WebhookEndpoint, WebhookRepository } from '@app/db';
 import { bullPrefix, WEBHOOKS_QUEUE } from '@app/queue';
-import { checkDestination, decryptSecret, DestinationRefused, encryptSecret, newSecret } from '@app/webhooks';
+import { decryptSecret, encryptSecret, newSecret } from '@app/webhooks';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { z } from 'zod';
 import type { Actor } from '../http/actor.js';
 import { type CreateWebhookBody, deliveryView, type UpdateWebhookBody, webhookView } from './webhooks.dto.js';
+import { checkWebhookUrl } from './webhook-url.js';
 
 /**
  * Webhook endpoints of a tenant (API.md, "Webhooks"). Secrets are generated here, shown once, and
@@ -132,15 +133,8 @@ export class WebhooksService implements OnApplicationShutdown {
     return endpoint;
   }
 
-  /** The URL as it will be called, or a 400 naming why it cannot be (the SSRF guard). */
-  private async checkUrl(raw: string): Promise<string> {
-    try {
-      const checked = await checkDestination(raw, { allowedHosts: this.config.webhookAllowedHosts });
-      return checked.url.toString();
-    } catch (err) {
-      if (err instanceof DestinationRefused) throw ApiError.invalid(err.code === 'address_not_allowed' ? 'url_not_allowed' : err.code, err.message, 'url');
-      throw err;
-    }
+  private checkUrl(raw: string): Promise<string> {
+    return checkWebhookUrl(raw, this.config.webhookAllowedHosts, 'url');
   }
 
   private encrypt(secret: string): string {

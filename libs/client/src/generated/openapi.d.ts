@@ -25,7 +25,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text format) */
+        /**
+         * Prometheus metrics (text format)
+         * @description Needs the admin key, or the METRICS_TOKEN as bearer token, or a scraper address in METRICS_ALLOW_FROM.
+         */
         get: operations["Health_metrics"];
         put?: never;
         post?: never;
@@ -1443,6 +1446,33 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -3625,7 +3655,10 @@ export interface operations {
                     type: "training";
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3644,7 +3677,10 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3667,7 +3703,10 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 };
             };
@@ -5479,7 +5518,7 @@ export interface operations {
                     description?: string;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
+                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
                     url: string;
                 };
             };
@@ -5782,7 +5821,7 @@ export interface operations {
                     enabled?: boolean;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
+                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
                     url?: string;
                 };
             };
