@@ -64,7 +64,7 @@ export class JobsController {
   @RequireScope('jobs:read')
   @Endpoint({
     summary: "A job's events as Server-Sent Events: its history, then live until it ends",
-    description: 'Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
+    description: 'Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
     tags,
     params: JobParams,
     response: z.string(),
