@@ -169,6 +169,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId), {
       holds: (jobId) => this.scheduler.holds(jobId),
       enqueue: (job) => this.schedule(job),
+      remove: (job) => this.scheduler.remove(job),
     });
     this.reconciler.start();
     const leaseMs = schedulerLeaseMs(this.config);

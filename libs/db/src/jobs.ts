@@ -132,6 +132,15 @@ export class JobRepository {
     return this.db.prisma.job.findMany({ where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { createdAt: 'asc' }, take: limit });
   }
 
+  /** GPU jobs queued (since their last change of state) for longer than `olderThanMs`, oldest first. */
+  queuedForGpuBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
+    return this.db.prisma.job.findMany({
+      where: { status: 'queued', accelerator: 'gpu', updatedAt: { lt: new Date(Date.now() - olderThanMs) } },
+      orderBy: { updatedAt: 'asc' },
+      take: limit,
+    });
+  }
+
   /**
    * Applies a guarded transition and writes its event, in one transaction. Returns the updated job
    * and the event, or null when the job was not in one of `from` (someone else moved it first).
