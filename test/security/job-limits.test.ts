@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { buildPreset } from '../../libs/ml/src/presets.js';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { createTenant, type TenantFixture, until } from '../support/factories.js';
+import { adminKey, createTenant, type TenantFixture, until } from '../support/factories.js';
+import { Api } from '../support/http.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
 // A hostile tenant against the job limits (issue 13, findings 5, 8d, 8g), end to end: the real API
@@ -199,6 +200,15 @@ describe('max_job_seconds', () => {
     });
     expect((await row(long.body.id)).attempts).toBe(1);
     expect(entry.failedReason).toContain('max_job_seconds');
+
+    // An admin's retry is a new run, with a whole max_job_seconds again (not failed at once).
+    expect((await new Api(server.url, adminKey()).post(`/v1/admin/jobs/${long.body.id}/retry`, {})).status).toBe(200);
+    const again = await until('the retried training to end', async () => {
+      const r = await row(long.body.id);
+      return r.status === 'failed' && r.attempts === 2 ? r : null;
+    }, 30_000);
+    expect(again.error).toMatchObject({ code: 'max_job_seconds' });
+    expect(again.finished_at!.getTime() - again.started_at!.getTime()).toBeGreaterThanOrEqual(2_000);
   }, 90_000);
 });
 
