@@ -78,7 +78,8 @@ interface JobRow {
   finished_at: Date | null;
   compute_seconds: number;
 }
-const row = async (id: string) => (await db.query<JobRow>('SELECT status, attempts, error, started_at, finished_at, compute_seconds FROM jobs WHERE id = $1', [id])).rows[0];
+const row = async (id: string) =>
+  (await db.query<JobRow>('SELECT status, attempts, error, started_at, finished_at, compute_seconds FROM jobs WHERE id = $1', [id])).rows[0];
 const eventsOf = async (id: string) =>
   (await db.query<{ seq: string; type: string; data: Record<string, any> }>('SELECT seq, type, data FROM job_events WHERE job_id = $1 ORDER BY seq', [id])).rows;
 
@@ -255,7 +256,8 @@ describe('the per-job numbering migration', () => {
     url.pathname = `${url.pathname}_seq`;
     const all = join(process.cwd(), 'prisma/migrations');
     const before = mkdtempSync(join(tmpdir(), 'migrations-'));
-    for (const name of readdirSync(all).filter((n) => n === 'migration_lock.toml' || n < '20261202000000_job_event_seq')) cpSync(join(all, name), join(before, name), { recursive: true });
+    const earlier = readdirSync(all).filter((n) => n === 'migration_lock.toml' || n < '20261202000000_job_event_seq');
+    for (const name of earlier) cpSync(join(all, name), join(before, name), { recursive: true });
     await dropDatabase(url.toString());
     await ensureDatabase(url.toString());
     const old = new pg.Client({ connectionString: url.toString() });
@@ -265,9 +267,15 @@ describe('the per-job numbering migration', () => {
       await old.query(`INSERT INTO tenants (id, name, updated_at) VALUES ('ten_a', 'a', now())`);
       await old.query(`INSERT INTO jobs (id, tenant_id, type, model_id, updated_at) VALUES ('job_1', 'ten_a', 'training', 'mdl_x', now()), ('job_2', 'ten_a', 'training', 'mdl_x', now())`);
       // Two jobs' events interleaved on the old global sequence.
-      for (const [id, job, type] of [['e1', 'job_1', 'job.queued'], ['e2', 'job_2', 'job.queued'], ['e3', 'job_1', 'job.started'], ['e4', 'job_2', 'job.started'], ['e5', 'job_2', 'job.failed'], ['e6', 'job_1', 'job.succeeded']]) {
-        await old.query('INSERT INTO job_events (id, job_id, type) VALUES ($1, $2, $3)', [id, job, type]);
-      }
+      const interleaved = [
+        ['e1', 'job_1', 'job.queued'],
+        ['e2', 'job_2', 'job.queued'],
+        ['e3', 'job_1', 'job.started'],
+        ['e4', 'job_2', 'job.started'],
+        ['e5', 'job_2', 'job.failed'],
+        ['e6', 'job_1', 'job.succeeded'],
+      ];
+      for (const e of interleaved) await old.query('INSERT INTO job_events (id, job_id, type) VALUES ($1, $2, $3)', e);
       await migrate(url.toString(), all);
       const events = (await old.query<{ id: string; job_id: string; seq: string }>('SELECT id, job_id, seq FROM job_events ORDER BY job_id, seq')).rows;
       expect(events.map((e) => [e.job_id, Number(e.seq), e.id])).toEqual([
@@ -328,7 +336,8 @@ describe('max_job_seconds across a worker crash', () => {
     const starts = (await db.query<{ created_at: Date }>(`SELECT created_at FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`, [job.body.id])).rows;
     expect(starts).toHaveLength(2);
     const deadline = running.started_at!.getTime() + 10_000;
-    process.stdout.write(`max_job_seconds after a crash: retry started ${(starts[1].created_at.getTime() - running.started_at!.getTime()) / 1000} s, ended ${(ended.finished_at!.getTime() - running.started_at!.getTime()) / 1000} s after the first start\n`);
+    const after = (d: Date) => (d.getTime() - running.started_at!.getTime()) / 1000;
+    process.stdout.write(`max_job_seconds after a crash: retry started ${after(starts[1].created_at)} s, ended ${after(ended.finished_at!)} s after the first start\n`);
     // A fresh 10 s for the retry would end it no sooner than 10 s after the second start.
     expect(ended.finished_at!.getTime()).toBeLessThan(Math.max(deadline, starts[1].created_at.getTime()) + 2_000);
   }, 120_000);

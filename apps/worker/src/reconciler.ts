@@ -27,7 +27,11 @@ export class Reconciler {
     private readonly redis: Redis,
     private readonly log: Logger,
     private readonly publish: (event: JobEvent | null, tenantId?: string) => void,
-    private readonly scheduler: { holds(jobId: string): Promise<boolean>; enqueue(job: SchedulableJob): Promise<void>; remove(job: SchedulableJob): Promise<boolean> },
+    private readonly scheduler: {
+      holds(jobId: string): Promise<boolean>;
+      enqueue(job: SchedulableJob): Promise<void>;
+      remove(job: SchedulableJob): Promise<boolean>;
+    },
   ) {}
 
   start(): void {
@@ -61,7 +65,10 @@ export class Reconciler {
     if (waiting.length === 0 || (await this.jobs.gpuWorkerOnline(WORKER_STALE_MS))) return;
     const error = { code: 'no_gpu_worker', message: `The job asked for a GPU (resources.accelerator "gpu") and no GPU worker came online within ${limit} s` };
     for (const job of waiting) {
-      const r = await this.jobs.transition(job.id, ['queued'], { status: 'failed', error, finishedAt: new Date() }, { type: 'job.failed', data: { error, attempt: job.attempts } });
+      const r = await this.jobs.transition(job.id, ['queued'], { status: 'failed', error, finishedAt: new Date() }, {
+        type: 'job.failed',
+        data: { error, attempt: job.attempts },
+      });
       if (!r) continue;
       this.publish(r.event, job.tenantId);
       // Out of the scheduler's waiting list, and out of BullMQ should it have been dispatched.
