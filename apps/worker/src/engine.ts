@@ -44,18 +44,35 @@ const CONCURRENCY_RETRY_MS = 500;
 /** A worker with free slots asks the scheduler for work at least this often (new work also wakes it over pub/sub). */
 const DISPATCH_INTERVAL_MS = 250;
 
+/** setTimeout's longest delay; a later deadline is re-armed on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A job this worker is running: how to stop it, and why it was stopped. */
 class RunningJob {
   readonly controller = new AbortController();
-  reason: 'cancel' | 'shutdown' | null = null;
+  reason: 'cancel' | 'shutdown' | 'deadline' | null = null;
   /** Whether it holds a slot lease in the scheduler (released when the job lets go of its slot). */
   leased = false;
+  /** The tenant's max_job_seconds, once the job has started under it. */
+  limitSeconds: number | null = null;
+  private timer?: NodeJS.Timeout;
 
   constructor(readonly tenantId: string) {}
 
-  abort(reason: 'cancel' | 'shutdown'): void {
+  abort(reason: 'cancel' | 'shutdown' | 'deadline'): void {
     this.reason ??= reason;
     this.controller.abort();
+  }
+
+  /** Stops the job at `at` (epoch ms), or at once when that has passed (a retry past its deadline). */
+  stopAt(at: number): void {
+    const left = at - Date.now();
+    if (left <= 0) return this.abort('deadline');
+    this.timer = setTimeout(() => this.stopAt(at), Math.min(left, MAX_TIMER_MS));
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
   }
 }
 
@@ -152,6 +169,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId), {
       holds: (jobId) => this.scheduler.holds(jobId),
       enqueue: (job) => this.schedule(job),
+      remove: (job) => this.scheduler.remove(job),
     });
     this.reconciler.start();
     const leaseMs = schedulerLeaseMs(this.config);
@@ -260,6 +278,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       try {
         return await this.execute(bull, token, run);
       } finally {
+        run.dispose();
         this.running.delete(jobId);
         this.heartbeat.currentJobs.delete(jobId);
         if (run.leased) await this.scheduler.release(run.tenantId, jobId).catch((err: Error) => this.log.warn(`release of ${jobId}: ${err.message}`));
@@ -301,6 +320,9 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     this.publish(started.event, started.job.tenantId);
     const job = started.job;
     if (job.cancelRequested) run.abort('cancel');
+    // max_job_seconds counts from the first start, so a crash and a retry elsewhere do not reset it.
+    run.limitSeconds = started.quotas.max_job_seconds;
+    run.stopAt(job.startedAt!.getTime() + run.limitSeconds * 1000);
 
     const t0 = performance.now();
     let progress: Promise<void> = Promise.resolve();
@@ -341,6 +363,15 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   }
 
   private async failed(bull: BullJob<JobPayload>, token: string | undefined, job: Job, run: RunningJob, err: unknown, seconds: number): Promise<unknown> {
+    if (run.reason === 'deadline') {
+      const error = {
+        code: 'max_job_seconds',
+        message: `The job ran past its max_job_seconds of ${run.limitSeconds} s (counted from its first start, ${job.startedAt!.toISOString()}) and was stopped`,
+      };
+      this.log.log(`job ${job.id} stopped: ${error.message}`);
+      await this.finishFailed(job, error, seconds);
+      throw new UnrecoverableError(`${error.code}: ${error.message}`);
+    }
     const canceled = isMlError(err) && err.code === 'canceled';
     if (canceled && run.reason === 'shutdown') return this.handBack(bull, token, job);
     if (canceled || run.reason === 'cancel') {

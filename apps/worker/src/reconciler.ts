@@ -1,5 +1,5 @@
 import type { AppConfig } from '@app/config';
-import type { Job, JobEvent, JobRepository } from '@app/db';
+import { type Job, type JobEvent, type JobRepository, WORKER_STALE_MS } from '@app/db';
 import { type JobQueues, queueName, redisKey, type SchedulableJob } from '@app/queue';
 import type { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -12,7 +12,9 @@ import type { Redis } from 'ioredis';
  *   BullMQ holds as completed or failed (its attempt ended without the row saying so) too;
  * - a `running` job untouched for three lock durations whose queue entry is gone, completed or
  *   failed (its worker died in a way BullMQ could not hand back, e.g. the stall limit) goes back
- *   to `queued` and is enqueued, or is failed with `worker_lost` once its attempts are spent.
+ *   to `queued` and is enqueued, or is failed with `worker_lost` once its attempts are spent;
+ * - a gpu job queued for JOB_GPU_WAIT_TIMEOUT_SECONDS while no GPU worker is online is failed
+ *   with `no_gpu_worker` and leaves the scheduler (else it would wait forever).
  */
 export class Reconciler {
   private timer?: NodeJS.Timeout;
@@ -25,7 +27,11 @@ export class Reconciler {
     private readonly redis: Redis,
     private readonly log: Logger,
     private readonly publish: (event: JobEvent | null, tenantId?: string) => void,
-    private readonly scheduler: { holds(jobId: string): Promise<boolean>; enqueue(job: SchedulableJob): Promise<void> },
+    private readonly scheduler: {
+      holds(jobId: string): Promise<boolean>;
+      enqueue(job: SchedulableJob): Promise<void>;
+      remove(job: SchedulableJob): Promise<boolean>;
+    },
   ) {}
 
   start(): void {
@@ -43,12 +49,32 @@ export class Reconciler {
     try {
       const won = await this.redis.set(redisKey(this.config, 'reconciler', 'lock'), this.config.instanceId, 'PX', this.config.workerReconcileIntervalMs, 'NX');
       if (won !== 'OK') return null;
+      await this.expireGpuWaits();
       return (await this.queued()) + (await this.running());
     } catch (err) {
       this.log.warn(`reconciler: ${(err as Error).message}`);
       return null;
     } finally {
       this.busy = false;
+    }
+  }
+
+  private async expireGpuWaits(): Promise<void> {
+    const limit = this.config.jobGpuWaitTimeoutSeconds;
+    const waiting = await this.jobs.queuedForGpuBefore(limit * 1000);
+    if (waiting.length === 0 || (await this.jobs.gpuWorkerOnline(WORKER_STALE_MS))) return;
+    const error = { code: 'no_gpu_worker', message: `The job asked for a GPU (resources.accelerator "gpu") and no GPU worker came online within ${limit} s` };
+    for (const job of waiting) {
+      const r = await this.jobs.transition(job.id, ['queued'], { status: 'failed', error, finishedAt: new Date() }, {
+        type: 'job.failed',
+        data: { error, attempt: job.attempts },
+      });
+      if (!r) continue;
+      this.publish(r.event, job.tenantId);
+      // Out of the scheduler's waiting list, and out of BullMQ should it have been dispatched.
+      await this.scheduler.remove(job).catch(() => false);
+      await this.queues.remove(job).catch(() => false);
+      this.log.warn(`reconciler: ${job.id} failed: no GPU worker within ${limit} s`);
     }
   }
 

@@ -1,6 +1,6 @@
 import { effectiveQuotas, pickByWeight } from '@app/common';
 import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
-import type { EpochProgress, Hyperparameters, Row } from '@app/ml';
+import { type EpochProgress, type Hyperparameters, MlError, type Row } from '@app/ml';
 import { inferenceResult } from '@app/queue';
 import type { ComputePool } from './compute/pool.js';
 import type { InferencePool } from './inference/inference-pool.js';
@@ -49,6 +49,8 @@ export class Runners {
   }
 
   run(job: Job, ctx: RunContext): Promise<Outcome> {
+    // Aborted before it began (a retry picked up past its deadline): nothing to read or compute.
+    if (ctx.signal.aborted) return Promise.reject(new MlError('canceled', 'stopped before it began'));
     switch (job.type) {
       case 'training':
         return this.training(job, ctx);
@@ -61,7 +63,7 @@ export class Runners {
 
   private async training(job: Job, ctx: RunContext): Promise<Outcome> {
     await this.model(job);
-    const { spec, rows } = await this.dataset(job);
+    const { spec, rows } = await this.dataset(job, ctx.signal);
     let base: Buffer | undefined;
     if (job.baseVersion !== null) {
       const v = await this.registry.version(job.tenantId, job.modelId, job.baseVersion);
@@ -112,7 +114,7 @@ export class Runners {
     await this.model(job);
     const version = await this.resolveVersion(job);
     const artifact = await this.artifactOf(job, version);
-    const { rows } = await this.dataset(job);
+    const { rows } = await this.dataset(job, ctx.signal);
     const metrics = await this.pool.run('evaluate', { artifact: new Uint8Array(artifact), rows }, { signal: ctx.signal });
     return { version: version.number, result: { version: version.number, metrics } };
   }
@@ -122,7 +124,7 @@ export class Runners {
     const version = await this.resolveVersion(job);
     let inputs: Row[];
     if (Array.isArray(job.inputs)) inputs = job.inputs as Row[];
-    else if (job.datasetId) inputs = (await this.dataset(job)).rows;
+    else if (job.datasetId) inputs = (await this.dataset(job, ctx.signal)).rows;
     else throw new JobInputError('invalid_input', 'An inference job needs `inputs` or a `dataset`');
     // The version's artifact is read only if the inference child does not hold it loaded.
     const out = await this.inferencePool.predict(job.tenantId, version.id, inputs, job.explain, ctx.signal);
@@ -138,12 +140,16 @@ export class Runners {
     return model;
   }
 
-  private async dataset(job: Job): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string }; rows: Row[] }> {
+  private async dataset(job: Job, signal: AbortSignal): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string }; rows: Row[] }> {
     if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
     const ds = await this.datasets.get(job.tenantId, job.datasetId);
     if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
     const rows: Row[] = [];
-    for await (const row of this.datasets.rows(job.tenantId, job.datasetId)) rows.push(row);
+    // A large dataset takes a while to read: a cancellation or the time limit stops that too.
+    for await (const row of this.datasets.rows(job.tenantId, job.datasetId)) {
+      if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
+      rows.push(row);
+    }
     return { spec: { task: fromDbTask(ds.task), label: ds.label, ...(ds.textField ? { textField: ds.textField } : {}) }, rows };
   }
 

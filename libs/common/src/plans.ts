@@ -6,6 +6,8 @@ export const QUOTA_NAMES = [
   'max_storage_bytes',
   'max_dataset_rows',
   'max_model_parameters',
+  // A job's wall time from its first start (docs/jobs.md, "Time limit").
+  'max_job_seconds',
 ] as const;
 
 export type QuotaName = (typeof QUOTA_NAMES)[number];
@@ -25,6 +27,7 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 1 * GiB,
     max_dataset_rows: 1_000_000,
     max_model_parameters: 5_000_000,
+    max_job_seconds: 3600,
   },
   pro: {
     requests_per_minute: 6_000,
@@ -34,6 +37,7 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 50 * GiB,
     max_dataset_rows: 10_000_000,
     max_model_parameters: 50_000_000,
+    max_job_seconds: 6 * 3600,
   },
   enterprise: {
     requests_per_minute: 60_000,
@@ -43,6 +47,7 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 500 * GiB,
     max_dataset_rows: 100_000_000,
     max_model_parameters: 500_000_000,
+    max_job_seconds: 24 * 3600,
   },
 };
 

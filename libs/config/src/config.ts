@@ -88,6 +88,8 @@ const EnvSchema = z.object({
   /** The reconciler's period, and the age a queued job must have before it is checked against the queues. */
   WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   WORKER_RECONCILE_AGE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** A gpu job queued this long while no GPU worker is online is failed (`no_gpu_worker`) by the reconciler. */
+  JOB_GPU_WAIT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(24 * 3600),
   /** Inference outputs: predictions kept in a job's result and per page of `GET /v1/jobs/{id}/output`. */
   JOB_OUTPUT_PAGE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
   /** TEST ONLY: the worker claims a GPU backend (and takes the -gpu queues); no machine here has one. */
@@ -169,6 +171,7 @@ export interface AppConfig {
   workerCancelKillMs: number;
   workerReconcileIntervalMs: number;
   workerReconcileAgeMs: number;
+  jobGpuWaitTimeoutSeconds: number;
   jobOutputPageSize: number;
   /** TEST ONLY (WORKER_FAKE_GPU): report a GPU and consume the -gpu queues. */
   workerFakeGpu: boolean;
@@ -243,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerCancelKillMs: e.WORKER_CANCEL_KILL_MS,
     workerReconcileIntervalMs: e.WORKER_RECONCILE_INTERVAL_MS,
     workerReconcileAgeMs: e.WORKER_RECONCILE_AGE_MS,
+    jobGpuWaitTimeoutSeconds: e.JOB_GPU_WAIT_TIMEOUT_SECONDS,
     jobOutputPageSize: e.JOB_OUTPUT_PAGE_SIZE,
     workerFakeGpu: e.WORKER_FAKE_GPU === '1' || e.WORKER_FAKE_GPU === 'true',
 

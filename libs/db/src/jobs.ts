@@ -1,4 +1,4 @@
-import { effectiveQuotas, newId } from '@app/common';
+import { effectiveQuotas, newId, type Quotas } from '@app/common';
 import { camelRow, type Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
 import { jobView } from './views.js';
@@ -132,6 +132,15 @@ export class JobRepository {
     return this.db.prisma.job.findMany({ where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { createdAt: 'asc' }, take: limit });
   }
 
+  /** GPU jobs queued (since their last change of state) for longer than `olderThanMs`, oldest first. */
+  queuedForGpuBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
+    return this.db.prisma.job.findMany({
+      where: { status: 'queued', accelerator: 'gpu', updatedAt: { lt: new Date(Date.now() - olderThanMs) } },
+      orderBy: { updatedAt: 'asc' },
+      take: limit,
+    });
+  }
+
   /**
    * Applies a guarded transition and writes its event, in one transaction. Returns the updated job
    * and the event, or null when the job was not in one of `from` (someone else moved it first).
@@ -144,11 +153,13 @@ export class JobRepository {
     extra?: (tx: Prisma.TransactionClient, job: Job) => Promise<void>,
   ): Promise<{ job: Job; event: JobEvent | null } | null> {
     return this.db.prisma.$transaction(async (tx) => {
-      const { count } = await tx.job.updateMany({ where: { id: jobId, status: { in: from } }, data: change });
+      // The event's number comes from the job row this UPDATE locks: per job, in commit order, no gaps.
+      const data = event ? { ...change, eventSeq: { increment: 1 } } : change;
+      const { count } = await tx.job.updateMany({ where: { id: jobId, status: { in: from } }, data });
       if (count === 0) return null;
       const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
       if (extra) await extra(tx, job);
-      const written = event ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, type: event.type, data: event.data ?? {} } }) : null;
+      const written = event ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, seq: job.eventSeq, type: event.type, data: event.data ?? {} } }) : null;
       if (event && isWebhookEvent(event.type)) await writeOutbox(tx, { tenantId: job.tenantId, type: event.type, data: jobView(job), job });
       return { job, event: written };
     });
@@ -162,9 +173,9 @@ export class JobRepository {
   /**
    * A worker takes the job: queued|running → running (running again when a stalled or crashed
    * attempt is picked up elsewhere), counting the attempt, with its `job.started` event
-   * (`{attempt, worker_id, backend}`). Null when the job has left queued/running.
+   * (`{attempt, worker_id, backend}`), and the quotas it runs under. Null when the job has left queued/running.
    */
-  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent } | 'at_concurrency_limit' | null> {
+  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | null> {
     return this.db.prisma.$transaction(async (tx) => {
       // max_concurrent_jobs holds across all workers: starts of one tenant's jobs take turns under
       // this lock, and a queued job past the limit does not start (a job already running, handed
@@ -172,22 +183,23 @@ export class JobRepository {
       const owner = await tx.job.findUnique({ where: { id: jobId }, select: { tenantId: true, status: true, tenant: { select: { plan: true, quotas: true } } } });
       if (!owner) return null;
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`run:${owner.tenantId}`}))`;
+      const quotas = effectiveQuotas(owner.tenant.plan, owner.tenant.quotas as Record<string, unknown>);
       if (owner.status === 'queued') {
         const running = await tx.job.count({ where: { tenantId: owner.tenantId, status: 'running' } });
-        if (running >= effectiveQuotas(owner.tenant.plan, owner.tenant.quotas as Record<string, unknown>).max_concurrent_jobs) return 'at_concurrency_limit';
+        if (running >= quotas.max_concurrent_jobs) return 'at_concurrency_limit';
       }
       const { count } = await tx.job.updateMany({
         where: { id: jobId, status: { in: ACTIVE } },
-        data: { status: 'running', attempts: { increment: 1 }, workerId, backend, error: Prisma.DbNull },
+        data: { status: 'running', attempts: { increment: 1 }, workerId, backend, error: Prisma.DbNull, eventSeq: { increment: 1 } },
       });
       if (count === 0) return null;
       await tx.$executeRaw`UPDATE jobs SET started_at = now() WHERE id = ${jobId} AND started_at IS NULL`;
       const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
       const event = await tx.jobEvent.create({
-        data: { id: newId('evt'), jobId, type: 'job.started', data: { attempt: job.attempts, worker_id: workerId, backend } },
+        data: { id: newId('evt'), jobId, seq: job.eventSeq, type: 'job.started', data: { attempt: job.attempts, worker_id: workerId, backend } },
       });
       await writeOutbox(tx, { tenantId: job.tenantId, type: 'job.started', data: jobView(job), job });
-      return { job, event };
+      return { job, event, quotas };
     });
   }
 

@@ -107,12 +107,12 @@ export class SyncPredictionRepository {
                   status = EXCLUDED.status, version = EXCLUDED.version, progress = EXCLUDED.progress, attempts = EXCLUDED.attempts,
                   worker_id = EXCLUDED.worker_id, backend = EXCLUDED.backend, compute_seconds = EXCLUDED.compute_seconds,
                   result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-                  finished_at = EXCLUDED.finished_at, updated_at = now()
+                  finished_at = EXCLUDED.finished_at, updated_at = now(), event_seq = j.event_seq + 1
             WHERE j.status = 'queued'
-           RETURNING j.id, j.status::text AS status, j.result, j.error, j.attempts, (j.xmax::text <> '0') AS updated
+           RETURNING j.id, j.status::text AS status, j.result, j.error, j.attempts, j.event_seq, (j.xmax::text <> '0') AS updated
          )
-         INSERT INTO job_events (id, job_id, type, data)
-         SELECT i.event_id, u.id, 'job.' || u.status,
+         INSERT INTO job_events (id, job_id, seq, type, data)
+         SELECT i.event_id, u.id, u.event_seq, 'job.' || u.status,
                 CASE WHEN u.status = 'succeeded' THEN u.result ELSE jsonb_build_object('error', u.error, 'attempt', u.attempts) END
            FROM upserted u JOIN input i ON i.id = u.id
           WHERE u.updated
@@ -147,13 +147,13 @@ export class SyncPredictionRepository {
   async recordQueued(q: QueuedSyncPrediction): Promise<Job | null> {
     await this.db.pool.query(
       `WITH inserted AS (
-         INSERT INTO jobs (id, tenant_id, type, status, model_id, version, alias, metadata, inputs, explain, webhook_events, max_attempts, created_at, updated_at)
-         SELECT $1::text, $2::text, 'inference'::"JobType", 'queued'::"JobStatus", $3::text, $4::int, $5::text, $6::jsonb, $7::jsonb, $8::boolean, '{}'::text[], $9::int, $10::timestamptz, now()
+         INSERT INTO jobs (id, tenant_id, type, status, model_id, version, alias, metadata, inputs, explain, webhook_events, max_attempts, event_seq, created_at, updated_at)
+         SELECT $1::text, $2::text, 'inference'::"JobType", 'queued'::"JobStatus", $3::text, $4::int, $5::text, $6::jsonb, $7::jsonb, $8::boolean, '{}'::text[], $9::int, 1, $10::timestamptz, now()
           WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = $2::text)
          ON CONFLICT (id) DO NOTHING
          RETURNING id
        )
-       INSERT INTO job_events (id, job_id, type, data) SELECT $11::text, id, 'job.queued', '{}'::jsonb FROM inserted`,
+       INSERT INTO job_events (id, job_id, seq, type, data) SELECT $11::text, id, 1, 'job.queued', '{}'::jsonb FROM inserted`,
       [q.id, q.tenantId, q.modelId, q.version, q.alias, JSON.stringify(q.metadata), JSON.stringify(q.inputs), q.explain, q.maxAttempts, q.createdAt, newId('evt')],
     );
     const { rows } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1 AND tenant_id = $2', [q.id, q.tenantId]);

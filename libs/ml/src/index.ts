@@ -15,6 +15,7 @@ export { HYPERPARAMETER_DEFAULTS, HYPERPARAMETER_LIMITS, resolveHyperparameters,
 export { readArtifact, decodeArtifact, sha256, type ArtifactJson, type ArtifactSummary, type WeightSpec } from './artifact/format.js';
 export { checkTopology, normalizeTopology, ALLOWED_LAYERS, ALLOWED_ACTIVATIONS, type TopologyReport, type TopologyRequirements } from './artifact/topology.js';
 export { importArtifact, importLayersModel, inlineWeightFiles, weightValueProblems, type ImportMeta, type ImportResult } from './artifact/import.js';
+export { MIN_STEP_SECONDS, minimumTrainingTime, presetParameters, type PresetShape, type TrainingTimeBound } from './sizing.js';
 export { checkInputs, encodeRows, type EncodedData } from './data/prepare.js';
 export { tokenize } from './data/text.js';
 export { classificationMetrics, regressionMetrics } from './metrics.js';

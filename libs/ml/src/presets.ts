@@ -1,14 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ResolvedHyperparameters, Task } from './types.js';
+import type { PresetShape } from './sizing.js';
+import type { ResolvedHyperparameters } from './types.js';
 
-export interface PresetShape {
-  task: Task;
-  /** Features (tabular) or sequence length (text). */
-  inputWidth: number;
-  /** Classes, or 1 for regression. */
-  outputWidth: number;
-  vocabularySize?: number;
-}
+export type { PresetShape };
 
 /**
  * The default models. Layers carry fixed names so that the same seed gives byte-identical

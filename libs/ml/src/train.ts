@@ -7,7 +7,8 @@ import { featureColumns, prepareTraining } from './data/prepare.js';
 import { MlError } from './errors.js';
 import { resolveHyperparameters } from './hyperparameters.js';
 import { evaluateEncoded } from './inference.js';
-import { buildPreset, type PresetShape } from './presets.js';
+import { buildPreset } from './presets.js';
+import { presetParameters, type PresetShape } from './sizing.js';
 import { seededRandom, withSeededMathRandom } from './random.js';
 import { throwIfAborted, TrainingLoop } from './training-loop.js';
 import { TASKS, type ResolvedHyperparameters, type TrainOptions, type TrainResult } from './types.js';
@@ -127,21 +128,6 @@ async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHy
     throw new MlError('too_many_parameters', `The model would have ${planned} parameters; the limit is ${opts.maxParameters}`);
   }
   return withSeededMathRandom(init, () => buildPreset(shape, hp));
-}
-
-/** The preset's parameter count, known before anything is allocated. */
-export function presetParameters(shape: PresetShape, hp: ResolvedHyperparameters): number {
-  let width = shape.inputWidth;
-  let total = 0;
-  if (shape.task === 'text-classification') {
-    total += shape.vocabularySize! * hp.embedding_dim!;
-    width = hp.embedding_dim!;
-  }
-  for (const units of [...(hp.hidden_units ?? []), shape.outputWidth]) {
-    total += width * units + units;
-    width = units;
-  }
-  return total;
 }
 
 function makeOptimizer(hp: ResolvedHyperparameters): tf.Optimizer {

@@ -156,10 +156,11 @@ export class OperationsService {
     if (current.status !== 'failed') {
       throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} is ${current.status}; only failed jobs can be retried`);
     }
+    // A new run: started_at starts again, and with it the job's max_job_seconds.
     const moved = await this.jobsRepo.transition(
       id,
       ['failed'],
-      { status: 'queued', error: Prisma.DbNull, finishedAt: null, cancelRequested: false, maxAttempts: { increment: 1 } },
+      { status: 'queued', error: Prisma.DbNull, startedAt: null, finishedAt: null, cancelRequested: false, maxAttempts: { increment: 1 } },
       { type: 'job.retrying', data: { attempt: current.attempts, by: 'admin', next_attempt_in_ms: 0 } },
     );
     if (!moved) throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} changed meanwhile; look again`);

@@ -27,12 +27,14 @@ export class JobsController {
   @Endpoint({
     summary: 'Submit a training, evaluation or inference job',
     description:
-      'Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202.',
+      'Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202. ' +
+      'A training is checked against the quotas before it is queued: its model (custom topology or preset) against `max_model_parameters`, and its least possible run time against `max_job_seconds` ' +
+      '(403 `quota_exceeded_error` naming the quota). A running job that passes `max_job_seconds` is stopped and fails with `error.code: "max_job_seconds"`.',
     tags,
     body: CreateJobBody,
     response: JobSchema,
     status: 202,
-    errors: [400, 404, 413],
+    errors: [400, 403, 404, 413, 429],
   })
   async create(@CurrentTenant() p: TenantPrincipal, @Body() body: CreateJob, @Req() req: FastifyRequest, @Res() _reply: FastifyReply) {
     const job = await this.jobs.submit(p, body);
@@ -64,7 +66,7 @@ export class JobsController {
   @RequireScope('jobs:read')
   @Endpoint({
     summary: "A job's events as Server-Sent Events: its history, then live until it ends",
-    description: 'Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
+    description: 'Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
     tags,
     params: JobParams,
     response: z.string(),

@@ -1,19 +1,18 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage, WORKER_STALE_MS } from '@app/db';
-import { checkTopology, isMlError, resolveHyperparameters } from '@app/ml';
 import { ALL_QUEUES, dispatchChannel, type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, Scheduler, schedulerLeaseMs, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { REDIS } from '../infra/infra.module.js';
-import { mlErrorToApi } from '../http/ml-errors.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 import { checkWebhookUrl } from '../webhooks/webhook-url.js';
+import { checkArchitecture, checkPreset, checkTrainingTime, resolveTrainingHyperparameters } from './training-limits.js';
 
 
 @Injectable()
@@ -64,11 +63,16 @@ export class JobsService implements OnApplicationShutdown {
       webhookEvents: body.webhook_events ?? (body.webhook_url ? ['completed'] : []),
     };
     if (body.type === 'training') {
-      data.hyperparameters = this.hyperparameters(task, body.hyperparameters ?? {});
+      const given = body.hyperparameters ?? {};
+      const fineTuned = body.base_version !== undefined;
+      // Resolved as the worker will resolve them: the preset's keys apply only to a preset.
+      const hp = resolveTrainingHyperparameters(task, given, { preset: !body.architecture && !fineTuned, textData: !fineTuned });
+      data.hyperparameters = given as object;
       if (body.architecture) {
-        this.checkArchitecture(p, task, dataset!, body.architecture);
+        checkArchitecture(p, task, dataset!, body.architecture);
         data.architecture = body.architecture as object;
-      }
+      } else if (!fineTuned) checkPreset(p.quotas, task, dataset!, hp);
+      checkTrainingTime(p.quotas, dataset!, hp);
       if (body.base_version !== undefined) {
         if (!(await this.registry.version(p.tenantId, model.id, body.base_version))) {
           throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${body.base_version}`, 'base_version');
@@ -267,31 +271,6 @@ export class JobsService implements OnApplicationShutdown {
     const dataset = await this.datasets.get(tenantId, id);
     if (!dataset) throw ApiError.notFound('dataset', id, 'dataset');
     return dataset;
-  }
-
-  private hyperparameters(task: ReturnType<typeof fromDbTask>, given: Record<string, unknown>): object {
-    try {
-      resolveHyperparameters(task, given);
-      return given;
-    } catch (err) {
-      if (isMlError(err)) throw ApiError.invalid('hyperparameters_invalid', err.message, 'hyperparameters');
-      throw err;
-    }
-  }
-
-  private checkArchitecture(p: TenantPrincipal, task: ReturnType<typeof fromDbTask>, dataset: Dataset, architecture: unknown): void {
-    const columns = dataset.columns as Array<{ role: string; class_counts?: Record<string, number> }>;
-    const label = columns.find((c) => c.role === 'label');
-    try {
-      checkTopology(architecture, {
-        task,
-        inputWidth: task === 'text-classification' ? undefined : columns.filter((c) => c.role === 'feature').length,
-        outputWidth: task === 'regression' ? 1 : Object.keys(label?.class_counts ?? {}).length,
-        maxParameters: p.quotas.max_model_parameters,
-      });
-    } catch (err) {
-      throw mlErrorToApi(err, p, 'architecture');
-    }
   }
 
   private async checkVersionChoice(tenantId: string, model: Model, version: number | undefined, alias: string | undefined): Promise<void> {

@@ -128,6 +128,8 @@ export class PredictService {
       result: result as Job['result'],
       error: null,
       cancelRequested: false,
+      // A sync prediction that answered in time has no event history.
+      eventSeq: 0,
       createdAt: new Date(payload.createdAt),
       startedAt: new Date(reply.startedAt),
       finishedAt: new Date(reply.finishedAt),

@@ -383,7 +383,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a training, evaluation or inference job
-         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202.
+         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202. A training is checked against the quotas before it is queued: its model (custom topology or preset) against `max_model_parameters`, and its least possible run time against `max_job_seconds` (403 `quota_exceeded_error` naming the quota). A running job that passes `max_job_seconds` is stopped and fails with `error.code: "max_job_seconds"`.
          */
         post: operations["Jobs_create"];
         delete?: never;
@@ -469,7 +469,7 @@ export interface paths {
         };
         /**
          * A job's events as Server-Sent Events: its history, then live until it ends
-         * @description Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
+         * @description Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
          */
         get: operations["Jobs_stream"];
         put?: never;
@@ -1205,6 +1205,7 @@ export interface components {
         Quotas: {
             max_concurrent_jobs: number;
             max_dataset_rows: number;
+            max_job_seconds: number;
             max_model_parameters: number;
             max_queued_jobs: number;
             max_storage_bytes: number;
@@ -2092,6 +2093,7 @@ export interface operations {
                     quotas?: {
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
+                        max_job_seconds?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
@@ -2343,6 +2345,7 @@ export interface operations {
                     quotas?: {
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
+                        max_job_seconds?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
