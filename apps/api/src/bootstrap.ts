@@ -6,6 +6,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
+import { Authenticator } from './auth/authenticator.js';
 import { recordRequest } from './health/metrics.js';
 import { sendError } from './http/errors.js';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
@@ -55,15 +56,9 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     reply.header('Request-Id', req.id);
     done();
   });
-  // Bodies can be large (dataset records, imported models): read none from a caller without a key.
-  fastify.addHook('preParsing', (req, reply, payload, done) => {
-    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && !/^Bearer\s+\S/i.test(req.headers.authorization ?? '')) {
-      sendError(reply, req, ApiError.unauthenticated('api_key_missing', 'No API key provided: send Authorization: Bearer <key>'));
-      return;
-    }
-    done(null, payload);
-  });
+  // Bodies can be large (dataset records, imported models): the key is resolved first, and a
+  // request with a body and no valid key is answered before any of its body is read.
+  fastify.addHook('onRequest', app.get(Authenticator).onRequest);
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions?.url ?? 'unmatched';
     recordRequest(req.method, route, reply.statusCode, reply.elapsedTime / 1000);

@@ -6,6 +6,9 @@ export const QUOTA_NAMES = [
   'max_storage_bytes',
   'max_dataset_rows',
   'max_model_parameters',
+  'max_api_keys',
+  'max_webhook_endpoints',
+  'max_idempotency_records',
 ] as const;
 
 export type QuotaName = (typeof QUOTA_NAMES)[number];
@@ -25,6 +28,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 1 * GiB,
     max_dataset_rows: 1_000_000,
     max_model_parameters: 5_000_000,
+    max_api_keys: 50,
+    max_webhook_endpoints: 16,
+    max_idempotency_records: 20_000,
   },
   pro: {
     requests_per_minute: 6_000,
@@ -34,6 +40,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 50 * GiB,
     max_dataset_rows: 10_000_000,
     max_model_parameters: 50_000_000,
+    max_api_keys: 500,
+    max_webhook_endpoints: 64,
+    max_idempotency_records: 200_000,
   },
   enterprise: {
     requests_per_minute: 60_000,
@@ -43,6 +52,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_storage_bytes: 500 * GiB,
     max_dataset_rows: 100_000_000,
     max_model_parameters: 500_000_000,
+    max_api_keys: 5_000,
+    max_webhook_endpoints: 256,
+    max_idempotency_records: 2_000_000,
   },
 };
 

@@ -20,6 +20,10 @@ const EnvSchema = z.object({
   /** JSON bodies (dataset records and imported models are the large ones); CSV and NDJSON uploads stream. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
+  /** A POST's answer larger than this is not kept for replay (the key stays claimed; a replay answers 409). */
+  IDEMPOTENCY_MAX_ANSWER_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Unknown keys one client address may present per minute before it gets 429 without a database lookup; 0: no limit. */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(30),
 
   // ---- Webhooks (issue 6) ------------------------------------------------------------------------
   /** 32 bytes (hex or base64) that encrypt webhook secrets at rest. Required in production. */
@@ -104,6 +108,8 @@ export interface AppConfig {
   keyCacheTtlMs: number;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
+  idempotencyMaxAnswerBytes: number;
+  authFailuresPerMinute: number;
 
   // ---- Webhooks (issue 6) ----
   webhookSecretKey: Buffer;
@@ -160,6 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     keyCacheTtlMs: e.KEY_CACHE_TTL_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
+    idempotencyMaxAnswerBytes: e.IDEMPOTENCY_MAX_ANSWER_BYTES,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
 
     webhookSecretKey: webhookKey(e.NODE_ENV, e.WEBHOOK_SECRET_KEY),
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,

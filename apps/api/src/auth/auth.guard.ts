@@ -1,31 +1,29 @@
 import { ApiError } from '@app/common';
-import { type ExecutionContext, Injectable } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AuthGuard } from '@nestjs/passport';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IS_ADMIN, IS_PUBLIC, type Principal, REQUIRED_SCOPE } from './principal.js';
 import { RateLimiter } from './rate-limiter.js';
 
 /**
- * The one global guard: every route needs a key unless it says @Public(). Passport's bearer
- * strategy maps the key to a principal; then the route's audience (admin or tenant), the key's
- * scope and the rate limit are checked, in that order.
+ * The one global guard: every route needs a key unless it says @Public(). The key was resolved to a
+ * principal before the body was read (Authenticator); here the route's audience (admin or tenant),
+ * the tenant's status, the key's scope and the rate limit are checked, in that order.
  */
 @Injectable()
-export class ApiKeyGuard extends AuthGuard('api-key') {
+export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly rateLimiter: RateLimiter,
-  ) {
-    super();
-  }
+  ) {}
 
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    await super.canActivate(context);
     const req = context.switchToHttp().getRequest<FastifyRequest>();
-    const principal = req.user as Principal;
+    if (req.authError !== undefined) throw req.authError;
+    const principal: Principal | undefined = req.user;
+    if (!principal) throw ApiError.unauthenticated('api_key_missing', 'No API key provided: send Authorization: Bearer <key>');
     const adminRoute = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
     if (adminRoute && principal.kind !== 'admin') {
       throw ApiError.forbidden('admin_key_required', 'This route needs an admin key (adm_...)');
@@ -51,11 +49,5 @@ export class ApiKeyGuard extends AuthGuard('api-key') {
       context.switchToHttp().getResponse<FastifyReply>().headers(headers);
     }
     return true;
-  }
-
-  override handleRequest<TUser = Principal>(err: unknown, user: unknown): TUser {
-    if (err) throw err;
-    if (!user) throw ApiError.unauthenticated('api_key_missing', 'No API key provided: send Authorization: Bearer <key>');
-    return user as TUser;
   }
 }
