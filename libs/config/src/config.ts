@@ -23,7 +23,7 @@ const EnvSchema = z.object({
   /** A POST's answer larger than this is not kept for replay (the key stays claimed; a replay answers 409). */
   IDEMPOTENCY_MAX_ANSWER_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
   /** Unknown keys one client address may present per minute before it gets 429 without a database lookup; 0: no limit. */
-  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(30),
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(60),
 
   // ---- Webhooks (issue 6) ------------------------------------------------------------------------
   /** 32 bytes (hex or base64) that encrypt webhook secrets at rest. Required in production. */

@@ -218,7 +218,10 @@ export interface paths {
         /** List a tenant's API keys */
         get: operations["AdminApiKeys_list"];
         put?: never;
-        /** Create an API key for a tenant */
+        /**
+         * Create an API key for a tenant
+         * @description `scopes` default to all of them. At most `max_api_keys` active keys per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["AdminApiKeys_create"];
         delete?: never;
         options?: never;
@@ -301,10 +304,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's API keys */
+        /** List the tenant's API keys (scope keys:read) */
         get: operations["ApiKeys_list"];
         put?: never;
-        /** Create an API key (its secret is shown once) */
+        /**
+         * Create an API key (its secret is shown once)
+         * @description A key creates only keys no stronger than itself: `scopes` a subset of its own (403 `scope_not_held` naming the others; default: the scopes of the calling key), `expires_at` no later than its own (403 `expires_after_caller`; default: its own expiry), and `rate_limit_per_minute` no higher than its own (403 `rate_limit_exceeds_caller`; default: its own limit). At most `max_api_keys` active keys per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["ApiKeys_create"];
         delete?: never;
         options?: never;
@@ -322,7 +328,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke an API key (fails on every API instance within a second) */
+        /**
+         * Revoke an API key (fails on every API instance within a second)
+         * @description A key cannot revoke a key that holds scopes it lacks (403 `scope_not_held`).
+         */
         delete: operations["ApiKeys_revoke"];
         options?: never;
         head?: never;
@@ -636,7 +645,10 @@ export interface paths {
         /** List the tenant's webhook endpoints */
         get: operations["Webhooks_list"];
         put?: never;
-        /** Register a webhook endpoint (its secret is shown once) */
+        /**
+         * Register a webhook endpoint (its secret is shown once)
+         * @description At most `max_webhook_endpoints` per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["Webhooks_create"];
         delete?: never;
         options?: never;
@@ -706,7 +718,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate the signing secret (the previous one keeps signing for a grace period) */
+        /**
+         * Rotate the signing secret (the previous one keeps signing for a grace period)
+         * @description With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["Webhooks_rotate"];
         delete?: never;
         options?: never;
@@ -803,7 +818,7 @@ export interface components {
             prefix: string;
             rate_limit_per_minute: number | null;
             revoked_at: string | null;
-            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
             tenant_id: string;
         };
         AuditEntry: {
@@ -840,7 +855,7 @@ export interface components {
             prefix: string;
             rate_limit_per_minute: number | null;
             revoked_at: string | null;
-            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
             /** @description shown once, at creation */
             secret: string;
             tenant_id: string;
@@ -1200,11 +1215,14 @@ export interface components {
             worker_id: string | null;
         };
         Quotas: {
+            max_api_keys: number;
             max_concurrent_jobs: number;
             max_dataset_rows: number;
+            max_idempotency_records: number;
             max_model_parameters: number;
             max_queued_jobs: number;
             max_storage_bytes: number;
+            max_webhook_endpoints: number;
             monthly_compute_seconds: number;
             requests_per_minute: number;
         };
@@ -2060,11 +2078,14 @@ export interface operations {
                      */
                     plan?: "free" | "pro" | "enterprise";
                     quotas?: {
+                        max_api_keys?: number | null;
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
+                        max_idempotency_records?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
+                        max_webhook_endpoints?: number | null;
                         monthly_compute_seconds?: number | null;
                         requests_per_minute?: number | null;
                     };
@@ -2311,11 +2332,14 @@ export interface operations {
                     /** @enum {string} */
                     plan?: "free" | "pro" | "enterprise";
                     quotas?: {
+                        max_api_keys?: number | null;
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
+                        max_idempotency_records?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
+                        max_webhook_endpoints?: number | null;
                         monthly_compute_seconds?: number | null;
                         requests_per_minute?: number | null;
                     };
@@ -2489,13 +2513,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** Format: date-time */
+                    /**
+                     * Format: date-time
+                     * @description default: the calling key's expiry (none when it has none, or when an admin creates the key)
+                     */
                     expires_at?: string;
                     name: string;
-                    /** @description this key's own limit, under the tenant's */
+                    /** @description this key's own limit, under the tenant's; default: the calling key's own limit */
                     rate_limit_per_minute?: number;
-                    /** @description default: all scopes */
-                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+                    /** @description default: the calling key's scopes (all scopes when an admin creates the key) */
+                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
                 };
             };
         };
@@ -2858,7 +2885,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description List the tenant's API keys */
+            /** @description List the tenant's API keys (scope keys:read) */
             200: {
                 headers: {
                     /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
@@ -2936,13 +2963,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** Format: date-time */
+                    /**
+                     * Format: date-time
+                     * @description default: the calling key's expiry (none when it has none, or when an admin creates the key)
+                     */
                     expires_at?: string;
                     name: string;
-                    /** @description this key's own limit, under the tenant's */
+                    /** @description this key's own limit, under the tenant's; default: the calling key's own limit */
                     rate_limit_per_minute?: number;
-                    /** @description default: all scopes */
-                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+                    /** @description default: the calling key's scopes (all scopes when an admin creates the key) */
+                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
                 };
             };
         };
