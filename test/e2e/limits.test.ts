@@ -96,15 +96,16 @@ describe('idempotency', () => {
 
   it('answers 409 while the first request with the key is still running', async () => {
     const t = await createTenant(server.url);
-    // Hold the key as a first request in flight would (claimed, no answer yet), as the API itself writes it.
+    // Hold the key as a first request in flight would (claimed, no answer yet), as the API itself writes it:
+    // the scope is the tenant and the API key that made the request.
     const db = new pg.Client({ connectionString: process.env.DATABASE_URL });
     await db.connect();
     const body = { name: 'slow' };
     const { createHash } = await import('node:crypto');
     const hash = createHash('sha256').update(`POST /v1/api-keys\n${JSON.stringify(body)}`).digest('hex');
     await db.query(
-      `INSERT INTO idempotency_records (scope, key, method, path, request_hash, expires_at) VALUES ($1, 'in-flight', 'POST', '/v1/api-keys', $2, now() + interval '1 day')`,
-      [t.id, hash],
+      `INSERT INTO idempotency_records (scope, key, tenant_id, method, path, request_hash, expires_at) VALUES ($1, 'in-flight', $2, 'POST', '/v1/api-keys', $3, now() + interval '1 day')`,
+      [`${t.id}/${t.key.id}`, t.id, hash],
     );
     const r = await t.api.post('/v1/api-keys', body, { headers: { 'Idempotency-Key': 'in-flight' } });
     expect(r.status).toBe(409);

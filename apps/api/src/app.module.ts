@@ -15,6 +15,7 @@ import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
 import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
+import { IdempotencyQuota } from './http/idempotency-quota.js';
 import { InfraModule } from './infra/infra.module.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
@@ -44,6 +45,7 @@ export class AppModule {
       controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController],
       providers: [
         IdempotencyInterceptor,
+        IdempotencyQuota,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
         ApiKeysService,
         TenantsService,

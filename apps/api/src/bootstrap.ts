@@ -6,6 +6,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdminBootstrap, type AdminKeyOutcome } from './admin/admin-bootstrap.js';
 import { AppModule } from './app.module.js';
+import { Authenticator } from './auth/authenticator.js';
 import { recordRequest } from './health/metrics.js';
 import { answerClientError, answerExpectation, missingHost } from './http/client-errors.js';
 import { sendError } from './http/errors.js';
@@ -68,15 +69,9 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     }
     done();
   });
-  // Bodies can be large (dataset records, imported models): read none from a caller without a key.
-  fastify.addHook('preParsing', (req, reply, payload, done) => {
-    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && !/^Bearer\s+\S/i.test(req.headers.authorization ?? '')) {
-      sendError(reply, req, ApiError.unauthenticated('api_key_missing', 'No API key provided: send Authorization: Bearer <key>'));
-      return;
-    }
-    done(null, payload);
-  });
+  // Bodies can be large (dataset records, imported models): the key is resolved first, and a
+  // request with a body and no valid key is answered before any of its body is read.
+  fastify.addHook('onRequest', app.get(Authenticator).onRequest);
   // Every body gets deadlines and ends when its client leaves (docs/security.md).
   fastify.addHook('preParsing', (req, _reply, payload, done) => {
     if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload);

@@ -8,6 +8,9 @@ export const QUOTA_NAMES = [
   'max_model_parameters',
   // A job's wall time from its first start (docs/jobs.md, "Time limit").
   'max_job_seconds',
+  'max_api_keys',
+  'max_webhook_endpoints',
+  'max_idempotency_records',
 ] as const;
 
 export type QuotaName = (typeof QUOTA_NAMES)[number];
@@ -28,6 +31,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_dataset_rows: 1_000_000,
     max_model_parameters: 5_000_000,
     max_job_seconds: 3600,
+    max_api_keys: 50,
+    max_webhook_endpoints: 16,
+    max_idempotency_records: 20_000,
   },
   pro: {
     requests_per_minute: 6_000,
@@ -38,6 +44,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_dataset_rows: 10_000_000,
     max_model_parameters: 50_000_000,
     max_job_seconds: 6 * 3600,
+    max_api_keys: 500,
+    max_webhook_endpoints: 64,
+    max_idempotency_records: 200_000,
   },
   enterprise: {
     requests_per_minute: 60_000,
@@ -48,6 +57,9 @@ export const PLAN_QUOTAS: Record<Plan, Quotas> = {
     max_dataset_rows: 100_000_000,
     max_model_parameters: 500_000_000,
     max_job_seconds: 24 * 3600,
+    max_api_keys: 5_000,
+    max_webhook_endpoints: 256,
+    max_idempotency_records: 2_000_000,
   },
 };
 

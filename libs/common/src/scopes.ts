@@ -7,6 +7,7 @@ export const SCOPES = [
   'jobs:write',
   'webhooks:read',
   'webhooks:write',
+  'keys:read',
   'keys:write',
 ] as const;
 

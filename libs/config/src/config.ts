@@ -21,6 +21,10 @@ const EnvSchema = z.object({
   /** JSON bodies (dataset records and imported models are the large ones); CSV and NDJSON uploads stream. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
+  /** A POST's answer larger than this is not kept for replay (the key stays claimed; a replay answers 409). */
+  IDEMPOTENCY_MAX_ANSWER_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Unknown keys one client address may present per minute before it gets 429 without a database lookup; 0: no limit. */
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(60),
 
   // ---- Request bodies and uploads (docs/security.md) ------------------------------------------------
   /** Longest pause between two pieces of any request body before it is a 408. */
@@ -150,6 +154,8 @@ export interface AppConfig {
   datasetMaxRecordBytes: number;
   datasetMaxColumns: number;
   databaseIdleInTransactionMs: number;
+  idempotencyMaxAnswerBytes: number;
+  authFailuresPerMinute: number;
 
   // ---- Webhooks (issue 6) ----
   webhookSecretKey: Buffer;
@@ -228,6 +234,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     datasetMaxRecordBytes: e.DATASET_MAX_RECORD_BYTES,
     datasetMaxColumns: e.DATASET_MAX_COLUMNS,
     databaseIdleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_MS,
+    idempotencyMaxAnswerBytes: e.IDEMPOTENCY_MAX_ANSWER_BYTES,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
 
     webhookSecretKey: webhookKey(e.NODE_ENV, e.WEBHOOK_SECRET_KEY),
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,

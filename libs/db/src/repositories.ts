@@ -32,7 +32,7 @@ export class TenantRepository {
 
   /** Erases the tenant and, by cascade, everything it owns. */
   async delete(tx: Tx, id: string): Promise<void> {
-    await tx.idempotencyRecord.deleteMany({ where: { scope: id } });
+    await tx.idempotencyRecord.deleteMany({ where: { tenantId: id } });
     await tx.tenant.delete({ where: { id } });
   }
 }
@@ -66,6 +66,11 @@ export class ApiKeyRepository {
   async revoke(tx: Tx, tenantId: string, id: string): Promise<ApiKey | null> {
     await tx.apiKey.updateMany({ where: { tenantId, id, revokedAt: null }, data: { revokedAt: new Date() } });
     return tx.apiKey.findFirst({ where: { tenantId, id } });
+  }
+
+  /** Keys that still work (not revoked, not expired): what max_api_keys counts. */
+  countActive(tx: Tx, tenantId: string): Promise<number> {
+    return tx.apiKey.count({ where: { tenantId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] } });
   }
 
   /** Every unrevoked key hash of a tenant, to drop from the API instances' caches. */

@@ -39,6 +39,14 @@ describe('webhook secrets', () => {
     expect(decryptSecret(b, key)).toBe(secret);
   });
 
+  it('decrypts only under the context it was encrypted for', () => {
+    const key = randomBytes(32);
+    const enc = encryptSecret('aik_x', key, 'idempotency:ten_a/key_a');
+    expect(decryptSecret(enc, key, 'idempotency:ten_a/key_a')).toBe('aik_x');
+    expect(() => decryptSecret(enc, key, 'idempotency:ten_a/key_b')).toThrow(/altered/);
+    expect(() => decryptSecret(enc, key)).toThrow(/altered/);
+  });
+
   it('fails clearly on a wrong key, a tampered value or a malformed one', () => {
     const key = randomBytes(32);
     const enc = encryptSecret(newSecret(), key);

@@ -16,7 +16,8 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 /** Binds a ciphertext to its purpose, so a blob encrypted under the same key for something else does not decrypt here. */
-const AAD = Buffer.from('aiaas:webhook-secret:v1');
+const WEBHOOK_SECRET_CONTEXT = 'webhook-secret:v1';
+const aad = (context: string) => Buffer.from(`aiaas:${context}`);
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
@@ -45,18 +46,21 @@ export function secretBytes(secret: string): Buffer {
   return bytes;
 }
 
-/** `v1.<iv>.<tag>.<ciphertext>`, each base64; a fresh random IV each time, so equal secrets encrypt differently. */
-export function encryptSecret(plain: string, key: Buffer): string {
+/**
+ * `v1.<iv>.<tag>.<ciphertext>`, each base64; a fresh random IV each time, so equal secrets encrypt differently.
+ * `context` (authenticated, not stored) names what the blob is for: it decrypts only under the same context.
+ */
+export function encryptSecret(plain: string, key: Buffer, context = WEBHOOK_SECRET_CONTEXT): string {
   checkKey(key);
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(AAD);
+  cipher.setAAD(aad(context));
   const ciphertext = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
   const tag = cipher.getAuthTag();
   return [ENCRYPTION_VERSION, iv.toString('base64'), tag.toString('base64'), ciphertext.toString('base64')].join('.');
 }
 
-export function decryptSecret(enc: string, key: Buffer): string {
+export function decryptSecret(enc: string, key: Buffer, context = WEBHOOK_SECRET_CONTEXT): string {
   checkKey(key);
   const parts = enc.split('.');
   if (parts.length !== 4 || parts[0] !== ENCRYPTION_VERSION || !parts.slice(1).every((p) => p === '' || BASE64.test(p))) {
@@ -69,7 +73,7 @@ export function decryptSecret(enc: string, key: Buffer): string {
     throw new WebhookSecretError('encrypted webhook secret is malformed: bad IV or tag length');
   }
   const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-  decipher.setAAD(AAD);
+  decipher.setAAD(aad(context));
   decipher.setAuthTag(tag);
   try {
     return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');

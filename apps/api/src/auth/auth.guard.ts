@@ -1,16 +1,17 @@
 import { ApiError } from '@app/common';
 import { type ExecutionContext, Injectable } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
+import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IS_ADMIN, IS_PUBLIC, IS_SCRAPE, type Principal, REQUIRED_SCOPE } from './principal.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ScraperAccess } from './scraper-access.js';
 
 /**
- * The one global guard: every route needs a key unless it says @Public(). Passport's bearer
- * strategy maps the key to a principal; then the route's audience (admin or tenant), the key's
- * scope and the rate limit are checked, in that order.
+ * The one global guard: every route needs a key unless it says @Public(). The key was resolved to a
+ * principal before the body was read (Authenticator) and passport hands it over (ApiKeyStrategy);
+ * here the route's audience (admin or tenant), the tenant's status, the key's scope and the rate
+ * limit are checked, in that order.
  */
 @Injectable()
 export class ApiKeyGuard extends AuthGuard('api-key') {

@@ -7,12 +7,20 @@ import { type Invalidation, InvalidationBus } from '../infra/invalidation-bus.js
 import type { Principal } from './principal.js';
 
 interface Entry {
-  principal: Principal | null;
+  principal: Principal;
   until: number;
 }
 
+/** What the caches know of a secret without a lookup: its principal, that it is unknown (null), or nothing. */
+export interface Peek {
+  hash: string;
+  known: Principal | null | undefined;
+}
+
 const MAX_ENTRIES = 100_000;
-const NEGATIVE_TTL_MS = 2_000;
+/** Unknown keys are remembered briefly and in a bounded map, so that random keys cannot push out the valid ones. */
+const NEGATIVE_TTL_MS = 5_000;
+const MAX_NEGATIVES = 10_000;
 const TOUCH_EVERY_MS = 60_000;
 
 /**
@@ -24,6 +32,7 @@ const TOUCH_EVERY_MS = 60_000;
 @Injectable()
 export class KeyStore {
   private readonly cache = new Map<string, Entry>();
+  private readonly unknown = new Map<string, number>();
   private readonly touched = new Map<string, number>();
 
   constructor(
@@ -33,7 +42,10 @@ export class KeyStore {
   ) {
     bus.listen(
       (change) => this.apply(change),
-      () => this.cache.clear(),
+      () => {
+        this.cache.clear();
+        this.unknown.clear();
+      },
     );
   }
 
@@ -42,21 +54,43 @@ export class KeyStore {
     return this.bus.publish(change);
   }
 
-  async resolve(secret: string): Promise<Principal | null> {
-    const kind = keyKindOf(secret);
-    if (!kind || secret.length > 200) return null;
+  /** The hot path, with no I/O: a malformed secret is unknown at once; a cached one is answered from memory. */
+  peek(secret: string): Peek {
+    if (!keyKindOf(secret) || secret.length > 200) return { hash: '', known: null };
     const hash = hashSecret(secret);
     const now = Date.now();
     const hit = this.cache.get(hash);
     if (hit && hit.until > now) {
       keyLookups.inc({ source: 'cache' });
-      return hit.principal;
+      return { hash, known: hit.principal };
     }
+    const unknownUntil = this.unknown.get(hash);
+    if (unknownUntil !== undefined && unknownUntil > now) {
+      keyLookups.inc({ source: 'cache' });
+      return { hash, known: null };
+    }
+    return { hash, known: undefined };
+  }
+
+  /** A database lookup of a secret that `peek` did not know. */
+  async load(secret: string, hash: string): Promise<Principal | null> {
     keyLookups.inc({ source: 'database' });
-    const principal = kind === 'tenant' ? await this.loadTenantKey(hash) : await this.loadAdminKey(hash);
-    if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
-    this.cache.set(hash, { principal, until: now + (principal ? this.config.keyCacheTtlMs : NEGATIVE_TTL_MS) });
+    const principal = keyKindOf(secret) === 'tenant' ? await this.loadTenantKey(hash) : await this.loadAdminKey(hash);
+    const now = Date.now();
+    if (principal) {
+      if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
+      this.cache.set(hash, { principal, until: now + this.config.keyCacheTtlMs });
+    } else {
+      // Oldest first: a Map iterates in insertion order.
+      if (this.unknown.size >= MAX_NEGATIVES) this.unknown.delete(this.unknown.keys().next().value!);
+      this.unknown.set(hash, now + NEGATIVE_TTL_MS);
+    }
     return principal;
+  }
+
+  async resolve(secret: string): Promise<Principal | null> {
+    const { hash, known } = this.peek(secret);
+    return known !== undefined ? known : this.load(secret, hash);
   }
 
   /** Records last_used_at at most once a minute per key per instance, off the request's path. */
@@ -71,10 +105,13 @@ export class KeyStore {
   }
 
   private apply(change: Invalidation): void {
-    for (const hash of change.hashes ?? []) this.cache.delete(hash);
+    for (const hash of change.hashes ?? []) {
+      this.cache.delete(hash);
+      this.unknown.delete(hash);
+    }
     if (change.tenantId) {
       for (const [hash, entry] of this.cache) {
-        if (entry.principal?.kind === 'tenant' && entry.principal.tenantId === change.tenantId) this.cache.delete(hash);
+        if (entry.principal.kind === 'tenant' && entry.principal.tenantId === change.tenantId) this.cache.delete(hash);
       }
     }
   }

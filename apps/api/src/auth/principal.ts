@@ -37,6 +37,8 @@ export interface RateState {
 declare module 'fastify' {
   interface FastifyRequest {
     user?: Principal;
+    /** Why the request's key was refused, when it had no body (see Authenticator); the guard throws it unless the route is public. */
+    authError?: unknown;
     rate?: RateState;
   }
 }

@@ -28,6 +28,10 @@ const RATE_HEADERS = {
   RateLimit: { description: 'IETF draft: "requests";r=<remaining>;t=<seconds to full>', schema: { type: 'string' } },
 };
 
+/** Keys in URLs end up in logs, proxies and browser histories. */
+const HEADER_ONLY =
+  'taken only in the Authorization header (`?access_token=` and keys in a body are refused with 401), the event stream of `GET /v1/jobs/{id}/stream` included: read it with fetch, or an EventSource that sends headers';
+
 /**
  * Builds the OpenAPI 3.1 document from the routes Nest knows and the zod schemas of their
  * @Endpoint specs (the same schemas that validate requests).
@@ -145,8 +149,8 @@ export class OpenApiBuilder {
       components: {
         schemas: components,
         securitySchemes: {
-          tenantKey: { type: 'http', scheme: 'bearer', description: 'A tenant key: aik_...' },
-          adminKey: { type: 'http', scheme: 'bearer', description: 'An admin key: adm_...' },
+          tenantKey: { type: 'http', scheme: 'bearer', description: `A tenant key: aik_...; ${HEADER_ONLY}` },
+          adminKey: { type: 'http', scheme: 'bearer', description: `An admin key: adm_...; ${HEADER_ONLY}` },
           metricsToken: { type: 'http', scheme: 'bearer', description: "The operator's METRICS_TOKEN, for Prometheus scrapers (GET /metrics only)" },
         },
       },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/principal.js';
 import { actorOf } from '../http/actor.js';
 import { Endpoint } from '../http/endpoint.js';
-import { IdempotentPost } from '../http/idempotency.interceptor.js';
+import { IdempotentPost, SECRET_REPLAY } from '../http/idempotency.interceptor.js';
 import { idParam, listOf, PageQuery } from '../http/schemas.js';
 import { CreateWebhookBody, DefaultSecretSchema, DeliverySchema, UpdateWebhookBody, WebhookSchema, WebhookWithSecretSchema } from './webhooks.dto.js';
 import { WebhooksService } from './webhooks.service.js';
@@ -18,9 +18,17 @@ export class WebhooksController {
 
   @IdempotentPost()
   @RequireScope('webhooks:write')
-  @Endpoint({ summary: 'Register a webhook endpoint (its secret is shown once)', tags, body: CreateWebhookBody, response: WebhookWithSecretSchema, status: 201, errors: [400] })
+  @Endpoint({
+    summary: 'Register a webhook endpoint (its secret is shown once)',
+    description: `At most \`max_webhook_endpoints\` per tenant (403 \`quota_exceeded_error\`). ${SECRET_REPLAY}`,
+    tags,
+    body: CreateWebhookBody,
+    response: WebhookWithSecretSchema,
+    status: 201,
+    errors: [400],
+  })
   create(@CurrentTenant() p: TenantPrincipal, @Body() body: z.infer<typeof CreateWebhookBody>) {
-    return this.webhooks.create(actorOf(p), p.tenantId, body);
+    return this.webhooks.create(actorOf(p), p.tenantId, body, p.quotas);
   }
 
   @Get()
@@ -62,6 +70,7 @@ export class WebhooksController {
   @RequireScope('webhooks:write')
   @Endpoint({
     summary: 'Rotate the signing secret (the previous one keeps signing for a grace period)',
+    description: SECRET_REPLAY,
     tags,
     params: WebhookParams,
     response: WebhookWithSecretSchema,

@@ -1,4 +1,4 @@
-import { ApiError, newId } from '@app/common';
+import { ApiError, newId, type Quotas } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AuditRepository, Database, type PageQuery, toPage, type WebhookEndpoint, WebhookRepository } from '@app/db';
 import { bullPrefix, WEBHOOKS_QUEUE } from '@app/queue';
@@ -32,10 +32,16 @@ export class WebhooksService implements OnApplicationShutdown {
     await this.queue?.close().catch(() => undefined);
   }
 
-  async create(actor: Actor, tenantId: string, body: z.infer<typeof CreateWebhookBody>) {
+  async create(actor: Actor, tenantId: string, body: z.infer<typeof CreateWebhookBody>, quotas: Pick<Quotas, 'max_webhook_endpoints'>) {
     const url = await this.checkUrl(body.url);
     const secret = newSecret();
     const endpoint = await this.db.prisma.$transaction(async (tx) => {
+      // The tenant row's lock makes the count and the insert one step for concurrent registrations.
+      await tx.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId} FOR UPDATE`;
+      const count = await tx.webhookEndpoint.count({ where: { tenantId } });
+      if (count >= quotas.max_webhook_endpoints) {
+        throw new ApiError(403, 'quota_exceeded_error', 'max_webhook_endpoints', `The tenant has ${count} webhook endpoints, its max_webhook_endpoints; delete one first`);
+      }
       const created = await tx.webhookEndpoint.create({
         data: { id: newId('whe'), tenantId, url, description: body.description ?? null, events: [...new Set(body.events ?? [])], secret: this.encrypt(secret) },
       });

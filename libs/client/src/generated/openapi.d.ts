@@ -25,10 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Prometheus metrics (text format)
-         * @description Needs the admin key, or the METRICS_TOKEN as bearer token, or a scraper address in METRICS_ALLOW_FROM.
-         */
+        /** Prometheus metrics (text format) */
         get: operations["Health_metrics"];
         put?: never;
         post?: never;
@@ -221,7 +218,10 @@ export interface paths {
         /** List a tenant's API keys */
         get: operations["AdminApiKeys_list"];
         put?: never;
-        /** Create an API key for a tenant */
+        /**
+         * Create an API key for a tenant
+         * @description `scopes` default to all of them. At most `max_api_keys` active keys per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["AdminApiKeys_create"];
         delete?: never;
         options?: never;
@@ -304,10 +304,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's API keys */
+        /** List the tenant's API keys (scope keys:read) */
         get: operations["ApiKeys_list"];
         put?: never;
-        /** Create an API key (its secret is shown once) */
+        /**
+         * Create an API key (its secret is shown once)
+         * @description A key creates only keys no stronger than itself: `scopes` a subset of its own (403 `scope_not_held` naming the others; default: the scopes of the calling key), `expires_at` no later than its own (403 `expires_after_caller`; default: its own expiry), and `rate_limit_per_minute` no higher than its own (403 `rate_limit_exceeds_caller`; default: its own limit). At most `max_api_keys` active keys per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["ApiKeys_create"];
         delete?: never;
         options?: never;
@@ -325,7 +328,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke an API key (fails on every API instance within a second) */
+        /**
+         * Revoke an API key (fails on every API instance within a second)
+         * @description A key cannot revoke a key that holds scopes it lacks (403 `scope_not_held`).
+         */
         delete: operations["ApiKeys_revoke"];
         options?: never;
         head?: never;
@@ -383,7 +389,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a training, evaluation or inference job
-         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202. A training is checked against the quotas before it is queued: its model (custom topology or preset) against `max_model_parameters`, and its least possible run time against `max_job_seconds` (403 `quota_exceeded_error` naming the quota). A running job that passes `max_job_seconds` is stopped and fails with `error.code: "max_job_seconds"`.
+         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202.
          */
         post: operations["Jobs_create"];
         delete?: never;
@@ -469,7 +475,7 @@ export interface paths {
         };
         /**
          * A job's events as Server-Sent Events: its history, then live until it ends
-         * @description Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
+         * @description Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
          */
         get: operations["Jobs_stream"];
         put?: never;
@@ -583,7 +589,7 @@ export interface paths {
         put?: never;
         /**
          * Import a TF.js layers model trained elsewhere as a new version
-         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked here: JSON shape, allowed layers and every initializer, regularizer, constraint and activation class their configs name, weights against their specs (float32, finite), input width against the schema, parameters against `max_model_parameters`, storage against `max_storage_bytes`. Then, before the version exists, a worker loads the model exactly as serving will and predicts once on an input of zeros; the answer waits for it (up to IMPORT_CHECK_TIMEOUT_MS, 30 s by default). A model that cannot load or run is a 400 `model_invalid` naming the layer, class or weight; no worker in time is a 503 `no_worker_available` with Retry-After; more than IMPORT_CHECKS_PER_TENANT imports being checked at once is a 429 `import_checks_in_flight`. A refused import stores nothing: no version, no artifact, no storage, no version number.
+         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked: JSON shape, allowed layers, weights against their specs, input width against the schema, parameters against `max_model_parameters`.
          */
         post: operations["Models_import"];
         delete?: never;
@@ -639,7 +645,10 @@ export interface paths {
         /** List the tenant's webhook endpoints */
         get: operations["Webhooks_list"];
         put?: never;
-        /** Register a webhook endpoint (its secret is shown once) */
+        /**
+         * Register a webhook endpoint (its secret is shown once)
+         * @description At most `max_webhook_endpoints` per tenant (403 `quota_exceeded_error`). With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["Webhooks_create"];
         delete?: never;
         options?: never;
@@ -709,7 +718,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate the signing secret (the previous one keeps signing for a grace period) */
+        /**
+         * Rotate the signing secret (the previous one keeps signing for a grace period)
+         * @description With `Idempotency-Key`, a repeat by the same API key replays this answer, secret included (stored encrypted, AES-256-GCM); the same Idempotency-Key from another key of the tenant is another request, run on its own: idempotency is scoped to the key.
+         */
         post: operations["Webhooks_rotate"];
         delete?: never;
         options?: never;
@@ -806,7 +818,7 @@ export interface components {
             prefix: string;
             rate_limit_per_minute: number | null;
             revoked_at: string | null;
-            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
             tenant_id: string;
         };
         AuditEntry: {
@@ -843,7 +855,7 @@ export interface components {
             prefix: string;
             rate_limit_per_minute: number | null;
             revoked_at: string | null;
-            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+            scopes: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
             /** @description shown once, at creation */
             secret: string;
             tenant_id: string;
@@ -1203,12 +1215,14 @@ export interface components {
             worker_id: string | null;
         };
         Quotas: {
+            max_api_keys: number;
             max_concurrent_jobs: number;
             max_dataset_rows: number;
-            max_job_seconds: number;
+            max_idempotency_records: number;
             max_model_parameters: number;
             max_queued_jobs: number;
             max_storage_bytes: number;
+            max_webhook_endpoints: number;
             monthly_compute_seconds: number;
             requests_per_minute: number;
         };
@@ -1447,33 +1461,6 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
-                };
-            };
-            /** @description Missing, unknown, revoked or expired key */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Wrong kind of key, missing scope, or suspended tenant */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description A dependency (PostgreSQL or Redis) does not answer */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2091,12 +2078,14 @@ export interface operations {
                      */
                     plan?: "free" | "pro" | "enterprise";
                     quotas?: {
+                        max_api_keys?: number | null;
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
-                        max_job_seconds?: number | null;
+                        max_idempotency_records?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
+                        max_webhook_endpoints?: number | null;
                         monthly_compute_seconds?: number | null;
                         requests_per_minute?: number | null;
                     };
@@ -2343,12 +2332,14 @@ export interface operations {
                     /** @enum {string} */
                     plan?: "free" | "pro" | "enterprise";
                     quotas?: {
+                        max_api_keys?: number | null;
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
-                        max_job_seconds?: number | null;
+                        max_idempotency_records?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
+                        max_webhook_endpoints?: number | null;
                         monthly_compute_seconds?: number | null;
                         requests_per_minute?: number | null;
                     };
@@ -2522,13 +2513,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** Format: date-time */
+                    /**
+                     * Format: date-time
+                     * @description default: the calling key's expiry (none when it has none, or when an admin creates the key)
+                     */
                     expires_at?: string;
                     name: string;
-                    /** @description this key's own limit, under the tenant's */
+                    /** @description this key's own limit, under the tenant's; default: the calling key's own limit */
                     rate_limit_per_minute?: number;
-                    /** @description default: all scopes */
-                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+                    /** @description default: the calling key's scopes (all scopes when an admin creates the key) */
+                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
                 };
             };
         };
@@ -2891,7 +2885,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description List the tenant's API keys */
+            /** @description List the tenant's API keys (scope keys:read) */
             200: {
                 headers: {
                     /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
@@ -2969,13 +2963,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** Format: date-time */
+                    /**
+                     * Format: date-time
+                     * @description default: the calling key's expiry (none when it has none, or when an admin creates the key)
+                     */
                     expires_at?: string;
                     name: string;
-                    /** @description this key's own limit, under the tenant's */
+                    /** @description this key's own limit, under the tenant's; default: the calling key's own limit */
                     rate_limit_per_minute?: number;
-                    /** @description default: all scopes */
-                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:write")[];
+                    /** @description default: the calling key's scopes (all scopes when an admin creates the key) */
+                    scopes?: ("datasets:read" | "datasets:write" | "models:read" | "models:write" | "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "keys:read" | "keys:write")[];
                 };
             };
         };
@@ -3658,10 +3655,7 @@ export interface operations {
                     type: "training";
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /**
-                     * Format: uri
-                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
-                     */
+                    /** Format: uri */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3680,10 +3674,7 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /**
-                     * Format: uri
-                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
-                     */
+                    /** Format: uri */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3706,10 +3697,7 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /**
-                     * Format: uri
-                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
-                     */
+                    /** Format: uri */
                     webhook_url?: string;
                 };
             };
@@ -5521,7 +5509,7 @@ export interface operations {
                     description?: string;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
+                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
                     url: string;
                 };
             };
@@ -5824,7 +5812,7 @@ export interface operations {
                     enabled?: boolean;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
+                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
                     url?: string;
                 };
             };
