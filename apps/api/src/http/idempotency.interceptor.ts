@@ -60,7 +60,7 @@ interface StoredAnswer {
  * id, or the admin key), so another key of the same tenant never sees its answers. An answer's
  * `secret` (a new API key or webhook secret) is stored apart from it, encrypted (AES-256-GCM under
  * WEBHOOK_SECRET_KEY) and bound to the record, and put back only on replay. 2xx and 4xx answers are
- * kept; after a 5xx the key is released so that the client's retry runs again. An answer over
+ * kept; after a 5xx, a 429 or a 408 the key is released so that the client's retry runs again. An answer over
  * IDEMPOTENCY_MAX_ANSWER_BYTES is not kept, but the key stays claimed: a replay is a 409 that says
  * so, never a second execution.
  */
@@ -126,7 +126,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
           }),
           catchError((err: unknown) => {
             const apiError = toApiError(err, String(req.id));
-            const done = apiError.status >= 500 ? release() : this.finish(ref, apiError.status, apiError.toBody());
+            // A refusal that says "later" (429, 408) is not an answer to keep, as Stripe keeps none for it.
+            const transient = apiError.status >= 500 || apiError.status === 429 || apiError.status === 408;
+            const done = transient ? release() : this.finish(ref, apiError.status, apiError.toBody());
             return from(done.then(() => Promise.reject(err)));
           }),
         );

@@ -25,7 +25,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text format) */
+        /**
+         * Prometheus metrics (text format)
+         * @description Needs the admin key, or the METRICS_TOKEN as bearer token, or a scraper address in METRICS_ALLOW_FROM.
+         */
         get: operations["Health_metrics"];
         put?: never;
         post?: never;
@@ -389,7 +392,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a training, evaluation or inference job
-         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202.
+         * @description Accepted means durable: the job and its first event are committed before the answer. Without `Prefer: wait` the answer is 202 with the queued job and a `Location`; with `Prefer: wait[=N]` (N ≤ 60 s) it is 200 with the finished job if it ends in time, else 202. A training is checked against the quotas before it is queued: its model (custom topology or preset) against `max_model_parameters`, and its least possible run time against `max_job_seconds` (403 `quota_exceeded_error` naming the quota). A running job that passes `max_job_seconds` is stopped and fails with `error.code: "max_job_seconds"`.
          */
         post: operations["Jobs_create"];
         delete?: never;
@@ -475,7 +478,7 @@ export interface paths {
         };
         /**
          * A job's events as Server-Sent Events: its history, then live until it ends
-         * @description Each event has `id` (its sequence number; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
+         * @description Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.
          */
         get: operations["Jobs_stream"];
         put?: never;
@@ -589,7 +592,7 @@ export interface paths {
         put?: never;
         /**
          * Import a TF.js layers model trained elsewhere as a new version
-         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked: JSON shape, allowed layers, weights against their specs, input width against the schema, parameters against `max_model_parameters`.
+         * @description The body carries a model.json with its weights inlined as base64 (`weightData`), as the artifact download gives it, with `input_schema` and `labels` unless it came from this service. Checked here: JSON shape, allowed layers and every initializer, regularizer, constraint and activation class their configs name, weights against their specs (float32, finite), input width against the schema, parameters against `max_model_parameters`, storage against `max_storage_bytes`. Then, before the version exists, a worker loads the model exactly as serving will and predicts once on an input of zeros; the answer waits for it (up to IMPORT_CHECK_TIMEOUT_MS, 30 s by default). A model that cannot load or run is a 400 `model_invalid` naming the layer, class or weight; no worker in time is a 503 `no_worker_available` with Retry-After; more than IMPORT_CHECKS_PER_TENANT imports being checked at once is a 429 `import_checks_in_flight`. A refused import stores nothing: no version, no artifact, no storage, no version number.
          */
         post: operations["Models_import"];
         delete?: never;
@@ -1219,6 +1222,7 @@ export interface components {
             max_concurrent_jobs: number;
             max_dataset_rows: number;
             max_idempotency_records: number;
+            max_job_seconds: number;
             max_model_parameters: number;
             max_queued_jobs: number;
             max_storage_bytes: number;
@@ -1461,6 +1465,33 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -2082,6 +2113,7 @@ export interface operations {
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
                         max_idempotency_records?: number | null;
+                        max_job_seconds?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
@@ -2336,6 +2368,7 @@ export interface operations {
                         max_concurrent_jobs?: number | null;
                         max_dataset_rows?: number | null;
                         max_idempotency_records?: number | null;
+                        max_job_seconds?: number | null;
                         max_model_parameters?: number | null;
                         max_queued_jobs?: number | null;
                         max_storage_bytes?: number | null;
@@ -3655,7 +3688,10 @@ export interface operations {
                     type: "training";
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3674,7 +3710,10 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 } | {
                     alias?: string | "latest";
@@ -3697,7 +3736,10 @@ export interface operations {
                     version?: number;
                     /** @description default ["completed"] */
                     webhook_events?: ("start" | "progress" | "completed")[];
-                    /** Format: uri */
+                    /**
+                     * Format: uri
+                     * @description checked at submission as a webhook endpoint URL is (400 url_not_allowed)
+                     */
                     webhook_url?: string;
                 };
             };
@@ -5509,7 +5551,7 @@ export interface operations {
                     description?: string;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
+                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
                     url: string;
                 };
             };
@@ -5812,7 +5854,7 @@ export interface operations {
                     enabled?: boolean;
                     /** @description the event types to receive; empty or absent: all */
                     events?: ("job.started" | "job.progress" | "job.succeeded" | "job.failed" | "job.canceled" | "model.version.created")[];
-                    /** @description http or https; hosts that resolve to private, loopback or link-local addresses are refused */
+                    /** @description http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host */
                     url?: string;
                 };
             };
