@@ -19,6 +19,15 @@ export { MIN_STEP_SECONDS, minimumTrainingTime, presetParameters, type PresetSha
 export { checkInputs, encodeRows, type EncodedData } from './data/prepare.js';
 export { tokenize } from './data/text.js';
 export { classificationMetrics, regressionMetrics } from './metrics.js';
+export {
+  FOUNDATION_MODELS,
+  foundationModel,
+  foundationWeights,
+  type FoundationKind,
+  type FoundationModelSpec,
+  type ImageInputLimits,
+  type TextInputLimits,
+} from './foundation/catalog.js';
 export type { LoadedModel };
 
 /** TF.js. Picks the backend (see backend.ts); pass the caller's TF_BACKEND as `forced`. Call once per process. */
