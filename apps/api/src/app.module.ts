@@ -11,6 +11,9 @@ import { DatasetsController } from './datasets/datasets.controller.js';
 import { DatasetsService } from './datasets/datasets.service.js';
 import { UploadSlots } from './datasets/upload-slots.js';
 import { DocsController } from './docs/docs.controller.js';
+import { EmbeddingsController, FoundationModelsController } from './foundation/foundation.controller.js';
+import { FoundationService } from './foundation/foundation.service.js';
+import { FoundationTransport } from './foundation/foundation-transport.js';
 import { OpenApiBuilder } from './docs/openapi.js';
 import { HealthController } from './health/health.controller.js';
 import { ApiExceptionFilter } from './http/errors.js';
@@ -42,7 +45,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [InfraModule.forRoot(config), AuthModule, DiscoveryModule],
-      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController],
+      controllers: [HealthController, DocsController, MeController, ApiKeysController, AdminApiKeysController, TenantsController, AdminController, DatasetsController, ModelsController, JobsController, PredictController, WebhooksController, OperationsController, DashboardController, FoundationModelsController, EmbeddingsController],
       providers: [
         IdempotencyInterceptor,
         IdempotencyQuota,
@@ -60,6 +63,8 @@ export class AppModule {
         ServingCatalog,
         PredictTransport,
         PredictService,
+        FoundationTransport,
+        FoundationService,
         UsageMeter,
         AdminBootstrap,
         OpenApiBuilder,

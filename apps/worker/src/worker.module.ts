@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 import { InferencePool } from './inference/inference-pool.js';
+import { FoundationLane } from './inference/foundation-lane.js';
 import { InferenceLane } from './inference/lane.js';
 import { LoadCheckConsumer } from './inference/load-checks.js';
 import { WebhookDelivery } from './webhooks/webhook-delivery.js';
@@ -52,6 +53,7 @@ export class WorkerModule {
         InferencePool,
         JobEngine,
         InferenceLane,
+        FoundationLane,
         LoadCheckConsumer,
         WebhookDelivery,
       ],

@@ -28,7 +28,15 @@ export {
   type ImageInputLimits,
   type TextInputLimits,
 } from './foundation/catalog.js';
+export { InputError, isInputError } from './foundation/errors.js';
+export { imageHeader } from './foundation/image-decode.js';
+export type { EmbedResult, FoundationHandle } from './foundation/runtime.js';
 export type { LoadedModel };
+
+/** TF.js. A foundation model, loaded once per process (later calls return the same handle). */
+export async function loadFoundation(id: string): Promise<import('./foundation/runtime.js').FoundationHandle> {
+  return (await import('./foundation/runtime.js')).loadFoundation(id);
+}
 
 /** TF.js. Picks the backend (see backend.ts); pass the caller's TF_BACKEND as `forced`. Call once per process. */
 export async function initBackend(forced?: string | null): Promise<BackendInfo> {

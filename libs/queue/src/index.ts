@@ -6,3 +6,4 @@ export * from './predict.js';
 export * from './predict-queue.js';
 export * from './cluster-metrics.js';
 export * from './load-checks.js';
+export * from './embeddings.js';

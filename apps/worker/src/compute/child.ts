@@ -6,7 +6,7 @@
  * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`, and
  * loads imported models once for `check` before they become versions.
  */
-import { checkLoads, evaluate, initBackend, isMlError, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import { checkLoads, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
 import { performance } from 'node:perf_hooks';
 import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
@@ -15,17 +15,37 @@ const send = (msg: FromChild) => process.send!(msg);
 
 function serialize(err: unknown): SerializedError {
   if (isMlError(err)) return { name: 'MlError', message: err.message, code: err.code, details: err.details };
+  if (isInputError(err)) return { name: 'InputError', message: err.message, index: err.index };
   const e = err instanceof Error ? err : new Error(String(err));
   return { name: e.name, message: e.message };
 }
 
 const controllers = new Map<number, AbortController>();
-const models = new ModelCache<LoadedModel>(Number(process.argv[3] ?? 0) || 0);
+const models = new ModelCache<LoadedModel | { bytes: number; dispose(): void }>(Number(process.argv[3] ?? 0) || 0);
+
+/**
+ * A foundation model runs from libs/ml's per-process handle (loaded once, shared with the heads
+ * of transfer-learned versions) and takes its bytes in this child's model cache, so that the
+ * budget counts it once; when the cache drops it, the handle is released too.
+ */
+async function foundation(args: ComputeOps['foundation']['args']): Promise<ComputeOps['foundation']['result']> {
+  const t0 = performance.now();
+  const handle = await loadFoundation(args.model);
+  const key = `foundation:${args.model}`;
+  if (!models.get(key)) models.set(key, { bytes: handle.bytes, dispose: () => handle.dispose() });
+  if (args.op === 'classify') {
+    if (!handle.classify) throw new Error(`foundation model ${args.model} does not classify`);
+    const { probabilities } = await handle.classify(args.inputs as Uint8Array[]);
+    return { probabilities, seconds: (performance.now() - t0) / 1000 };
+  }
+  const { vectors, tokens, truncated } = await handle.embed(args.inputs);
+  return { vectors, tokens, truncated, seconds: (performance.now() - t0) / 1000 };
+}
 
 /** A prediction with a loaded version; `miss` when it is not loaded and no artifact came with the call. */
 async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['infer']['result']> {
   const t0 = performance.now();
-  let model = models.get(args.versionId);
+  let model = models.get(args.versionId) as LoadedModel | undefined;
   let keep = true;
   if (!model) {
     if (!args.artifact) return { miss: true };
@@ -65,6 +85,8 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return await predict(args.artifact, args.inputs, { explain: args.explain });
       case 'infer':
         return await infer(args);
+      case 'foundation':
+        return await foundation(args);
       case 'check': {
         const t0 = performance.now();
         await checkLoads(args.artifact);

@@ -1,4 +1,4 @@
-import { type BackendInfo, type EpochProgress, MlError, type MlErrorCode } from '@app/ml';
+import { type BackendInfo, type EpochProgress, InputError, MlError, type MlErrorCode } from '@app/ml';
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ComputeOp, ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
@@ -39,6 +39,7 @@ const CHILD_FILE = fileURLToPath(new URL('./child.js', import.meta.url));
 
 function revive(e: SerializedError): Error {
   if (e.name === 'MlError' && e.code) return new MlError(e.code as MlErrorCode, e.message, e.details ?? []);
+  if (e.name === 'InputError' && e.index !== undefined) return new InputError(e.index, e.message);
   const err = new Error(e.message);
   err.name = e.name;
   return err;

@@ -19,6 +19,14 @@ export interface ComputeOps {
   };
   /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */
   check: { args: { artifact: Uint8Array }; result: { seconds: number } };
+  /**
+   * A foundation model on raw inputs (texts, or encoded images), loaded once per child and kept
+   * in its model cache. Bad input i is an InputError naming i.
+   */
+  foundation: {
+    args: { model: string; op: 'embed' | 'classify'; inputs: string[] | Uint8Array[] };
+    result: { vectors?: Float32Array[]; tokens?: number[]; truncated?: boolean[]; probabilities?: number[][]; seconds: number };
+  };
 }
 export type ComputeOp = keyof ComputeOps;
 
@@ -29,6 +37,8 @@ export interface SerializedError {
   message: string;
   /** MlError's code, when it is one */
   code?: string;
+  /** InputError's input index, when it is one */
+  index?: number;
   details?: string[];
 }
 

@@ -3,6 +3,7 @@ import { AuditRepository, Database, ModelRegistry } from '@app/db';
 import { type BackendInfo, type Explanation, MlError, type Prediction, type Row } from '@app/ml';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ComputePool } from '../compute/pool.js';
+import type { ComputeOps } from '../compute/protocol.js';
 import { JobInputError } from '../runners.js';
 
 /**
@@ -94,6 +95,12 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
   async check(artifact: Uint8Array, signal?: AbortSignal): Promise<{ seconds: number }> {
     await this.ready();
     return this.pool.run('check', { artifact }, { signal });
+  }
+
+  /** A foundation model on raw inputs, in an inference child (which keeps the model loaded). Bad input i: InputError(i). */
+  async foundation(model: string, op: 'embed' | 'classify', inputs: string[] | Uint8Array[]): Promise<ComputeOps['foundation']['result']> {
+    await this.ready();
+    return this.pool.run('foundation', { model, op, inputs });
   }
 
   private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal): Promise<InferenceOutput> {

@@ -19,6 +19,9 @@ interface Tally {
 export class UsageTally {
   private readonly tallies = new Map<string, Tally>();
 
+  /** `requestsMetric`: the usage metric its request counts go to (sync predictions, embeddings, tokens). */
+  constructor(private readonly requestsMetric = SYNC_PREDICTIONS_METRIC) {}
+
   add(tenantId: string, seconds: number, requests = 1, day = new Date().toISOString().slice(0, 10)): void {
     const key = `${tenantId}|${day}`;
     let t = this.tallies.get(key);
@@ -38,7 +41,7 @@ export class UsageTally {
       // A float sum of fractions may fall a hair short of a whole second it really holds.
       const whole = final ? Math.ceil(t.seconds - 1e-9) : Math.floor(t.seconds + 1e-9);
       if (whole > 0) out.push({ tenantId: t.tenantId, day: t.day, metric: 'compute_seconds', value: whole });
-      if (t.requests > 0) out.push({ tenantId: t.tenantId, day: t.day, metric: SYNC_PREDICTIONS_METRIC, value: t.requests });
+      if (t.requests > 0) out.push({ tenantId: t.tenantId, day: t.day, metric: this.requestsMetric, value: t.requests });
       t.seconds = Math.max(0, t.seconds - whole);
       t.requests = 0;
       if (t.seconds === 0 || final) this.tallies.delete(key);
