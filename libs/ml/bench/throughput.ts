@@ -207,17 +207,17 @@ async function measurePredict(backend: BenchBackend, model: BenchModel, artifact
       const { label: _l, topic: _t, ...features } = r;
       return features;
     });
-    for (let i = 0; i < 20; i++) loaded.predict([inputs[i % inputs.length]]);
+    for (let i = 0; i < 20; i++) await loaded.predict([inputs[i % inputs.length]]);
     const times: number[] = [];
     for (let i = 0; i < 200; i++) {
       const started = performance.now();
-      loaded.predict([inputs[i % inputs.length]]);
+      await loaded.predict([inputs[i % inputs.length]]);
       times.push(performance.now() - started);
     }
-    loaded.predict(inputs);
+    await loaded.predict(inputs);
     const calls = backend === 'cpu' ? 5 : 30;
     const started = performance.now();
-    for (let i = 0; i < calls; i++) loaded.predict(inputs);
+    for (let i = 0; i < calls; i++) await loaded.predict(inputs);
     const seconds = (performance.now() - started) / 1000;
     return { backend, model, one_row_ms_p50: round3(median(times)), batch_256_rows_per_second: Math.round((calls * BATCH) / seconds) };
   } finally {

@@ -6,6 +6,8 @@
  * JSON checks). The functions marked "TF.js" load it on their first call, in the worker's
  * sandboxed child process.
  */
+import type { FoundationHandle } from './foundation/runtime.js';
+import type { TextFeatureOptions } from './foundation/features.js';
 import type { LoadedModel } from './predict.js';
 import type { BackendInfo, Metrics, PredictOptions, PredictResult, Row, TrainOptions, TrainResult } from './types.js';
 
@@ -33,10 +35,6 @@ export { imageHeader } from './foundation/image-decode.js';
 export type { EmbedResult, FoundationHandle } from './foundation/runtime.js';
 export type { LoadedModel };
 
-/** TF.js. A foundation model, loaded once per process (later calls return the same handle). */
-export async function loadFoundation(id: string): Promise<import('./foundation/runtime.js').FoundationHandle> {
-  return (await import('./foundation/runtime.js')).loadFoundation(id);
-}
 
 /** TF.js. Picks the backend (see backend.ts); pass the caller's TF_BACKEND as `forced`. Call once per process. */
 export async function initBackend(forced?: string | null): Promise<BackendInfo> {
@@ -66,4 +64,14 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 /** TF.js. Loads an artifact for repeated calls; `dispose()` it when evicted. */
 export async function loadModel(artifact: Uint8Array): Promise<LoadedModel> {
   return (await import('./predict.js')).loadModel(artifact);
+}
+
+/** TF.js. A foundation model of the catalog, loaded once per process (cached by id): later calls return the same handle. */
+export async function loadFoundation(id: string): Promise<FoundationHandle> {
+  return (await import('./foundation/runtime.js')).loadFoundation(id);
+}
+
+/** TF.js. The per-row features a head sees from its base (deterministic per input): what a feature cache stores. */
+export async function baseFeatures(handle: FoundationHandle, inputs: string[] | Uint8Array[], options?: TextFeatureOptions): Promise<Float32Array[]> {
+  return (await import('./foundation/features.js')).baseFeatures(handle, inputs, options);
 }

@@ -32,7 +32,7 @@ export function outputWidth(model: tf.LayersModel): number {
 /** Standardized regression outputs back in the label's units. */
 export function toLabelUnits(values: Float32Array, metadata: ArtifactMetadata): Float32Array {
   const pre = metadata.preprocessing;
-  const target = pre.kind === 'tabular' ? pre.target : undefined;
+  const target = pre.kind !== 'text' ? pre.target : undefined;
   if (!target) return values;
   return values.map((v) => v * target.std + target.mean);
 }

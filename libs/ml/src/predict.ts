@@ -8,11 +8,18 @@ import { isMlError, MlError } from './errors.js';
 import { explain } from './explain.js';
 import { evaluateEncoded, forward, outputWidth, toLabelUnits } from './inference.js';
 import { argMax } from './metrics.js';
+import type { EncodedData } from './data/prepare.js';
+import { isInputError } from './foundation/errors.js';
+import { baseFeatures } from './foundation/features.js';
+import { loadFoundation, type FoundationHandle } from './foundation/runtime.js';
+import { headInputs, headWidth } from './foundation/transfer.js';
 import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResult, Row } from './types.js';
 
 /**
  * An artifact loaded once for many calls (a worker's model cache). Its weights live in the
- * TF.js backend until `dispose()`; calls are synchronous and leave no tensors behind.
+ * TF.js backend until `dispose()`; calls leave no tensors behind. A transfer-learned head holds
+ * its base (`base`), loaded once per process and shared with every other head on it: disposing
+ * the head leaves the base loaded.
  */
 export class LoadedModel {
   private vocabulary: Map<string, number> | undefined;
@@ -25,6 +32,8 @@ export class LoadedModel {
     /** The artifact's size: what a byte-bounded cache counts. */
     readonly bytes: number,
     readonly sha256: string,
+    /** The foundation model a transfer-learned head runs on (shared, never disposed here). */
+    readonly base: FoundationHandle | null,
   ) {
     if (metadata.preprocessing.kind === 'text') this.vocabulary = vocabularyIndex(metadata.preprocessing);
   }
@@ -32,20 +41,30 @@ export class LoadedModel {
   static async load(artifact: Uint8Array): Promise<LoadedModel> {
     await ensureBackend();
     const decoded = decodeArtifact(artifact);
+    const base = await loadBase(decoded.metadata);
     const model = await loadLayersModel(decoded);
-    const loaded = new LoadedModel(model, decoded.metadata, decoded.parameters, artifact.byteLength, sha256(artifact));
+    const loaded = new LoadedModel(model, decoded.metadata, decoded.parameters, artifact.byteLength, sha256(artifact), base);
     const expected = decoded.metadata.labels ? decoded.metadata.labels.length : 1;
+    const pre = decoded.metadata.preprocessing;
+    const inputs = model.inputs[0].shape[1];
     if (outputWidth(model) !== expected) {
       loaded.dispose();
       throw new MlError('invalid_artifact', `The model has ${outputWidth(model)} outputs; its metadata expects ${expected}`);
+    }
+    if (pre.kind === 'foundation' && inputs !== headWidth(pre)) {
+      loaded.dispose();
+      throw new MlError('invalid_artifact', `The head reads ${inputs} features; its preprocessing gives ${headWidth(pre)}`);
     }
     return loaded;
   }
 
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
-  predict(inputs: Row[], options: PredictOptions = {}): PredictResult {
+  async predict(inputs: Row[], options: PredictOptions = {}): Promise<PredictResult> {
     this.assertOpen();
-    const data = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary });
+    const data = await this.withBaseFeatures(
+      encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary }),
+      'invalid_input',
+    );
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
     let predictions: Prediction[];
@@ -64,16 +83,38 @@ export class LoadedModel {
       predictions = Array.from(toLabelUnits(outputs, this.metadata), (value) => ({ value }));
     }
     const result: PredictResult = { predictions };
-    if (options.explain) result.explanations = explain(this.model, this.metadata, data, predicted);
+    // heads on a base give no explanations: attributions through the frozen encoder are not computed
+    if (options.explain && !this.base) result.explanations = explain(this.model, this.metadata, data, predicted);
     return result;
   }
 
   /** Evaluation metrics on labelled rows. Bad rows: MlError `invalid_data`. */
-  evaluate(rows: Row[]): Metrics {
+  async evaluate(rows: Row[]): Promise<Metrics> {
     this.assertOpen();
     if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
-    const data = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary });
+    const data = await this.withBaseFeatures(encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary }), 'invalid_data');
     return evaluateEncoded(this.model, this.metadata, data);
+  }
+
+  /**
+   * A head's input rows from raw texts: the base's features (or `features`, the caller's cache of them, in row order)
+   * beside the text's n-grams. Other models' data is returned as it is.
+   */
+  async withBaseFeatures(data: EncodedData, code: 'invalid_input' | 'invalid_data', features?: Float32Array[]): Promise<EncodedData> {
+    const pre = this.metadata.preprocessing;
+    if (pre.kind !== 'foundation' || !this.base) return data;
+    const texts = data.texts!;
+    let computed = features;
+    if (!computed) {
+      try {
+        computed = await baseFeatures(this.base, texts);
+      } catch (err) {
+        if (isInputError(err)) throw new MlError(code, `${code === 'invalid_input' ? `inputs[${err.index}]` : `row ${err.index + 1}`}: ${err.message}`);
+        throw err;
+      }
+    }
+    if (computed.length !== texts.length) throw new Error(`${computed.length} base feature rows for ${texts.length} texts`);
+    return { ...data, width: headWidth(pre), x: headInputs(pre, computed, texts) };
   }
 
   dispose(): void {
@@ -85,6 +126,22 @@ export class LoadedModel {
   private assertOpen(): void {
     if (this.disposed) throw new Error('LoadedModel used after dispose()');
   }
+}
+
+/** The base of a transfer-learned artifact, from the process's cache, checked against the sha256 it was trained on. */
+async function loadBase(metadata: ArtifactMetadata): Promise<FoundationHandle | null> {
+  const pre = metadata.preprocessing;
+  if (pre.kind !== 'foundation') return null;
+  let handle: FoundationHandle;
+  try {
+    handle = await loadFoundation(pre.base.id);
+  } catch (err) {
+    throw new MlError('invalid_artifact', `The base model '${pre.base.id}' cannot be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (handle.sha256 !== pre.base.sha256) {
+    throw new MlError('invalid_artifact', `The head was trained on '${pre.base.id}' with weights ${pre.base.sha256.slice(0, 12)}…; this process has ${handle.sha256.slice(0, 12)}…`);
+  }
+  return handle;
 }
 
 /**
@@ -103,7 +160,7 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
   try {
     let result: PredictResult;
     try {
-      result = model.predict([zeroInput(model.metadata)]);
+      result = await model.predict([zeroInput(model.metadata)]);
     } catch (err) {
       if (isMlError(err)) throw err;
       throw new MlError('invalid_model', `TF.js cannot run the model: ${err instanceof Error ? err.message : String(err)}`);
@@ -122,6 +179,8 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 function zeroInput(metadata: ArtifactMetadata): Row {
   const pre = metadata.preprocessing;
   if (pre.kind === 'text') return { [pre.text_field]: '' };
+  // a base cannot encode an empty text
+  if (pre.kind === 'foundation') return { [pre.text_field]: 'a' };
   return Object.fromEntries(pre.features.map((f) => [f, 0]));
 }
 
@@ -163,7 +222,7 @@ export async function loadModel(artifact: Uint8Array): Promise<LoadedModel> {
 export async function predict(artifact: Uint8Array, inputs: Row[], options?: PredictOptions): Promise<PredictResult> {
   const model = await LoadedModel.load(artifact);
   try {
-    return model.predict(inputs, options);
+    return await model.predict(inputs, options);
   } finally {
     model.dispose();
   }
@@ -172,7 +231,7 @@ export async function predict(artifact: Uint8Array, inputs: Row[], options?: Pre
 export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metrics> {
   const model = await LoadedModel.load(artifact);
   try {
-    return model.evaluate(rows);
+    return await model.evaluate(rows);
   } finally {
     model.dispose();
   }

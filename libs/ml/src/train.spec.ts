@@ -172,10 +172,10 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
     const first = await predict(result.artifact, inputs, { explain: true });
     const copy = Buffer.from(result.artifact.toString('utf8'), 'utf8');
     const model = await loadModel(copy);
-    const again = model.predict(inputs, { explain: true });
+    const again = await model.predict(inputs, { explain: true });
     expect(again).toEqual(first);
     expect(model.sha256).toBe(result.sha256);
-    const metrics = model.evaluate(tabular.slice(0, 100));
+    const metrics = await model.evaluate(tabular.slice(0, 100));
     expect(await evaluate(result.artifact, tabular.slice(0, 100))).toEqual(metrics);
     const explanation = first.explanations![0] as Record<string, number>;
     expect(Object.keys(explanation)).toEqual(['x1', 'x2', 'x3', 'x4']);

@@ -24,6 +24,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   throwIfAborted(opts.signal);
   const { spec } = opts;
   if (!spec || !TASKS.includes(spec.task)) throw new MlError('invalid_data', `task must be one of ${TASKS.join(', ')}`);
+  if (opts.baseModel) return (await import('./foundation/train-head.js')).trainHead(opts, backend.name, started);
   if (opts.base && opts.architecture !== undefined) throw new MlError('architecture_not_allowed', 'A fine-tuned model keeps its base architecture: give base or architecture, not both');
   const text = spec.task === 'text-classification';
   const base = opts.base ? decodeArtifact(opts.base) : null;

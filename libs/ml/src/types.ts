@@ -72,6 +72,8 @@ export interface InputSchema {
   text_field?: string;
   sequence_length?: number;
   vocabulary_size?: number;
+  /** Transfer-learned heads: the foundation model the raw inputs go through first. */
+  base_model?: FoundationBase;
 }
 
 /** Standardization of tabular features with statistics of the training split. */
@@ -95,7 +97,35 @@ export interface TextPreprocessing {
   oov_id: 1;
 }
 
-export type Preprocessing = TabularPreprocessing | TextPreprocessing;
+/**
+ * A head on a frozen foundation model (transfer learning): the base's features of the raw text, standardized, beside
+ * hashed word n-grams (TF-IDF with the training split's idf). Serving computes the base's features with the same base.
+ */
+export interface FoundationPreprocessing {
+  kind: 'foundation';
+  base: FoundationBase;
+  input: 'text';
+  text_field: string;
+  /** Width of the base's feature vectors (baseFeatures). */
+  base_width: number;
+  /** Standardization of the base features (training split), base64 of float32. */
+  base_mean: string;
+  base_std: string;
+  /** Weight of the base block against the n-gram block (each has about unit norm). */
+  base_weight: number;
+  /** Hashed n-grams of the raw text; null: the base's features alone. `idf` is base64 of float32. */
+  ngrams: { buckets: number; ngrams: number; max_tokens: number; idf: string } | null;
+  /** Regression: the label is standardized too. */
+  target?: { mean: number; std: number };
+}
+
+/** A foundation model a version depends on: its catalog id and the sha256 of its weights as shipped. */
+export interface FoundationBase {
+  id: string;
+  sha256: string;
+}
+
+export type Preprocessing = TabularPreprocessing | TextPreprocessing | FoundationPreprocessing;
 
 /** `userDefinedMetadata.aiaas` of an artifact. */
 export interface ArtifactMetadata {
@@ -104,6 +134,8 @@ export interface ArtifactMetadata {
   preprocessing: Preprocessing;
   input_schema: InputSchema;
   labels: string[] | null;
+  /** Transfer-learned heads: the frozen base that serving runs first (never its weights). */
+  base?: FoundationBase;
 }
 
 export interface ClassMetrics {
@@ -177,6 +209,11 @@ export interface TrainOptions {
   architecture?: unknown;
   /** An artifact to fine-tune: its weights and preprocessing are the starting point. */
   base?: Buffer;
+  /**
+   * Transfer learning: train a head on a frozen foundation model. `features[i]` is `baseFeatures(handle, [text of
+   * rows[i]])[0]` (row order); the head also reads the raw text of each row. Not with `base` or `architecture`.
+   */
+  baseModel?: FoundationBase & { features: Float32Array[] };
   /** The tenant's `max_model_parameters`; default unlimited. */
   maxParameters?: number;
   onEpoch?: (progress: EpochProgress) => void;

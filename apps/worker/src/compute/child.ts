@@ -53,7 +53,7 @@ async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['inf
     keep = models.set(args.versionId, model);
   }
   try {
-    const out = model.predict(args.inputs, { explain: args.explain });
+    const out = await model.predict(args.inputs, { explain: args.explain });
     return { miss: false, ...out, seconds: (performance.now() - t0) / 1000 };
   } finally {
     // Bigger than the whole cache: used for this call only.

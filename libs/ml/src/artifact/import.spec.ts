@@ -38,7 +38,7 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     expect(imported.input_schema).toEqual(tabular.input_schema);
     expect(readArtifact(imported.artifact)).toMatchObject({ parameters: tabular.parameters, labels: tabular.labels, sha256: imported.sha256 });
     const [original, copy] = [await loadModel(tabular.artifact), await loadModel(imported.artifact)];
-    expect(copy.predict(inputs)).toEqual(original.predict(inputs));
+    expect(await copy.predict(inputs)).toEqual(await original.predict(inputs));
     original.dispose();
     copy.dispose();
     expect(tf.memory().numTensors).toBe(before);
@@ -98,7 +98,7 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     expect(imported.input_schema).toEqual(text.input_schema);
     const texts = [{ text: 'alpha1 and the beta2' }];
     const [original, copy] = [await loadModel(text.artifact), await loadModel(imported.artifact)];
-    expect(copy.predict(texts, { explain: true })).toEqual(original.predict(texts, { explain: true }));
+    expect(await copy.predict(texts, { explain: true })).toEqual(await original.predict(texts, { explain: true }));
     original.dispose();
     copy.dispose();
     const missing = thrown(() => importLayersModel(foreignModelJson(text), { ...textMeta, input_schema: { text_field: 'text' } }));

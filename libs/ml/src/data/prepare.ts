@@ -12,6 +12,8 @@ export interface EncodedData {
   y: Float32Array | null;
   /** Text: the tokens of each row (for explanations), when asked for. */
   tokens?: string[][];
+  /** Heads on a foundation model: the raw text of each row; `x` is empty until the base's features are computed. */
+  texts?: string[];
 }
 
 export interface PreparedData {
@@ -93,12 +95,16 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
   let width: number;
   let tokens: string[][] | undefined;
   const labelIndex = metadata.labels ? new Map(metadata.labels.map((l, i) => [l, i])) : null;
-  const target = pre.kind === 'tabular' ? pre.target : undefined;
+  const target = pre.kind !== 'text' ? pre.target : undefined;
   const label = metadata.input_schema.label;
+  const texts: string[] | undefined = pre.kind === 'foundation' ? [] : undefined;
 
   if (pre.kind === 'tabular') {
     width = pre.features.length;
     x = new Float32Array(n * width);
+  } else if (pre.kind === 'foundation') {
+    width = 0;
+    x = new Float32Array(0);
   } else {
     width = pre.sequence_length;
     x = new Int32Array(n * width);
@@ -124,6 +130,14 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
         if (v === undefined) problems.add(`${name(k)}: feature '${feature}' is not a number (${describeValue(raw)})`);
         else if (v !== null) x[k * width + j] = (v - pre.mean[j]) / pre.std[j];
       }
+    } else if (pre.kind === 'foundation') {
+      // the encoder cannot read an empty text (and would silently drop its row): refuse it here, before any compute
+      const raw = row[pre.text_field];
+      if (typeof raw !== 'string' || raw.trim() === '') {
+        problems.add(`${name(k)}: the text field '${pre.text_field}' is ${raw === undefined ? 'missing' : 'empty or not a string'}`);
+        continue;
+      }
+      texts!.push(raw);
     } else {
       const raw = row[pre.text_field];
       if (raw === undefined && options.missing === 'refuse') {
@@ -150,7 +164,7 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
     }
   }
   if (problems.any) throw MlError.list(code, options.what === 'inputs' ? 'Invalid inputs' : 'Invalid dataset', problems.all);
-  return { n, width, x, y, tokens };
+  return { n, width, x, y, tokens, texts };
 }
 
 /** Throws MlError `invalid_input` when prediction inputs do not fit a model's input schema (no TF.js: the API checks before queueing). */
@@ -182,6 +196,7 @@ function checkBase(spec: DatasetSpec, base: ArtifactMetadata, rows: Row[]): void
   if (base.task !== spec.task) throw new MlError('invalid_data', `The base version is a ${base.task} model; the dataset is for ${spec.task}`);
   const pre = base.preprocessing;
   const columns = new Set(Object.keys(rows[0] ?? {}));
+  if (pre.kind === 'foundation') throw new MlError('invalid_data', 'A transfer-learned version is trained again with its base model, not fine-tuned as a base');
   const needed = pre.kind === 'tabular' ? pre.features : [pre.text_field];
   const missing = needed.filter((c) => !columns.has(c));
   if (missing.length > 0) throw new MlError('invalid_data', `The dataset lacks the base version's input columns: ${missing.join(', ')}`);
@@ -276,5 +291,6 @@ export function inputSchema(spec: Pick<DatasetSpec, 'task' | 'label'>, pre: Prep
   if (pre.kind === 'tabular') {
     return { task: spec.task, label: spec.label, features: pre.features.map((name) => ({ name, type: 'number' as const })) };
   }
+  if (pre.kind === 'foundation') return { task: spec.task, label: spec.label, text_field: pre.text_field, base_model: pre.base };
   return { task: spec.task, label: spec.label, text_field: pre.text_field, sequence_length: pre.sequence_length, vocabulary_size: pre.vocabulary.length };
 }
