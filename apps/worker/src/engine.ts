@@ -124,7 +124,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       onChild: (pid, backend) => process.stdout.write(JSON.stringify({ event: 'worker.child', pid, backend: backend.name }) + '\n'),
       onError: (m) => this.log.error(m),
     });
-    this.runners = new Runners(db, this.pool, inferencePool, config.jobOutputPageSize);
+    this.runners = new Runners(db, this.pool, inferencePool, config.jobOutputPageSize, config.featureCacheMaxBytes);
     this.slots = new Slots(config.workerConcurrency, (free) => void this.throttle(free));
   }
 

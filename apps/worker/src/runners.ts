@@ -1,9 +1,17 @@
 import { effectiveQuotas, pickByWeight } from '@app/common';
-import { AuditRepository, type Database, DatasetRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
-import { type EpochProgress, type Hyperparameters, MlError, type Row } from '@app/ml';
+import { AuditRepository, type Database, DatasetRepository, FeatureCacheRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
+import { type EpochProgress, foundationModel, foundationWeights, type Hyperparameters, MlError, type Row } from '@app/ml';
 import { inferenceResult } from '@app/queue';
 import type { ComputePool } from './compute/pool.js';
 import type { InferencePool } from './inference/inference-pool.js';
+
+/** Rows per call to the compute child while features are computed: a cancel stops between calls. */
+const FEATURE_SLICE_ROWS = 256;
+/**
+ * libs/ml's text feature layout (baseFeatures: chunks of 128 tokens, up to 8 spread over the
+ * document, mean and max): part of the feature cache's key, so that a new layout never reads old rows.
+ */
+const TEXT_FEATURES_LAYOUT = 'text-chunks-128x8-mean-max-v1';
 
 /** A job that cannot succeed however often it runs (a missing dataset, model, version or alias): failed at once. */
 export class JobInputError extends Error {
@@ -37,15 +45,18 @@ export interface Outcome {
 export class Runners {
   private readonly registry: ModelRegistry;
   private readonly datasets: DatasetRepository;
+  private readonly features: FeatureCacheRepository;
 
   constructor(
     private readonly db: Database,
     private readonly pool: ComputePool,
     private readonly inferencePool: InferencePool,
     private readonly outputPageSize: number,
+    featureCacheBytes: number,
   ) {
     this.registry = new ModelRegistry(db, new AuditRepository(db));
     this.datasets = new DatasetRepository(db);
+    this.features = new FeatureCacheRepository(db, featureCacheBytes);
   }
 
   run(job: Job, ctx: RunContext): Promise<Outcome> {
@@ -73,14 +84,17 @@ export class Runners {
     const tenant = await this.db.prisma.tenant.findUnique({ where: { id: job.tenantId } });
     if (!tenant) throw new JobInputError('tenant_not_found', 'The tenant no longer exists');
     const maxParameters = effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>).max_model_parameters;
+    const { base_model: baseModelId, ...hyperparameters } = (job.hyperparameters ?? {}) as Hyperparameters & { base_model?: string };
+    const baseModel = baseModelId ? await this.baseFeatures(job, baseModelId, spec, rows, ctx.signal) : undefined;
     const trained = await this.pool.run(
       'train',
       {
         spec,
         rows,
-        hyperparameters: job.hyperparameters as Hyperparameters,
+        hyperparameters: hyperparameters as Hyperparameters,
         architecture: job.architecture ?? undefined,
         base: base ? new Uint8Array(base) : undefined,
+        baseModel,
         maxParameters,
       },
       { signal: ctx.signal, onEpoch: ctx.onEpoch },
@@ -108,6 +122,29 @@ export class Runners {
         sha256: trained.sha256,
       },
     };
+  }
+
+  /**
+   * The features of every row from the foundation model, from the feature cache when this dataset
+   * already went through the same base with the same layout, else computed in the job's compute
+   * child (in slices, so that a cancel or the time limit stops it) and stored for the next job.
+   */
+  private async baseFeatures(job: Job, baseId: string, spec: { textField?: string }, rows: Row[], signal: AbortSignal) {
+    const model = foundationModel(baseId);
+    if (!model) throw new JobInputError('base_model_not_found', `No foundation model '${baseId}'`);
+    const { sha256 } = await foundationWeights(model);
+    const key = { baseId, baseSha256: sha256, preprocessing: TEXT_FEATURES_LAYOUT };
+    const cached = await this.features.get(job.datasetId!, key);
+    if (cached) return { id: baseId, sha256, features: cached };
+    const field = spec.textField ?? 'text';
+    const features: Float32Array[] = [];
+    for (let start = 0; start < rows.length; start += FEATURE_SLICE_ROWS) {
+      const texts = rows.slice(start, start + FEATURE_SLICE_ROWS).map((r) => String(r[field] ?? ''));
+      const out = await this.pool.run('features', { model: baseId, inputs: texts }, { signal });
+      features.push(...out.features);
+    }
+    await this.features.put(job.tenantId, job.datasetId!, key, features);
+    return { id: baseId, sha256, features };
   }
 
   private async evaluation(job: Job, ctx: RunContext): Promise<Outcome> {

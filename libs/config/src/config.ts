@@ -37,6 +37,8 @@ const EnvSchema = z.object({
   UPLOADS_PER_TENANT: z.coerce.number().int().min(1).max(1_000).default(4),
   /** Bytes of one NDJSON line or CSV record. */
   DATASET_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  /** Bytes of foundation-model features the workers keep for reuse (transfer learning), across all tenants. */
+  FEATURE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(2 * 1024 ** 3),
   /** Columns of one dataset. */
   DATASET_MAX_COLUMNS: z.coerce.number().int().min(2).default(10_000),
   /** PostgreSQL ends a session idle inside a transaction this long (a backstop; 0 turns it off). */
@@ -153,6 +155,7 @@ export interface AppConfig {
   uploadsPerTenant: number;
   datasetMaxRecordBytes: number;
   datasetMaxColumns: number;
+  featureCacheMaxBytes: number;
   databaseIdleInTransactionMs: number;
   idempotencyMaxAnswerBytes: number;
   authFailuresPerMinute: number;
@@ -233,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     uploadsPerTenant: e.UPLOADS_PER_TENANT,
     datasetMaxRecordBytes: e.DATASET_MAX_RECORD_BYTES,
     datasetMaxColumns: e.DATASET_MAX_COLUMNS,
+    featureCacheMaxBytes: e.FEATURE_CACHE_MAX_BYTES,
     databaseIdleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_MS,
     idempotencyMaxAnswerBytes: e.IDEMPOTENCY_MAX_ANSWER_BYTES,
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,

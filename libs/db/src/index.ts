@@ -11,3 +11,4 @@ export * from './webhooks.js';
 export * from './sync-predictions.js';
 export * from './db-errors.js';
 export * from './staged-imports.js';
+export * from './feature-cache.js';

@@ -21,7 +21,8 @@ export function jobView(j: Job, queue: { position: number | null; waitingFor: Wa
     version: j.version,
     alias: j.alias,
     dataset_id: j.datasetId,
-    hyperparameters: j.hyperparameters as Record<string, unknown>,
+    // A transfer-learning job keeps its base with its hyperparameters; the API shows it on its own.
+    ...splitBaseModel(j.hyperparameters),
     metadata: j.metadata as Record<string, unknown>,
     resources: { accelerator: j.accelerator },
     progress: {
@@ -67,6 +68,12 @@ export function versionView(v: ModelVersion) {
     training_job_id: v.trainingJobId,
     dataset_id: v.datasetId,
     base_version: v.baseVersion,
+    base_model: ((v.inputSchema as { base_model?: { id: string; sha256: string } } | null)?.base_model ?? null) as { id: string; sha256: string } | null,
     created_at: iso(v.createdAt)!,
   };
+}
+
+function splitBaseModel(hyperparameters: unknown): { hyperparameters: Record<string, unknown>; base_model: string | null } {
+  const { base_model, ...rest } = (hyperparameters ?? {}) as Record<string, unknown>;
+  return { hyperparameters: rest, base_model: typeof base_model === 'string' ? base_model : null };
 }

@@ -30,6 +30,12 @@ export const TrainingJobBody = z
     hyperparameters: z.record(z.string(), z.unknown()).optional(),
     architecture: z.record(z.string(), z.unknown()).optional().describe('a TF.js layers topology; default: a preset for the task'),
     base_version: VersionNumber.optional().describe('fine-tune from this version of the model'),
+    base_model: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('transfer learning: train a head on this foundation model’s frozen features (GET /v1/foundation-models); the base stays frozen'),
     ...common,
   })
   .strict();
@@ -81,6 +87,7 @@ export const JobSchema = z
     alias: z.string().nullable(),
     dataset_id: z.string().nullable(),
     hyperparameters: z.record(z.string(), z.unknown()),
+    base_model: z.string().nullable().describe('the foundation model a transfer-learning job trains on'),
     metadata: z.record(z.string(), z.unknown()),
     resources: z.object({ accelerator: z.string().nullable() }),
     progress: z.object({ percent: z.number(), epoch: z.number().nullable(), epochs: z.number().nullable(), eta_seconds: z.number().nullable() }),

@@ -51,6 +51,7 @@ export const VersionSchema = z
     training_job_id: z.string().nullable(),
     dataset_id: z.string().nullable(),
     base_version: z.number().nullable(),
+    base_model: z.object({ id: z.string(), sha256: z.string() }).nullable().describe('transfer-learned versions: the frozen foundation model they run on (never stored with the version)'),
     created_at: Timestamp,
   })
   .meta({ id: 'ModelVersion' });

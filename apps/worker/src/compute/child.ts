@@ -6,7 +6,7 @@
  * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`, and
  * loads imported models once for `check` before they become versions.
  */
-import { checkLoads, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import { baseFeatures, checkLoads, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
 import { performance } from 'node:perf_hooks';
 import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
@@ -73,6 +73,7 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
           hyperparameters: args.hyperparameters,
           architecture: args.architecture ?? undefined,
           base: args.base ? Buffer.from(args.base.buffer, args.base.byteOffset, args.base.byteLength) : undefined,
+          baseModel: args.baseModel,
           maxParameters: args.maxParameters,
           signal: controller.signal,
           onEpoch: (progress) => send({ type: 'epoch', id, progress }),
@@ -87,6 +88,8 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return await infer(args);
       case 'foundation':
         return await foundation(args);
+      case 'features':
+        return { features: await baseFeatures(await loadFoundation(args.model), args.inputs) };
       case 'check': {
         const t0 = performance.now();
         await checkLoads(args.artifact);

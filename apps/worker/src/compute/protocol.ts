@@ -3,7 +3,16 @@ import type { BackendInfo, DatasetSpec, EpochProgress, Hyperparameters, Metrics,
 /** What the worker asks its compute child to do. Everything crosses the IPC channel by structured clone. */
 export interface ComputeOps {
   train: {
-    args: { spec: DatasetSpec; rows: Row[]; hyperparameters?: Hyperparameters; architecture?: unknown; base?: Uint8Array; maxParameters?: number };
+    args: {
+      spec: DatasetSpec;
+      rows: Row[];
+      hyperparameters?: Hyperparameters;
+      architecture?: unknown;
+      base?: Uint8Array;
+      /** Transfer learning: the frozen base and its features of every row. */
+      baseModel?: { id: string; sha256: string; features: Float32Array[] };
+      maxParameters?: number;
+    };
     result: Omit<TrainResult, 'history'>;
   };
   evaluate: { args: { artifact: Uint8Array; rows: Row[] }; result: Metrics };
@@ -19,6 +28,8 @@ export interface ComputeOps {
   };
   /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */
   check: { args: { artifact: Uint8Array }; result: { seconds: number } };
+  /** A foundation model's features of raw inputs for a head (libs/ml baseFeatures), one per input, in order. */
+  features: { args: { model: string; inputs: string[] }; result: { features: Float32Array[] } };
   /**
    * A foundation model on raw inputs (texts, or encoded images), loaded once per child and kept
    * in its model cache. Bad input i is an InputError naming i.

@@ -1,0 +1,39 @@
+import { ApiError } from '@app/common';
+import { type FoundationKind, foundationModel } from '@app/ml';
+import type { z } from 'zod';
+import type { TrainingJobBody } from './jobs.dto.js';
+import { resolveTrainingHyperparameters } from './training-limits.js';
+
+type Task = 'classification' | 'regression' | 'text-classification';
+
+/** Which foundation models a task can stand on. */
+const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding' };
+
+/**
+ * A training job on a foundation model (transfer learning): the base named, fit for the task, and
+ * the head's hyperparameters resolved as the worker will (a head: no preset keys). The base is
+ * stored with the hyperparameters, where the worker finds it.
+ */
+export function transferHyperparameters(task: Task, body: z.infer<typeof TrainingJobBody>): Record<string, unknown> {
+  const id = body.base_model!;
+  const spec = foundationModel(id);
+  if (!spec) throw ApiError.invalid('base_model_not_found', `No foundation model '${id}' (GET /v1/foundation-models lists them)`, 'base_model');
+  const kind = BASE_KINDS[task];
+  if (spec.kind !== kind) {
+    throw ApiError.invalid(
+      'base_model_kind_invalid',
+      kind
+        ? `A ${task} model trains on a ${kind} foundation model; '${id}' is ${spec.kind}`
+        : `A ${task} model cannot be trained on a foundation model (transfer learning takes text-classification models)`,
+      'base_model',
+    );
+  }
+  if (body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
+  if (body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', 'A head on a foundation model has its own architecture; leave architecture out', 'architecture');
+  const given = body.hyperparameters ?? {};
+  if ('trainable_base_layers' in given) {
+    throw ApiError.invalid('hyperparameters_invalid', `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`, 'hyperparameters');
+  }
+  resolveTrainingHyperparameters(task, given, { preset: true, textData: false });
+  return { ...given, base_model: id };
+}
