@@ -186,3 +186,94 @@ describe('POST /v1/embeddings', () => {
     expect([predict.status, predict.body.error.code]).toEqual([400, 'model_kind_invalid']);
   }, 60_000);
 });
+
+describe('transfer learning on a foundation model', () => {
+  // Two topics; the holdout says the same things in other words, which only the encoder knows.
+  const train = {
+    sports: ['The team won the championship game last night', 'The striker scored two goals in the match', 'The coach praised the defense after the win', 'Fans cheered as the quarterback threw a touchdown', 'The tennis final went to five sets', 'The runner broke the national record'],
+    cooking: ['Add the flour and stir until the dough is smooth', 'Bake the bread for forty minutes', 'This soup needs more salt and pepper', 'Slice the onions and fry them in butter', 'The recipe calls for fresh basil and tomatoes', 'Simmer the sauce on low heat'],
+  };
+  const holdout = {
+    sports: ['The goalkeeper saved a penalty in extra time', 'Our club lost the derby after a late header', 'She swam the fastest lap at the olympics', 'The referee showed him a red card', 'The pitcher struck out the batter', 'They celebrated the league title with the supporters'],
+    cooking: ['Whisk the eggs with sugar and vanilla', 'Roast the chicken until golden', 'Chop the garlic finely before grilling the fish', 'Knead for ten minutes and let it rise', 'Season the stew with thyme', 'Preheat the oven and grease the pan'],
+  };
+  const records = (sets: Record<string, string[]>, copies: number) => Object.entries(sets).flatMap(([label, texts]) => Array.from({ length: copies }, (_, c) => texts.map((text) => ({ text: c ? `${text}.` : text, label }))).flat());
+  const wait = { headers: { Prefer: 'wait=60' } };
+  let trainSet: string;
+  let holdoutSet: string;
+
+  beforeAll(async () => {
+    trainSet = (await t.api.post('/v1/datasets', { name: 'topics', task: 'text-classification', records: records(train, 3) })).body.id;
+    holdoutSet = (await t.api.post('/v1/datasets', { name: 'topics-holdout', task: 'text-classification', records: records(holdout, 1) })).body.id;
+    await t.api.post('/v1/models', { name: 'topics-tl', task: 'text-classification' });
+    await t.api.post('/v1/models', { name: 'topics-scratch', task: 'text-classification' });
+  });
+
+  it('trains a head on the frozen base, stores only the head with a reference to the base, and serves raw text', async () => {
+    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } }, wait);
+    expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
+    expect(job.body.base_model).toBe(USE);
+    const card = (await t.api.get(`/v1/foundation-models/${USE}`)).body;
+    const version = await t.api.get('/v1/models/topics-tl/versions/1');
+    expect(version.body.base_model).toEqual({ id: USE, sha256: card.sha256 });
+    // The head, not a copy of the encoder's weights.
+    expect(version.body.bytes).toBeLessThan(card.bytes / 10);
+    const predict = await t.api.post('/v1/models/topics-tl/predict', { inputs: [{ text: 'The goalkeeper saved a penalty' }, { text: 'Whisk the eggs with sugar' }] }, wait);
+    expect(predict.status).toBe(200);
+    expect(predict.body.predictions.map((p: { label: string }) => p.label)).toEqual(['sports', 'cooking']);
+  }, 120_000);
+
+  it('beats a model trained from scratch on the same few examples, on text it never saw', async () => {
+    const scratch = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-scratch', dataset: trainSet, hyperparameters: { seed: 7 } }, wait);
+    expect(scratch.body.status).toBe('succeeded');
+    const evaluate = async (model: string) => {
+      const r = await t.api.post('/v1/jobs', { type: 'evaluation', model, dataset: holdoutSet }, wait);
+      expect([r.body.status, r.body.error]).toEqual(['succeeded', null]);
+      return r.body.result.metrics.accuracy as number;
+    };
+    const [tl, fromScratch] = [await evaluate('topics-tl'), await evaluate('topics-scratch')];
+    expect(tl).toBeGreaterThanOrEqual(0.9);
+    expect(tl).toBeGreaterThan(fromScratch);
+  }, 120_000);
+
+  it('computes a dataset’s features once and reuses them for the next training on the same base', async () => {
+    const { rows } = await db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [trainSet]);
+    expect(rows[0].n).toBe(1);
+    const again = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } }, wait);
+    expect(again.body.status).toBe('succeeded');
+    const after = await db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [trainSet]);
+    expect(after.rows[0].n).toBe(1);
+    expect(after.rows[0].used.getTime()).toBeGreaterThan(rows[0].used.getTime());
+    // Same seed, same cached features: the same head.
+    const [v1, v2] = [(await t.api.get('/v1/models/topics-tl/versions/1')).body, (await t.api.get('/v1/models/topics-tl/versions/2')).body];
+    expect(v2.sha256).toBe(v1.sha256);
+  }, 120_000);
+
+  it('keeps tenants apart: another tenant cannot use, train or see the transfer-learned model', async () => {
+    const other = await createTenant(server.url);
+    expect((await other.api.post('/v1/models/topics-tl/predict', { inputs: [{ text: 'a goal' }] }, wait)).status).toBe(404);
+    expect((await other.api.get('/v1/models/topics-tl/versions/1')).status).toBe(404);
+    await other.api.post('/v1/models', { name: 'mine', task: 'text-classification' });
+    const foreign = await other.api.post('/v1/jobs', { type: 'training', model: 'mine', dataset: trainSet, base_model: USE });
+    expect(foreign.status).toBe(404);
+  });
+
+  it('refuses a base that does not fit with a 400, leaving no job behind', async () => {
+    const before = (await t.api.get('/v1/jobs?limit=100')).body.data.length;
+    const bad = async (body: Record<string, unknown>, code: string, param: string) => {
+      const r = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-tl', dataset: trainSet, ...body });
+      expect([r.status, r.body.error?.code, r.body.error?.param]).toEqual([400, code, param]);
+    };
+    await bad({ base_model: 'bert-base' }, 'base_model_not_found', 'base_model');
+    await bad({ base_model: 'mobilenet-v2' }, 'base_model_kind_invalid', 'base_model');
+    await bad({ base_model: USE, base_version: 1 }, 'parameter_invalid', 'base_version');
+    await bad({ base_model: USE, architecture: { class_name: 'Sequential' } }, 'parameter_invalid', 'architecture');
+    await bad({ base_model: USE, hyperparameters: { trainable_base_layers: 2 } }, 'hyperparameters_invalid', 'hyperparameters');
+    await bad({ base_model: USE, hyperparameters: { base_model: 'x' } }, 'hyperparameters_invalid', 'hyperparameters');
+    const tabular = (await t.api.post('/v1/datasets', { name: 'tab', task: 'classification', records: [{ x: 1, label: 'a' }, { x: 2, label: 'b' }] })).body.id;
+    await t.api.post('/v1/models', { name: 'tab', task: 'classification' });
+    const r = await t.api.post('/v1/jobs', { type: 'training', model: 'tab', dataset: tabular, base_model: USE });
+    expect([r.status, r.body.error.code]).toEqual([400, 'base_model_kind_invalid']);
+    expect((await t.api.get('/v1/jobs?limit=100')).body.data.length).toBe(before);
+  });
+});
