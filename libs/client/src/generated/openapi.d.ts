@@ -380,6 +380,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Embeddings of texts or images (the OpenAI embeddings shape)
+         * @description One embedding per input, in input order. Text longer than the model’s max_tokens is truncated (then `truncated: true` on its embedding and counted in `usage.truncated_inputs`); longer than max_chars, empty or whitespace-only is a 400 naming its index. Requests of every tenant for the same model share one encoder batch on a worker. `encoding_format: "base64"` gives each embedding as base64 of little-endian float32. No worker online is a 503 with Retry-After.
+         */
+        post: operations["Embeddings_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/foundation-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the platform’s pretrained models */
+        get: operations["FoundationModels_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/foundation-models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A pretrained model’s card: source package and version, licence, parameters, bytes and sha256 of the weights, input limits */
+        get: operations["FoundationModels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/foundation-models/{id}/predict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Classify images with a platform model (image-classification kinds)
+         * @description Answers inline. Requests of every tenant for the same model share one batch on a worker. An undecodable image is a 400 naming its index; no worker online is a 503 with Retry-After.
+         */
+        post: operations["FoundationModels_predict"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -757,6 +831,8 @@ export interface components {
             alias: string | null;
             attempts: number;
             backend: string | null;
+            /** @description the foundation model a transfer-learning job trains on */
+            base_model: string | null;
             cancel_requested: boolean;
             compute_seconds: number;
             /**
@@ -893,6 +969,24 @@ export interface components {
             task: "classification" | "regression" | "text-classification";
             text_field: string | null;
         };
+        EmbeddingList: {
+            data: {
+                embedding: number[] | string;
+                index: number;
+                /** @constant */
+                object: "embedding";
+                /** @description present and true when the text was cut at the model’s max_tokens */
+                truncated?: boolean;
+            }[];
+            model: string;
+            /** @constant */
+            object: "list";
+            usage: {
+                prompt_tokens: number;
+                total_tokens: number;
+                truncated_inputs: number;
+            };
+        };
         Error: {
             error: {
                 code: string;
@@ -902,10 +996,49 @@ export interface components {
                 type: "invalid_request_error" | "authentication_error" | "permission_error" | "rate_limit_error" | "quota_exceeded_error" | "idempotency_error" | "api_error";
             };
         };
+        FoundationModel: {
+            /** @description bytes of the weights as shipped */
+            bytes: number;
+            description: string;
+            dimensions?: number;
+            id: string;
+            /** @description `type` (text or image) and its limits: max_tokens, max_chars, max_inputs; or width, height, max_bytes, max_pixels, max_inputs */
+            input: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            kind: "text-embedding" | "image-embedding" | "image-classification";
+            labels?: string[];
+            license: string;
+            notes?: string;
+            /** @constant */
+            object: "foundation_model";
+            parameters: number;
+            /** @description sha256 of the weights as shipped (every file of `files` in order) */
+            sha256: string;
+            source: {
+                files: string[];
+                package: string;
+                version: string;
+            };
+        };
+        FoundationPredictions: {
+            model: string;
+            /** @constant */
+            object: "list";
+            predictions: {
+                label: string;
+                probabilities: {
+                    [key: string]: number;
+                };
+            }[];
+        };
         Job: {
             alias: string | null;
             attempts: number;
             backend: string | null;
+            /** @description the foundation model a transfer-learning job trains on */
+            base_model: string | null;
             cancel_requested: boolean;
             compute_seconds: number;
             /**
@@ -1054,6 +1187,11 @@ export interface components {
                 [key: string]: unknown;
             };
             backend: string;
+            /** @description transfer-learned versions: the frozen foundation model they run on (never stored with the version) */
+            base_model: {
+                id: string;
+                sha256: string;
+            } | null;
             base_version: number | null;
             bytes: number;
             /**
@@ -1165,6 +1303,8 @@ export interface components {
             alias: string | null;
             attempts: number;
             backend: string | null;
+            /** @description the foundation model a transfer-learning job trains on */
+            base_model: string | null;
             cancel_requested: boolean;
             compute_seconds: number;
             /**
@@ -3572,6 +3712,418 @@ export interface operations {
             };
         };
     };
+    Embeddings_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and body replay the first answer (kept 24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description if given, must equal the model's dimensions (no truncation) */
+                    dimensions?: number;
+                    /**
+                     * @description base64: each embedding as base64 of little-endian float32
+                     * @enum {string}
+                     */
+                    encoding_format?: "float" | "base64";
+                    /** @description a string or an array of strings (text models), or an array of {image} (image models) */
+                    input: string | string[] | {
+                        /** @description base64 of a PNG or JPEG, or a data: URL */
+                        image: string;
+                    }[];
+                    model: string;
+                    /** @description accepted for OpenAI compatibility; not stored */
+                    user?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Embeddings of texts or images (the OpenAI embeddings shape) */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict, or an Idempotency-Key whose first request is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large, or a quota of size exceeded */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Idempotency-Key reused with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    FoundationModels_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description List the platform’s pretrained models */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["FoundationModel"][];
+                        has_more: boolean;
+                        /** @constant */
+                        object: "list";
+                    };
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    FoundationModels_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A pretrained model’s card: source package and version, licence, parameters, bytes and sha256 of the weights, input limits */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FoundationModel"];
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    FoundationModels_predict: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key and body replay the first answer (kept 24 h) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description not available for platform models: refused with 400 */
+                    explain?: boolean;
+                    inputs: {
+                        /** @description base64 of a PNG or JPEG, or a data: URL */
+                        image: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Classify images with a platform model (image-classification kinds) */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FoundationPredictions"];
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict, or an Idempotency-Key whose first request is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large, or a quota of size exceeded */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Idempotency-Key reused with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     Jobs_list: {
         parameters: {
             query?: {
@@ -3669,6 +4221,8 @@ export interface operations {
                     architecture?: {
                         [key: string]: unknown;
                     };
+                    /** @description transfer learning: train a head on this foundation model’s frozen features (GET /v1/foundation-models); the base stays frozen */
+                    base_model?: string;
                     /** @description fine-tune from this version of the model */
                     base_version?: number;
                     dataset: string;
