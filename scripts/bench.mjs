@@ -25,6 +25,7 @@ const scenarios = [
   (await import('../bench/inference.mjs')).default,
   (await import('../bench/webhooks.mjs')).default,
   (await import('../bench/hot-routes.mjs')).default,
+  (await import('../bench/foundation.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);
