@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -227,5 +227,36 @@ describe('long lines, long fields and wide headers', () => {
     const shallow = await t.api.call('POST', '/v1/datasets?name=obj&task=regression&label=y', { raw: '{"x": {"a": [1]}, "y": 3}\n', headers: { 'content-type': 'application/x-ndjson' } });
     expect(shallow.status).toBe(400);
     expect(shallow.body.error.message).toMatch(/line 1: column 'x' must be a number, got an object/);
+  }, 30_000);
+});
+
+describe('kept-alive connections', () => {
+  it('a body refused before anyone read it does not stall the next request on the same connection', async () => {
+    const t = await createTenant(roomy.url);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string, path: string, body?: string, type = 'text/csv') =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${roomy.url}${path}`, {
+          method,
+          agent,
+          headers: { authorization: `Bearer ${t.key.secret}`, ...(body !== undefined ? { 'content-type': type, 'content-length': String(Buffer.byteLength(body)) } : {}) },
+        });
+        req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path}: no answer within 5 s`)));
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const csv = 'x,y\n' + '1,2\n'.repeat(200_000);
+    // Refused by validation (no name) and by scope-free checks before the upload route reads a byte.
+    expect(await send('POST', '/v1/datasets?task=regression&label=y', csv)).toBe(400);
+    expect(await send('GET', '/v1/me')).toBe(200);
+    expect(await send('POST', '/v1/datasets?name=x&task=regression&label=y&bogus=1', csv)).toBe(400);
+    expect(await send('GET', '/v1/me')).toBe(200);
+    expect(await send('POST', '/v1/models', 'not json at all', 'text/plain')).toBe(415);
+    expect(await send('GET', '/v1/me')).toBe(200);
+    agent.destroy();
   }, 30_000);
 });

@@ -73,10 +73,13 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   // request with a body and no valid key is answered before any of its body is read.
   fastify.addHook('onRequest', app.get(Authenticator).onRequest);
   // Every body gets deadlines and ends when its client leaves (docs/security.md).
-  fastify.addHook('preParsing', (req, _reply, payload, done) => {
+  fastify.addHook('preParsing', (req, reply, payload, done) => {
     if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload);
     const streamed = /^(text\/csv|application\/x-ndjson)\b/i.test(req.headers['content-type'] ?? '');
-    done(null, new TimedBody(payload, { idleMs: config.bodyIdleTimeoutMs, totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs }));
+    const body = new TimedBody(payload, { idleMs: config.bodyIdleTimeoutMs, totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs });
+    // An answer sent before the body was read (a refusal): drop the rest, or the connection stalls.
+    reply.raw.once('finish', () => body.drain());
+    done(null, body);
   });
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions?.url ?? 'unmatched';

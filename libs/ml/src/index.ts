@@ -31,7 +31,7 @@ export {
   type TextInputLimits,
 } from './foundation/catalog.js';
 export { InputError, isInputError } from './foundation/errors.js';
-export { imageHeader } from './foundation/image-decode.js';
+export { imageHeader } from './foundation/image-header.js';
 export type { EmbedResult, FoundationHandle } from './foundation/runtime.js';
 export type { LoadedModel };
 

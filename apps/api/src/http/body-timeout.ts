@@ -17,6 +17,7 @@ export interface BodyTimeouts {
 export class TimedBody extends Transform {
   /** Fastify compares it with the body limit when a preParsing hook replaces the payload. */
   receivedEncodedLength = 0;
+  private draining = false;
   private idle: NodeJS.Timeout;
   private readonly total: NodeJS.Timeout;
 
@@ -34,6 +35,8 @@ export class TimedBody extends Transform {
     };
     source.on('error', gone);
     source.on('close', gone);
+    source.on('data', () => this.draining && this.idle.refresh());
+    source.on('end', () => this.draining && this.clear());
     source.pipe(this);
   }
 
@@ -54,7 +57,23 @@ export class TimedBody extends Transform {
     done(err);
   }
 
+  /**
+   * The answer has been sent: whatever of the body is still coming is read and dropped, so that
+   * the next request on a kept-alive connection is parsed (Node only discards an unread body
+   * itself when nobody piped it). A client that then stalls loses its connection at the deadline.
+   */
+  drain(): void {
+    if (this.source.readableEnded) return;
+    this.draining = true;
+    this.source.unpipe(this);
+    this.source.resume();
+  }
+
   private expire(which: 'idle' | 'total'): void {
+    if (this.draining) {
+      this.source.destroy();
+      return;
+    }
     const message =
       which === 'idle'
         ? `The body stalled: nothing arrived for ${this.timeouts.idleMs} ms`
