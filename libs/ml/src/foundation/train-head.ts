@@ -13,7 +13,8 @@ import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth } from './tr
 
 /** Defaults of a head where the caller sets none: a linear head (softmax or linear), lightly regularized. */
 export const HEAD_DEFAULTS: Hyperparameters = { epochs: 40, learning_rate: 0.003, batch_size: 16, hidden_units: [], validation_split: 0.1 };
-export const HEAD_L2 = { value: 1e-4 };
+/** L2 penalty on the output layer's kernel: 17k inputs and a few hundred rows need a little. */
+const HEAD_L2 = 1e-4;
 
 /**
  * Transfer learning: a small dense head on the frozen base's features of each row (given, computed once by the
@@ -124,7 +125,7 @@ function buildHead(inputWidth: number, outputs: number, hp: ResolvedHyperparamet
       name: 'output',
       units: outputs,
       activation: outputs > 1 ? 'softmax' : 'linear',
-      kernelRegularizer: HEAD_L2.value > 0 ? tf.regularizers.l2({ l2: HEAD_L2.value }) : undefined,
+      kernelRegularizer: tf.regularizers.l2({ l2: HEAD_L2 }),
       ...(head.layers.length === 0 ? { batchInputShape: [null, inputWidth] } : {}),
     }),
   );
