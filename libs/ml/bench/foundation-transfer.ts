@@ -8,7 +8,8 @@
  * 1861–1932, after 1932). SOTU segments of a speech never straddle train and holdout (speeches are split first).
  * Env: CORPORA (default /tmp/corpora), SEEDS (default 3), HOLDOUT (default 500), TRAIN (default 200), POOL (documents the
  * seeds draw their TRAIN from, default 2 × TRAIN), and VARIANTS=1 to
- * add heads that see only the encoder (no n-grams) or only the n-grams. Base features are cached in /tmp/fm-bench.
+ * add heads that see only the encoder (no n-grams) or only the n-grams; SCRATCH_DIST=<another build's dist/> adds that
+ * build's from-scratch text model as `scratch_other`. Base features are cached in /tmp/fm-bench.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -140,7 +141,8 @@ const rowsOf = (docs: Doc[]): Row[] => docs.map((d) => ({ text: d.text, label: d
 const spec = { task: 'text-classification' as const, label: 'label', textField: 'text' };
 
 async function transferAccuracy(handle: FoundationHandle, trainDocs: Doc[], trainF: Float32Array[], holdout: Doc[], holdF: Float32Array[], seed: number): Promise<number> {
-  const result = await train({ spec, rows: rowsOf(trainDocs), hyperparameters: { seed }, baseModel: { id: BASE, sha256: handle.sha256, features: trainF } });
+  const hp = process.env.HP ? (JSON.parse(process.env.HP) as object) : {};
+  const result = await train({ spec, rows: rowsOf(trainDocs), hyperparameters: { ...hp, seed }, baseModel: { id: BASE, sha256: handle.sha256, features: trainF } });
   const model = await LoadedModel.load(result.artifact);
   try {
     return ((await model.evaluate(rowsOf(holdout), holdF)) as ClassificationMetrics).accuracy;
@@ -156,8 +158,9 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
   const poolSize = Number(process.env.POOL ?? trainSize * 2);
   const variants = process.env.VARIANTS === '1';
   const backend = await initBackend(process.env.TF_BACKEND ?? 'wasm');
+  if (process.env.HEAD) Object.assign(HEAD_FEATURES, JSON.parse(process.env.HEAD));
   const handle = await loadFoundation(BASE);
-  const report: Record<string, unknown> = { backend: backend.name, base: BASE, train_docs: trainSize, seeds, head: { ...HEAD_FEATURES } };
+  const report: Record<string, unknown> = { backend: backend.name, base: BASE, train_docs: trainSize, seeds, head: { ...HEAD_FEATURES }, hp: process.env.HP ?? null };
   for (const name of taskNames) {
     const task = name === 'spam' ? spamTask(holdoutSize, poolSize) : sotuTask(name as 'party' | 'era', holdoutSize, poolSize);
     const chars = task.holdout.map((d) => d.text.length).sort((a, b) => a - b);
@@ -165,6 +168,13 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
     const poolF = await cachedFeatures(handle, task.pool);
     const holdF = await cachedFeatures(handle, task.holdout);
     const figures: Record<string, number[]> = { scratch: [], transfer: [] };
+    const other = process.env.SCRATCH_DIST
+      ? {
+          train: (await import(join(process.env.SCRATCH_DIST, 'libs/ml/src/train.js'))).train as typeof train,
+          evaluate: (await import(join(process.env.SCRATCH_DIST, 'libs/ml/src/predict.js'))).evaluate as typeof evaluate,
+        }
+      : null;
+    if (other) figures.scratch_other = [];
     if (variants) Object.assign(figures, { transfer_encoder_only: [], transfer_ngrams_only: [] });
     for (let seed = 1; seed <= seeds; seed++) {
       const order = task.pool.map((_, i) => i);
@@ -174,6 +184,10 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
       const trainF = idx.map((i) => poolF[i]);
       const scratch = await train({ spec, rows: rowsOf(trainDocs), hyperparameters: { seed } });
       figures.scratch.push((((await evaluate(scratch.artifact, rowsOf(task.holdout))) as ClassificationMetrics).accuracy));
+      if (other) {
+        const model = await other.train({ spec, rows: rowsOf(trainDocs), hyperparameters: { seed } });
+        figures.scratch_other.push(((await other.evaluate(model.artifact, rowsOf(task.holdout))) as ClassificationMetrics).accuracy);
+      }
       figures.transfer.push(await transferAccuracy(handle, trainDocs, trainF, task.holdout, holdF, seed));
       if (variants) {
         const saved = { ...HEAD_FEATURES };
