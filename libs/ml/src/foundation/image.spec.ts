@@ -61,6 +61,24 @@ describe('image decoding', () => {
     expect(decodeImage(jpg(16, 8), 0, limits).data.length).toBe(16 * 8 * 3);
   });
 
+  it('applies the EXIF orientation of a JPEG (6: rotate 90° clockwise)', () => {
+    const width = 16;
+    const height = 8;
+    const data = Buffer.alloc(width * height * 4);
+    for (let p = 0; p < width * height; p++) data.set(p % width < 8 ? [250, 0, 0, 255] : [0, 0, 250, 255], p * 4);
+    const plain = jpeg.encode({ data, width, height }, 95).data;
+    // APP1: "Exif\0\0", a big-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1, value 6
+    const tiff = Buffer.from([0x4d, 0x4d, 0, 0x2a, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    const app1 = Buffer.concat([Buffer.from([0xff, 0xe1, 0, 2 + 6 + tiff.length]), Buffer.from('Exif\0\0', 'latin1'), tiff]);
+    const rotated = Buffer.concat([plain.subarray(0, 2), app1, plain.subarray(2)]);
+    expect(decodeImage(plain, 0, limits)).toMatchObject({ width: 16, height: 8 });
+    const rgb = decodeImage(rotated, 0, limits);
+    expect([rgb.width, rgb.height]).toEqual([8, 16]);
+    const at = (x: number, y: number) => Array.from(rgb.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3));
+    expect(at(4, 2)[0]).toBeGreaterThan(200); // the left (red) half is now on top
+    expect(at(4, 13)[2]).toBeGreaterThan(200);
+  });
+
   it('refuses a decompression bomb from its header, before any pixel is allocated', () => {
     const bomb = bombHeader(100_000, 100_000);
     expect(bomb.length).toBeLessThan(200);
