@@ -191,7 +191,7 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
       figures.transfer.push(await transferAccuracy(handle, trainDocs, trainF, task.holdout, holdF, seed));
       if (variants) {
         const saved = { ...HEAD_FEATURES };
-        HEAD_FEATURES.buckets = 0;
+        Object.assign(HEAD_FEATURES, { buckets: 0, baseWeight: 1 });
         figures.transfer_encoder_only.push(await transferAccuracy(handle, trainDocs, trainF, task.holdout, holdF, seed));
         Object.assign(HEAD_FEATURES, saved, { baseWeight: 0 });
         figures.transfer_ngrams_only.push(await transferAccuracy(handle, trainDocs, trainF, task.holdout, holdF, seed));
