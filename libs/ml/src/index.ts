@@ -75,3 +75,8 @@ export async function loadFoundation(id: string): Promise<FoundationHandle> {
 export async function baseFeatures(handle: FoundationHandle, inputs: string[] | Uint8Array[], options?: TextFeatureOptions): Promise<Float32Array[]> {
   return (await import('./foundation/features.js')).baseFeatures(handle, inputs, options);
 }
+
+/** TF.js. The foundation models loaded in this process (what a model cache counts once, beside the heads). */
+export async function loadedFoundations(): Promise<FoundationHandle[]> {
+  return (await import('./foundation/runtime.js')).loadedFoundations();
+}

@@ -61,10 +61,8 @@ export class LoadedModel {
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
   async predict(inputs: Row[], options: PredictOptions = {}): Promise<PredictResult> {
     this.assertOpen();
-    const data = await this.withBaseFeatures(
-      encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary }),
-      'invalid_input',
-    );
+    const encoded = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary });
+    const data = await this.withBaseFeatures(encoded, 'invalid_input', options.baseFeatures);
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
     let predictions: Prediction[];
@@ -88,11 +86,15 @@ export class LoadedModel {
     return result;
   }
 
-  /** Evaluation metrics on labelled rows. Bad rows: MlError `invalid_data`. */
-  async evaluate(rows: Row[]): Promise<Metrics> {
+  /**
+   * Evaluation metrics on labelled rows. Bad rows: MlError `invalid_data`. A head on a base takes the rows' base
+   * features from `baseFeatures` when given (a feature cache, in row order), else computes them.
+   */
+  async evaluate(rows: Row[], baseFeatures?: Float32Array[]): Promise<Metrics> {
     this.assertOpen();
     if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
-    const data = await this.withBaseFeatures(encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary }), 'invalid_data');
+    const encoded = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary });
+    const data = await this.withBaseFeatures(encoded, 'invalid_data', baseFeatures);
     return evaluateEncoded(this.model, this.metadata, data);
   }
 
@@ -100,7 +102,7 @@ export class LoadedModel {
    * A head's input rows from raw texts: the base's features (or `features`, the caller's cache of them, in row order)
    * beside the text's n-grams. Other models' data is returned as it is.
    */
-  async withBaseFeatures(data: EncodedData, code: 'invalid_input' | 'invalid_data', features?: Float32Array[]): Promise<EncodedData> {
+  private async withBaseFeatures(data: EncodedData, code: 'invalid_input' | 'invalid_data', features?: Float32Array[]): Promise<EncodedData> {
     const pre = this.metadata.preprocessing;
     if (pre.kind !== 'foundation' || !this.base) return data;
     const texts = data.texts!;

@@ -251,6 +251,8 @@ export type Explanation = Record<string, number> | Array<{ token: string; score:
 
 export interface PredictOptions {
   explain?: boolean;
+  /** Heads on a base: the inputs' base features when the caller has them (a cache), in input order. */
+  baseFeatures?: Float32Array[];
 }
 
 export interface PredictResult {

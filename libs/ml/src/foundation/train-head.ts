@@ -11,9 +11,8 @@ import type { ArtifactMetadata, BackendName, FoundationPreprocessing, Hyperparam
 import { foundationModel } from './catalog.js';
 import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth } from './transfer.js';
 
-/** Defaults of a head where the caller sets none: a linear head (softmax or linear), lightly regularized. */
-export const HEAD_DEFAULTS: Hyperparameters = { epochs: 40, learning_rate: 0.003, batch_size: 16, hidden_units: [], validation_split: 0.1 };
-export const HEAD_L2 = { value: 1e-4 };
+/** Defaults of a head where the caller sets none: a linear head (softmax or linear), as the default text model trains. */
+export const HEAD_DEFAULTS: Hyperparameters = { epochs: 20, learning_rate: 0.01, batch_size: 32, hidden_units: [], validation_split: 0.1 };
 
 /**
  * Transfer learning: a small dense head on the frozen base's features of each row (given, computed once by the
@@ -124,7 +123,7 @@ function buildHead(inputWidth: number, outputs: number, hp: ResolvedHyperparamet
       name: 'output',
       units: outputs,
       activation: outputs > 1 ? 'softmax' : 'linear',
-      kernelRegularizer: HEAD_L2.value > 0 ? tf.regularizers.l2({ l2: HEAD_L2.value }) : undefined,
+      kernelRegularizer: HEAD_FEATURES.l2 > 0 ? tf.regularizers.l2({ l2: HEAD_FEATURES.l2 }) : undefined,
       ...(head.layers.length === 0 ? { batchInputShape: [null, inputWidth] } : {}),
     }),
   );

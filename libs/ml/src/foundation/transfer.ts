@@ -8,8 +8,8 @@ import type { FoundationBase, FoundationPreprocessing } from '../types.js';
 
 export type { FoundationPreprocessing };
 
-/** Knobs of the head's features (the defaults are what `train` uses; the bench varies them). */
-export const HEAD_FEATURES = { buckets: 2 ** 14, ngrams: 2, maxTokens: 20_000, baseWeight: 1 };
+/** Knobs of the head and its features (the defaults are what `train` uses; the bench varies them). */
+export const HEAD_FEATURES = { buckets: 2 ** 15, ngrams: 1, maxTokens: 100_000, baseWeight: 0.1, l2: 0 };
 
 const toBase64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 function fromBase64(s: string): Float32Array {
