@@ -3,6 +3,7 @@ import { decodeArtifact, sha256 } from './artifact/format.js';
 import { loadLayersModel } from './artifact/model-io.js';
 import { ensureBackend } from './backend.js';
 import { encodeRows } from './data/prepare.js';
+import { decodeIdf } from './data/hashed-text.js';
 import { vocabularyIndex } from './data/text.js';
 import { isMlError, MlError } from './errors.js';
 import { explain } from './explain.js';
@@ -16,6 +17,7 @@ import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResu
  */
 export class LoadedModel {
   private vocabulary: Map<string, number> | undefined;
+  private idf: Float32Array | undefined;
   private disposed = false;
 
   private constructor(
@@ -27,6 +29,7 @@ export class LoadedModel {
     readonly sha256: string,
   ) {
     if (metadata.preprocessing.kind === 'text') this.vocabulary = vocabularyIndex(metadata.preprocessing);
+    if (metadata.preprocessing.kind === 'hashed-ngrams') this.idf = decodeIdf(metadata.preprocessing);
   }
 
   static async load(artifact: Uint8Array): Promise<LoadedModel> {
@@ -45,7 +48,7 @@ export class LoadedModel {
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
   predict(inputs: Row[], options: PredictOptions = {}): PredictResult {
     this.assertOpen();
-    const data = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary });
+    const data = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary, idf: this.idf });
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
     let predictions: Prediction[];
@@ -72,7 +75,7 @@ export class LoadedModel {
   evaluate(rows: Row[]): Metrics {
     this.assertOpen();
     if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
-    const data = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary });
+    const data = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary, idf: this.idf });
     return evaluateEncoded(this.model, this.metadata, data);
   }
 
@@ -121,7 +124,7 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 /** One input row of zeros (tabular) or empty text, as a client would send it. */
 function zeroInput(metadata: ArtifactMetadata): Row {
   const pre = metadata.preprocessing;
-  if (pre.kind === 'text') return { [pre.text_field]: '' };
+  if (pre.kind !== 'tabular') return { [pre.text_field]: '' };
   return Object.fromEntries(pre.features.map((f) => [f, 0]));
 }
 
