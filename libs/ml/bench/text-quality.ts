@@ -42,6 +42,9 @@ export const MODELS: Record<string, ModelConfig> = {
   'lr-0.1': { hyperparameters: { learning_rate: 0.1 } },
   'lr-0.05-epochs-20': { hyperparameters: { learning_rate: 0.05, epochs: 20 } },
   'lr-0.1-epochs-30': { hyperparameters: { learning_rate: 0.1, epochs: 30 } },
+  'epochs-60': { hyperparameters: { epochs: 60 } },
+  'lr-0.03': { hyperparameters: { learning_rate: 0.03 } },
+  'lr-0.03-epochs-40': { hyperparameters: { learning_rate: 0.03, epochs: 40 } },
   'projection-64': { hyperparameters: { embedding_dim: 64 } },
 };
 
