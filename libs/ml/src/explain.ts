@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { forEachNgram } from './data/hashed-ngrams.js';
+import { hashedOptions } from './data/hashed-text.js';
 import type { EncodedData } from './data/prepare.js';
-import { inputTensor } from './inference.js';
-import type { ArtifactMetadata, Explanation } from './types.js';
+import { chunkRows, denseRows, inputTensor } from './inference.js';
+import type { ArtifactMetadata, Explanation, HashedNgramPreprocessing } from './types.js';
 
 const CHUNK = 256;
 
@@ -9,20 +11,25 @@ const CHUNK = 256;
  * Gradient × input of the predicted output: for a classifier the probability of the predicted
  * class, for a regressor the value (in the label's units). Tabular: one score per feature,
  * measured from the training mean (standardized inputs are 0 there). Text: one score per
- * token, the gradient at its embedding times the embedding, summed over the embedding.
+ * token, the gradient at its embedding times the embedding, summed over the embedding; for
+ * hashed n-grams, each n-gram's gradient × TF-IDF weight shared among its occurrences and, within
+ * one, equally among its words (a word's score is its part of the n-grams it is in).
  */
 export function explain(model: tf.LayersModel, metadata: ArtifactMetadata, data: EncodedData, predicted: Int32Array | null): Explanation[] {
   const out: Explanation[] = [];
   const pre = metadata.preprocessing;
   const scale = pre.kind === 'tabular' && pre.target ? pre.target.std : 1;
-  for (let start = 0; start < data.n; start += CHUNK) {
-    const rows = Math.min(CHUNK, data.n - start);
-    const x = data.x.subarray(start * data.width, (start + rows) * data.width);
+  const chunk = data.sparse ? chunkRows(data) : CHUNK;
+  for (let start = 0; start < data.n; start += chunk) {
+    const rows = Math.min(chunk, data.n - start);
+    const x = denseRows(data, start, rows);
     const selected = predicted ? predicted.subarray(start, start + rows) : null;
     const scores = pre.kind === 'text' ? textScores(model, x as Int32Array, rows, data.width, selected) : tabularScores(model, x as Float32Array, rows, data.width, selected);
     for (let k = 0; k < rows; k++) {
       const row = scores.subarray(k * data.width, (k + 1) * data.width);
-      if (pre.kind === 'tabular') {
+      if (pre.kind === 'hashed-ngrams') {
+        out.push(ngramTokenScores(pre, data.tokens![start + k], row));
+      } else if (pre.kind === 'tabular') {
         out.push(Object.fromEntries(pre.features.map((f, j) => [f, row[j] * scale])));
       } else {
         const tokens = data.tokens![start + k];
@@ -31,6 +38,19 @@ export function explain(model: tf.LayersModel, metadata: ArtifactMetadata, data:
     }
   }
   return out;
+}
+
+/** Each token's share of the scores of the hashed n-grams that contain it, in text order. */
+function ngramTokenScores(pre: HashedNgramPreprocessing, tokens: string[], bucketScores: Float32Array): Array<{ token: string; score: number }> {
+  const options = hashedOptions(pre);
+  const occurrences = new Map<number, number>();
+  forEachNgram(tokens, options, (bucket) => occurrences.set(bucket, (occurrences.get(bucket) ?? 0) + 1));
+  const scores = new Float64Array(tokens.length);
+  forEachNgram(tokens, options, (bucket, start, n) => {
+    const share = bucketScores[bucket] / occurrences.get(bucket)! / n;
+    for (let j = start; j < start + n; j++) scores[j] += share;
+  });
+  return tokens.map((token, j) => ({ token, score: scores[j] }));
 }
 
 /** The sum over rows of each row's selected output: its gradient holds every row's own gradient. */

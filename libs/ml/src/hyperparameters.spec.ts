@@ -8,7 +8,9 @@ describe('hyperparameters', () => {
     const tabular = resolveHyperparameters('classification', undefined);
     expect(tabular).toEqual({ ...HYPERPARAMETER_DEFAULTS.tabular, hidden_units: [128, 128], seed: expect.any(Number) });
     const text = resolveHyperparameters('text-classification', { seed: 9, sequence_length: 32 });
-    expect(text).toMatchObject({ learning_rate: 0.01, embedding_dim: 64, max_vocabulary: 20_000, sequence_length: 32, hidden_units: [], seed: 9 });
+    expect(text).toMatchObject({ learning_rate: 0.01, max_vocabulary: 32_768, ngrams: 1, sequence_length: 32, hidden_units: [], seed: 9 });
+    expect(text).not.toHaveProperty('embedding_dim');
+    expect(resolveHyperparameters('text-classification', {}, { preset: false })).toMatchObject({ max_vocabulary: 20_000 });
     expect(resolveHyperparameters('regression', {}).seed).not.toBe(resolveHyperparameters('regression', {}).seed);
   });
 

@@ -21,8 +21,13 @@ export const HYPERPARAMETER_DEFAULTS = {
     validation_split: 0.2,
     early_stopping: null,
     hidden_units: [] as number[],
+    /** The sequence model's embedding width; the hashed-n-gram preset has no projection unless asked. */
     embedding_dim: 64,
+    /** The sequence model's vocabulary cap (custom Embedding architectures). */
     max_vocabulary: 20_000,
+    /** The preset's hash buckets (max_vocabulary reinterpreted) and longest n-gram. */
+    buckets: 32_768,
+    ngrams: 1,
   },
   early_stopping: { min_delta: 0, restore_best_weights: true },
 } as const;
@@ -40,11 +45,12 @@ export const HYPERPARAMETER_LIMITS = {
   embedding_dim: [1, 1024],
   max_vocabulary: [3, 200_000],
   sequence_length: [1, 2048],
+  ngrams: [1, 3],
 } as const;
 
 const COMMON_KEYS = ['epochs', 'batch_size', 'learning_rate', 'optimizer', 'validation_split', 'early_stopping', 'seed'];
 const TABULAR_PRESET_KEYS = ['hidden_units'];
-const TEXT_PRESET_KEYS = ['hidden_units', 'embedding_dim'];
+const TEXT_PRESET_KEYS = ['hidden_units', 'embedding_dim', 'ngrams'];
 const TEXT_DATA_KEYS = ['max_vocabulary', 'sequence_length'];
 
 export interface ResolveOptions {
@@ -147,10 +153,15 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
   }
   if (preset) resolved.hidden_units = hiddenUnits;
   if (text) {
-    const embeddingDim = int('embedding_dim', L.embedding_dim, HYPERPARAMETER_DEFAULTS.text.embedding_dim);
-    const maxVocabulary = int('max_vocabulary', L.max_vocabulary, HYPERPARAMETER_DEFAULTS.text.max_vocabulary);
-    const sequenceLength = hp.sequence_length === undefined || hp.sequence_length === null ? undefined : int('sequence_length', L.sequence_length, 0);
-    if (preset) resolved.embedding_dim = embeddingDim;
+    // The preset reads hashed n-grams: max_vocabulary counts hash buckets, embedding_dim (when given) adds a projection.
+    const given = (key: string) => hp[key] !== undefined && hp[key] !== null;
+    const embeddingDim = given('embedding_dim') ? int('embedding_dim', L.embedding_dim, 0) : undefined;
+    const T = HYPERPARAMETER_DEFAULTS.text;
+    const maxVocabulary = int('max_vocabulary', L.max_vocabulary, preset ? T.buckets : T.max_vocabulary);
+    const sequenceLength = given('sequence_length') ? int('sequence_length', L.sequence_length, 0) : undefined;
+    const ngrams = int('ngrams', L.ngrams, T.ngrams);
+    if (preset && embeddingDim !== undefined) resolved.embedding_dim = embeddingDim;
+    if (preset) resolved.ngrams = ngrams;
     if (textData) {
       resolved.max_vocabulary = maxVocabulary;
       if (sequenceLength !== undefined) resolved.sequence_length = sequenceLength;

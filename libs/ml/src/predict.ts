@@ -3,6 +3,7 @@ import { decodeArtifact, sha256 } from './artifact/format.js';
 import { loadLayersModel } from './artifact/model-io.js';
 import { ensureBackend } from './backend.js';
 import { encodeRows } from './data/prepare.js';
+import { decodeIdf } from './data/hashed-text.js';
 import { vocabularyIndex } from './data/text.js';
 import { isMlError, MlError } from './errors.js';
 import { explain } from './explain.js';
@@ -23,6 +24,7 @@ import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResu
  */
 export class LoadedModel {
   private vocabulary: Map<string, number> | undefined;
+  private idf: Float32Array | undefined;
   private disposed = false;
 
   private constructor(
@@ -36,6 +38,7 @@ export class LoadedModel {
     readonly base: FoundationHandle | null,
   ) {
     if (metadata.preprocessing.kind === 'text') this.vocabulary = vocabularyIndex(metadata.preprocessing);
+    if (metadata.preprocessing.kind === 'hashed-ngrams') this.idf = decodeIdf(metadata.preprocessing);
   }
 
   static async load(artifact: Uint8Array): Promise<LoadedModel> {
@@ -61,7 +64,7 @@ export class LoadedModel {
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
   async predict(inputs: Row[], options: PredictOptions = {}): Promise<PredictResult> {
     this.assertOpen();
-    const encoded = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary });
+    const encoded = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary, idf: this.idf });
     const data = await this.withBaseFeatures(encoded, 'invalid_input', options.baseFeatures);
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
@@ -93,7 +96,7 @@ export class LoadedModel {
   async evaluate(rows: Row[], baseFeatures?: Float32Array[]): Promise<Metrics> {
     this.assertOpen();
     if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
-    const encoded = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary });
+    const encoded = encodeRows(this.metadata, rows, { labels: true, missing: 'impute', vocabulary: this.vocabulary, idf: this.idf });
     const data = await this.withBaseFeatures(encoded, 'invalid_data', baseFeatures);
     return evaluateEncoded(this.model, this.metadata, data);
   }
@@ -180,9 +183,9 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 /** One input row of zeros (tabular) or empty text, as a client would send it. */
 function zeroInput(metadata: ArtifactMetadata): Row {
   const pre = metadata.preprocessing;
-  if (pre.kind === 'text') return { [pre.text_field]: '' };
   // a base cannot encode an empty text
   if (pre.kind === 'foundation') return { [pre.text_field]: 'a' };
+  if (pre.kind !== 'tabular') return { [pre.text_field]: '' };
   return Object.fromEntries(pre.features.map((f) => [f, 0]));
 }
 

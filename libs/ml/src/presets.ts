@@ -8,11 +8,16 @@ export type { PresetShape };
  * The default models. Layers carry fixed names so that the same seed gives byte-identical
  * artifacts (TF.js numbers unnamed layers from a process-wide counter).
  * - classification / regression: a multilayer perceptron, ReLU hidden layers.
- * - text-classification: token embedding → average pooling → (hidden layers) → softmax, fastText-style.
+ * - text-classification (hashed n-grams, the default): TF-IDF vector of `buckets` → (a linear
+ *   projection of `embedding_dim`, when asked: a weighted embedding bag) → (hidden layers) → softmax.
+ * - text-classification (sequence, fine-tuned versions of old): token embedding → average pooling → … → softmax.
  */
 export function buildPreset(shape: PresetShape, hp: ResolvedHyperparameters): tf.LayersModel {
-  const model = tf.sequential({ name: shape.task === 'text-classification' ? 'text_classifier' : 'mlp' });
-  if (shape.task === 'text-classification') {
+  const text = shape.task === 'text-classification';
+  const model = tf.sequential({ name: text ? 'text_classifier' : 'mlp' });
+  if (text && shape.textModel === 'hashed-ngrams' && hp.embedding_dim !== undefined) {
+    model.add(tf.layers.dense({ name: 'projection', units: hp.embedding_dim, useBias: false, batchInputShape: [null, shape.inputWidth] }));
+  } else if (text && shape.textModel !== 'hashed-ngrams') {
     model.add(
       tf.layers.embedding({
         name: 'embedding',
@@ -31,7 +36,7 @@ export function buildPreset(shape: PresetShape, hp: ResolvedHyperparameters): tf
         units,
         activation: 'relu',
         kernelInitializer: 'heNormal',
-        ...(i === 0 && shape.task !== 'text-classification' ? { batchInputShape: [null, shape.inputWidth] } : {}),
+        ...(model.layers.length === 0 ? { batchInputShape: [null, shape.inputWidth] } : {}),
       }),
     );
   });

@@ -7,23 +7,33 @@ import type { ResolvedHyperparameters, Task } from './types.js';
 
 export interface PresetShape {
   task: Task;
-  /** Features (tabular) or sequence length (text). */
+  /** Features (tabular), hash buckets (hashed-n-gram text) or sequence length (sequence text). */
   inputWidth: number;
   /** Classes, or 1 for regression. */
   outputWidth: number;
+  /** Text: the vocabulary, or the hash buckets. */
   vocabularySize?: number;
+  /** Text: `hashed-ngrams` (the preset; the default) or `sequence` (an Embedding over token ids). */
+  textModel?: 'hashed-ngrams' | 'sequence';
 }
 
 /** The fewest entries a text vocabulary has: the padding and the out-of-vocabulary ids. */
 export const MIN_VOCABULARY = 2;
 
-/** The preset's parameter count: the embedding (text), then each dense layer's kernel and bias. */
+/**
+ * The preset's parameter count: for text the embedding or projection (vocabulary or buckets ×
+ * embedding_dim, no bias) or, without embedding_dim, the buckets as the first width; then each
+ * dense layer's kernel and bias.
+ */
 export function presetParameters(shape: PresetShape, hp: Pick<ResolvedHyperparameters, 'hidden_units' | 'embedding_dim'>): number {
   let width = shape.inputWidth;
   let total = 0;
   if (shape.task === 'text-classification') {
-    total += (shape.vocabularySize ?? MIN_VOCABULARY) * hp.embedding_dim!;
-    width = hp.embedding_dim!;
+    const vocabulary = shape.vocabularySize ?? MIN_VOCABULARY;
+    if (hp.embedding_dim !== undefined) {
+      total += vocabulary * hp.embedding_dim;
+      width = hp.embedding_dim;
+    } else width = vocabulary;
   }
   for (const units of [...(hp.hidden_units ?? []), shape.outputWidth]) {
     total += width * units + units;

@@ -89,17 +89,13 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
     const result = await train({
       spec: { task: 'text-classification', label: 'topic', textField: 'text' },
       rows: texts,
-      hyperparameters: { epochs: 10, batch_size: 32, learning_rate: 0.02, seed: 3, embedding_dim: 16 },
+      hyperparameters: { epochs: 10, batch_size: 32, learning_rate: 0.02, seed: 3, max_vocabulary: 4096 },
     });
     expect((result.metrics as ClassificationMetrics).accuracy).toBeGreaterThanOrEqual(0.95);
-    expect(result.input_schema).toMatchObject({ task: 'text-classification', text_field: 'text', sequence_length: expect.any(Number) });
+    expect(result.input_schema).toEqual({ task: 'text-classification', label: 'topic', text_field: 'text', buckets: 4096, ngrams: 1 });
     const pre = decodeArtifact(result.artifact).metadata.preprocessing;
-    if (pre.kind !== 'text') throw new Error('text preprocessing expected');
-    expect(pre.vocabulary.slice(0, 2)).toEqual(['<pad>', '<oov>']);
-    expect(pre.vocabulary).toContain('alpha0');
-    expect(pre.vocabulary).toContain('!');
-    expect(pre.sequence_length).toBeGreaterThanOrEqual(14);
-    expect(pre.sequence_length).toBeLessThanOrEqual(16);
+    if (pre.kind !== 'hashed-ngrams') throw new Error('hashed n-gram preprocessing expected');
+    expect(pre).toMatchObject({ buckets: 4096, ngrams: 1, tokenizer: 'lowercase-words-punctuation', weighting: 'sublinear-tf-idf-l2' });
 
     const { predictions, explanations } = await predict(result.artifact, [{ text: 'just some words with BETA1 in it' }, { text: 'zzz unknown qqq' }], { explain: true });
     expect(predictions[0]).toMatchObject({ label: 'topic_1' });

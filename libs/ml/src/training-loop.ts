@@ -124,9 +124,13 @@ export class TrainingLoop {
       const start = b * batchSize;
       const rows = Math.min(batchSize, data.n - start);
       if (this.labels) batchY.fill(0, 0, rows * classes);
+      if (data.sparse) batchX.fill(0, 0, rows * width);
       for (let k = 0; k < rows; k++) {
         const i = order[start + k];
-        batchX.set(data.x.subarray(i * width, (i + 1) * width), k * width);
+        if (data.sparse) {
+          const { offsets, indices, values } = data.sparse;
+          for (let p = offsets[i]; p < offsets[i + 1]; p++) batchX[k * width + indices[p]] = values[p];
+        } else batchX.set(data.x.subarray(i * width, (i + 1) * width), k * width);
         if (this.labels) batchY[k * classes + data.y![i]] = 1;
         else batchY[k] = data.y![i];
       }

@@ -43,8 +43,13 @@ export interface Hyperparameters {
   embedding_dim?: number;
   /** Text only: the vocabulary cap, padding and out-of-vocabulary ids included (default 20,000). */
   max_vocabulary?: number;
-  /** Text only: tokens per example (default: the 95th percentile of the training texts, 4 to 256). */
+  /**
+   * Text only. The default (hashed n-gram) model: tokens read per text (default all, up to 100,000).
+   * A sequence model (custom Embedding architecture): tokens per example (default the 95th percentile, 4 to 256).
+   */
   sequence_length?: number;
+  /** Text preset only: the longest word n-gram hashed (default 1: words; 2 adds adjacent pairs). */
+  ngrams?: number;
 }
 
 /** Hyperparameters with every default filled in: what a version records and what reproduces it. */
@@ -60,6 +65,7 @@ export interface ResolvedHyperparameters {
   embedding_dim?: number;
   max_vocabulary?: number;
   sequence_length?: number;
+  ngrams?: number;
 }
 
 /** What a model takes, as shown on a version. */
@@ -74,6 +80,9 @@ export interface InputSchema {
   vocabulary_size?: number;
   /** Transfer-learned heads: the foundation model the raw inputs go through first. */
   base_model?: FoundationBase;
+  /** Text read as hashed n-grams: the feature width and the longest n-gram. */
+  buckets?: number;
+  ngrams?: number;
 }
 
 /** Standardization of tabular features with statistics of the training split. */
@@ -96,6 +105,24 @@ export interface TextPreprocessing {
   pad_id: 0;
   oov_id: 1;
 }
+
+/**
+ * Text read whole as hashed word n-grams (see data/hashed-ngrams.ts): the model's input is a vector
+ * of `buckets` sublinear-TF × IDF weights with unit L2 norm.
+ */
+export interface HashedNgramPreprocessing {
+  kind: 'hashed-ngrams';
+  text_field: string;
+  tokenizer: 'lowercase-words-punctuation';
+  hash: 'fnv1a32-mod';
+  buckets: number;
+  ngrams: number;
+  max_tokens: number;
+  weighting: 'sublinear-tf-idf-l2';
+  /** The IDF of each bucket, fitted on the training split: base64 of little-endian float32. */
+  idf: string;
+}
+
 
 /**
  * A head on a frozen foundation model (transfer learning): the base's features of the raw text, standardized, beside
@@ -125,7 +152,8 @@ export interface FoundationBase {
   sha256: string;
 }
 
-export type Preprocessing = TabularPreprocessing | TextPreprocessing | FoundationPreprocessing;
+export type TextInputPreprocessing = TextPreprocessing | HashedNgramPreprocessing;
+export type Preprocessing = TabularPreprocessing | TextInputPreprocessing | FoundationPreprocessing;
 
 /** `userDefinedMetadata.aiaas` of an artifact. */
 export interface ArtifactMetadata {

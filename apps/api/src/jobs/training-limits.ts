@@ -58,7 +58,7 @@ export function checkArchitecture(p: TenantPrincipal, task: Task, dataset: Datas
 export function checkPreset(quotas: Quotas, task: Task, dataset: Dataset, hp: ResolvedHyperparameters): void {
   const planned = presetParameters({ task, ...widths(task, dataset) }, hp);
   if (planned <= quotas.max_model_parameters) return;
-  const layers = `hidden_units [${(hp.hidden_units ?? []).join(', ')}]${task === 'text-classification' ? `, embedding_dim ${hp.embedding_dim}` : ''}`;
+  const layers = `hidden_units [${(hp.hidden_units ?? []).join(', ')}]${task === 'text-classification' && hp.embedding_dim !== undefined ? `, embedding_dim ${hp.embedding_dim}` : ''}`;
   throw new ApiError(
     403,
     'quota_exceeded_error',

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { MlError } from '../errors.js';
-import { thrown } from '../testing.js';
+import { sequenceTextArchitecture, thrown } from '../testing.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { checkLoads, loadModel } from '../predict.js';
@@ -90,7 +90,7 @@ describe('importing a TF.js layers model trained elsewhere', () => {
   });
 
   it('imports a text model with its vocabulary, taking the sequence length from the model input', async () => {
-    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(90, { seed: 2 }), hyperparameters: { epochs: 1, embedding_dim: 4, seed: 1 } });
+    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(90, { seed: 2 }), hyperparameters: { epochs: 1, seed: 1 }, architecture: sequenceTextArchitecture(3, 4, 60, 16) });
     const pre = decodeArtifact(text.artifact).metadata.preprocessing;
     if (pre.kind !== 'text') throw new Error('text expected');
     const textMeta: ImportMeta = { task: 'text-classification', input_schema: { text_field: 'text', label: 'topic', vocabulary: pre.vocabulary }, labels: text.labels };
@@ -157,10 +157,12 @@ describe('what an import must pass before a worker loads it, and the load itself
   });
 
   it('loads and runs valid tabular and text models once, leaving no tensors behind', async () => {
-    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, embedding_dim: 4, seed: 1 } });
+    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, seed: 1 } });
+    const sequence = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, seed: 1 }, architecture: sequenceTextArchitecture(3) });
     const before = tf.memory().numTensors;
     await checkLoads(tabular.artifact);
     await checkLoads(text.artifact);
+    await checkLoads(sequence.artifact);
     expect(tf.memory().numTensors).toBe(before);
   });
 

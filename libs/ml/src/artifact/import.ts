@@ -1,5 +1,6 @@
 import { isMlError, MlError } from '../errors.js';
 import { inputSchema } from '../data/prepare.js';
+import { hashedPreprocessingProblems } from '../data/hashed-text.js';
 import { OOV_TOKEN, PAD_TOKEN } from '../data/text.js';
 import { TASKS, type ArtifactMetadata, type InputSchema, type Preprocessing, type Task } from '../types.js';
 import { checkWeightSpecs, decodeArtifact, decodeBase64, elementCount, encodeArtifact, sha256, weightBytes, type ArtifactJson, type WeightSpec } from './format.js';
@@ -128,11 +129,16 @@ export function importArtifact(upload: unknown, maxParameters?: number): ImportR
   if (pre.kind === 'foundation') throw new MlError('invalid_model', 'An imported model cannot be a head on a foundation model');
   const problems = weightValueProblems(weightSpecs, new Uint8Array(decoded.weightData));
   if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
+  if (pre.kind === 'hashed-ngrams') {
+    const preProblems = hashedPreprocessingProblems(pre as unknown as Record<string, unknown>);
+    if (preProblems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', preProblems);
+  }
   const report = checkTopology(decoded.json.modelTopology, {
     task: metadata.task,
-    inputWidth: pre.kind === 'tabular' ? pre.features.length : pre.sequence_length,
+    inputWidth: pre.kind === 'tabular' ? pre.features.length : pre.kind === 'hashed-ngrams' ? pre.buckets : pre.sequence_length,
     outputWidth: metadata.task === 'regression' ? 1 : (metadata.labels ?? []).length,
     vocabularySize: pre.kind === 'text' ? pre.vocabulary.length : undefined,
+    textInput: pre.kind === 'hashed-ngrams' ? 'features' : 'tokens',
   });
   if (report.parameters !== parameters) problems.push(`the weights hold ${parameters} parameters; the topology needs ${report.parameters}`);
   const layerNames = new Set(report.layers.map((l) => l.name));

@@ -19,6 +19,8 @@ export interface TopologyRequirements {
   outputWidth?: number;
   /** Text: the vocabulary that the embedding must cover, when known. */
   vocabularySize?: number;
+  /** Text: `tokens` (default) is read through an Embedding; `features` (hashed n-grams) is a vector of inputWidth. */
+  textInput?: 'tokens' | 'features';
   maxParameters?: number;
   /** Put `batch_input_shape: [null, inputWidth]` (`[null, null]` without a width) on a Sequential first layer that has none. */
   fillInputShape?: boolean;
@@ -159,12 +161,14 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
   if (shape.length !== 2) problems.push(`the input must be a batch of vectors [null, width], got [${shape.map((d) => d ?? 'null').join(', ')}]`);
   else if (req.inputWidth !== undefined && shape[1] !== null && shape[1] !== req.inputWidth) {
     problems.push(
-      req.task === 'text-classification'
+      req.task === 'text-classification' && req.textInput !== 'features'
         ? `the input takes ${shape[1]} tokens; the data's sequence length is ${req.inputWidth}`
         : `the input takes ${shape[1]} features; the data has ${req.inputWidth}`,
     );
   }
-  if (req.task === 'text-classification') {
+  if (req.task === 'text-classification' && req.textInput === 'features') {
+    if (embedding) problems.push('a text model over hashed n-gram features cannot have an Embedding layer');
+  } else if (req.task === 'text-classification') {
     if (!embedding) problems.push('a text model needs an Embedding layer reading the input');
     else if (req.vocabularySize !== undefined && embedding.input_dim < req.vocabularySize) {
       problems.push(`the embedding covers ${embedding.input_dim} token ids; the vocabulary has ${req.vocabularySize}`);

@@ -34,7 +34,7 @@ describe('text preparation', () => {
       { text: 'onlyinvalidation', label: 'vehicle' },
     ];
     const spec: DatasetSpec = { task: 'text-classification', label: 'label', textField: 'text' };
-    const prepared = prepareTraining(spec, rows, { ...options(0.25), sequenceLength: 2 });
+    const prepared = prepareTraining(spec, rows, { ...options(0.25), sequenceLength: 2, textModel: 'sequence' });
     const pre = prepared.metadata.preprocessing;
     if (pre.kind !== 'text') throw new Error('text expected');
     // Each text's first word is its own: exactly the validation row's is missing.

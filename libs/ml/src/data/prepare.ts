@@ -1,14 +1,20 @@
 import { MlError } from '../errors.js';
 import { shuffleInPlace } from '../random.js';
-import type { ArtifactMetadata, DatasetSpec, InputSchema, Preprocessing, Row, TabularPreprocessing, TextPreprocessing } from '../types.js';
+import type { ArtifactMetadata, DatasetSpec, HashedNgramPreprocessing, InputSchema, Preprocessing, Row, TabularPreprocessing, TextPreprocessing } from '../types.js';
+import { tfidf, type SparseVector } from './hashed-ngrams.js';
+import { decodeIdf, fitHashedText, HASHED_DEFAULTS, hashedOptions, SparseRowsBuilder, textCounts, type SparseRows } from './hashed-text.js';
 import { buildVocabulary, chooseSequenceLength, encodeTokens, tokenize, vocabularyIndex } from './text.js';
 import { describeValue, labelValue, numericValue, Problems, sortLabels } from './values.js';
 
-/** Model-ready arrays: `x` is row-major `n × width`; `y` holds class indices or (standardized) targets. */
+/**
+ * Model-ready arrays: `x` is row-major `n × width`, or empty when the rows are `sparse` (hashed
+ * n-grams: densified a few rows at a time); `y` holds class indices or (standardized) targets.
+ */
 export interface EncodedData {
   n: number;
   width: number;
   x: Float32Array | Int32Array;
+  sparse?: SparseRows;
   y: Float32Array | null;
   /** Text: the tokens of each row (for explanations), when asked for. */
   tokens?: string[][];
@@ -27,6 +33,11 @@ export interface PrepareOptions {
   random: () => number;
   maxVocabulary?: number;
   sequenceLength?: number;
+  /** Text: `hashed-ngrams` (the preset) reads every token; `sequence` (Embedding architectures) a vocabulary's ids. */
+  textModel?: 'hashed-ngrams' | 'sequence';
+  /** Hashed n-grams: the feature width (default 32,768) and the longest n-gram (default 1). */
+  buckets?: number;
+  ngrams?: number;
   /** Fine-tuning: encode with the base's preprocessing and labels instead of fitting new ones. */
   base?: ArtifactMetadata;
 }
@@ -49,11 +60,17 @@ export function prepareTraining(spec: DatasetSpec, rows: Row[], options: Prepare
 
   const labels = spec.task === 'regression' ? null : options.base ? options.base.labels : fitLabels(spec, rows);
   if (options.base) checkBase(spec, options.base, rows);
-  const preprocessing = options.base
-    ? options.base.preprocessing
-    : spec.task === 'text-classification'
-      ? fitText(spec, trainRows, options)
-      : fitTabular(spec, rows, trainRows);
+  // Hashed n-grams: the training rows are tokenized and counted once, for the IDF and for their encoding.
+  let trainCounts: SparseVector[] | undefined;
+  let preprocessing: Preprocessing;
+  if (options.base) preprocessing = options.base.preprocessing;
+  else if (spec.task !== 'text-classification') preprocessing = fitTabular(spec, rows, trainRows);
+  else if (options.textModel === 'sequence') preprocessing = fitText(spec, trainRows, options);
+  else {
+    const fitted = fitHashed(spec, trainRows, options);
+    preprocessing = fitted.preprocessing;
+    trainCounts = fitted.counts;
+  }
   const metadata: ArtifactMetadata = {
     version: 1,
     task: spec.task,
@@ -61,9 +78,10 @@ export function prepareTraining(spec: DatasetSpec, rows: Row[], options: Prepare
     input_schema: options.base ? options.base.input_schema : inputSchema(spec, preprocessing),
     labels,
   };
-  const encode = (subset: Row[], rowNumber: (k: number) => number) => encodeRows(metadata, subset, { labels: true, rowNumber, missing: 'impute' });
+  const encode = (subset: Row[], rowNumber: (k: number) => number, counts?: SparseVector[]) =>
+    encodeRows(metadata, subset, { labels: true, rowNumber, missing: 'impute', counts });
   return {
-    train: encode(trainRows, rowNumbers(trainIdx)),
+    train: encode(trainRows, rowNumbers(trainIdx), trainCounts),
     validation: valRows.length > 0 ? encode(valRows, rowNumbers(valIdx)) : null,
     metadata,
   };
@@ -80,6 +98,9 @@ export interface EncodeOptions {
   keepTokens?: boolean;
   /** Cached `vocabularyIndex` of the preprocessing. */
   vocabulary?: Map<string, number>;
+  /** Hashed n-grams: the cached IDF of the preprocessing, and counts already made for these rows. */
+  idf?: Float32Array;
+  counts?: SparseVector[];
 }
 
 /** Encodes rows with a model's preprocessing; every problem found is one MlError. */
@@ -95,27 +116,36 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
   let width: number;
   let tokens: string[][] | undefined;
   const labelIndex = metadata.labels ? new Map(metadata.labels.map((l, i) => [l, i])) : null;
-  const target = pre.kind !== 'text' ? pre.target : undefined;
+  const target = pre.kind === 'tabular' || pre.kind === 'foundation' ? pre.target : undefined;
   const label = metadata.input_schema.label;
   const texts: string[] | undefined = pre.kind === 'foundation' ? [] : undefined;
 
+  let sparse: SparseRowsBuilder | undefined;
   if (pre.kind === 'tabular') {
     width = pre.features.length;
     x = new Float32Array(n * width);
   } else if (pre.kind === 'foundation') {
     width = 0;
     x = new Float32Array(0);
+  } else if (pre.kind === 'hashed-ngrams') {
+    width = pre.buckets;
+    x = new Float32Array(0);
+    sparse = new SparseRowsBuilder();
+    if (options.keepTokens) tokens = [];
   } else {
     width = pre.sequence_length;
     x = new Int32Array(n * width);
     if (options.keepTokens) tokens = [];
   }
   const index = pre.kind === 'text' ? (options.vocabulary ?? vocabularyIndex(pre)) : null;
+  const idf = pre.kind === 'hashed-ngrams' ? (options.idf ?? decodeIdf(pre)) : null;
+  const hashing = pre.kind === 'hashed-ngrams' ? hashedOptions(pre) : null;
 
   for (let k = 0; k < n; k++) {
     const row = rows[k];
     if (row === null || typeof row !== 'object' || Array.isArray(row)) {
       problems.add(`${name(k)} is not an object`);
+      sparse?.push(EMPTY);
       continue;
     }
     if (pre.kind === 'tabular') {
@@ -138,6 +168,16 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
         continue;
       }
       texts!.push(raw);
+    } else if (pre.kind === 'hashed-ngrams') {
+      const raw = row[pre.text_field];
+      if (raw === undefined && options.missing === 'refuse') {
+        problems.add(`${name(k)} is missing the text field '${pre.text_field}'`);
+        sparse!.push(EMPTY);
+        continue;
+      }
+      const counted = options.counts && !options.keepTokens ? { tokens: [], counts: options.counts[k] } : textCounts(raw, hashing!);
+      sparse!.push(tfidf(counted.counts, idf));
+      tokens?.push(counted.tokens.slice(0, pre.max_tokens));
     } else {
       const raw = row[pre.text_field];
       if (raw === undefined && options.missing === 'refuse') {
@@ -164,8 +204,10 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
     }
   }
   if (problems.any) throw MlError.list(code, options.what === 'inputs' ? 'Invalid inputs' : 'Invalid dataset', problems.all);
-  return { n, width, x, y, tokens, texts };
+  return { n, width, x, y, tokens, texts, sparse: sparse?.build() };
 }
+
+const EMPTY: SparseVector = { indices: new Int32Array(0), weights: new Float32Array(0) };
 
 /** Throws MlError `invalid_input` when prediction inputs do not fit a model's input schema (no TF.js: the API checks before queueing). */
 export function checkInputs(metadata: ArtifactMetadata, inputs: Row[]): void {
@@ -267,11 +309,27 @@ function fitTabular(spec: DatasetSpec, rows: Row[], trainRows: Row[]): TabularPr
   return pre;
 }
 
-function fitText(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): TextPreprocessing {
-  const field = spec.textField!;
+function checkTextField(field: string, trainRows: Row[]): void {
   if (!trainRows.some((row) => row && typeof row === 'object' && row[field] !== undefined && row[field] !== null)) {
     throw new MlError('invalid_data', `No row has the text field '${field}'`);
   }
+}
+
+function fitHashed(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): { preprocessing: HashedNgramPreprocessing; counts: SparseVector[] } {
+  const field = spec.textField!;
+  checkTextField(field, trainRows);
+  const hashing = {
+    buckets: options.buckets ?? HASHED_DEFAULTS.buckets,
+    ngrams: options.ngrams ?? HASHED_DEFAULTS.ngrams,
+    maxTokens: options.sequenceLength ?? HASHED_DEFAULTS.maxTokens,
+  };
+  const counts = trainRows.map((row) => textCounts(row && typeof row === 'object' ? row[field] : undefined, hashing).counts);
+  return { preprocessing: fitHashedText(field, counts, hashing), counts };
+}
+
+function fitText(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): TextPreprocessing {
+  const field = spec.textField!;
+  checkTextField(field, trainRows);
   const lists = trainRows.map((row) => {
     const raw = row?.[field];
     return raw === undefined || raw === null ? [] : tokenize(String(raw));
@@ -292,5 +350,6 @@ export function inputSchema(spec: Pick<DatasetSpec, 'task' | 'label'>, pre: Prep
     return { task: spec.task, label: spec.label, features: pre.features.map((name) => ({ name, type: 'number' as const })) };
   }
   if (pre.kind === 'foundation') return { task: spec.task, label: spec.label, text_field: pre.text_field, base_model: pre.base };
+  if (pre.kind === 'hashed-ngrams') return { task: spec.task, label: spec.label, text_field: pre.text_field, buckets: pre.buckets, ngrams: pre.ngrams };
   return { task: spec.task, label: spec.label, text_field: pre.text_field, sequence_length: pre.sequence_length, vocabulary_size: pre.vocabulary.length };
 }
