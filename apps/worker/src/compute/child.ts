@@ -6,7 +6,7 @@
  * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`, and
  * loads imported models once for `check` before they become versions.
  */
-import { baseFeatures, checkLoads, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import { baseFeatures, checkLoads, type FoundationHandle, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
 import { performance } from 'node:perf_hooks';
 import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';
@@ -23,16 +23,20 @@ function serialize(err: unknown): SerializedError {
 const controllers = new Map<number, AbortController>();
 const models = new ModelCache<LoadedModel | { bytes: number; dispose(): void }>(Number(process.argv[3] ?? 0) || 0);
 
+/** A foundation model runs from libs/ml's per-process handle, loaded once and shared with the heads of transfer-learned versions. */
 /**
- * A foundation model runs from libs/ml's per-process handle (loaded once, shared with the heads
- * of transfer-learned versions) and takes its bytes in this child's model cache, so that the
- * budget counts it once; when the cache drops it, the handle is released too.
+ * The base's bytes take their place in the budget (so that tenant heads are evicted for it), but
+ * the base itself stays loaded: heads kept in the cache hold it, and the catalog has a few bases only.
  */
+function holdFoundation(handle: FoundationHandle): void {
+  const key = `foundation:${handle.spec.id}`;
+  if (!models.get(key)) models.set(key, { bytes: handle.bytes, dispose: () => undefined });
+}
+
 async function foundation(args: ComputeOps['foundation']['args']): Promise<ComputeOps['foundation']['result']> {
   const t0 = performance.now();
   const handle = await loadFoundation(args.model);
-  const key = `foundation:${args.model}`;
-  if (!models.get(key)) models.set(key, { bytes: handle.bytes, dispose: () => handle.dispose() });
+  holdFoundation(handle);
   if (args.op === 'classify') {
     if (!handle.classify) throw new Error(`foundation model ${args.model} does not classify`);
     const { probabilities } = await handle.classify(args.inputs as Uint8Array[]);
@@ -51,6 +55,8 @@ async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['inf
     if (!args.artifact) return { miss: true };
     model = await loadModel(args.artifact);
     keep = models.set(args.versionId, model);
+    // A transfer-learned head runs on a base loaded once for every head (and for embeddings): count it once.
+    if (model.base) holdFoundation(model.base);
   }
   try {
     const out = await model.predict(args.inputs, { explain: args.explain });
