@@ -6,6 +6,7 @@ import { MlError } from '../errors.js';
 import { resolveHyperparameters } from '../hyperparameters.js';
 import { evaluateEncoded } from '../inference.js';
 import { seededRandom, shuffleInPlace, withSeededMathRandom } from '../random.js';
+import { scaleToData } from '../steps.js';
 import { throwIfAborted, TrainingLoop } from '../training-loop.js';
 import type { ArtifactMetadata, BackendName, FoundationPreprocessing, Hyperparameters, ResolvedHyperparameters, TrainOptions, TrainResult } from '../types.js';
 import { foundationModel } from './catalog.js';
@@ -62,6 +63,8 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
     y: Float32Array.from(idx, (i) => y[i]),
   });
   const train = encode(trainIdx);
+  // The head is a linear model over the same kind of sparse features: the same number of steps.
+  scaleToData(opts, hp, train.n);
   const validation = valIdx.length > 0 ? encode(valIdx) : null;
   const metadata: ArtifactMetadata = {
     version: 1,
