@@ -1,6 +1,7 @@
 import type { AppConfig } from '@app/config';
 import type { Redis } from 'ioredis';
 import { redisKey } from './redis.js';
+import { RequestList } from './request-list.js';
 
 /**
  * Requests to foundation models (POST /v1/embeddings, POST /v1/foundation-models/{id}/predict),
@@ -35,25 +36,9 @@ export type FoundationReply =
     }
   | { id: string; ok: false; error: { code: string; message: string; index?: number } };
 
-/** A plain Redis list (as the predict queue): one RPUSH per request, one BLMPOP per take. */
-export class FoundationQueue {
-  readonly key: string;
-
-  constructor(
-    config: Pick<AppConfig, 'redisPrefix'>,
-    private readonly redis: Redis,
-  ) {
-    this.key = redisKey(config, 'foundation', 'requests');
-  }
-
-  async add(payload: FoundationPayload): Promise<void> {
-    await this.redis.rpush(this.key, JSON.stringify(payload));
-  }
-
-  /** Takes up to `max` requests, waiting up to `timeoutSeconds` for one. Needs a connection of its own. */
-  async take(blocking: Redis, max: number, timeoutSeconds: number): Promise<FoundationPayload[]> {
-    const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as [string, string[]] | null;
-    return got ? got[1].map((raw) => JSON.parse(raw) as FoundationPayload) : [];
+export class FoundationQueue extends RequestList<FoundationPayload> {
+  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: Redis) {
+    super(redisKey(config, 'foundation', 'requests'), redis);
   }
 }
 

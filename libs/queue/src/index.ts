@@ -7,3 +7,4 @@ export * from './predict-queue.js';
 export * from './cluster-metrics.js';
 export * from './load-checks.js';
 export * from './embeddings.js';
+export * from './request-list.js';

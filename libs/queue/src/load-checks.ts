@@ -1,6 +1,7 @@
 import type { AppConfig } from '@app/config';
 import type { Redis } from 'ioredis';
 import { redisKey } from './redis.js';
+import { RequestList } from './request-list.js';
 
 /**
  * Load checks of imported models (POST /v1/models/{id}/versions), on the sync inference path's
@@ -24,25 +25,9 @@ export interface LoadCheckReply {
   error?: { code: string; message: string };
 }
 
-/** A plain Redis list, as the predict queue (libs/queue PredictQueue): one RPUSH per check, one BLMPOP per take. */
-export class LoadCheckQueue {
-  readonly key: string;
-
-  constructor(
-    config: Pick<AppConfig, 'redisPrefix'>,
-    private readonly redis: Redis,
-  ) {
-    this.key = redisKey(config, 'load-checks', 'requests');
-  }
-
-  async add(payload: LoadCheckPayload): Promise<void> {
-    await this.redis.rpush(this.key, JSON.stringify(payload));
-  }
-
-  /** Takes up to `max` checks, waiting up to `timeoutSeconds` for one. Needs a connection of its own. */
-  async take(blocking: Redis, max: number, timeoutSeconds: number): Promise<LoadCheckPayload[]> {
-    const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as [string, string[]] | null;
-    return got ? got[1].map((raw) => JSON.parse(raw) as LoadCheckPayload) : [];
+export class LoadCheckQueue extends RequestList<LoadCheckPayload> {
+  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: Redis) {
+    super(redisKey(config, 'load-checks', 'requests'), redis);
   }
 }
 
