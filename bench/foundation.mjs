@@ -74,10 +74,20 @@ export default {
         headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
         body: JSON.stringify({ model: USE, input: texts, encoding_format: 'base64' }),
       };
+      // A run's last requests are still queued on the worker when autocannon stops: let them finish
+      // before the next run, or its first requests wait behind them.
+      const settle = async () => {
+        for (const end = Date.now() + 30_000; Date.now() < end; ) {
+          const t0 = Date.now();
+          must(await t('POST', '/v1/embeddings', { model: USE, input: texts }), 200, 'settling embeddings');
+          if (Date.now() - t0 < 500) return;
+        }
+      };
       await loadTest({ ...target, duration: 2, connections: 32, label: 'embeddings warm-up' });
       const runs = [];
       for (let i = 1; i <= rounds; i++) {
         for (const clients of [1, 32]) {
+          await settle();
           const r = await loadTest({ ...target, duration: fs.seconds, connections: clients, label: `embeddings, ${clients} client(s)`, serverPid: api.proc.pid });
           if (r.non2xx || r.errors) throw new Error(`embeddings (${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`);
           runs.push({ ...r, clients, embeddings_per_s: r.rps * texts.length });
@@ -108,6 +118,7 @@ export default {
         if (row.status !== 'succeeded') throw new Error(`transfer training ${row.status}: ${JSON.stringify(row.error)}`);
         return (new Date(row.finished_at).getTime() - new Date(row.started_at).getTime()) / 1000;
       };
+      await settle();
       const cold = await trainOnce();
       const warm = await trainOnce();
       step(`foundation: transfer training on ${fs.rows} texts: cold cache ${cold} s, warm ${warm} s`);
