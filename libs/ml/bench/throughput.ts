@@ -7,6 +7,7 @@
  *
  * Run directly (after an SWC build) it prints the figures as JSON.
  */
+import { sequenceTextArchitecture } from '../src/testing.js';
 import * as tf from '@tensorflow/tfjs';
 import { pathToFileURL } from 'node:url';
 import { initBackend } from '../src/backend.js';
@@ -158,15 +159,24 @@ function textWorkload(samples: number, epochs: number): Workload {
     return { text: words.join(' '), topic: `t${i % TEXT.classes}` };
   });
   const hp = hyperparameters(epochs, { hidden_units: [], embedding_dim: TEXT.embedding, max_vocabulary: TEXT.vocabulary, sequence_length: TEXT.sequence });
-  return workload('text', rows, { task: 'text-classification', label: 'topic', textField: 'text' }, hp, TEXT.classes);
+  // The token-embedding model (what custom Embedding architectures train): the kernel-bound path this
+  // bench watches. The default hashed-n-gram model is measured by libs/ml/bench/text-quality.ts.
+  const architecture = sequenceTextArchitecture(TEXT.classes, TEXT.embedding, TEXT.vocabulary, TEXT.sequence);
+  return workload('text', rows, { task: 'text-classification', label: 'topic', textField: 'text' }, hp, TEXT.classes, architecture);
 }
 
 /** Plain fit gets exactly the arrays that train() makes from the rows: libs/ml's own encoding. */
-function workload(model: BenchModel, rows: Row[], spec: DatasetSpec, hp: ResolvedHyperparameters, classes: number): Workload {
-  const { train: data } = prepareTraining(spec, rows, { validationSplit: 0, random: seededRandom(hp.seed), maxVocabulary: hp.max_vocabulary, sequenceLength: hp.sequence_length });
+function workload(model: BenchModel, rows: Row[], spec: DatasetSpec, hp: ResolvedHyperparameters, classes: number, architecture?: unknown): Workload {
+  const { train: data } = prepareTraining(spec, rows, {
+    validationSplit: 0,
+    random: seededRandom(hp.seed),
+    maxVocabulary: hp.max_vocabulary,
+    sequenceLength: hp.sequence_length,
+    ...(architecture ? { textModel: 'sequence' as const } : {}),
+  });
   const y = new Float32Array(data.n * classes);
   data.y!.forEach((c, i) => (y[i * classes + c] = 1));
-  return { model, rows, options: { spec, hyperparameters: { ...hp, early_stopping: null } }, x: data.x, y, width: data.width, hp };
+  return { model, rows, options: { spec, hyperparameters: { ...hp, early_stopping: null }, ...(architecture ? { architecture } : {}) }, x: data.x, y, width: data.width, hp };
 }
 
 function hyperparameters(epochs: number, extra: Partial<ResolvedHyperparameters>): ResolvedHyperparameters {
@@ -183,7 +193,7 @@ async function trainOnce(work: Workload, samples: number, epochs: number): Promi
 async function fitOnce(work: Workload, samples: number, epochs: number): Promise<number> {
   const classes = work.model === 'mlp' ? MLP.classes : TEXT.classes;
   const model = buildPreset(
-    { task: work.model === 'mlp' ? 'classification' : 'text-classification', inputWidth: work.width, outputWidth: classes, vocabularySize: TEXT.vocabulary },
+    { task: work.model === 'mlp' ? 'classification' : 'text-classification', inputWidth: work.width, outputWidth: classes, vocabularySize: TEXT.vocabulary, textModel: 'sequence' },
     { ...work.hp, embedding_dim: work.hp.embedding_dim ?? HYPERPARAMETER_DEFAULTS.text.embedding_dim },
   );
   model.compile({ optimizer: tf.train.adam(work.hp.learning_rate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
