@@ -7,7 +7,7 @@
  *
  * Run directly (after an SWC build) it prints the figures as JSON.
  */
-import { sequenceTextArchitecture } from '../src/testing.js';
+import { sequenceTextArchitecture } from '../src/sequence-architecture.js';
 import * as tf from '@tensorflow/tfjs';
 import { pathToFileURL } from 'node:url';
 import { initBackend } from '../src/backend.js';
