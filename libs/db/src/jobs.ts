@@ -256,3 +256,11 @@ export function eventView(e: JobEvent) {
 
 /** A worker whose heartbeat is older than this is gone (the API's views, the overview, the metrics). */
 export const WORKER_STALE_MS = 30_000;
+
+/** Workers whose heartbeat is younger than WORKER_STALE_MS (plain pg: request paths ask it). */
+export async function onlineWorkerCount(db: Database): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [
+    WORKER_STALE_MS / 1000,
+  ]);
+  return rows[0].n;
+}

@@ -1,6 +1,6 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { AuditRepository, Database, type Job, JobRepository, Prisma, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
+import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, Prisma, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
 import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -215,7 +215,7 @@ export class OperationsService {
     const [byStatus, queues, workers, cluster] = await Promise.all([
       this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
       this.queueDepths(),
-      this.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [WORKER_STALE_MS / 1000]),
+      onlineWorkerCount(this.db),
       this.metrics.render(),
     ]);
     const out = ['# HELP aiaas_jobs Jobs by status (cluster-wide, from PostgreSQL)', '# TYPE aiaas_jobs gauge'];
@@ -226,7 +226,7 @@ export class OperationsService {
         if (q[stage] !== null) out.push(`aiaas_queue_depth{scope="cluster",queue="${q.name}",stage="${stage}"} ${q[stage]}`);
       }
     }
-    out.push('# HELP aiaas_workers_online Workers that heartbeated in the last 30 s', '# TYPE aiaas_workers_online gauge', `aiaas_workers_online{scope="cluster"} ${workers.rows[0].n}`);
+    out.push('# HELP aiaas_workers_online Workers that heartbeated in the last 30 s', '# TYPE aiaas_workers_online gauge', `aiaas_workers_online{scope="cluster"} ${workers}`);
     return `${out.join('\n')}\n${cluster}`;
   }
 

@@ -1,6 +1,6 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { Database, WORKER_STALE_MS } from '@app/db';
+import { Database, onlineWorkerCount } from '@app/db';
 import { type FoundationPayload, FoundationQueue, type FoundationReply, foundationRepliesChannel } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
@@ -76,9 +76,7 @@ export class FoundationTransport implements OnModuleInit, OnApplicationShutdown 
   private workersOnline(): Promise<boolean> {
     const now = Date.now();
     if (!this.online || now - this.online.at > ONLINE_CHECK_MS) {
-      const yes = this.db.pool
-        .query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [WORKER_STALE_MS / 1000])
-        .then((r) => r.rows[0].n > 0);
+      const yes = onlineWorkerCount(this.db).then((n) => n > 0);
       // A failed look is not cached: the next request asks again.
       yes.catch(() => (this.online = null));
       this.online = { at: now, yes };

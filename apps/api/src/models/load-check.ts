@@ -1,6 +1,6 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { Database, type LoadCheckOutcome, StagedImportRepository, WORKER_STALE_MS } from '@app/db';
+import { Database, type LoadCheckOutcome, onlineWorkerCount, StagedImportRepository } from '@app/db';
 import { LoadCheckQueue, type LoadCheckReply, loadCheckRepliesChannel } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -71,10 +71,7 @@ export class LoadCheckClient implements OnModuleInit, OnApplicationShutdown {
 
   /** Fails fast when no worker has heartbeated lately: the check would only time out. */
   private async requireWorker(): Promise<void> {
-    const { rows } = await this.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [
-      WORKER_STALE_MS / 1000,
-    ]);
-    if (rows[0].n === 0) throw noWorker('No worker is online to load the model before it becomes a version; nothing was stored, retry later');
+    if ((await onlineWorkerCount(this.db)) === 0) throw noWorker('No worker is online to load the model before it becomes a version; nothing was stored, retry later');
   }
 
   /** The worker's verdict, from its reply or (a missed message) the staged row; null when none came in time. */
