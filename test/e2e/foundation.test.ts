@@ -277,3 +277,98 @@ describe('transfer learning on a foundation model', () => {
     expect((await t.api.get('/v1/jobs?limit=100')).body.data.length).toBe(before);
   });
 });
+
+describe('regression on text, on a foundation model', () => {
+  // How warm a day a sentence describes, in °C; the holdout says it in other words.
+  const train: [string, number][] = [
+    ['A scorching afternoon, the asphalt melting in the sun', 38], ['Heatwave: stay inside, drink water', 36], ['We sweated on the beach all day', 32],
+    ['A warm summer evening on the terrace', 27], ['Sunny and pleasant, t-shirt weather', 24], ['A mild spring morning with a light breeze', 16],
+    ['Cool and cloudy, bring a jacket', 10], ['A chilly autumn wind through the trees', 7], ['Frost on the car windows this morning', 1],
+    ['Snow everywhere and the lake has frozen', -4], ['A bitter freezing night, minus ten outside', -10], ['Icy roads and a blizzard in the mountains', -8],
+  ];
+  const holdout: [string, number][] = [
+    ['The sun is blazing and it is unbearably hot', 37], ['Perfect weather for swimming in the sea', 29], ['A fresh breezy day, neither warm nor cold', 14],
+    ['It is freezing, the pipes burst overnight', -6], ['Heavy snowfall closed the schools', -3], ['A gloomy cold drizzle all day', 6],
+  ];
+  const records = (rows: [string, number][], copies = 1) => Array.from({ length: copies }, (_, c) => rows.map(([sentence, celsius]) => ({ sentence: c ? `${sentence}.` : sentence, celsius, source: 'test' }))).flat();
+  const wait = { headers: { Prefer: 'wait=60' } };
+  let trainSet: string;
+  let holdoutSet: string;
+
+  beforeAll(async () => {
+    const up = await t.api.post('/v1/datasets', { name: 'weather', task: 'regression', label: 'celsius', text_field: 'sentence', records: records(train, 3) });
+    expect([up.status, up.body.text_field]).toEqual([201, 'sentence']);
+    expect(up.body.columns.map((c: { name: string; role: string }) => [c.name, c.role])).toEqual([['sentence', 'text'], ['celsius', 'label'], ['source', 'ignored']]);
+    trainSet = up.body.id;
+    // The same kind of dataset as CSV, its text column named in the query.
+    const csv = ['sentence,celsius', ...holdout.map(([s, c]) => `"${s}",${c}`)].join('\n');
+    const held = await t.api.call('POST', '/v1/datasets?name=weather-holdout&task=regression&label=celsius&text_field=sentence', { raw: csv, headers: { 'content-type': 'text/csv' } });
+    expect([held.status, held.body.rows]).toEqual([201, holdout.length]);
+    holdoutSet = held.body.id;
+    await t.api.post('/v1/models', { name: 'weather', task: 'regression' });
+  });
+
+  it('trains a linear head on the default text encoder, and predicts numbers from raw text', async () => {
+    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'weather', dataset: trainSet, hyperparameters: { seed: 3 } }, wait);
+    expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
+    expect(job.body.base_model).toBe(USE);
+    const version = (await t.api.get('/v1/models/weather/versions/1')).body;
+    expect(version.base_model.id).toBe(USE);
+    expect(version.metrics).toHaveProperty('rmse');
+    const predict = await t.api.post('/v1/models/weather/predict', { inputs: holdout.map(([sentence]) => ({ sentence })) }, wait);
+    expect(predict.status).toBe(200);
+    const values: number[] = predict.body.predictions.map((p: { value: number }) => p.value);
+    expect(values.every(Number.isFinite)).toBe(true);
+    // hot holdout sentences (unseen words) above cold ones: the encoder carries what the 12 examples teach
+    expect(Math.min(values[0], values[1])).toBeGreaterThan(Math.max(values[3], values[4]) + 5);
+  }, 120_000);
+
+  it('evaluates and scores a held-out text dataset with the head and the cached base', async () => {
+    const evaluation = await t.api.post('/v1/jobs', { type: 'evaluation', model: 'weather', dataset: holdoutSet }, wait);
+    expect([evaluation.body.status, evaluation.body.error]).toEqual(['succeeded', null]);
+    expect(evaluation.body.result.metrics.r2).toBeGreaterThan(0.3);
+    // The evaluation computed the holdout's features once; the inference job reads them from the cache.
+    const sets = () => db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [holdoutSet]).then((r) => r.rows[0]);
+    const afterEvaluation = await sets();
+    expect(afterEvaluation.n).toBe(1);
+    const inference = await t.api.post('/v1/jobs', { type: 'inference', model: 'weather', dataset: holdoutSet }, wait);
+    expect(inference.body.status).toBe('succeeded');
+    const predictions: Array<{ value: number }> = inference.body.result.predictions;
+    expect(predictions).toHaveLength(holdout.length);
+    // the same numbers as sync predictions of the same rows
+    const sync = await t.api.post('/v1/models/weather/predict', { inputs: holdout.map(([sentence]) => ({ sentence })) }, wait);
+    predictions.forEach((p, i) => expect(p.value).toBeCloseTo(sync.body.predictions[i].value, 4));
+    const afterInference = await sets();
+    expect(afterInference.n).toBe(1);
+    expect(afterInference.used.getTime()).toBeGreaterThan(afterEvaluation.used.getTime());
+  }, 120_000);
+
+  it('refuses what cannot train on text with a 400 naming it, leaving no job behind', async () => {
+    const before = (await t.api.get('/v1/jobs?limit=100')).body.data.length;
+    const job = (body: Record<string, unknown>) => t.api.post('/v1/jobs', { type: 'training', model: 'weather', ...body });
+    const refused = async (r: Promise<{ status: number; body: { error?: { code: string; param?: string } } }>, code: string, param: string) => {
+      const { status, body } = await r;
+      expect([status, body.error?.code, body.error?.param]).toEqual([400, code, param]);
+    };
+    await refused(job({ dataset: trainSet, architecture: { class_name: 'Sequential' } }), 'parameter_invalid', 'architecture');
+    await refused(job({ dataset: trainSet, base_version: 1 }), 'parameter_invalid', 'base_version');
+    await refused(job({ dataset: trainSet, base_model: 'mobilenet-v2' }), 'base_model_kind_invalid', 'base_model');
+    const tabular = (await t.api.post('/v1/datasets', { name: 'tab-reg', task: 'regression', records: [{ x: 1, label: 1 }, { x: 2, label: 2 }] })).body.id;
+    await refused(job({ dataset: tabular, base_model: USE }), 'base_model_kind_invalid', 'base_model');
+    expect((await t.api.get('/v1/jobs?limit=100')).body.data.length).toBe(before);
+    // Datasets: a text column must exist, and a classification dataset has none.
+    const missing = await t.api.post('/v1/datasets', { name: 'w', task: 'regression', label: 'celsius', text_field: 'text', records: records(train) });
+    expect([missing.status, missing.body.error.param]).toEqual([400, 'text_field']);
+    const nonNumeric = await t.api.post('/v1/datasets', { name: 'w', task: 'regression', label: 'celsius', text_field: 'sentence', records: [{ sentence: 'hot', celsius: 'warm' }] });
+    expect([nonNumeric.status, nonNumeric.body.error.param]).toEqual([400, 'celsius']);
+    const classification = await t.api.post('/v1/datasets', { name: 'w', task: 'classification', text_field: 'sentence', records: [{ sentence: 'a', label: 'x' }] });
+    expect([classification.status, classification.body.error.param]).toEqual([400, 'text_field']);
+  });
+
+  it('keeps the text regression model to its tenant', async () => {
+    const other = await createTenant(server.url);
+    expect((await other.api.post('/v1/models/weather/predict', { inputs: [{ sentence: 'hot' }] }, wait)).status).toBe(404);
+    await other.api.post('/v1/models', { name: 'weather', task: 'regression' });
+    expect((await other.api.post('/v1/jobs', { type: 'training', model: 'weather', dataset: trainSet })).status).toBe(404);
+  });
+});

@@ -85,7 +85,7 @@ export class Runners {
     if (!tenant) throw new JobInputError('tenant_not_found', 'The tenant no longer exists');
     const maxParameters = effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>).max_model_parameters;
     const { base_model: baseModelId, ...hyperparameters } = (job.hyperparameters ?? {}) as Hyperparameters & { base_model?: string };
-    const baseModel = baseModelId ? await this.baseFeatures(job, baseModelId, spec, rows, ctx.signal) : undefined;
+    const baseModel = baseModelId ? await this.baseFeatures(job, baseModelId, spec.textField ?? 'text', rows, ctx.signal) : undefined;
     const trained = await this.pool.run(
       'train',
       {
@@ -129,14 +129,14 @@ export class Runners {
    * already went through the same base with the same layout, else computed in the job's compute
    * child (in slices, so that a cancel or the time limit stops it) and stored for the next job.
    */
-  private async baseFeatures(job: Job, baseId: string, spec: { textField?: string }, rows: Row[], signal: AbortSignal) {
+  private async baseFeatures(job: Job, baseId: string, field: string, rows: Row[], signal: AbortSignal) {
     const model = foundationModel(baseId);
     if (!model) throw new JobInputError('base_model_not_found', `No foundation model '${baseId}'`);
     const { sha256 } = await foundationWeights(model);
-    const key = { baseId, baseSha256: sha256, preprocessing: TEXT_FEATURES_LAYOUT };
+    // The column is part of the key: a version may read another text column of the dataset than its training did.
+    const key = { baseId, baseSha256: sha256, preprocessing: `${TEXT_FEATURES_LAYOUT}:${field}` };
     const cached = await this.features.get(job.datasetId!, key);
     if (cached) return { id: baseId, sha256, features: cached };
-    const field = spec.textField ?? 'text';
     const features: Float32Array[] = [];
     for (let start = 0; start < rows.length; start += FEATURE_SLICE_ROWS) {
       const texts = rows.slice(start, start + FEATURE_SLICE_ROWS).map((r) => String(r[field] ?? ''));
@@ -152,7 +152,8 @@ export class Runners {
     const version = await this.resolveVersion(job);
     const artifact = await this.artifactOf(job, version);
     const { rows } = await this.dataset(job, ctx.signal);
-    const metrics = await this.pool.run('evaluate', { artifact: new Uint8Array(artifact), rows }, { signal: ctx.signal });
+    const baseFeatures = await this.cachedBaseFeatures(job, version, rows, ctx.signal);
+    const metrics = await this.pool.run('evaluate', { artifact: new Uint8Array(artifact), rows, ...(baseFeatures ? { baseFeatures } : {}) }, { signal: ctx.signal });
     return { version: version.number, result: { version: version.number, metrics } };
   }
 
@@ -160,15 +161,30 @@ export class Runners {
     await this.model(job);
     const version = await this.resolveVersion(job);
     let inputs: Row[];
+    let baseFeatures: Float32Array[] | undefined;
     if (Array.isArray(job.inputs)) inputs = job.inputs as Row[];
-    else if (job.datasetId) inputs = (await this.dataset(job, ctx.signal)).rows;
-    else throw new JobInputError('invalid_input', 'An inference job needs `inputs` or a `dataset`');
+    else if (job.datasetId) {
+      inputs = (await this.dataset(job, ctx.signal)).rows;
+      baseFeatures = await this.cachedBaseFeatures(job, version, inputs, ctx.signal);
+    } else throw new JobInputError('invalid_input', 'An inference job needs `inputs` or a `dataset`');
     // The version's artifact is read only if the inference child does not hold it loaded.
-    const out = await this.inferencePool.predict(job.tenantId, version.id, inputs, job.explain, ctx.signal);
+    const out = await this.inferencePool.predict(job.tenantId, version.id, inputs, job.explain, ctx.signal, baseFeatures);
     const predictions = out.predictions.map((p) => ({ ...p, version: version.number }));
     // Past one page the first stays in `result`; every page (0 included) is stored for GET /v1/jobs/{id}/output.
     const { result, pages } = inferenceResult(version.number, predictions, out.explanations, this.outputPageSize);
     return { version: version.number, result, ...(pages ? { pages } : {}) };
+  }
+
+  /**
+   * A transfer-learned version's base features of a dataset's rows, from the feature cache (computed and stored on
+   * the first job that needs them); undefined for a version trained from scratch.
+   */
+  private async cachedBaseFeatures(job: Job, version: ModelVersion, rows: Row[], signal: AbortSignal): Promise<Float32Array[] | undefined> {
+    const schema = version.inputSchema as { base_model?: { id: string }; text_field?: string } | null;
+    if (!schema?.base_model || !schema.text_field) return undefined;
+    // Rows without the column fail in the child with a message naming them; the cache holds only complete sets.
+    if (!rows.every((r) => typeof r[schema.text_field!] === 'string')) return undefined;
+    return (await this.baseFeatures(job, schema.base_model.id, schema.text_field, rows, signal)).features;
   }
 
   private async model(job: Job) {

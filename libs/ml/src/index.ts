@@ -47,8 +47,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 }
 
 /** TF.js. Metrics of an artifact on labelled rows. */
-export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metrics> {
-  return (await import('./predict.js')).evaluate(artifact, rows);
+/** Metrics of a version on labelled rows; a head on a base takes the rows' cached `baseFeatures` when given. */
+export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?: Float32Array[]): Promise<Metrics> {
+  return (await import('./predict.js')).evaluate(artifact, rows, baseFeatures);
 }
 
 /** TF.js. Predictions (and explanations) of an artifact for a batch of inputs. */

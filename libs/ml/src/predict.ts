@@ -233,10 +233,10 @@ export async function predict(artifact: Uint8Array, inputs: Row[], options?: Pre
   }
 }
 
-export async function evaluate(artifact: Uint8Array, rows: Row[]): Promise<Metrics> {
+export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?: Float32Array[]): Promise<Metrics> {
   const model = await LoadedModel.load(artifact);
   try {
-    return await model.evaluate(rows);
+    return await model.evaluate(rows, baseFeatures);
   } finally {
     model.dispose();
   }

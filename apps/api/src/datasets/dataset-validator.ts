@@ -48,8 +48,8 @@ export class DatasetValidator {
     }
     const list = columns.join(', ');
     if (!seen.has(this.label)) throw bad(`The label column '${this.label}' is not in the data (columns: ${list})`, 'label', 'label_missing');
-    if (this.task === 'text-classification') {
-      if (!this.textField) throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
+    if (this.task === 'text-classification' && !this.textField) throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
+    if (this.textField) {
       if (!seen.has(this.textField)) throw bad(`The text column '${this.textField}' is not in the data (columns: ${list})`, 'text_field');
     } else if (columns.length < 2) {
       throw bad(`A ${this.task} dataset needs at least one feature column besides the label '${this.label}'`, 'columns');
@@ -97,7 +97,7 @@ export class DatasetValidator {
           ? { name, type: 'number', role: 'label' }
           : { name, type: 'category', role: 'label', class_counts: Object.fromEntries([...this.classes].sort(([a], [b]) => a.localeCompare(b))) };
       }
-      if (this.task === 'text-classification') {
+      if (this.textField) {
         return name === this.textField ? { name, type: 'text', role: 'text' } : { name, type: this.numeric.get(name) ? 'number' : 'string', role: 'ignored' };
       }
       return { name, type: 'number', role: 'feature' };
@@ -119,7 +119,7 @@ export class DatasetValidator {
       this.classes.set(label, (count ?? 0) + 1);
       return label;
     }
-    if (this.task === 'text-classification') {
+    if (this.textField) {
       if (column === this.textField) {
         if (empty) throw bad(`${where}: the text '${column}' is empty`, column, 'text_empty');
         if (typeof raw !== 'string' && typeof raw !== 'number') throw bad(`${where}: the text '${column}' must be a string`, column);

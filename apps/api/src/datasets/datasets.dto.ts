@@ -9,7 +9,7 @@ const meta = {
   name: z.string().trim().min(1).max(200),
   task: z.enum(TASKS),
   label: z.string().min(1).max(200).optional().describe('the label column (default "label")'),
-  text_field: z.string().min(1).max(200).optional().describe('text-classification: the column holding the text (default "text")'),
+  text_field: z.string().min(1).max(200).optional().describe('the column holding the text: text-classification (default "text"), or regression on text (a numeric label beside a text column; models on it train on a foundation model)'),
 };
 
 export const CreateDatasetBody = z

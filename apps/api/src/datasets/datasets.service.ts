@@ -91,9 +91,11 @@ export class DatasetsService {
     onValidator?: (v: DatasetValidator) => void,
   ) {
     const label = meta.label ?? 'label';
-    const textField = meta.task === 'text-classification' ? (meta.text_field ?? 'text') : null;
-    if (meta.task !== 'text-classification' && meta.text_field) {
-      throw ApiError.invalid('parameter_invalid', 'text_field applies to text-classification datasets only', 'text_field');
+    // A text dataset: text-classification (its text column defaults to "text"), or regression on text
+    // (a numeric label beside a text column, named by text_field; trained on a foundation model).
+    const textField = meta.task === 'text-classification' ? (meta.text_field ?? 'text') : meta.task === 'regression' ? (meta.text_field ?? null) : null;
+    if (meta.task === 'classification' && meta.text_field) {
+      throw ApiError.invalid('parameter_invalid', 'text_field applies to text-classification and regression datasets; for text labels use task text-classification', 'text_field');
     }
     if (textField === label) throw ApiError.invalid('parameter_invalid', 'text_field and label must be different columns', 'text_field');
     const validator = new DatasetValidator(meta.task, label, textField, { maxRows: p.quotas.max_dataset_rows, maxColumns: this.config.datasetMaxColumns });

@@ -12,7 +12,7 @@ import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 import { checkWebhookUrl } from '../webhooks/webhook-url.js';
-import { transferHyperparameters } from './transfer-learning.js';
+import { isTransferLearning, transferHyperparameters } from './transfer-learning.js';
 import { checkArchitecture, checkPreset, checkTrainingTime, resolveTrainingHyperparameters } from './training-limits.js';
 
 
@@ -63,8 +63,8 @@ export class JobsService implements OnApplicationShutdown {
       webhookUrl: body.webhook_url ?? null,
       webhookEvents: body.webhook_events ?? (body.webhook_url ? ['completed'] : []),
     };
-    if (body.type === 'training' && body.base_model !== undefined) {
-      data.hyperparameters = transferHyperparameters(task, body) as object;
+    if (body.type === 'training' && isTransferLearning(task, dataset!, body)) {
+      data.hyperparameters = transferHyperparameters(task, dataset!, body) as object;
     } else if (body.type === 'training') {
       const given = body.hyperparameters ?? {};
       const fineTuned = body.base_version !== undefined;

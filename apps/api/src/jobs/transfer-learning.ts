@@ -1,4 +1,5 @@
 import { ApiError } from '@app/common';
+import type { Dataset } from '@app/db';
 import { type FoundationKind, foundationModel } from '@app/ml';
 import type { z } from 'zod';
 import type { TrainingJobBody } from './jobs.dto.js';
@@ -6,16 +7,27 @@ import { resolveTrainingHyperparameters } from './training-limits.js';
 
 type Task = 'classification' | 'regression' | 'text-classification';
 
-/** Which foundation models a task can stand on. */
-const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding' };
+/** Which foundation models a task can stand on (regression: on a text dataset). */
+const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding' };
+
+/** The base a regression model on a text dataset trains on when the job names none. */
+export const DEFAULT_TEXT_BASE = 'universal-sentence-encoder-lite';
+
+/**
+ * Whether a training job is transfer learning: it names a base model, or it trains a regression
+ * model on a text dataset (which only a head on a text encoder reads; the default base is taken).
+ */
+export function isTransferLearning(task: Task, dataset: Dataset, body: z.infer<typeof TrainingJobBody>): boolean {
+  return body.base_model !== undefined || (task === 'regression' && dataset.textField !== null);
+}
 
 /**
  * A training job on a foundation model (transfer learning): the base named, fit for the task, and
  * the head's hyperparameters resolved as the worker will (a head: no preset keys). The base is
  * stored with the hyperparameters, where the worker finds it.
  */
-export function transferHyperparameters(task: Task, body: z.infer<typeof TrainingJobBody>): Record<string, unknown> {
-  const id = body.base_model!;
+export function transferHyperparameters(task: Task, dataset: Dataset, body: z.infer<typeof TrainingJobBody>): Record<string, unknown> {
+  const id = body.base_model ?? DEFAULT_TEXT_BASE;
   const spec = foundationModel(id);
   if (!spec) throw ApiError.invalid('base_model_not_found', `No foundation model '${id}' (GET /v1/foundation-models lists them)`, 'base_model');
   const kind = BASE_KINDS[task];
@@ -24,10 +36,20 @@ export function transferHyperparameters(task: Task, body: z.infer<typeof Trainin
       'base_model_kind_invalid',
       kind
         ? `A ${task} model trains on a ${kind} foundation model; '${id}' is ${spec.kind}`
-        : `A ${task} model cannot be trained on a foundation model (transfer learning takes text-classification models)`,
+        : `A ${task} model cannot be trained on a foundation model (transfer learning takes text-classification models and regression on text)`,
       'base_model',
     );
   }
+  if (spec.input.type === 'text' && dataset.textField === null) {
+    throw ApiError.invalid(
+      'base_model_kind_invalid',
+      `'${id}' reads text; dataset '${dataset.id}' has no text column (upload it with text_field naming the column that holds the text)`,
+      'base_model',
+    );
+  }
+  const implied = body.base_model === undefined ? ` (a regression model on the text dataset '${dataset.id}' trains on the foundation model '${id}')` : '';
+  if (implied && body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', `base_version cannot be given${implied}`, 'base_version');
+  if (implied && body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', `architecture cannot be given${implied}`, 'architecture');
   if (body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
   if (body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', 'A head on a foundation model has its own architecture; leave architecture out', 'architecture');
   const given = body.hyperparameters ?? {};

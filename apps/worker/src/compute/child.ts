@@ -59,7 +59,7 @@ async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['inf
     if (model.base) holdFoundation(model.base);
   }
   try {
-    const out = await model.predict(args.inputs, { explain: args.explain });
+    const out = await model.predict(args.inputs, { explain: args.explain, baseFeatures: args.baseFeatures });
     return { miss: false, ...out, seconds: (performance.now() - t0) / 1000 };
   } finally {
     // Bigger than the whole cache: used for this call only.
@@ -87,7 +87,7 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return result;
       }
       case 'evaluate':
-        return await evaluate(args.artifact, args.rows);
+        return await evaluate(args.artifact, args.rows, args.baseFeatures);
       case 'predict':
         return await predict(args.artifact, args.inputs, { explain: args.explain });
       case 'infer':

@@ -15,7 +15,8 @@ export interface ComputeOps {
     };
     result: Omit<TrainResult, 'history'>;
   };
-  evaluate: { args: { artifact: Uint8Array; rows: Row[] }; result: Metrics };
+  /** `baseFeatures`: a head's base features of every row, from the feature cache (in row order). */
+  evaluate: { args: { artifact: Uint8Array; rows: Row[]; baseFeatures?: Float32Array[] }; result: Metrics };
   predict: { args: { artifact: Uint8Array; inputs: Row[]; explain?: boolean }; result: PredictResult };
   /**
    * Predicts with a version the child may hold loaded (its model cache, keyed by version id). Without
@@ -23,7 +24,7 @@ export interface ComputeOps {
    * and asks again with it. `seconds` is the child's compute time (loading included).
    */
   infer: {
-    args: { versionId: string; inputs: Row[]; explain?: boolean; artifact?: Uint8Array };
+    args: { versionId: string; inputs: Row[]; explain?: boolean; artifact?: Uint8Array; baseFeatures?: Float32Array[] };
     result: { miss: true } | (PredictResult & { miss: false; seconds: number });
   };
   /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */

@@ -74,13 +74,14 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
    * Predictions of a version for `inputs`, in order. A version without an artifact (deleted
    * meanwhile) is `JobInputError('version_not_found')`; bad inputs are libs/ml's MlError; a child
    * that dies mid-call is `ChildCrashed`. `signal` cancels (between chunks, or by killing the child).
+   * `baseFeatures`: a head's base features of the inputs, from the feature cache (in input order).
    */
-  async predict(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal): Promise<InferenceOutput> {
-    if (inputs.length <= CHUNK_ROWS) return this.predictChunk(tenantId, versionId, inputs, explain, signal);
+  async predict(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal, baseFeatures?: Float32Array[]): Promise<InferenceOutput> {
+    if (inputs.length <= CHUNK_ROWS) return this.predictChunk(tenantId, versionId, inputs, explain, signal, baseFeatures);
     const out: InferenceOutput = { predictions: [], ...(explain ? { explanations: [] } : {}), seconds: 0 };
     for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
       if (signal?.aborted) throw new MlError('canceled', 'canceled');
-      const part = await this.predictChunk(tenantId, versionId, inputs.slice(start, start + CHUNK_ROWS), explain, signal);
+      const part = await this.predictChunk(tenantId, versionId, inputs.slice(start, start + CHUNK_ROWS), explain, signal, baseFeatures?.slice(start, start + CHUNK_ROWS));
       out.predictions.push(...part.predictions);
       if (part.explanations) out.explanations!.push(...part.explanations);
       out.seconds += part.seconds;
@@ -103,12 +104,13 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
     return this.pool.run('foundation', { model, op, inputs });
   }
 
-  private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal): Promise<InferenceOutput> {
+  private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal, baseFeatures?: Float32Array[]): Promise<InferenceOutput> {
     await this.ready();
-    const first = await this.pool.run('infer', { versionId, inputs, explain }, { signal });
+    const args = { versionId, inputs, explain, ...(baseFeatures ? { baseFeatures } : {}) };
+    const first = await this.pool.run('infer', args, { signal });
     if (!first.miss) return first;
     const artifact = await this.artifact(tenantId, versionId);
-    const second = await this.pool.run('infer', { versionId, inputs, explain, artifact: new Uint8Array(artifact) }, { signal });
+    const second = await this.pool.run('infer', { ...args, artifact: new Uint8Array(artifact) }, { signal });
     if (second.miss) throw new Error(`the inference child did not load version ${versionId} from its artifact`);
     return second;
   }

@@ -3433,7 +3433,7 @@ export interface operations {
                     records: unknown[];
                     /** @enum {string} */
                     task: "classification" | "regression" | "text-classification";
-                    /** @description text-classification: the column holding the text (default "text") */
+                    /** @description the column holding the text: text-classification (default "text"), or regression on text (a numeric label beside a text column; models on it train on a foundation model) */
                     text_field?: string;
                 };
                 "application/x-ndjson": string;

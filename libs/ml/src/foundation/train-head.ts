@@ -10,7 +10,7 @@ import { scaleToData } from '../steps.js';
 import { throwIfAborted, TrainingLoop } from '../training-loop.js';
 import type { ArtifactMetadata, BackendName, FoundationPreprocessing, Hyperparameters, ResolvedHyperparameters, TrainOptions, TrainResult } from '../types.js';
 import { foundationModel } from './catalog.js';
-import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth } from './transfer.js';
+import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth, REGRESSION_BASE_WEIGHT } from './transfer.js';
 
 /** Defaults of a head where the caller sets none: a linear head (softmax or linear), as the default text model trains. */
 export const HEAD_DEFAULTS: Hyperparameters = { epochs: 20, learning_rate: 0.01, batch_size: 32, hidden_units: [], validation_split: 0.1 };
@@ -47,7 +47,7 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
       spec.textField,
       trainIdx.map((i) => base.features[i]),
       trainIdx.map((i) => texts[i]),
-      HEAD_FEATURES,
+      spec.task === 'regression' ? { ...HEAD_FEATURES, baseWeight: REGRESSION_BASE_WEIGHT } : HEAD_FEATURES,
     ),
     ...(target ? { target } : {}),
   };

@@ -11,6 +11,13 @@ export type { FoundationPreprocessing };
 /** Knobs of the head and its features (the defaults are what `train` uses; the bench varies them). */
 export const HEAD_FEATURES = { buckets: 2 ** 15, ngrams: 1, maxTokens: 100_000, baseWeight: 0.1, l2: 0 };
 
+/**
+ * A regression head leans more on the encoder: predicting the year of State of the Union passages (300 train, 300
+ * held out) gave R² 0.740 at the classification weight 0.1, 0.778 at 0.3, 0.793 at 1, 0.700 at 3; base alone 0.700,
+ * n-grams alone 0.684.
+ */
+export const REGRESSION_BASE_WEIGHT = 1;
+
 const toBase64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 function fromBase64(s: string): Float32Array {
   const bytes = Buffer.from(s, 'base64');
