@@ -134,7 +134,7 @@ export class JobsClient {
 
 export interface UploadOptions {
   name: string;
-  task: 'classification' | 'regression' | 'text-classification';
+  task: 'classification' | 'regression' | 'text-classification' | 'image-classification';
   label?: string;
   text_field?: string;
   /** The file's bytes or text. */

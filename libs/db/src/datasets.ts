@@ -20,7 +20,7 @@ const CHUNK_ROWS = 2_000;
 
 export interface NewDataset {
   name: string;
-  task: 'classification' | 'regression' | 'text-classification';
+  task: 'classification' | 'regression' | 'text-classification' | 'image-classification';
   label: string;
   textField: string | null;
   format: 'json' | 'csv' | 'ndjson';
@@ -204,11 +204,11 @@ export class DatasetRepository {
   }
 }
 
-/** Prisma names the enum value `text_classification`; the API and the database say `text-classification`. */
+/** Prisma names the enum values `text_classification`, `image_classification`; the API and the database say `text-classification`, `image-classification`. */
 export function toDbTask(task: NewDataset['task']) {
-  return task === 'text-classification' ? ('text_classification' as const) : task;
+  return task === 'text-classification' ? ('text_classification' as const) : task === 'image-classification' ? ('image_classification' as const) : task;
 }
 
 export function fromDbTask(task: string): NewDataset['task'] {
-  return task === 'text_classification' ? 'text-classification' : (task as NewDataset['task']);
+  return task === 'text_classification' ? 'text-classification' : task === 'image_classification' ? 'image-classification' : (task as NewDataset['task']);
 }

@@ -1,7 +1,7 @@
 /** The shapes libs/ml takes and gives. No TF.js here: the API imports these. */
 
-export type Task = 'classification' | 'regression' | 'text-classification';
-export const TASKS: readonly Task[] = ['classification', 'regression', 'text-classification'];
+export type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
+export const TASKS: readonly Task[] = ['classification', 'regression', 'text-classification', 'image-classification'];
 
 /** A dataset row as read from the store: column name → value. */
 export type Row = Record<string, string | number | boolean | null | undefined>;

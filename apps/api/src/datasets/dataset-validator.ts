@@ -1,7 +1,7 @@
 import { ApiError } from '@app/common';
 import type { DatasetRow } from '@app/db';
 
-export type Task = 'classification' | 'regression' | 'text-classification';
+export type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
 
 export interface ColumnSummary {
   name: string;

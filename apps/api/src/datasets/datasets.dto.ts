@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { iso, Timestamp, listQuery } from '../http/schemas.js';
 import type { ColumnSummary } from './dataset-validator.js';
 
-export const TASKS = ['classification', 'regression', 'text-classification'] as const;
+export const TASKS = ['classification', 'regression', 'text-classification', 'image-classification'] as const;
 
 const meta = {
   name: z.string().trim().min(1).max(200),

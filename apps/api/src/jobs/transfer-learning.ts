@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { TrainingJobBody } from './jobs.dto.js';
 import { resolveTrainingHyperparameters } from './training-limits.js';
 
-type Task = 'classification' | 'regression' | 'text-classification';
+type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
 
 /** Which foundation models a task can stand on (regression: on a text dataset). */
 const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding' };

@@ -5,7 +5,7 @@ import { basename, extname } from 'node:path';
 import { contextOf, parse, UsageError } from '../context.js';
 import { ago, details, table } from '../output.js';
 
-const TASKS = ['classification', 'regression', 'text-classification'] as const;
+const TASKS = ['classification', 'regression', 'text-classification', 'image-classification'] as const;
 type Task = (typeof TASKS)[number];
 
 export function datasetsCommand(program: Command): void {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { contextOf, parse, UsageError } from '../context.js';
 import { ago, details, metricsTable, table } from '../output.js';
 
-const TASKS = ['classification', 'regression', 'text-classification'] as const;
+const TASKS = ['classification', 'regression', 'text-classification', 'image-classification'] as const;
 
 export function modelsCommand(program: Command): void {
   const models = program.command('models').description('create, list and show models and their versions');

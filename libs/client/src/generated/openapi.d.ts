@@ -966,7 +966,7 @@ export interface components {
             rows: number;
             sha256: string;
             /** @enum {string} */
-            task: "classification" | "regression" | "text-classification";
+            task: "classification" | "regression" | "text-classification" | "image-classification";
             text_field: string | null;
         };
         EmbeddingList: {
@@ -1160,7 +1160,7 @@ export interface components {
             /** @constant */
             object: "model";
             /** @enum {string} */
-            task: "classification" | "regression" | "text-classification";
+            task: "classification" | "regression" | "text-classification" | "image-classification";
             /**
              * Format: date-time
              * @example 2026-11-28T12:00:00.000Z
@@ -3331,7 +3331,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 starting_after?: string;
-                task?: "classification" | "regression" | "text-classification";
+                task?: "classification" | "regression" | "text-classification" | "image-classification";
             };
             header?: never;
             path?: never;
@@ -3412,7 +3412,7 @@ export interface operations {
                 /** @description With a text/csv or application/x-ndjson body (required then) */
                 name?: string;
                 /** @description With a text/csv or application/x-ndjson body (required then) */
-                task?: "classification" | "regression" | "text-classification";
+                task?: "classification" | "regression" | "text-classification" | "image-classification";
                 /** @description With a text/csv or application/x-ndjson body */
                 text_field?: string;
             };
@@ -3432,7 +3432,7 @@ export interface operations {
                     /** @description the rows, as objects with the same keys */
                     records: unknown[];
                     /** @enum {string} */
-                    task: "classification" | "regression" | "text-classification";
+                    task: "classification" | "regression" | "text-classification" | "image-classification";
                     /** @description the column holding the text: text-classification (default "text"), or regression on text (a numeric label beside a text column; models on it train on a foundation model) */
                     text_field?: string;
                 };
@@ -4900,7 +4900,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 starting_after?: string;
-                task?: "classification" | "regression" | "text-classification";
+                task?: "classification" | "regression" | "text-classification" | "image-classification";
             };
             header?: never;
             path?: never;
@@ -4989,7 +4989,7 @@ export interface operations {
                     description?: string;
                     name: string;
                     /** @enum {string} */
-                    task: "classification" | "regression" | "text-classification";
+                    task: "classification" | "regression" | "text-classification" | "image-classification";
                 };
             };
         };
