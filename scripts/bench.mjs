@@ -26,6 +26,7 @@ const scenarios = [
   (await import('../bench/webhooks.mjs')).default,
   (await import('../bench/hot-routes.mjs')).default,
   (await import('../bench/foundation.mjs')).default,
+  (await import('../bench/images.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);

@@ -5,13 +5,17 @@ import { inferenceResult } from '@app/queue';
 import type { ComputePool } from './compute/pool.js';
 import type { InferencePool } from './inference/inference-pool.js';
 
-/** Rows per call to the compute child while features are computed: a cancel stops between calls. */
-const FEATURE_SLICE_ROWS = 256;
 /**
- * libs/ml's text feature layout (baseFeatures: chunks of 128 tokens, up to 8 spread over the
- * document, mean and max): part of the feature cache's key, so that a new layout never reads old rows.
+ * Rows per call to the compute child while features are computed: a cancel stops between calls (256 texts or 32
+ * images are a few seconds of wasm).
  */
-const TEXT_FEATURES_LAYOUT = 'text-chunks-128x8-mean-max-v1';
+const FEATURE_SLICE_ROWS = { text: 256, image: 32 } as const;
+/**
+ * libs/ml's feature layouts, part of the feature cache's key so that a new layout never reads old rows: text
+ * (baseFeatures: chunks of 128 tokens, up to 8 spread over the document, mean and max), images (decoded, resized
+ * to 224×224 bilinear, scaled to [0, 1], MobileNetV2's flatten_1).
+ */
+const FEATURES_LAYOUT = { text: 'text-chunks-128x8-mean-max-v1', image: 'image-224-bilinear-flatten1-v1' } as const;
 
 /** A job that cannot succeed however often it runs (a missing dataset, model, version or alias): failed at once. */
 export class JobInputError extends Error {
@@ -85,7 +89,10 @@ export class Runners {
     if (!tenant) throw new JobInputError('tenant_not_found', 'The tenant no longer exists');
     const maxParameters = effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>).max_model_parameters;
     const { base_model: baseModelId, ...hyperparameters } = (job.hyperparameters ?? {}) as Hyperparameters & { base_model?: string };
-    const baseModel = baseModelId ? await this.baseFeatures(job, baseModelId, spec.textField ?? 'text', rows, ctx.signal) : undefined;
+    // A base whose top layers train (trainable_base_layers) sees the raw images at every step: no features to cache.
+    const unfrozen = Number((hyperparameters as { trainable_base_layers?: number }).trainable_base_layers ?? 0) > 0;
+    const field = spec.imageField ?? spec.textField ?? 'text';
+    const baseModel = !baseModelId ? undefined : unfrozen ? { ...(await this.baseOf(baseModelId)), features: [] } : await this.baseFeatures(job, baseModelId, field, rows, ctx.signal);
     const trained = await this.pool.run(
       'train',
       {
@@ -129,18 +136,25 @@ export class Runners {
    * already went through the same base with the same layout, else computed in the job's compute
    * child (in slices, so that a cancel or the time limit stops it) and stored for the next job.
    */
-  private async baseFeatures(job: Job, baseId: string, field: string, rows: Row[], signal: AbortSignal) {
+  private async baseOf(baseId: string): Promise<{ id: string; sha256: string; input: 'text' | 'image' }> {
     const model = foundationModel(baseId);
     if (!model) throw new JobInputError('base_model_not_found', `No foundation model '${baseId}'`);
-    const { sha256 } = await foundationWeights(model);
+    return { id: baseId, sha256: (await foundationWeights(model)).sha256, input: model.input.type };
+  }
+
+  private async baseFeatures(job: Job, baseId: string, field: string, rows: Row[], signal: AbortSignal) {
+    const { sha256, input } = await this.baseOf(baseId);
     // The column is part of the key: a version may read another text column of the dataset than its training did.
-    const key = { baseId, baseSha256: sha256, preprocessing: `${TEXT_FEATURES_LAYOUT}:${field}` };
+    const key = { baseId, baseSha256: sha256, preprocessing: `${FEATURES_LAYOUT[input]}:${field}` };
     const cached = await this.features.get(job.datasetId!, key);
     if (cached) return { id: baseId, sha256, features: cached };
     const features: Float32Array[] = [];
-    for (let start = 0; start < rows.length; start += FEATURE_SLICE_ROWS) {
-      const texts = rows.slice(start, start + FEATURE_SLICE_ROWS).map((r) => String(r[field] ?? ''));
-      const out = await this.pool.run('features', { model: baseId, inputs: texts }, { signal });
+    const slice = FEATURE_SLICE_ROWS[input];
+    for (let start = 0; start < rows.length; start += slice) {
+      const part = rows.slice(start, start + slice);
+      // images are stored as base64 of their file; the child decodes the bytes
+      const inputs = input === 'image' ? part.map((r) => Buffer.from(String(r[field] ?? ''), 'base64')) : part.map((r) => String(r[field] ?? ''));
+      const out = await this.pool.run('features', { model: baseId, inputs }, { signal });
       features.push(...out.features);
     }
     await this.features.put(job.tenantId, job.datasetId!, key, features);
@@ -180,11 +194,13 @@ export class Runners {
    * the first job that needs them); undefined for a version trained from scratch.
    */
   private async cachedBaseFeatures(job: Job, version: ModelVersion, rows: Row[], signal: AbortSignal): Promise<Float32Array[] | undefined> {
-    const schema = version.inputSchema as { base_model?: { id: string }; text_field?: string } | null;
-    if (!schema?.base_model || !schema.text_field) return undefined;
+    const schema = version.inputSchema as { base_model?: { id: string }; text_field?: string; image_field?: string; trainable_base_layers?: number } | null;
+    const field = schema?.image_field ?? schema?.text_field;
+    // A head with unfrozen base layers reads raw images, not the frozen base's features.
+    if (!schema?.base_model || !field || (schema.trainable_base_layers ?? 0) > 0) return undefined;
     // Rows without the column fail in the child with a message naming them; the cache holds only complete sets.
-    if (!rows.every((r) => typeof r[schema.text_field!] === 'string')) return undefined;
-    return (await this.baseFeatures(job, schema.base_model.id, schema.text_field, rows, signal)).features;
+    if (!rows.every((r) => typeof r[field] === 'string')) return undefined;
+    return (await this.baseFeatures(job, schema.base_model.id, field, rows, signal)).features;
   }
 
   private async model(job: Job) {
@@ -193,7 +209,7 @@ export class Runners {
     return model;
   }
 
-  private async dataset(job: Job, signal: AbortSignal): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string }; rows: Row[] }> {
+  private async dataset(job: Job, signal: AbortSignal): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string; imageField?: string }; rows: Row[] }> {
     if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
     const ds = await this.datasets.get(job.tenantId, job.datasetId);
     if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
@@ -203,7 +219,9 @@ export class Runners {
       if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
       rows.push(row);
     }
-    return { spec: { task: fromDbTask(ds.task), label: ds.label, ...(ds.textField ? { textField: ds.textField } : {}) }, rows };
+    const task = fromDbTask(ds.task);
+    // An image dataset's images are always in its `image` column (base64 of each file).
+    return { spec: { task, label: ds.label, ...(ds.textField ? { textField: ds.textField } : {}), ...(task === 'image-classification' ? { imageField: 'image' } : {}) }, rows };
   }
 
   private async artifactOf(job: Job, version: ModelVersion): Promise<Buffer> {

@@ -1,14 +1,13 @@
 import { ApiError } from '@app/common';
-import { FOUNDATION_MODELS, foundationModel, type FoundationModelSpec, foundationWeights, imageHeader, type ImageInputLimits, type TextInputLimits } from '@app/ml';
+import { FOUNDATION_MODELS, foundationModel, type FoundationModelSpec, foundationWeights, type ImageInputLimits, type TextInputLimits } from '@app/ml';
 import { decodeVector, type FoundationReply } from '@app/queue';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import type { EmbeddingsBody, FoundationPredictBody } from './foundation.dto.js';
 import { FoundationTransport } from './foundation-transport.js';
+import { checkImageInput } from './image-input.js';
 
-const DATA_URL = /^data:image\/(?:png|jpe?g);base64,/i;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * Foundation models: the catalog's cards, embeddings (text and images) and classification by a
@@ -131,17 +130,5 @@ function images(input: unknown, limits: ImageInputLimits, param = 'input'): stri
   }
   const list = input as Array<{ image: string }>;
   if (list.length > limits.max_inputs) throw ApiError.invalid('too_many_inputs', `At most ${limits.max_inputs} images per request (got ${list.length})`, param);
-  return list.map(({ image }, i) => {
-    const where = `${param}[${i}]`;
-    const b64 = image.replace(DATA_URL, '').replace(/\s+/g, '');
-    if (!BASE64.test(b64) || b64.length % 4 === 1) throw ApiError.invalid('image_invalid', `${where}: not base64`, where);
-    if ((b64.length * 3) / 4 > limits.max_bytes + 3) throw ApiError.invalid('image_too_large', `${where}: more than ${limits.max_bytes} bytes`, where, 413);
-    const bytes = Buffer.from(b64, 'base64');
-    const header = imageHeader(bytes);
-    if (!header) throw ApiError.invalid('image_invalid', `${where}: not a PNG or JPEG image`, where);
-    if (header.width * header.height > limits.max_pixels) {
-      throw ApiError.invalid('image_too_large', `${where}: ${header.width}×${header.height} pixels, more than the limit of ${limits.max_pixels}`, where, 413);
-    }
-    return b64;
-  });
+  return list.map(({ image }, i) => checkImageInput(image, `${param}[${i}]`, limits));
 }

@@ -71,10 +71,15 @@ export class JobsService implements OnApplicationShutdown {
       // Resolved as the worker will resolve them: the preset's keys apply only to a preset.
       const hp = resolveTrainingHyperparameters(task, given, { preset: !body.architecture && !fineTuned, textData: !fineTuned });
       data.hyperparameters = given as object;
+      if (task === 'image-classification' && (body.architecture || fineTuned)) {
+        const param = body.architecture ? 'architecture' : 'base_version';
+        throw ApiError.invalid('parameter_invalid', `An image-classification model trains the convolutional preset, or a head on a foundation model (base_model); ${param} is not supported for images`, param);
+      }
+      // An image CNN's size follows the images' size, known once the worker reads them: max_model_parameters is checked there.
       if (body.architecture) {
         checkArchitecture(p, task, dataset!, body.architecture);
         data.architecture = body.architecture as object;
-      } else if (!fineTuned) checkPreset(p.quotas, task, dataset!, hp);
+      } else if (!fineTuned && task !== 'image-classification') checkPreset(p.quotas, task, dataset!, hp);
       checkTrainingTime(p.quotas, dataset!, hp);
       if (body.base_version !== undefined) {
         if (!(await this.registry.version(p.tenantId, model.id, body.base_version))) {

@@ -8,7 +8,10 @@ import { resolveTrainingHyperparameters } from './training-limits.js';
 type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
 
 /** Which foundation models a task can stand on (regression: on a text dataset). */
-const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding' };
+const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding', 'image-classification': 'image-embedding' };
+
+/** Bases whose top layers a job may unfreeze (`trainable_base_layers`), and how many at most: layers models in TF.js. */
+const TRAINABLE_BASES: Record<string, number> = { 'mobilenet-v2': 50 };
 
 /** The base a regression model on a text dataset trains on when the job names none. */
 export const DEFAULT_TEXT_BASE = 'universal-sentence-encoder-lite';
@@ -36,7 +39,7 @@ export function transferHyperparameters(task: Task, dataset: Dataset, body: z.in
       'base_model_kind_invalid',
       kind
         ? `A ${task} model trains on a ${kind} foundation model; '${id}' is ${spec.kind}`
-        : `A ${task} model cannot be trained on a foundation model (transfer learning takes text-classification models and regression on text)`,
+        : `A ${task} model cannot be trained on a foundation model (transfer learning takes text-classification, image-classification and regression on text)`,
       'base_model',
     );
   }
@@ -53,9 +56,14 @@ export function transferHyperparameters(task: Task, dataset: Dataset, body: z.in
   if (body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
   if (body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', 'A head on a foundation model has its own architecture; leave architecture out', 'architecture');
   const given = body.hyperparameters ?? {};
-  if ('trainable_base_layers' in given) {
-    throw ApiError.invalid('hyperparameters_invalid', `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`, 'hyperparameters');
+  const { trainable_base_layers: trainable, ...head } = given;
+  if (trainable !== undefined) {
+    const most = TRAINABLE_BASES[id];
+    if (most === undefined) throw ApiError.invalid('hyperparameters_invalid', `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`, 'hyperparameters');
+    if (!Number.isInteger(trainable) || (trainable as number) < 0 || (trainable as number) > most) {
+      throw ApiError.invalid('hyperparameters_invalid', `trainable_base_layers must be an integer from 0 to ${most} for '${id}' (got ${JSON.stringify(trainable)})`, 'hyperparameters');
+    }
   }
-  resolveTrainingHyperparameters(task, given, { preset: true, textData: false });
+  resolveTrainingHyperparameters(task, head, { preset: true, textData: false });
   return { ...given, base_model: id };
 }

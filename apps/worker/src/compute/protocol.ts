@@ -30,7 +30,7 @@ export interface ComputeOps {
   /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */
   check: { args: { artifact: Uint8Array }; result: { seconds: number } };
   /** A foundation model's features of raw inputs for a head (libs/ml baseFeatures), one per input, in order. */
-  features: { args: { model: string; inputs: string[] }; result: { features: Float32Array[] } };
+  features: { args: { model: string; inputs: string[] | Uint8Array[] }; result: { features: Float32Array[] } };
   /**
    * A foundation model on raw inputs (texts, or encoded images), loaded once per child and kept
    * in its model cache. Bad input i is an InputError naming i.
