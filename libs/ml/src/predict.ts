@@ -184,7 +184,8 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 function zeroInput(metadata: ArtifactMetadata): Row {
   const pre = metadata.preprocessing;
   // a base cannot encode an empty text
-  if (pre.kind === 'foundation') return { [pre.text_field]: 'a' };
+  if (pre.kind === 'foundation' && pre.input === 'text') return { [pre.text_field]: 'a' };
+  if (pre.kind === 'foundation' || pre.kind === 'image') return { [pre.image_field]: BLACK_PNG };
   if (pre.kind !== 'tabular') return { [pre.text_field]: '' };
   return Object.fromEntries(pre.features.map((f) => [f, 0]));
 }
@@ -241,3 +242,6 @@ export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?:
     model.dispose();
   }
 }
+
+/** An 8×8 black PNG: the zero input of an image model. */
+const BLACK_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAIElEQVR4AYXBAQEAAAiAIPP/53qQMMDykCBBggQJEiQcDFMBD2KE+E8AAAAASUVORK5CYII=';

@@ -14,7 +14,11 @@ async function gradients(backend: 'cpu' | 'wasm', xShape: [number, number, numbe
     const w = tf.tensor4d(values([3, 3, c, 5]), [3, 3, c, 5]);
     const dw = tf.tensor4d(values([3, 3, c, 2]), [3, 3, c, 2]);
     const f = (...[a, b, d]: tf.Tensor[]) =>
-      tf.add(tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad))), tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, d as tf.Tensor4D, strides, pad))));
+      tf.addN([
+        tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad))),
+        tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, d as tf.Tensor4D, strides, pad))),
+        tf.sum(tf.square(tf.maxPool(a as tf.Tensor4D, 2, strides, pad))),
+      ]);
     return tf.grads(f)([x, w, dw]).map((g) => Array.from(g.dataSync()));
   });
 }
