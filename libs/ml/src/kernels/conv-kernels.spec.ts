@@ -18,6 +18,9 @@ async function gradients(backend: 'cpu' | 'wasm', xShape: [number, number, numbe
         tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad))),
         tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, d as tf.Tensor4D, strides, pad))),
         tf.sum(tf.square(tf.maxPool(a as tf.Tensor4D, 2, strides, pad))),
+        // matmuls with a transposed operand, forward and in their gradients
+        tf.sum(tf.square(tf.matMul(tf.reshape(a, [a.shape[0], -1]), tf.reshape(a, [a.shape[0], -1]), true, false))),
+        tf.sum(tf.square(tf.matMul(tf.reshape(a, [a.shape[0], -1]), tf.reshape(a, [a.shape[0], -1]), false, true))),
       ]);
     return tf.grads(f)([x, w, dw]).map((g) => Array.from(g.dataSync()));
   });
