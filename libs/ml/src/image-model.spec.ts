@@ -3,7 +3,8 @@ import { initBackend } from './backend.js';
 import { MlError } from './errors.js';
 import { imageAugmenter } from './image-model.js';
 import { bombPng, drawShape, encodeJpeg, encodePng, shapeRows } from './image-testing.js';
-import { evaluate, loadModel, predict } from './predict.js';
+import { checkLoads, evaluate, loadModel, predict } from './predict.js';
+import { presetParameters } from './sizing.js';
 import { seededRandom } from './random.js';
 import { train } from './train.js';
 import type { ClassificationMetrics, TrainResult } from './types.js';
@@ -34,6 +35,12 @@ describe('image classification from scratch', () => {
     const holdout = await evaluate(trained.artifact, shapeRows(15, 20, 99));
     expect((holdout as ClassificationMetrics).accuracy).toBeGreaterThanOrEqual(0.9);
     expect((holdout as ClassificationMetrics).confusion_matrix.labels).toEqual(['bar', 'cross', 'square']);
+  });
+
+  it('counts its parameters before building, as the API does, and serves once loaded', async () => {
+    const image = trained.input_schema.image!;
+    expect(presetParameters({ task: 'image-classification', inputWidth: 0, outputWidth: 3, image }, trained.hyperparameters)).toBe(trained.parameters);
+    await expect(checkLoads(trained.artifact)).resolves.toBeUndefined();
   });
 
   it('predicts held-out images of another size and format, resized as training resized', async () => {
