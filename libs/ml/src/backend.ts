@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { MlError } from './errors.js';
+import { registerConvGradientKernels } from './kernels/conv-kernels.js';
 import { registerFastKernels } from './kernels/segment-kernels.js';
 import { BACKEND_NAMES, type BackendInfo, type BackendName } from './types.js';
 
@@ -54,6 +55,7 @@ async function select(wanted: BackendName | null): Promise<BackendInfo> {
     try {
       const gpu = await activate(name);
       registerFastKernels();
+      registerConvGradientKernels();
       return { name, gpu, skipped };
     } catch (err) {
       const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);

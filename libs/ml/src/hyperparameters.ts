@@ -29,6 +29,16 @@ export const HYPERPARAMETER_DEFAULTS = {
     buckets: 32_768,
     ngrams: 1,
   },
+  /** The convolutional network from scratch (image-model.ts); epochs measured on MNIST digits (docs/ml.md). */
+  image: {
+    epochs: 8,
+    batch_size: 32,
+    learning_rate: 0.001,
+    optimizer: 'adam' as OptimizerName,
+    validation_split: 0.1,
+    early_stopping: null,
+    hidden_units: [128],
+  },
   early_stopping: { min_delta: 0, restore_best_weights: true },
 } as const;
 
@@ -46,18 +56,23 @@ export const HYPERPARAMETER_LIMITS = {
   max_vocabulary: [3, 200_000],
   sequence_length: [1, 2048],
   ngrams: [1, 3],
+  shift: [0, 0.25],
+  trainable_base_layers: [0, 1000],
 } as const;
 
 const COMMON_KEYS = ['epochs', 'batch_size', 'learning_rate', 'optimizer', 'validation_split', 'early_stopping', 'seed'];
 const TABULAR_PRESET_KEYS = ['hidden_units'];
 const TEXT_PRESET_KEYS = ['hidden_units', 'embedding_dim', 'ngrams'];
 const TEXT_DATA_KEYS = ['max_vocabulary', 'sequence_length'];
+const IMAGE_KEYS = ['augmentation'];
 
 export interface ResolveOptions {
   /** False when the model is a custom architecture or a fine-tuned base: preset keys then do not apply. */
   preset?: boolean;
   /** False when fine-tuning: the vocabulary and sequence length come from the base. */
   textData?: boolean;
+  /** A head on a foundation model: images may then unfreeze the backbone's top (`trainable_base_layers`). */
+  baseModel?: boolean;
 }
 
 /**
@@ -68,16 +83,23 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
   const preset = options.preset ?? true;
   const textData = options.textData ?? true;
   const text = task === 'text-classification';
+  const image = task === 'image-classification';
   const hp = (input ?? {}) as Record<string, unknown>;
   const problems: string[] = [];
   if (typeof hp !== 'object' || Array.isArray(hp)) {
     throw new MlError('invalid_hyperparameters', 'hyperparameters must be an object');
   }
-  const allowed = new Set([...COMMON_KEYS, ...(text ? [...TEXT_PRESET_KEYS, ...TEXT_DATA_KEYS] : TABULAR_PRESET_KEYS)]);
+  const allowed = new Set([
+    ...COMMON_KEYS,
+    ...(text ? [...TEXT_PRESET_KEYS, ...TEXT_DATA_KEYS] : TABULAR_PRESET_KEYS),
+    ...(image ? IMAGE_KEYS : []),
+    ...(image && options.baseModel ? ['trainable_base_layers'] : []),
+  ]);
   for (const key of Object.keys(hp)) {
-    if (!allowed.has(key)) problems.push(`unknown hyperparameter '${key}' for task ${task}`);
+    if (key === 'trainable_base_layers' && image && allowed.has(key) === false) problems.push('trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer');
+    else if (!allowed.has(key)) problems.push(`unknown hyperparameter '${key}' for task ${task}`);
   }
-  const defaults = text ? HYPERPARAMETER_DEFAULTS.text : HYPERPARAMETER_DEFAULTS.tabular;
+  const defaults = text ? HYPERPARAMETER_DEFAULTS.text : image ? HYPERPARAMETER_DEFAULTS.image : HYPERPARAMETER_DEFAULTS.tabular;
   const L = HYPERPARAMETER_LIMITS;
   const int = (key: string, [min, max]: readonly [number, number], fallback: number): number => {
     const v = hp[key];
@@ -167,6 +189,27 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
       if (sequenceLength !== undefined) resolved.sequence_length = sequenceLength;
     }
   }
+  if (image) {
+    resolved.augmentation = resolveAugmentation(hp.augmentation, problems);
+    if (options.baseModel) resolved.trainable_base_layers = int('trainable_base_layers', L.trainable_base_layers, 0);
+  }
   if (problems.length > 0) throw MlError.list('invalid_hyperparameters', 'Invalid hyperparameters', problems);
   return resolved;
+}
+
+/** `augmentation`: null or absent (off), or `{flip?: boolean, shift?: 0 … 0.25}`. */
+function resolveAugmentation(value: unknown, problems: string[]): ResolvedHyperparameters['augmentation'] {
+  if (value === undefined || value === null || value === false) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    problems.push('augmentation must be an object {flip?: boolean, shift?: number from 0 to 0.25}, or null for none');
+    return null;
+  }
+  const a = value as Record<string, unknown>;
+  for (const key of Object.keys(a)) if (key !== 'flip' && key !== 'shift') problems.push(`unknown augmentation field '${key}' (flip, shift)`);
+  const flip = a.flip ?? false;
+  if (typeof flip !== 'boolean') problems.push('augmentation.flip must be a boolean');
+  const shift = a.shift ?? 0;
+  const [min, max] = HYPERPARAMETER_LIMITS.shift;
+  if (typeof shift !== 'number' || !Number.isFinite(shift) || shift < min || shift > max) problems.push(`augmentation.shift must be a number from ${min} to ${max} (a fraction of the image's size)`);
+  return { flip: flip === true, shift: typeof shift === 'number' && shift >= min && shift <= max ? shift : 0 };
 }

@@ -37,7 +37,8 @@ describe('the @app/ml entry point', () => {
   it('loads no TF.js when imported (the API imports it)', () => {
     const packages = [...loadedPackages(join(here, 'index.ts'))];
     expect(packages.filter((p) => p.startsWith('@tensorflow'))).toEqual([]);
-    expect(packages.sort()).toEqual(['node:crypto', 'node:fs', 'node:fs/promises', 'node:module', 'node:path']);
+    // the pure-JS image decoders: checkInputs reads image headers, and the API decodes uploads with the same code
+    expect(packages.sort()).toEqual(['jpeg-js', 'node:crypto', 'node:fs', 'node:fs/promises', 'node:module', 'node:path', 'pngjs']);
   });
 
   it('gives the API the checks it needs without TF.js', () => {

@@ -32,6 +32,9 @@ export {
 } from './foundation/catalog.js';
 export { InputError, isInputError } from './foundation/errors.js';
 export { imageHeader } from './foundation/image-header.js';
+export { IMAGE_LIMITS } from './foundation/catalog.js';
+export { chooseImageSize, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE } from './data/image.js';
+export { imageBlocks } from './sizing.js';
 export type { EmbedResult, FoundationHandle } from './foundation/runtime.js';
 export type { LoadedModel };
 

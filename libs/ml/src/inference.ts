@@ -12,8 +12,15 @@ export function chunkRows(data: EncodedData): number {
   return data.sparse ? Math.max(1, Math.min(CHUNK, Math.floor(SPARSE_CHUNK_VALUES / data.width))) : CHUNK;
 }
 
-/** Rows `start … start + rows` of `x`, or of the sparse rows written out dense (into `out` when given). */
+/** Rows `start … start + rows` of `x`, or of the sparse rows written out dense, or image bytes scaled (into `out` when given). */
 export function denseRows(data: EncodedData, start: number, rows: number, out?: Float32Array): Float32Array | Int32Array {
+  if (data.x instanceof Uint8Array) {
+    const bytes = data.x.subarray(start * data.width, (start + rows) * data.width);
+    const scaled = out ? out.subarray(0, bytes.length) : new Float32Array(bytes.length);
+    const scale = data.scale ?? 1;
+    for (let i = 0; i < bytes.length; i++) scaled[i] = bytes[i] * scale;
+    return scaled;
+  }
   if (!data.sparse) return data.x.subarray(start * data.width, (start + rows) * data.width);
   const { offsets, indices, values } = data.sparse;
   const dense = out ? out.subarray(0, rows * data.width).fill(0) : new Float32Array(rows * data.width);
@@ -52,7 +59,7 @@ export function outputWidth(model: tf.LayersModel): number {
 /** Standardized regression outputs back in the label's units. */
 export function toLabelUnits(values: Float32Array, metadata: ArtifactMetadata): Float32Array {
   const pre = metadata.preprocessing;
-  const target = pre.kind === 'tabular' || pre.kind === 'foundation' ? pre.target : undefined;
+  const target = pre.kind === 'tabular' || (pre.kind === 'foundation' && pre.input === 'text') ? pre.target : undefined;
   if (!target) return values;
   return values.map((v) => v * target.std + target.mean);
 }

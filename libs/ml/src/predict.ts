@@ -13,7 +13,10 @@ import type { EncodedData } from './data/prepare.js';
 import { isInputError } from './foundation/errors.js';
 import { baseFeatures } from './foundation/features.js';
 import { loadFoundation, type FoundationHandle } from './foundation/runtime.js';
-import { headInputs, headWidth } from './foundation/transfer.js';
+import { foundationInternals } from './foundation/runtime.js';
+import { headInputs, headWidth, imageHeadInputs } from './foundation/transfer.js';
+import { cutActivations } from './foundation/backbone-cut.js';
+import { cnnSaliency, headSaliency } from './saliency.js';
 import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResult, Row } from './types.js';
 
 /**
@@ -84,8 +87,13 @@ export class LoadedModel {
       predictions = Array.from(toLabelUnits(outputs, this.metadata), (value) => ({ value }));
     }
     const result: PredictResult = { predictions };
-    // heads on a base give no explanations: attributions through the frozen encoder are not computed
-    if (options.explain && !this.base) result.explanations = explain(this.model, this.metadata, data, predicted);
+    const pre = this.metadata.preprocessing;
+    if (options.explain && pre.kind === 'image') result.explanations = cnnSaliency(this.model, pre, data, predicted!);
+    else if (options.explain && pre.kind === 'foundation' && pre.input === 'image') {
+      result.explanations = headSaliency(foundationInternals(this.base!).image!, this.model, pre, data.images!, predicted!);
+    }
+    // text heads give no explanations: attributions through the sentence encoder are not computed
+    else if (options.explain && !this.base) result.explanations = explain(this.model, this.metadata, data, predicted);
     return result;
   }
 
@@ -108,13 +116,31 @@ export class LoadedModel {
   private async withBaseFeatures(data: EncodedData, code: 'invalid_input' | 'invalid_data', features?: Float32Array[]): Promise<EncodedData> {
     const pre = this.metadata.preprocessing;
     if (pre.kind !== 'foundation' || !this.base) return data;
+    const named = (err: { index: number; message: string }) =>
+      new MlError(code, `${code === 'invalid_input' ? `inputs[${err.index}]` : `row ${err.index + 1}`}: ${err.message.replace(/^input\[\d+\] /, '')}`);
+    if (pre.input === 'image') {
+      const images = data.images!;
+      try {
+        if (pre.fine_tuned) {
+          // the cached features are the frozen base's; a fine-tuned top reads the bottom's activations
+          const { x, width } = await cutActivations(foundationInternals(this.base).image!, pre.fine_tuned.cut, images);
+          return { ...data, width, x };
+        }
+        const computed = features ?? (await baseFeatures(this.base, images));
+        if (computed.length !== images.length) throw new Error(`${computed.length} base feature rows for ${images.length} images`);
+        return { ...data, width: pre.base_width, x: imageHeadInputs(pre, computed) };
+      } catch (err) {
+        if (isInputError(err)) throw named(err);
+        throw err;
+      }
+    }
     const texts = data.texts!;
     let computed = features;
     if (!computed) {
       try {
         computed = await baseFeatures(this.base, texts);
       } catch (err) {
-        if (isInputError(err)) throw new MlError(code, `${code === 'invalid_input' ? `inputs[${err.index}]` : `row ${err.index + 1}`}: ${err.message}`);
+        if (isInputError(err)) throw named(err);
         throw err;
       }
     }
@@ -184,7 +210,8 @@ export async function checkLoads(artifact: Uint8Array): Promise<void> {
 function zeroInput(metadata: ArtifactMetadata): Row {
   const pre = metadata.preprocessing;
   // a base cannot encode an empty text
-  if (pre.kind === 'foundation') return { [pre.text_field]: 'a' };
+  if (pre.kind === 'foundation' && pre.input === 'text') return { [pre.text_field]: 'a' };
+  if (pre.kind === 'foundation' || pre.kind === 'image') return { [pre.image_field]: BLACK_PNG };
   if (pre.kind !== 'tabular') return { [pre.text_field]: '' };
   return Object.fromEntries(pre.features.map((f) => [f, 0]));
 }
@@ -241,3 +268,6 @@ export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?:
     model.dispose();
   }
 }
+
+/** An 8×8 black PNG: the zero input of an image model. */
+const BLACK_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAIElEQVR4AYXBAQEAAAiAIPP/53qQMMDykCBBggQJEiQcDFMBD2KE+E8AAAAASUVORK5CYII=';

@@ -15,6 +15,13 @@ export interface PresetShape {
   vocabularySize?: number;
   /** Text: `hashed-ngrams` (the preset; the default) or `sequence` (an Embedding over token ids). */
   textModel?: 'hashed-ngrams' | 'sequence';
+  /** Images: the size the images are resized to (known once the data is read; the API may pass the largest case). */
+  image?: { width: number; height: number; channels: 1 | 3 };
+}
+
+/** The filters of each convolution block of the image preset: two blocks, three on images of 32 pixels and more. */
+export function imageBlocks(image: { width: number; height: number }): number[] {
+  return Math.min(image.width, image.height) >= 32 ? [32, 64, 64] : [32, 64];
 }
 
 /** The fewest entries a text vocabulary has: the padding and the out-of-vocabulary ids. */
@@ -28,6 +35,17 @@ export const MIN_VOCABULARY = 2;
 export function presetParameters(shape: PresetShape, hp: Pick<ResolvedHyperparameters, 'hidden_units' | 'embedding_dim'>): number {
   let width = shape.inputWidth;
   let total = 0;
+  if (shape.task === 'image-classification' && shape.image) {
+    let { width: w, height: h } = shape.image;
+    let c: number = shape.image.channels;
+    for (const filters of imageBlocks(shape.image)) {
+      total += 9 * c * filters + filters;
+      c = filters;
+      w = Math.floor(w / 2);
+      h = Math.floor(h / 2);
+    }
+    width = w * h * c;
+  }
   if (shape.task === 'text-classification') {
     const vocabulary = shape.vocabularySize ?? MIN_VOCABULARY;
     if (hp.embedding_dim !== undefined) {

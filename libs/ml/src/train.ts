@@ -9,6 +9,7 @@ import { featureColumns, prepareTraining } from './data/prepare.js';
 import { MlError } from './errors.js';
 import { resolveHyperparameters } from './hyperparameters.js';
 import { evaluateEncoded } from './inference.js';
+import { buildImagePreset, imageAugmenter } from './image-model.js';
 import { buildPreset } from './presets.js';
 import { presetParameters, type PresetShape } from './sizing.js';
 import { seededRandom, withSeededMathRandom } from './random.js';
@@ -27,6 +28,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { spec } = opts;
   if (!spec || !TASKS.includes(spec.task)) throw new MlError('invalid_data', `task must be one of ${TASKS.join(', ')}`);
   if (opts.baseModel) return (await import('./foundation/train-head.js')).trainHead(opts, backend.name, started);
+  if (spec.task === 'image-classification' && opts.architecture !== undefined) {
+    throw new MlError('architecture_not_allowed', 'Image models train the convolutional preset or a head on a base model (base_model); custom architectures are for tabular and text tasks');
+  }
   if (opts.base && opts.architecture !== undefined) throw new MlError('architecture_not_allowed', 'A fine-tuned model keeps its base architecture: give base or architecture, not both');
   const text = spec.task === 'text-classification';
   const base = opts.base ? decodeArtifact(opts.base) : null;
@@ -73,6 +77,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     outputWidth: metadata.labels ? metadata.labels.length : 1,
     vocabularySize: pre0.kind === 'text' ? pre0.vocabulary.length : pre0.kind === 'hashed-ngrams' ? pre0.buckets : undefined,
     textModel: pre0.kind === 'hashed-ngrams' ? 'hashed-ngrams' : 'sequence',
+    image: pre0.kind === 'image' ? { width: pre0.width, height: pre0.height, channels: pre0.channels } : undefined,
   };
   if (pre0.kind === 'hashed-ngrams' && !base) scaleToData(opts, hp, prepared.train.n);
   throwIfAborted(opts.signal);
@@ -88,7 +93,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     optimizer = makeOptimizer(hp);
     const pre = metadata.preprocessing;
     const lossScale = pre.kind === 'tabular' && pre.target ? pre.target.std ** 2 : 1;
-    const loop = new TrainingLoop(model, optimizer, prepared.train, prepared.validation, metadata.labels, hp, opts, lossScale);
+    const augment = shape.image && hp.augmentation ? imageAugmenter(shape.image, hp.augmentation) : undefined;
+    const loop = new TrainingLoop(model, optimizer, prepared.train, prepared.validation, metadata.labels, hp, opts, lossScale, { augment });
     const outcome = await loop.run();
     bestWeights = outcome.bestWeights;
     if (bestWeights) model.setWeights(bestWeights);
@@ -146,7 +152,7 @@ async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHy
   if (opts.maxParameters !== undefined && planned > opts.maxParameters) {
     throw new MlError('too_many_parameters', `The model would have ${planned} parameters; the limit is ${opts.maxParameters}`);
   }
-  return withSeededMathRandom(init, () => buildPreset(shape, hp));
+  return withSeededMathRandom(init, () => (shape.image ? buildImagePreset(shape.image, shape.outputWidth, hp) : buildPreset(shape, hp)));
 }
 
 

@@ -13,6 +13,13 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 // setImmediate, not a microtask: an abort from a timer or an IPC message gets its turn.
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+export interface LoopExtras {
+  /** Changes the rows of a batch in place (image augmentation), with the loop's seeded randomness. */
+  augment?: (batch: Float32Array, rows: number, random: () => number) => void;
+  /** Runs the model in inference mode while training (batch normalization on its moving statistics: fine-tuning). */
+  inferenceMode?: boolean;
+}
+
 export interface LoopOutcome {
   history: EpochProgress[];
   bestEpoch: number;
@@ -31,6 +38,7 @@ export class TrainingLoop {
   private readonly order: Int32Array;
   private readonly random: () => number;
   private readonly stepRandom: () => number;
+  private readonly augmentRandom: () => number;
 
   constructor(
     private readonly model: tf.LayersModel,
@@ -41,6 +49,7 @@ export class TrainingLoop {
     private readonly hp: ResolvedHyperparameters,
     private readonly opts: TrainOptions,
     lossScale: number,
+    private readonly extras: LoopExtras = {},
   ) {
     this.classes = labels ? labels.length : 1;
     this.batchSize = Math.min(hp.batch_size, data.n);
@@ -52,6 +61,7 @@ export class TrainingLoop {
     // Batch order and training-time randomness (dropout) draw from their own streams of the seed.
     this.random = seededRandom((hp.seed ^ 0x27d4eb2f) >>> 0);
     this.stepRandom = seededRandom((hp.seed ^ 0x165667b1) >>> 0);
+    this.augmentRandom = seededRandom((hp.seed ^ 0x9e3779b9) >>> 0);
   }
 
   async run(): Promise<LoopOutcome> {
@@ -130,10 +140,14 @@ export class TrainingLoop {
         if (data.sparse) {
           const { offsets, indices, values } = data.sparse;
           for (let p = offsets[i]; p < offsets[i + 1]; p++) batchX[k * width + indices[p]] = values[p];
+        } else if (data.x instanceof Uint8Array) {
+          const scale = data.scale ?? 1;
+          for (let j = 0, from = i * width, to = k * width; j < width; j++) batchX[to + j] = data.x[from + j] * scale;
         } else batchX.set(data.x.subarray(i * width, (i + 1) * width), k * width);
         if (this.labels) batchY[k * classes + data.y![i]] = 1;
         else batchY[k] = data.y![i];
       }
+      if (this.extras.augment) this.extras.augment(batchX as Float32Array, rows, this.augmentRandom);
       const [cost, stat] = withSeededMathRandom(this.stepRandom, () => this.step(rows));
       const batchLoss = cost.dataSync()[0] * this.lossScale;
       metricSum += stat.dataSync()[0];
@@ -158,7 +172,7 @@ export class TrainingLoop {
       let stat: tf.Scalar | null = null;
       const cost = this.optimizer.minimize(
         () => {
-          const predicted = model.apply(xs, { training: true }) as tf.Tensor2D;
+          const predicted = model.apply(xs, { training: !this.extras.inferenceMode }) as tf.Tensor2D;
           let loss: tf.Scalar;
           if (this.labels) {
             loss = tf.mean(tf.metrics.categoricalCrossentropy(ys, predicted));

@@ -14,6 +14,8 @@ export interface DatasetSpec {
   textField?: string;
   /** Tabular feature columns, in the model's input order; default: every column of the first row but the label. */
   features?: string[];
+  /** The column holding each row's encoded image, base64 of its PNG or JPEG bytes (image-classification; default `image`). */
+  imageField?: string;
 }
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop' | 'adagrad';
@@ -50,6 +52,19 @@ export interface Hyperparameters {
   sequence_length?: number;
   /** Text preset only: the longest word n-gram hashed (default 1: words; 2 adds adjacent pairs). */
   ngrams?: number;
+  /** Images only: random changes to each training image, drawn per batch (default off). */
+  augmentation?: ImageAugmentation | null;
+  /** Images on a base model: fine-tune this many of the backbone's top layers with weights, with the head (default 0: frozen). */
+  trainable_base_layers?: number;
+}
+
+/**
+ * Light augmentation of training images: `flip` mirrors half of them left to right; `shift` moves each by up to this
+ * fraction of its width and height (0 to 0.25), the uncovered border filled with black.
+ */
+export interface ImageAugmentation {
+  flip?: boolean;
+  shift?: number;
 }
 
 /** Hyperparameters with every default filled in: what a version records and what reproduces it. */
@@ -66,6 +81,8 @@ export interface ResolvedHyperparameters {
   max_vocabulary?: number;
   sequence_length?: number;
   ngrams?: number;
+  augmentation?: Required<ImageAugmentation> | null;
+  trainable_base_layers?: number;
 }
 
 /** What a model takes, as shown on a version. */
@@ -83,6 +100,9 @@ export interface InputSchema {
   /** Text read as hashed n-grams: the feature width and the longest n-gram. */
   buckets?: number;
   ngrams?: number;
+  /** Images: the column holding the base64 PNG/JPEG, and (models from scratch) the size every image is resized to. */
+  image_field?: string;
+  image?: { width: number; height: number; channels: 1 | 3 };
 }
 
 /** Standardization of tabular features with statistics of the training split. */
@@ -125,10 +145,26 @@ export interface HashedNgramPreprocessing {
 
 
 /**
+ * Images as a model from scratch reads them: decoded (PNG or JPEG, EXIF orientation applied), resized to
+ * `width` × `height` (see data/image.ts: bilinear with pixel centres aligned, after a box filter when shrinking
+ * more than twofold), turned grey when `channels` is 1 (ITU-R 601 luma), and multiplied by `scale` (to [0, 1]).
+ * The model's input is the flat row-major height × width × channels vector (its first layer reshapes it).
+ */
+export interface ImagePreprocessing {
+  kind: 'image';
+  image_field: string;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  resize: 'bilinear';
+  scale: number;
+}
+
+/**
  * A head on a frozen foundation model (transfer learning): the base's features of the raw text, standardized, beside
  * hashed word n-grams (TF-IDF with the training split's idf). Serving computes the base's features with the same base.
  */
-export interface FoundationPreprocessing {
+export interface FoundationTextPreprocessing {
   kind: 'foundation';
   base: FoundationBase;
   input: 'text';
@@ -146,6 +182,28 @@ export interface FoundationPreprocessing {
   target?: { mean: number; std: number };
 }
 
+/**
+ * A head on an image foundation model (MobileNetV2): its features of each image (decoded and resized by the base's
+ * own preprocessing), standardized and scaled by `base_weight / sqrt(base_width)`; no n-grams.
+ * With `fine_tuned`, the artifact holds the backbone's layers above `cut` (trained) and the head: its input is the
+ * flat activations of layer `cut` (`cut_shape`), which serving computes with the frozen bottom of the same base; the
+ * standardization is not applied (the top computes the features).
+ */
+export interface FoundationImagePreprocessing {
+  kind: 'foundation';
+  base: FoundationBase;
+  input: 'image';
+  image_field: string;
+  base_width: number;
+  base_mean: string;
+  base_std: string;
+  base_weight: number;
+  ngrams: null;
+  fine_tuned?: { trainable_base_layers: number; cut: string; cut_shape: number[] };
+}
+
+export type FoundationPreprocessing = FoundationTextPreprocessing | FoundationImagePreprocessing;
+
 /** A foundation model a version depends on: its catalog id and the sha256 of its weights as shipped. */
 export interface FoundationBase {
   id: string;
@@ -153,7 +211,7 @@ export interface FoundationBase {
 }
 
 export type TextInputPreprocessing = TextPreprocessing | HashedNgramPreprocessing;
-export type Preprocessing = TabularPreprocessing | TextInputPreprocessing | FoundationPreprocessing;
+export type Preprocessing = TabularPreprocessing | TextInputPreprocessing | ImagePreprocessing | FoundationPreprocessing;
 
 /** `userDefinedMetadata.aiaas` of an artifact. */
 export interface ArtifactMetadata {
@@ -238,10 +296,12 @@ export interface TrainOptions {
   /** An artifact to fine-tune: its weights and preprocessing are the starting point. */
   base?: Buffer;
   /**
-   * Transfer learning: train a head on a frozen foundation model. `features[i]` is `baseFeatures(handle, [text of
-   * rows[i]])[0]` (row order); the head also reads the raw text of each row. Not with `base` or `architecture`.
+   * Transfer learning: train a head on a frozen foundation model. `features[i]` is `baseFeatures(handle, [input of
+   * rows[i]])[0]` (row order: the text, or the decoded base64 bytes of the image); a text head also reads the raw
+   * text of each row. Not with `base` or `architecture`. Images with `trainable_base_layers`: no features (undefined
+   * or empty): the frozen bottom runs here.
    */
-  baseModel?: FoundationBase & { features: Float32Array[] };
+  baseModel?: FoundationBase & { features?: Float32Array[] };
   /** The tenant's `max_model_parameters`; default unlimited. */
   maxParameters?: number;
   onEpoch?: (progress: EpochProgress) => void;
@@ -274,8 +334,18 @@ export interface TrainResult {
 
 export type Prediction = { label: string; probabilities: Record<string, number> } | { value: number };
 
-/** Gradient × input: per feature for tabular models, per token (in text order) for text models. */
-export type Explanation = Record<string, number> | Array<{ token: string; score: number }>;
+/**
+ * Gradient × input on a coarse grid over the image: `values[y * width + x]`, summed over channels and over the input
+ * pixels of the cell, absolute, scaled so that the largest is 1.
+ */
+export interface SaliencyMap {
+  width: number;
+  height: number;
+  values: number[];
+}
+
+/** Gradient × input: per feature for tabular models, per token (in text order) for text models, a saliency map per image. */
+export type Explanation = Record<string, number> | Array<{ token: string; score: number }> | { saliency: SaliencyMap };
 
 export interface PredictOptions {
   explain?: boolean;

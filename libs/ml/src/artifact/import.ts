@@ -127,6 +127,8 @@ export function importArtifact(upload: unknown, maxParameters?: number): ImportR
   const pre = metadata.preprocessing;
   // a head's base is pinned by the platform's training; an upload cannot vouch for the features it expects
   if (pre.kind === 'foundation') throw new MlError('invalid_model', 'An imported model cannot be a head on a foundation model');
+  // convolutional layers are not in the import allowlist (ALLOWED_LAYERS)
+  if (pre.kind === 'image') throw new MlError('invalid_model', 'Image models cannot be imported yet; train them here');
   const problems = weightValueProblems(weightSpecs, new Uint8Array(decoded.weightData));
   if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
   if (pre.kind === 'hashed-ngrams') {

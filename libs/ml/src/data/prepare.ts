@@ -1,6 +1,7 @@
 import { MlError } from '../errors.js';
 import { shuffleInPlace } from '../random.js';
 import type { ArtifactMetadata, DatasetSpec, HashedNgramPreprocessing, InputSchema, Preprocessing, Row, TabularPreprocessing, TextPreprocessing } from '../types.js';
+import { checkImageBytes, decodeRgb, fitImage, ImageProblem, imageBytes, imagePixels } from './image.js';
 import { tfidf, type SparseVector } from './hashed-ngrams.js';
 import { decodeIdf, fitHashedText, HASHED_DEFAULTS, hashedOptions, SparseRowsBuilder, textCounts, type SparseRows } from './hashed-text.js';
 import { buildVocabulary, chooseSequenceLength, encodeTokens, tokenize, vocabularyIndex } from './text.js';
@@ -13,13 +14,17 @@ import { describeValue, labelValue, numericValue, Problems, sortLabels } from '.
 export interface EncodedData {
   n: number;
   width: number;
-  x: Float32Array | Int32Array;
+  /** Images from scratch: bytes per pixel and channel, multiplied by `scale` as they enter the model. */
+  x: Float32Array | Int32Array | Uint8Array;
+  scale?: number;
   sparse?: SparseRows;
   y: Float32Array | null;
   /** Text: the tokens of each row (for explanations), when asked for. */
   tokens?: string[][];
   /** Heads on a foundation model: the raw text of each row; `x` is empty until the base's features are computed. */
   texts?: string[];
+  /** Heads on an image foundation model: the encoded bytes of each row's image. */
+  images?: Uint8Array[];
 }
 
 export interface PreparedData {
@@ -64,6 +69,7 @@ export function prepareTraining(spec: DatasetSpec, rows: Row[], options: Prepare
   let trainCounts: SparseVector[] | undefined;
   let preprocessing: Preprocessing;
   if (options.base) preprocessing = options.base.preprocessing;
+  else if (spec.task === 'image-classification') preprocessing = fitImage(imageField(spec), trainRows, rowNumbers(trainIdx));
   else if (spec.task !== 'text-classification') preprocessing = fitTabular(spec, rows, trainRows);
   else if (options.textModel === 'sequence') preprocessing = fitText(spec, trainRows, options);
   else {
@@ -101,6 +107,8 @@ export interface EncodeOptions {
   /** Hashed n-grams: the cached IDF of the preprocessing, and counts already made for these rows. */
   idf?: Float32Array;
   counts?: SparseVector[];
+  /** Images: check each image's header only (format, size, pixel limit), decoding nothing (the API's check). */
+  headersOnly?: boolean;
 }
 
 /** Encodes rows with a model's preprocessing; every problem found is one MlError. */
@@ -112,18 +120,24 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
   const pre = metadata.preprocessing;
   const n = rows.length;
   const y = options.labels ? new Float32Array(n) : null;
-  let x: Float32Array | Int32Array;
+  let x: Float32Array | Int32Array | Uint8Array;
   let width: number;
   let tokens: string[][] | undefined;
   const labelIndex = metadata.labels ? new Map(metadata.labels.map((l, i) => [l, i])) : null;
-  const target = pre.kind === 'tabular' || pre.kind === 'foundation' ? pre.target : undefined;
+  const target = pre.kind === 'tabular' || (pre.kind === 'foundation' && pre.input === 'text') ? pre.target : undefined;
   const label = metadata.input_schema.label;
-  const texts: string[] | undefined = pre.kind === 'foundation' ? [] : undefined;
+  const texts: string[] | undefined = pre.kind === 'foundation' && pre.input === 'text' ? [] : undefined;
+  const images: Uint8Array[] | undefined = pre.kind === 'foundation' && pre.input === 'image' ? [] : undefined;
+  let scale: number | undefined;
 
   let sparse: SparseRowsBuilder | undefined;
   if (pre.kind === 'tabular') {
     width = pre.features.length;
     x = new Float32Array(n * width);
+  } else if (pre.kind === 'image') {
+    width = pre.width * pre.height * pre.channels;
+    x = new Uint8Array(options.headersOnly ? 0 : n * width);
+    scale = pre.scale;
   } else if (pre.kind === 'foundation') {
     width = 0;
     x = new Float32Array(0);
@@ -159,6 +173,17 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
         const v = numericValue(raw);
         if (v === undefined) problems.add(`${name(k)}: feature '${feature}' is not a number (${describeValue(raw)})`);
         else if (v !== null) x[k * width + j] = (v - pre.mean[j]) / pre.std[j];
+      }
+    } else if (pre.kind === 'image' || (pre.kind === 'foundation' && pre.input === 'image')) {
+      try {
+        const bytes = imageBytes(row[pre.image_field], pre.image_field);
+        if (pre.kind === 'foundation' || options.headersOnly) checkImageBytes(bytes);
+        else imagePixels(decodeRgb(bytes), pre, (x as Uint8Array).subarray(k * width, (k + 1) * width));
+        images?.push(bytes);
+      } catch (err) {
+        if (!(err instanceof ImageProblem)) throw err;
+        problems.add(`${name(k)} ${err.message}`);
+        continue;
       }
     } else if (pre.kind === 'foundation') {
       // the encoder cannot read an empty text (and would silently drop its row): refuse it here, before any compute
@@ -204,14 +229,14 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
     }
   }
   if (problems.any) throw MlError.list(code, options.what === 'inputs' ? 'Invalid inputs' : 'Invalid dataset', problems.all);
-  return { n, width, x, y, tokens, texts, sparse: sparse?.build() };
+  return { n, width, x, y, tokens, texts, images, scale, sparse: sparse?.build() };
 }
 
 const EMPTY: SparseVector = { indices: new Int32Array(0), weights: new Float32Array(0) };
 
 /** Throws MlError `invalid_input` when prediction inputs do not fit a model's input schema (no TF.js: the API checks before queueing). */
 export function checkInputs(metadata: ArtifactMetadata, inputs: Row[]): void {
-  encodeRows(metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse' });
+  encodeRows(metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', headersOnly: true });
 }
 
 function checkSpec(spec: DatasetSpec, rows: Row[]): void {
@@ -219,6 +244,11 @@ function checkSpec(spec: DatasetSpec, rows: Row[]): void {
   if (!spec || typeof spec.label !== 'string' || spec.label === '') throw new MlError('invalid_data', 'The dataset spec names no label column');
   if (spec.task === 'text-classification' && !spec.textField) throw new MlError('invalid_data', 'A text-classification dataset needs a text field');
   if (rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
+}
+
+/** The image column of an image dataset: `spec.imageField`, by convention `image`. */
+export function imageField(spec: DatasetSpec): string {
+  return spec.imageField ?? 'image';
 }
 
 function fitLabels(spec: DatasetSpec, rows: Row[]): string[] {
@@ -239,7 +269,7 @@ function checkBase(spec: DatasetSpec, base: ArtifactMetadata, rows: Row[]): void
   const pre = base.preprocessing;
   const columns = new Set(Object.keys(rows[0] ?? {}));
   if (pre.kind === 'foundation') throw new MlError('invalid_data', 'A transfer-learned version is trained again with its base model, not fine-tuned as a base');
-  const needed = pre.kind === 'tabular' ? pre.features : [pre.text_field];
+  const needed = pre.kind === 'tabular' ? pre.features : pre.kind === 'image' ? [pre.image_field] : [pre.text_field];
   const missing = needed.filter((c) => !columns.has(c));
   if (missing.length > 0) throw new MlError('invalid_data', `The dataset lacks the base version's input columns: ${missing.join(', ')}`);
 }
@@ -349,7 +379,9 @@ export function inputSchema(spec: Pick<DatasetSpec, 'task' | 'label'>, pre: Prep
   if (pre.kind === 'tabular') {
     return { task: spec.task, label: spec.label, features: pre.features.map((name) => ({ name, type: 'number' as const })) };
   }
+  if (pre.kind === 'foundation' && pre.input === 'image') return { task: spec.task, label: spec.label, image_field: pre.image_field, base_model: pre.base };
   if (pre.kind === 'foundation') return { task: spec.task, label: spec.label, text_field: pre.text_field, base_model: pre.base };
+  if (pre.kind === 'image') return { task: spec.task, label: spec.label, image_field: pre.image_field, image: { width: pre.width, height: pre.height, channels: pre.channels } };
   if (pre.kind === 'hashed-ngrams') return { task: spec.task, label: spec.label, text_field: pre.text_field, buckets: pre.buckets, ngrams: pre.ngrams };
   return { task: spec.task, label: spec.label, text_field: pre.text_field, sequence_length: pre.sequence_length, vocabulary_size: pre.vocabulary.length };
 }

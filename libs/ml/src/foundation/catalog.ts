@@ -46,7 +46,8 @@ export interface FoundationModelSpec {
 }
 
 const USE_SHARDS = Array.from({ length: 7 }, (_, i) => `dist/group1-shard${i + 1}of7`);
-const IMAGE_LIMITS: ImageInputLimits = {
+/** The limits on an encoded image, for foundation models and models from scratch alike. */
+export const IMAGE_LIMITS: ImageInputLimits = {
   type: 'image',
   width: 224,
   height: 224,

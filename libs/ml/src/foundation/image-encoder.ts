@@ -19,6 +19,8 @@ interface KerasJson {
  * runs the whole model (nsfwjs's 5 classes).
  */
 export class ImageEncoder {
+  private readonly bottoms = new Map<string, tf.LayersModel>();
+
   private constructor(
     private readonly full: tf.LayersModel,
     private readonly features: tf.LayersModel,
@@ -43,7 +45,7 @@ export class ImageEncoder {
   }
 
   /** Decodes, resizes to 224×224 (bilinear, corners aligned) and scales to [0, 1], as nsfwjs does; one tensor per batch. */
-  private preprocess(images: Uint8Array[], offset: number): tf.Tensor4D {
+  preprocess(images: Uint8Array[], offset: number): tf.Tensor4D {
     const { width, height } = this.limits;
     return tf.tidy(() => {
       const resized = images.map((bytes, i) => {
@@ -73,6 +75,27 @@ export class ImageEncoder {
       }
     }
     return out;
+  }
+
+  /** The backbone (up to and including the feature layer) in topological order, for transfer learning. */
+  backboneLayers(): tf.layers.Layer[] {
+    const layers = this.full.layers;
+    return layers.slice(0, layers.findIndex((l) => l.name === FEATURE_LAYER) + 1);
+  }
+
+  /** The model from the image to layer `cut`'s output (shared weights, frozen; cached per cut). */
+  bottom(cut: string): tf.LayersModel {
+    let model = this.bottoms.get(cut);
+    if (!model) {
+      model = tf.model({ inputs: this.full.inputs, outputs: this.full.getLayer(cut).output as tf.SymbolicTensor });
+      this.bottoms.set(cut, model);
+    }
+    return model;
+  }
+
+  /** The feature model (image → 1280-d at flatten_1), differentiable: saliency maps go through it. */
+  get featureModel(): tf.LayersModel {
+    return this.features;
   }
 
   embed(images: Uint8Array[]): Promise<Float32Array[]> {

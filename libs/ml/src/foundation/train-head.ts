@@ -23,13 +23,15 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
   const { spec, rows } = opts;
   const base = opts.baseModel!;
   if (opts.base || opts.architecture !== undefined) throw new MlError('architecture_not_allowed', 'A head on a base model takes neither a base version nor an architecture');
-  if (spec.task !== 'text-classification' && spec.task !== 'regression') throw new MlError('invalid_data', `A base model serves text-classification and regression, not ${spec.task}`);
+  if (spec.task === 'image-classification') return (await import('./image-head.js')).trainImageHead(opts, backend, started);
+  if (spec.task !== 'text-classification' && spec.task !== 'regression') throw new MlError('invalid_data', `A base model serves text-classification, regression and image-classification, not ${spec.task}`);
   const model = foundationModel(base.id);
   if (!model || model.input.type !== 'text') throw new MlError('invalid_data', `'${base.id}' is not a text foundation model`);
   if (!spec.textField) throw new MlError('invalid_data', 'A head on a text base needs a text field');
   if (!Array.isArray(rows) || rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
-  if (!Array.isArray(base.features) || base.features.length !== rows.length) {
-    throw new MlError('invalid_data', `${base.features?.length ?? 0} base feature rows for ${rows.length} rows`);
+  const features = base.features ?? [];
+  if (!Array.isArray(features) || features.length !== rows.length) {
+    throw new MlError('invalid_data', `${features.length ?? 0} base feature rows for ${rows.length} rows`);
   }
   const hp: ResolvedHyperparameters = resolveHyperparameters(spec.task, { ...HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) }, { preset: true, textData: false });
   const { texts, labels, y, target } = readRows(opts);
@@ -45,7 +47,7 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
     ...fitHeadPreprocessing(
       { id: base.id, sha256: base.sha256 },
       spec.textField,
-      trainIdx.map((i) => base.features[i]),
+      trainIdx.map((i) => features[i]),
       trainIdx.map((i) => texts[i]),
       spec.task === 'regression' ? { ...HEAD_FEATURES, baseWeight: REGRESSION_BASE_WEIGHT } : HEAD_FEATURES,
     ),
@@ -57,7 +59,7 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
     width,
     x: headInputs(
       pre,
-      idx.map((i) => base.features[i]),
+      idx.map((i) => features[i]),
       idx.map((i) => texts[i]),
     ),
     y: Float32Array.from(idx, (i) => y[i]),
@@ -143,7 +145,7 @@ function readRows(opts: TrainOptions): { texts: string[]; labels: string[] | nul
     const text = row?.[spec.textField!];
     if (typeof text !== 'string' || text.trim() === '') problems.add(`row ${k + 1}: the text field '${spec.textField}' is empty or missing`);
     texts.push(typeof text === 'string' ? text : '');
-    const f = opts.baseModel!.features[k];
+    const f = opts.baseModel!.features?.[k];
     if (!(f instanceof Float32Array) || !f.every(Number.isFinite)) problems.add(`row ${k + 1}: its base features are not finite numbers`);
     if (spec.task === 'regression') {
       const v = numericValue(row?.[spec.label]);

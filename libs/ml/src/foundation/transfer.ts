@@ -4,7 +4,7 @@
  * head sees both. No TF.js here.
  */
 import { fitIdf, hashedNgrams, tfidf, type SparseVector } from '../data/hashed-ngrams.js';
-import type { FoundationBase, FoundationPreprocessing } from '../types.js';
+import type { FoundationBase, FoundationImagePreprocessing, FoundationPreprocessing, FoundationTextPreprocessing } from '../types.js';
 
 export type { FoundationPreprocessing };
 
@@ -25,7 +25,41 @@ function fromBase64(s: string): Float32Array {
 }
 
 export function headWidth(pre: FoundationPreprocessing): number {
+  if (pre.input === 'image') return pre.fine_tuned ? pre.fine_tuned.cut_shape.reduce((a, b) => a * b, 1) : pre.base_width;
   return pre.base_width + (pre.ngrams?.buckets ?? 0);
+}
+
+/** Mean and standard deviation of each feature over rows, as base64 of float32 (a constant feature gets 1). */
+function standardization(features: Float32Array[]): { base_mean: string; base_std: string } {
+  const width = features[0].length;
+  const mean = new Float64Array(width);
+  const sq = new Float64Array(width);
+  for (const f of features) for (let j = 0; j < width; j++) mean[j] += f[j];
+  for (let j = 0; j < width; j++) mean[j] /= features.length;
+  for (const f of features) for (let j = 0; j < width; j++) sq[j] += (f[j] - mean[j]) ** 2;
+  const std = Float32Array.from(sq, (s) => Math.sqrt(s / features.length) || 1);
+  return { base_mean: toBase64(Float32Array.from(mean)), base_std: toBase64(std) };
+}
+
+/** An image head's preprocessing, fitted on the training rows' base features (frozen base). */
+export function fitImageHeadPreprocessing(base: FoundationBase, imageField: string, features: Float32Array[]): FoundationImagePreprocessing {
+  return { kind: 'foundation', base, input: 'image', image_field: imageField, base_width: features[0].length, ...standardization(features), base_weight: 1, ngrams: null };
+}
+
+/** An image head's input rows from base features: standardized, scaled to about unit norm. */
+export function imageHeadInputs(pre: FoundationImagePreprocessing, features: Float32Array[]): Float32Array {
+  const { mean, std, scale } = imageHeadScaling(pre);
+  const width = pre.base_width;
+  const x = new Float32Array(features.length * width);
+  features.forEach((f, i) => {
+    if (f.length !== width) throw new Error(`base features of row ${i} have ${f.length} values; the head expects ${width}`);
+    for (let j = 0; j < width; j++) x[i * width + j] = ((f[j] - mean[j]) / std[j]) * scale;
+  });
+  return x;
+}
+
+export function imageHeadScaling(pre: FoundationImagePreprocessing): { mean: Float32Array; std: Float32Array; scale: number } {
+  return { mean: fromBase64(pre.base_mean), std: fromBase64(pre.base_std), scale: pre.base_weight / Math.sqrt(pre.base_width) };
 }
 
 /** Fits the preprocessing on the training rows (their base features and texts). */
@@ -35,7 +69,7 @@ export function fitHeadPreprocessing(
   features: Float32Array[],
   texts: string[],
   knobs = HEAD_FEATURES,
-): FoundationPreprocessing {
+): FoundationTextPreprocessing {
   const width = features[0].length;
   const mean = new Float64Array(width);
   const sq = new Float64Array(width);
@@ -70,7 +104,7 @@ function countsOf(text: string, buckets: number, ngrams: number, maxTokens: numb
 }
 
 /** The head's input rows (n × headWidth), row-major, from base features and the raw texts. */
-export function headInputs(pre: FoundationPreprocessing, features: Float32Array[], texts: string[]): Float32Array {
+export function headInputs(pre: FoundationTextPreprocessing, features: Float32Array[], texts: string[]): Float32Array {
   const width = headWidth(pre);
   const x = new Float32Array(features.length * width);
   const mean = fromBase64(pre.base_mean);
