@@ -11,6 +11,7 @@ import { recordRequest } from './health/metrics.js';
 import { answerClientError, answerExpectation, missingHost } from './http/client-errors.js';
 import { sendError } from './http/errors.js';
 import { TimedBody } from './http/body-timeout.js';
+import { isStreamedUpload, STREAMED_UPLOAD_TYPES } from './http/upload-types.js';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from './http/json-body.js';
 
 export interface StartedApi {
@@ -55,7 +56,7 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
     parseJson(req as FastifyRequest, body as unknown as string, done);
   });
   // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
-  fastify.addContentTypeParser(['text/csv', 'application/x-ndjson'], (_req, payload, done) => done(null, payload));
+  fastify.addContentTypeParser([...STREAMED_UPLOAD_TYPES], (_req, payload, done) => done(null, payload));
   fastify.setErrorHandler((err, req, reply) => sendError(reply, req, err));
   fastify.server.on('checkExpectation', answerExpectation);
   // Callback-style hooks: an async hook costs a promise per request on the hottest path.
@@ -75,7 +76,7 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   // Every body gets deadlines and ends when its client leaves (docs/security.md).
   fastify.addHook('preParsing', (req, reply, payload, done) => {
     if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload);
-    const streamed = /^(text\/csv|application\/x-ndjson)\b/i.test(req.headers['content-type'] ?? '');
+    const streamed = isStreamedUpload(req.headers['content-type']);
     const body = new TimedBody(payload, { idleMs: config.bodyIdleTimeoutMs, totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs });
     // An answer sent before the body was read (a refusal): drop the rest, or the connection stalls.
     reply.raw.once('finish', () => body.drain());

@@ -39,6 +39,14 @@ const EnvSchema = z.object({
   DATASET_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
   /** Bytes of foundation-model features the workers keep for reuse (transfer learning), across all tenants. */
   FEATURE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(2 * 1024 ** 3),
+  /** Encoded bytes of one image of an image dataset (a zip entry, or a record's base64 once decoded). */
+  DATASET_IMAGE_MAX_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  /** width × height of one image of an image dataset, refused from its header before any pixel is allocated. */
+  DATASET_IMAGE_MAX_PIXELS: z.coerce.number().int().min(1).default(4096 * 4096),
+  /** A zip entry may inflate to at most this many times its compressed size (past its first MiB): zip bombs. */
+  DATASET_ZIP_MAX_RATIO: z.coerce.number().min(1).default(100),
+  /** Inflated bytes of one zip upload, whatever the tenant's storage quota. */
+  DATASET_ZIP_MAX_INFLATED_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 ** 3),
   /** Columns of one dataset. */
   DATASET_MAX_COLUMNS: z.coerce.number().int().min(2).default(10_000),
   /** PostgreSQL ends a session idle inside a transaction this long (a backstop; 0 turns it off). */
@@ -155,6 +163,10 @@ export interface AppConfig {
   uploadsPerTenant: number;
   datasetMaxRecordBytes: number;
   datasetMaxColumns: number;
+  datasetImageMaxBytes: number;
+  datasetImageMaxPixels: number;
+  datasetZipMaxRatio: number;
+  datasetZipMaxInflatedBytes: number;
   featureCacheMaxBytes: number;
   databaseIdleInTransactionMs: number;
   idempotencyMaxAnswerBytes: number;
@@ -236,6 +248,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     uploadsPerTenant: e.UPLOADS_PER_TENANT,
     datasetMaxRecordBytes: e.DATASET_MAX_RECORD_BYTES,
     datasetMaxColumns: e.DATASET_MAX_COLUMNS,
+    datasetImageMaxBytes: e.DATASET_IMAGE_MAX_BYTES,
+    datasetImageMaxPixels: e.DATASET_IMAGE_MAX_PIXELS,
+    datasetZipMaxRatio: e.DATASET_ZIP_MAX_RATIO,
+    datasetZipMaxInflatedBytes: e.DATASET_ZIP_MAX_INFLATED_BYTES,
     featureCacheMaxBytes: e.FEATURE_CACHE_MAX_BYTES,
     databaseIdleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_MS,
     idempotencyMaxAnswerBytes: e.IDEMPOTENCY_MAX_ANSWER_BYTES,

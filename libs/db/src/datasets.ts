@@ -17,13 +17,15 @@ const gunzipAsync = promisify(gunzip);
 
 /** Rows per stored chunk: small enough to stream, large enough to compress well. */
 const CHUNK_ROWS = 2_000;
+/** …or fewer, once their JSON passes this (2,000 photos would make a chunk of hundreds of MB). */
+const CHUNK_BYTES = 8 * 1024 * 1024;
 
 export interface NewDataset {
   name: string;
   task: 'classification' | 'regression' | 'text-classification' | 'image-classification';
   label: string;
   textField: string | null;
-  format: 'json' | 'csv' | 'ndjson';
+  format: 'json' | 'csv' | 'ndjson' | 'zip';
 }
 
 export interface DatasetStats {
@@ -51,14 +53,17 @@ interface SpooledChunk {
  */
 export class DatasetSpool {
   private pending: string[] = [];
+  private pendingBytes = 0;
   private readonly chunks: SpooledChunk[] = [];
   private memoryBytes = 0;
   private file: { handle: FileHandle } | null = null;
   private discarded = false;
 
   async append(row: DatasetRow): Promise<void> {
-    this.pending.push(JSON.stringify(row));
-    if (this.pending.length >= CHUNK_ROWS) await this.flush();
+    const line = JSON.stringify(row);
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pending.length >= CHUNK_ROWS || this.pendingBytes >= CHUNK_BYTES) await this.flush();
   }
 
   /** Compressed bytes held (memory and file). */
@@ -87,6 +92,7 @@ export class DatasetSpool {
     if (this.discarded) return;
     this.discarded = true;
     this.pending = [];
+    this.pendingBytes = 0;
     this.chunks.length = 0;
     const file = this.file;
     this.file = null;
@@ -99,6 +105,7 @@ export class DatasetSpool {
     const data = await gzipAsync(Buffer.from(this.pending.join('\n') + '\n'));
     const chunk: SpooledChunk = { rows: this.pending.length, bytes: data.length, data };
     this.pending = [];
+    this.pendingBytes = 0;
     this.chunks.push(chunk);
     this.memoryBytes += data.length;
     if (this.file) await this.spill([chunk]);

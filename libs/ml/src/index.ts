@@ -7,6 +7,8 @@
  * sandboxed child process.
  */
 import type { FoundationHandle } from './foundation/runtime.js';
+import type { ImageInputLimits } from './foundation/catalog.js';
+import type { RgbImage } from './foundation/image-decode.js';
 import type { TextFeatureOptions } from './foundation/features.js';
 import type { LoadedModel } from './predict.js';
 import type { BackendInfo, Metrics, PredictOptions, PredictResult, Row, TrainOptions, TrainResult } from './types.js';
@@ -36,8 +38,16 @@ export { IMAGE_LIMITS } from './foundation/catalog.js';
 export { chooseImageSize, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE } from './data/image.js';
 export { imageBlocks } from './sizing.js';
 export type { EmbedResult, FoundationHandle } from './foundation/runtime.js';
+export type { RgbImage } from './foundation/image-decode.js';
 export type { LoadedModel };
 
+/**
+ * No TF.js: decodes a PNG or JPEG to RGB (pngjs, jpeg-js), its header checked against the limits
+ * first; throws InputError. Loaded on the first call, so that importing this module loads no decoder.
+ */
+export async function decodeImage(bytes: Uint8Array, index: number, limits: ImageInputLimits): Promise<RgbImage> {
+  return (await import('./foundation/image-decode.js')).decodeImage(bytes, index, limits);
+}
 
 /** TF.js. Picks the backend (see backend.ts); pass the caller's TF_BACKEND as `forced`. Call once per process. */
 export async function initBackend(forced?: string | null): Promise<BackendInfo> {

@@ -1,12 +1,17 @@
 import { ApiError } from '@app/common';
 import { parse as csvParse, CsvError } from 'csv-parse';
 import { createHash } from 'node:crypto';
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { jsonBodyProblem, MAX_JSON_DEPTH } from '../http/json-body.js';
 
 export interface SourceRecord {
   record: unknown;
   where: string;
+  /** The image's bytes, when the source has them already (a zip entry): not decoded again from the record's base64. */
+  image?: Buffer;
 }
 
 /**
@@ -35,6 +40,34 @@ export class ByteMeter extends Transform {
 
   digest(): string {
     return this.hash.digest('hex');
+  }
+}
+
+/** An upload received whole into an unlinked temporary file (a zip is read from its end). */
+export interface ReceivedFile {
+  handle: FileHandle;
+  size: number;
+}
+
+/**
+ * Writes a body to a temporary file as it arrives, a chunk at a time (the body's own meter bounds
+ * its size). The file is unlinked at once: the open handle keeps it until the caller closes it, and
+ * a process that dies mid-upload leaves nothing on disk.
+ */
+export async function receiveFile(input: Readable): Promise<ReceivedFile> {
+  const dir = await mkdtemp(join(tmpdir(), 'aiaas-archive-'));
+  const handle = await open(join(dir, 'upload'), 'w+', 0o600);
+  await rm(dir, { recursive: true, force: true });
+  let size = 0;
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      await handle.write(chunk, 0, chunk.length, size);
+      size += chunk.length;
+    }
+    return { handle, size };
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
   }
 }
 

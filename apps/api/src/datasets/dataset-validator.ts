@@ -1,14 +1,23 @@
 import { ApiError } from '@app/common';
 import type { DatasetRow } from '@app/db';
+import type { ImageSummary } from './image-check.js';
 
 export type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
 
 export interface ColumnSummary {
   name: string;
-  type: 'number' | 'string' | 'text' | 'category';
-  role: 'feature' | 'label' | 'text' | 'ignored';
+  type: 'number' | 'string' | 'text' | 'category' | 'image';
+  role: 'feature' | 'label' | 'text' | 'image' | 'ignored';
   class_counts?: Record<string, number>;
+  /** The image column: how many images, and their sizes (set by the upload's ImageChecker). */
+  images?: ImageSummary;
 }
+
+/** The column that holds the images of an image-classification dataset (base64 of the PNG or JPEG file). */
+export const IMAGE_FIELD = 'image';
+/** Strict base64 (RFC 4648 §4, padding optional), once any `data:image/…;base64,` prefix is dropped. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const DATA_URL = /^data:image\/[a-z0-9.+-]+;base64,/i;
 
 /** A classification label with more distinct values than this is almost surely the wrong column. */
 const MAX_CLASSES = 1_000;
@@ -27,13 +36,16 @@ export class DatasetValidator {
   private readonly numeric = new Map<string, boolean>();
   private readonly classes = new Map<string, number>();
   rows = 0;
+  private readonly imageField: string | null;
 
   constructor(
     private readonly task: Task,
     private readonly label: string,
     private readonly textField: string | null,
     private readonly limits: { maxRows: number; maxColumns: number },
-  ) {}
+  ) {
+    this.imageField = task === 'image-classification' ? IMAGE_FIELD : null;
+  }
 
   /** Fixes the column set (a CSV header, or the first record's keys) and checks the named columns exist. */
   setColumns(columns: string[], where: string): void {
@@ -49,7 +61,9 @@ export class DatasetValidator {
     const list = columns.join(', ');
     if (!seen.has(this.label)) throw bad(`The label column '${this.label}' is not in the data (columns: ${list})`, 'label', 'label_missing');
     if (this.task === 'text-classification' && !this.textField) throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
-    if (this.textField) {
+    if (this.imageField) {
+      if (!seen.has(this.imageField)) throw bad(`The image column '${this.imageField}' is not in the data (columns: ${list}); send each image as base64 in '${this.imageField}'`, this.imageField, 'image_missing');
+    } else if (this.textField) {
       if (!seen.has(this.textField)) throw bad(`The text column '${this.textField}' is not in the data (columns: ${list})`, 'text_field');
     } else if (columns.length < 2) {
       throw bad(`A ${this.task} dataset needs at least one feature column besides the label '${this.label}'`, 'columns');
@@ -86,7 +100,7 @@ export class DatasetValidator {
   /** Checks what only the whole dataset shows, and summarizes its columns. */
   finish(): ColumnSummary[] {
     if (this.rows === 0 || !this.columns) throw bad('The dataset is empty: it has no records', undefined, 'dataset_empty');
-    if (this.task === 'classification' || this.task === 'text-classification') {
+    if (this.task !== 'regression') {
       if (this.classes.size < 2) {
         throw bad(`The label column '${this.label}' has a single class ('${[...this.classes.keys()][0]}'); classification needs at least two`, 'label', 'dataset_single_class');
       }
@@ -97,7 +111,8 @@ export class DatasetValidator {
           ? { name, type: 'number', role: 'label' }
           : { name, type: 'category', role: 'label', class_counts: Object.fromEntries([...this.classes].sort(([a], [b]) => a.localeCompare(b))) };
       }
-      if (this.textField) {
+      if (name === this.imageField) return { name, type: 'image', role: 'image' };
+      if (this.textField || this.imageField) {
         return name === this.textField ? { name, type: 'text', role: 'text' } : { name, type: this.numeric.get(name) ? 'number' : 'string', role: 'ignored' };
       }
       return { name, type: 'number', role: 'feature' };
@@ -119,7 +134,8 @@ export class DatasetValidator {
       this.classes.set(label, (count ?? 0) + 1);
       return label;
     }
-    if (this.textField) {
+    if (column === this.imageField) return this.base64(column, raw, where);
+    if (this.textField || this.imageField) {
       if (column === this.textField) {
         if (empty) throw bad(`${where}: the text '${column}' is empty`, column, 'text_empty');
         if (typeof raw !== 'string' && typeof raw !== 'number') throw bad(`${where}: the text '${column}' must be a string`, column);
@@ -132,6 +148,14 @@ export class DatasetValidator {
     }
     if (empty) throw bad(`${where}: feature '${column}' is empty; tabular features must all be numbers`, column, 'feature_missing');
     return this.number(column, raw, where);
+  }
+
+  /** The image as stored: base64 of the file's bytes (a data: URL's prefix dropped); the bytes are checked by the ImageChecker. */
+  private base64(column: string, raw: unknown, where: string): string {
+    if (typeof raw !== 'string' || raw === '') throw bad(`${where}: the image '${column}' must be a base64 string of a PNG or JPEG file`, column, 'image_invalid');
+    const text = raw.replace(DATA_URL, '');
+    if (text.length % 4 === 1 || !BASE64.test(text)) throw bad(`${where}: the image '${column}' is not valid base64`, column, 'image_invalid_base64');
+    return text;
   }
 
   private number(column: string, raw: unknown, where: string): number {

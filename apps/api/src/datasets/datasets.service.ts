@@ -5,8 +5,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { TenantPrincipal } from '../auth/principal.js';
-import { ByteMeter, csvRecords, jsonRecords, ndjsonRecords, type SourceRecord } from './dataset-sources.js';
-import { DatasetValidator, type Task } from './dataset-validator.js';
+import { ByteMeter, csvRecords, jsonRecords, ndjsonRecords, type ReceivedFile, receiveFile, type SourceRecord } from './dataset-sources.js';
+import { DatasetValidator, IMAGE_FIELD, type Task } from './dataset-validator.js';
+import { ImageChecker } from './image-check.js';
+import { classFolderImages, folderImageRecords } from './image-folders.js';
+import { ZipArchive } from './zip-archive.js';
 import { datasetView } from './datasets.dto.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { UploadSlots } from './upload-slots.js';
@@ -41,9 +44,7 @@ export class DatasetsService {
   /** Streams a CSV or NDJSON upload: parsed, validated and stored row by row, never held whole. */
   async createFromUpload(p: TenantPrincipal, meta: DatasetMeta, format: 'csv' | 'ndjson', body: Readable) {
     let release: (() => Promise<void>) | undefined;
-    const meter = new ByteMeter(Math.min(MAX_UPLOAD_BYTES, p.quotas.max_storage_bytes), () =>
-      p.quotas.max_storage_bytes < MAX_UPLOAD_BYTES ? storageRefusal(p) : ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413),
-    );
+    const meter = uploadMeter(p);
     try {
       release = await this.uploads.acquire(p.tenantId);
       // pipe() forwards data, not errors: a body that times out or loses its client must end the parse too.
@@ -57,6 +58,56 @@ export class DatasetsService {
       await release?.();
       // Read what the client still sends, so that it receives our answer instead of a reset
       // connection; the body's own deadlines bound how long that can take.
+      body.unpipe(meter);
+      if (!body.readableEnded && !body.destroyed) body.resume();
+    }
+  }
+
+  /**
+   * An image-classification dataset from a zip of class folders. The body goes to an unlinked
+   * temporary file as it arrives (its bytes bounded by the storage quota); then the central
+   * directory is checked whole (paths, symlinks, encryption, layout, image count) before anything
+   * is inflated, and the images are inflated, checked and spooled one at a time.
+   */
+  async createFromArchive(p: TenantPrincipal, meta: DatasetMeta, body: Readable) {
+    if (meta.task !== 'image-classification') {
+      throw ApiError.invalid('parameter_invalid', `A zip upload is an image-classification dataset (one folder per class): send task=image-classification, not ${meta.task}`, 'task');
+    }
+    for (const param of ['label', 'text_field'] as const) {
+      if (meta[param] !== undefined) throw ApiError.invalid('parameter_invalid', `A zip's labels are its folder names: ${param} does not apply`, param);
+    }
+    let release: (() => Promise<void>) | undefined;
+    let file: ReceivedFile | undefined;
+    const meter = uploadMeter(p);
+    try {
+      release = await this.uploads.acquire(p.tenantId);
+      body.on('error', (err) => meter.destroy(err));
+      body.pipe(meter);
+      file = await receiveFile(meter);
+      const archive = await ZipArchive.open(file.handle, file.size);
+      const images = classFolderImages(archive.entries, p.quotas.max_dataset_rows);
+      const quotaBound = p.quotas.max_storage_bytes <= this.config.datasetZipMaxInflatedBytes;
+      const maxTotalBytes = Math.min(p.quotas.max_storage_bytes, this.config.datasetZipMaxInflatedBytes);
+      let inflated = 0;
+      const source = folderImageRecords(
+        archive,
+        images,
+        {
+          maxEntryBytes: this.config.datasetImageMaxBytes,
+          maxRatio: this.config.datasetZipMaxRatio,
+          maxTotalBytes,
+          onTotal: (entry) =>
+            quotaBound
+              ? storageRefusal(p, entry)
+              : ApiError.invalid('archive_too_large', `${entry}: the archive inflates past ${maxTotalBytes} bytes (DATASET_ZIP_MAX_INFLATED_BYTES)`, undefined, 413),
+        },
+        (total) => (inflated = total),
+      );
+      // The images' own bytes are what is stored and counted; the checksum is the archive's, as uploaded.
+      return await this.store(p, meta, 'zip', source, () => ({ bytes: inflated, sha256: meter.digest() }));
+    } finally {
+      await file?.handle.close().catch(() => undefined);
+      await release?.();
       body.unpipe(meter);
       if (!body.readableEnded && !body.destroyed) body.resume();
     }
@@ -98,14 +149,22 @@ export class DatasetsService {
       throw ApiError.invalid('parameter_invalid', 'text_field applies to text-classification and regression datasets; for text labels use task text-classification', 'text_field');
     }
     if (textField === label) throw ApiError.invalid('parameter_invalid', 'text_field and label must be different columns', 'text_field');
+    const imageTask = meta.task === 'image-classification';
+    if (imageTask && meta.text_field) throw ApiError.invalid('parameter_invalid', `text_field does not apply to image-classification datasets (the images are in '${IMAGE_FIELD}')`, 'text_field');
+    if (imageTask && label === IMAGE_FIELD) throw ApiError.invalid('parameter_invalid', `The label column cannot be '${IMAGE_FIELD}', which holds the images`, 'label');
     const validator = new DatasetValidator(meta.task, label, textField, { maxRows: p.quotas.max_dataset_rows, maxColumns: this.config.datasetMaxColumns });
+    const images = imageTask ? new ImageChecker({ maxBytes: this.config.datasetImageMaxBytes, maxPixels: this.config.datasetImageMaxPixels }) : null;
     onValidator?.(validator);
     // Rows are spooled until the body has ended and passed every check; only then is PostgreSQL
     // touched, in one short transaction (a client that stalls or leaves holds no connection).
     const spool = new DatasetSpool();
     try {
-      for await (const { record, where } of source) await spool.append(validator.accept(record, where));
-      const columns = validator.finish();
+      for await (const { record, where, image } of source) {
+        const row = validator.accept(record, where);
+        if (images) await images.check(image ?? Buffer.from(row[IMAGE_FIELD] as string, 'base64'), where);
+        await spool.append(row);
+      }
+      const columns = validator.finish().map((c) => (images && c.role === 'image' ? { ...c, images: images.result() } : c));
       const { bytes, sha256 } = raw();
       const newDataset = { name: meta.name, task: meta.task, label, textField, format };
       const stored = await this.datasets.store(p.tenantId, newDataset, spool, { rows: validator.rows, columns, bytes, sha256 }, p.quotas.max_storage_bytes);
@@ -118,6 +177,14 @@ export class DatasetsService {
   }
 }
 
-function storageRefusal(p: TenantPrincipal): ApiError {
-  return new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `This upload would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+function storageRefusal(p: TenantPrincipal, entry?: string): ApiError {
+  const where = entry ? `${entry}: ` : '';
+  return new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `${where}This upload would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+}
+
+/** Counts and hashes a streamed upload, refused past the storage quota or MAX_UPLOAD_BYTES. */
+function uploadMeter(p: TenantPrincipal): ByteMeter {
+  return new ByteMeter(Math.min(MAX_UPLOAD_BYTES, p.quotas.max_storage_bytes), () =>
+    p.quotas.max_storage_bytes < MAX_UPLOAD_BYTES ? storageRefusal(p) : ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413),
+  );
 }
