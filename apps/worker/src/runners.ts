@@ -194,10 +194,11 @@ export class Runners {
    * the first job that needs them); undefined for a version trained from scratch.
    */
   private async cachedBaseFeatures(job: Job, version: ModelVersion, rows: Row[], signal: AbortSignal): Promise<Float32Array[] | undefined> {
-    const schema = version.inputSchema as { base_model?: { id: string }; text_field?: string; image_field?: string; trainable_base_layers?: number } | null;
+    const schema = version.inputSchema as { base_model?: { id: string }; text_field?: string; image_field?: string } | null;
     const field = schema?.image_field ?? schema?.text_field;
-    // A head with unfrozen base layers reads raw images, not the frozen base's features.
-    if (!schema?.base_model || !field || (schema.trainable_base_layers ?? 0) > 0) return undefined;
+    // A head with unfrozen base layers reads the frozen bottom's activations, not the base's features.
+    const unfrozen = Number((version.hyperparameters as { trainable_base_layers?: number } | null)?.trainable_base_layers ?? 0) > 0;
+    if (!schema?.base_model || !field || unfrozen) return undefined;
     // Rows without the column fail in the child with a message naming them; the cache holds only complete sets.
     if (!rows.every((r) => typeof r[field] === 'string')) return undefined;
     return (await this.baseFeatures(job, schema.base_model.id, field, rows, signal)).features;
