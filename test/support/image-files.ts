@@ -1,5 +1,6 @@
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
+import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /** RGBA pixels of a simple drawing: a filled square (class 0) or a cross (class 1), shifted by `seed`. */
@@ -41,4 +42,11 @@ export function pixelBombPng(width: number, height: number): Buffer {
   // The IHDR chunk's CRC covers its type and data (bytes 12..29).
   png.writeUInt32BE(crc32(png.subarray(12, 29)) >>> 0, 29);
   return png;
+}
+
+/** A PNG of random pixels: it does not compress, so its bytes are about width × height × 4. */
+export function noisePng(width: number, height: number): Buffer {
+  const png = new pngjs.PNG({ width, height });
+  randomBytes(png.data.length).copy(png.data);
+  return pngjs.PNG.sync.write(png);
 }

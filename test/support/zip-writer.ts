@@ -12,6 +12,8 @@ export interface ZipInput {
   encrypted?: boolean;
   /** The uncompressed size the headers declare, instead of the real one. */
   declaredSize?: number;
+  /** The central directory entry points at the data of entry number `sameDataAs` (no data of its own): overlapping entries. */
+  sameDataAs?: number;
 }
 
 /**
@@ -22,7 +24,27 @@ export function zipArchive(entries: ZipInput[]): Buffer {
   const locals: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
+  const written: { offset: number; crc: number; compressed: number; size: number; method: number }[] = [];
   for (const e of entries) {
+    if (e.sameDataAs !== undefined) {
+      const target = written[e.sameDataAs];
+      const name = Buffer.from(e.name, 'utf8');
+      const cd = Buffer.alloc(46);
+      cd.writeUInt32LE(0x02014b50, 0);
+      cd.writeUInt16LE((3 << 8) | 20, 4);
+      cd.writeUInt16LE(20, 6);
+      cd.writeUInt16LE(0x800, 8);
+      cd.writeUInt16LE(target.method, 10);
+      cd.writeUInt32LE(target.crc, 16);
+      cd.writeUInt32LE(target.compressed, 20);
+      cd.writeUInt32LE(target.size, 24);
+      cd.writeUInt16LE(name.length, 28);
+      cd.writeUInt32LE((0o100644 << 16) >>> 0, 38);
+      cd.writeUInt32LE(target.offset, 42);
+      central.push(cd, name);
+      written.push(target);
+      continue;
+    }
     const data = e.data ?? Buffer.alloc(0);
     const method = e.method ?? (e.name.endsWith('/') ? 0 : 8);
     const body = method === 8 ? deflateRawSync(data) : data;
@@ -52,6 +74,7 @@ export function zipArchive(entries: ZipInput[]): Buffer {
     const mode = e.mode ?? (e.name.endsWith('/') ? 0o040755 : 0o100644);
     cd.writeUInt32LE((((mode << 16) | (e.name.endsWith('/') ? 0x10 : 0)) >>> 0), 38);
     cd.writeUInt32LE(offset, 42);
+    written.push({ offset, crc, compressed: body.length, size, method });
     locals.push(local, name, body);
     central.push(cd, name);
     offset += local.length + name.length + body.length;
