@@ -1,4 +1,4 @@
-import { AiaasError, JobWaitTimeoutError } from '@app/client';
+import { AiaasError, ImageFileError, JobFailedError, JobWaitTimeoutError, ZipEntryChangedError } from '@app/client';
 import { Command, CommanderError } from 'commander';
 import { adminCommand } from './commands/admin.js';
 import { datasetsCommand } from './commands/datasets.js';
@@ -67,11 +67,11 @@ function report(err: unknown, json: boolean): number {
     print(err.toJSON(), [`error: ${err.message}`, `  (${where})`, ...(err.requestId ? [`  request id: ${err.requestId}`] : [])]);
     return 1;
   }
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof ImageFileError || err instanceof ZipEntryChangedError) {
     print({ type: 'usage_error', message: err.message }, [`error: ${err.message}`]);
     return 2;
   }
-  if (err instanceof JobEndedBadly) {
+  if (err instanceof JobEndedBadly || err instanceof JobFailedError) {
     print({ type: 'job_error', message: err.message, job: err.job }, [`error: ${err.message}`]);
     return 1;
   }

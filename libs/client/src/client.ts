@@ -1,13 +1,14 @@
 import createClient, { type Client } from 'openapi-fetch';
+import { DatasetsClient } from './datasets.js';
 import { AiaasConnectionError, AiaasError, JobWaitTimeoutError } from './errors.js';
 import type { components, paths } from './generated/openapi.js';
+import { ModelsClient } from './models.js';
 import { parseEventStream } from './sse.js';
 import { abortableSleep, DEFAULT_RETRY, retryingFetch, type RetryOptions, type TransportOptions } from './transport.js';
 import { verifyWebhook } from './webhooks.js';
 
 type Job = components['schemas']['Job'];
 type JobEvent = components['schemas']['JobEvent'];
-type Dataset = components['schemas']['Dataset'];
 
 export interface AiaasOptions {
   /** Where the API is, e.g. `http://127.0.0.1:3000`. */
@@ -32,25 +33,31 @@ export const isFinished = (job: Pick<Job, 'status'>): boolean => FINISHED.has(jo
 
 /**
  * The aiaas API. `api` is a client typed by the OpenAPI document (every route, parameter and
- * body); `call` turns its answer into the data or a thrown AiaasError. `jobs`, `datasets` and
- * `webhooks` add what plain requests don't give: waiting, streaming, uploads, signature checks.
+ * body); `call` turns its answer into the data or a thrown AiaasError. `jobs`, `datasets`,
+ * `models` and `webhooks` add what plain requests don't give: waiting, streaming, uploads,
+ * image files, signature checks.
  */
 export class Aiaas {
   readonly api: Client<paths>;
   readonly jobs: JobsClient;
   readonly datasets: DatasetsClient;
+  readonly models: ModelsClient;
   readonly webhooks = { verify: verifyWebhook };
   readonly baseUrl: string;
+  /** @internal How requests are sent and retried; uploads of streams build their own fetch from it. */
+  readonly transport: TransportOptions;
 
   constructor(opts: AiaasOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.transport = { ...DEFAULT_RETRY, ...opts.retry, fetch: opts.fetch, onRetry: opts.onRetry };
     this.api = createClient<paths>({
       baseUrl: this.baseUrl,
-      fetch: retryingFetch({ ...DEFAULT_RETRY, ...opts.retry, fetch: opts.fetch, onRetry: opts.onRetry }),
+      fetch: retryingFetch(this.transport),
       headers: { ...opts.headers, ...(opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {}) },
     });
     this.jobs = new JobsClient(this);
     this.datasets = new DatasetsClient(this);
+    this.models = new ModelsClient(this);
   }
 
   /** Awaits a call of `api` and returns its data; an error answer is thrown as an AiaasError. */
@@ -129,33 +136,5 @@ export class JobsClient {
       if (++failures > (opts.maxReconnects ?? 5)) throw new AiaasConnectionError(this.c.baseUrl, dropped);
       await abortableSleep(Math.min(5_000, 250 * 2 ** failures), opts.signal);
     }
-  }
-}
-
-export interface UploadOptions {
-  name: string;
-  task: 'classification' | 'regression' | 'text-classification' | 'image-classification';
-  label?: string;
-  text_field?: string;
-  /** The file's bytes or text. */
-  body: Uint8Array | string;
-  contentType: 'text/csv' | 'application/x-ndjson';
-}
-
-export class DatasetsClient {
-  constructor(private readonly c: Aiaas) {}
-
-  /** Uploads a CSV or NDJSON file as it is (the API parses and checks it as it streams in). */
-  upload(opts: UploadOptions): Promise<Dataset> {
-    const { body, contentType, ...query } = opts;
-    return this.c.call(
-      this.c.api.POST('/v1/datasets', {
-        params: { query },
-        // The typed body is the JSON form; an upload is sent as its own bytes.
-        body: body as never,
-        bodySerializer: (b: unknown) => b as string,
-        headers: { 'Content-Type': contentType },
-      }),
-    );
   }
 }

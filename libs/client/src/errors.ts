@@ -78,6 +78,14 @@ export class JobWaitTimeoutError extends Error {
   }
 }
 
+/** A job the helper needed to succeed (an inference behind `models.predictImages`) failed or was canceled. */
+export class JobFailedError extends Error {
+  override readonly name = 'JobFailedError';
+  constructor(readonly job: components['schemas']['Job']) {
+    super(`${job.id} ${job.status}${job.error ? `: ${job.error.message} (${job.error.code})` : ''}`);
+  }
+}
+
 function connectionReason(err: unknown): { code: string; message: string } {
   // fetch wraps the socket error: TypeError('fetch failed', { cause: Error & { code } }).
   let e: unknown = err;

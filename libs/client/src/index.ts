@@ -5,14 +5,24 @@
  *   `npm run client:types` (`npm test` fails when they drift from the code).
  * - client.ts: `new Aiaas({ baseUrl, apiKey })`: `api` (openapi-fetch, typed by route), `call`
  *   (data or a thrown AiaasError), `jobs.wait`, `jobs.stream`, `datasets.upload`, `webhooks.verify`.
+ * - datasets.ts, models.ts: uploads (CSV, NDJSON; images as a zip streamed from a folder) and
+ *   `models.predictImages` (files or bytes in, typed predictions out).
+ * - images/: a folder of class folders read as archive entries, PNG/JPEG sniffing; zip/: the
+ *   streaming zip writer (stored entries, exact length up front).
  * - transport.ts: retries of 429 (after Retry-After) and 503 with backoff, an Idempotency-Key on every POST.
  * - errors.ts: AiaasError (`status`, `type`, `code`, `message`, `param`, `requestId`).
  */
 import type { components } from './generated/openapi.js';
 
-export { Aiaas, DatasetsClient, isFinished, JobsClient, type AiaasOptions, type UploadOptions, type WaitOptions } from './client.js';
-export { AiaasConnectionError, AiaasError, JobWaitTimeoutError, type ApiErrorType } from './errors.js';
-export { DEFAULT_RETRY, retryAfterMs, retryingFetch, type RetryOptions, type TransportOptions } from './transport.js';
+export { Aiaas, isFinished, JobsClient, type AiaasOptions, type WaitOptions } from './client.js';
+export { DatasetsClient, type ImageUploadOptions, type UploadOptions, type UploadProgress, type ZipStream } from './datasets.js';
+export { ModelsClient, type ImagePrediction, type ImagePredictOptions, type SaliencyMap } from './models.js';
+export { imageArchiveOf, type ImageArchive } from './images/image-archive.js';
+export { ImageFileError, imageKindOf, readImageFile, type ImageKind } from './images/image-file.js';
+export { describeSkipped, readImageFolder, type ImageFile, type ImageFolder, type SkippedFile } from './images/image-folder.js';
+export { writeZip, zipLength, ZipEntryChangedError, type ZipEntry } from './zip/zip-writer.js';
+export { AiaasConnectionError, AiaasError, JobFailedError, JobWaitTimeoutError, type ApiErrorType } from './errors.js';
+export { DEFAULT_RETRY, retryAfterMs, retryingFetch, streamingFetch, type RetryOptions, type TransportOptions } from './transport.js';
 export { parseEventStream, type ServerSentEvent } from './sse.js';
 export { verifyWebhook, WebhookVerificationError, type WebhookEvent } from './webhooks.js';
 export type { components, operations, paths } from './generated/openapi.js';

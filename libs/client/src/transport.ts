@@ -30,41 +30,56 @@ export interface TransportOptions extends RetryOptions {
  * made when the caller gave none), the same on each attempt, so a retried POST never runs twice.
  */
 export function retryingFetch(opts: TransportOptions): (request: Request) => Promise<Response> {
+  // A body can be read once: every attempt but the last sends a copy.
+  return (original) => sendWithRetries(opts, withIdempotencyKey(original), opts.maxRetries, (request, last) => (last ? request : request.clone()));
+}
+
+/**
+ * The same for a request whose body is a stream read once (an upload that never sits whole in
+ * memory, which a copy for a retry would make it do): a retry sends a fresh body from `reopen`,
+ * with the same Idempotency-Key; without `reopen` the request is not retried.
+ */
+export function streamingFetch(opts: TransportOptions, reopen?: () => ReadableStream<Uint8Array>): (request: Request) => Promise<Response> {
+  return (original) =>
+    sendWithRetries(opts, withIdempotencyKey(original), reopen ? opts.maxRetries : 0, (request, _last, attempt) =>
+      attempt === 0 ? request : new Request(request.url, { method: request.method, headers: request.headers, body: reopen!(), signal: request.signal, duplex: 'half' } as RequestInit),
+    );
+}
+
+function withIdempotencyKey(request: Request): Request {
+  if (request.method !== 'POST' || request.headers.has('idempotency-key')) return request;
+  const headers = new Headers(request.headers);
+  headers.set('Idempotency-Key', randomUUID());
+  return new Request(request, { headers });
+}
+
+async function sendWithRetries(opts: TransportOptions, request: Request, maxRetries: number, attemptOf: (request: Request, last: boolean, attempt: number) => Request): Promise<Response> {
   const send = opts.fetch ?? ((r: Request) => fetch(r));
   const sleep = opts.sleep ?? abortableSleep;
   const random = opts.random ?? Math.random;
   const backoff = (attempt: number) => Math.min(opts.maxDelayMs, opts.initialDelayMs * 2 ** attempt) * (0.75 + random() * 0.5);
-
-  return async (original: Request) => {
-    let request = original;
-    if (request.method === 'POST' && !request.headers.has('idempotency-key')) {
-      const headers = new Headers(request.headers);
-      headers.set('Idempotency-Key', randomUUID());
-      request = new Request(request, { headers });
-    }
-    for (let attempt = 0; ; attempt++) {
-      const last = attempt >= opts.maxRetries;
-      let response: Response;
-      try {
-        // A body can be read once: every attempt but the last sends a copy.
-        response = await send(last ? request : request.clone());
-      } catch (err) {
-        if (request.signal.aborted) throw err;
-        if (last) throw new AiaasConnectionError(new URL(request.url).origin, err);
-        const delayMs = backoff(attempt);
-        opts.onRetry?.({ attempt: attempt + 1, delayMs, error: err, request });
-        await sleep(delayMs, request.signal);
-        continue;
-      }
-      // A replayed answer (same Idempotency-Key) will not change however often it is asked for.
-      if (last || !RETRY_STATUSES.has(response.status) || response.headers.get('idempotent-replayed') === 'true') return response;
-      const delayMs = retryAfterMs(response.headers.get('retry-after')) ?? backoff(attempt);
-      if (delayMs > opts.maxDelayMs) return response;
-      await response.body?.cancel().catch(() => undefined);
-      opts.onRetry?.({ attempt: attempt + 1, delayMs, status: response.status, request });
+  for (let attempt = 0; ; attempt++) {
+    const last = attempt >= maxRetries;
+    const sent = attemptOf(request, last, attempt);
+    let response: Response;
+    try {
+      response = await send(sent);
+    } catch (err) {
+      if (request.signal.aborted) throw err;
+      if (last) throw new AiaasConnectionError(new URL(request.url).origin, err);
+      const delayMs = backoff(attempt);
+      opts.onRetry?.({ attempt: attempt + 1, delayMs, error: err, request });
       await sleep(delayMs, request.signal);
+      continue;
     }
-  };
+    // A replayed answer (same Idempotency-Key) will not change however often it is asked for.
+    if (last || !RETRY_STATUSES.has(response.status) || response.headers.get('idempotent-replayed') === 'true') return response;
+    const delayMs = retryAfterMs(response.headers.get('retry-after')) ?? backoff(attempt);
+    if (delayMs > opts.maxDelayMs) return response;
+    await response.body?.cancel().catch(() => undefined);
+    opts.onRetry?.({ attempt: attempt + 1, delayMs, status: response.status, request });
+    await sleep(delayMs, request.signal);
+  }
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */

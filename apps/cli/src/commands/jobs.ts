@@ -1,8 +1,9 @@
 import type { Job, JobEvent } from '@app/client';
 import type { Command } from 'commander';
-import { contextOf, parse, type Context } from '../context.js';
+import { contextOf, parse, UsageError, type Context } from '../context.js';
 import { ago, details, formatNumber, formatSeconds, metricsTable, table } from '../output.js';
 import { watchJob } from '../watch.js';
+import { firstNonImage, predictImageFiles } from './images.js';
 import { readInputs } from './inputs.js';
 import { exitCodeOf, JobEndedBadly } from './outcome.js';
 
@@ -127,15 +128,24 @@ export function jobsCommand(program: Command): void {
 
   program
     .command('predict')
-    .description('predict with a model: INPUT is a JSON file (an array of rows, one row, or {"inputs": [...]}), or - for stdin')
-    .argument('<input>', 'INPUT.json, or - to read stdin')
+    .description(
+      'predict with a model: INPUT is a JSON file (an array of rows, one row, or {"inputs": [...]}), or - for stdin; ' +
+        'for an image-classification model, one or more PNG or JPEG files (one line per file: label and its probability)',
+    )
+    .argument('<input...>', 'INPUT.json, - to read stdin, or image files')
     .requiredOption('--model <model>', 'the model id or name')
     .option('--version <n>', 'a version (default: latest)', parse.int('--version'))
     .option('--alias <alias>', 'or an alias (a traffic split picks per request)')
-    .option('--explain', 'add a score per input feature or token')
-    .action(async (input: string, opts: { model: string; version?: number; alias?: string; explain?: boolean }, cmd: Command) => {
+    .option('--explain', 'add a score per input feature or token (images: a saliency map, in the --json output)')
+    .action(async (input: string[], opts: { model: string; version?: number; alias?: string; explain?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const inputs = await readInputs(input);
+      const other = await firstNonImage(input);
+      if (!other) {
+        await predictImageFiles(ctx, input, opts);
+        return;
+      }
+      if (input.length > 1) throw new UsageError(`predict takes one JSON file (or -), or PNG and JPEG files: ${other.why === 'stdin' ? '- (stdin) goes alone' : `${other.path} ${other.why}`}`);
+      const inputs = await readInputs(input[0]);
       const answer = await ctx.client.call(
         ctx.client.api.POST('/v1/models/{id}/predict', {
           params: { path: { id: opts.model } },
