@@ -78,6 +78,9 @@ export class DatasetsClient {
       fetch: streamingFetch(this.c.transport, archive ? body : undefined),
       signal: opts.signal,
       duplex: 'half',
+      // Following redirects makes fetch (undici) tee the body for a replay it never does, holding
+      // every byte sent until the end (nodejs/undici#4058); the API does not redirect uploads.
+      redirect: 'error',
     } as never);
     try {
       return (await this.c.call(pending)) as Dataset;

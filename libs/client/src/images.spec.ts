@@ -6,6 +6,8 @@ import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readFileSy
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import pngjs from 'pngjs';
 import { Aiaas, AiaasError, ImageFileError, imageArchiveOf, ZipEntryChangedError, type UploadProgress } from './index.js';
@@ -150,6 +152,31 @@ describe('datasets.uploadImages', () => {
     expect(err).toBeInstanceOf(ZipEntryChangedError);
     expect((err as Error).message).toMatch(/^dog\/1\.png changed while it was being uploaded/);
     expect(api.seen.length).toBeLessThanOrEqual(1);
+  });
+
+  it('holds about one file in memory, not the archive: 96 MB go out with under 40 MB of buffers alive', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const root = join(mkdtempSync(join(tmpdir(), 'aiaas-big-')), 'big');
+    for (const label of ['a', 'b']) {
+      mkdirSync(join(root, label), { recursive: true });
+      for (let i = 0; i < 12; i++) writeFileSync(join(root, label, `${i}.jpg`), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), randomBytes(4 << 20)]));
+    }
+    const api = await fakeApi((_req, res) => json(res, 201, dataset));
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    let next = 0;
+    await clientOf(api.url).datasets.uploadImages(root, {
+      onProgress: ({ sentBytes }) => {
+        if (sentBytes < next) return;
+        next += 16 << 20;
+        gc();
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers - before);
+      },
+    });
+    expect(api.seen[0].bytes).toBeGreaterThan(96 << 20);
+    expect(peak).toBeLessThan(40 << 20);
   });
 
   it('refuses a folder with no class folders before any request', async () => {

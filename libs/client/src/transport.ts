@@ -42,7 +42,7 @@ export function retryingFetch(opts: TransportOptions): (request: Request) => Pro
 export function streamingFetch(opts: TransportOptions, reopen?: () => ReadableStream<Uint8Array>): (request: Request) => Promise<Response> {
   return (original) =>
     sendWithRetries(opts, withIdempotencyKey(original), reopen ? opts.maxRetries : 0, (request, _last, attempt) =>
-      attempt === 0 ? request : new Request(request.url, { method: request.method, headers: request.headers, body: reopen!(), signal: request.signal, duplex: 'half' } as RequestInit),
+      attempt === 0 ? request : new Request(request.url, { method: request.method, headers: request.headers, body: reopen!(), signal: request.signal, redirect: request.redirect, duplex: 'half' } as RequestInit),
     );
 }
 
