@@ -198,7 +198,7 @@ describe('models.predictImages', () => {
       const body = JSON.parse(readFileSync(req.file, 'utf8')) as { inputs: Array<{ image: string }>; explain?: boolean };
       const predictions = body.inputs.map((_x, i) => predictionOf(offset + i));
       offset += body.inputs.length;
-      const explanations = body.explain ? body.inputs.map(() => ({ width: 2, height: 2, values: [0, 0.5, 0.25, 1] })) : undefined;
+      const explanations = body.explain ? body.inputs.map(() => ({ saliency: { width: 2, height: 2, values: [0, 0.5, 0.25, 1] } })) : undefined;
       json(res, status, { id: `job_${offset}`, object: 'job', status: 'succeeded', predictions, ...(explanations ? { explanations } : {}) });
     });
   }

@@ -78,7 +78,8 @@ export class ModelsClient {
     if (done.job.status !== 'succeeded') throw new JobFailedError(done.job);
     const list = (done.predictions ?? []) as Array<Omit<ImagePrediction, 'explanation' | 'file'>>;
     return list.map((p, i) => {
-      const explanation = done.explanations?.[i] as SaliencyMap | undefined;
+      // the API gives an image's explanation as {saliency: {width, height, values}}
+      const explanation = (done.explanations?.[i] as { saliency?: SaliencyMap } | undefined)?.saliency;
       return { label: p.label, probabilities: p.probabilities, version: p.version, ...(explanation ? { explanation } : {}) };
     });
   }

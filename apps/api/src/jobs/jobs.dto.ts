@@ -44,13 +44,20 @@ export const EvaluationJobBody = z
   .object({ type: z.literal('evaluation'), model: ModelRef, dataset: idParam('ds'), ...VersionChoice, ...common })
   .strict();
 
+const Explain = z
+  .boolean()
+  .optional()
+  .describe(
+    'also return `explanations`, one per input (gradient × input): tabular `{feature: score}`; text `[{token, score}]`; images `{saliency: {width, height, values}}`, a coarse grid over the image (values row-major, absolute, the largest 1)',
+  );
+
 export const InferenceJobBody = z
   .object({
     type: z.literal('inference'),
     model: ModelRef,
     inputs: z.array(InputRow).min(1).max(10_000).optional(),
     dataset: idParam('ds').optional(),
-    explain: z.boolean().optional(),
+    explain: Explain,
     ...VersionChoice,
     ...common,
   })
@@ -60,7 +67,7 @@ export const CreateJobBody = z.discriminatedUnion('type', [TrainingJobBody, Eval
 export type CreateJob = z.infer<typeof CreateJobBody>;
 
 export const PredictBody = z
-  .object({ inputs: z.array(InputRow).min(1).max(10_000), ...VersionChoice, explain: z.boolean().optional(), metadata: Metadata.optional() })
+  .object({ inputs: z.array(InputRow).min(1).max(10_000), ...VersionChoice, explain: Explain, metadata: Metadata.optional() })
   .strict();
 
 export const JobListQuery = listQuery({

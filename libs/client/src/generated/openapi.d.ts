@@ -352,8 +352,8 @@ export interface paths {
         get: operations["Datasets_list"];
         put?: never;
         /**
-         * Upload a dataset: JSON records, or a CSV (text/csv) or NDJSON (application/x-ndjson) body with ?name=&task=&label=
-         * @description Parsed and validated as it streams. A malformed file, a missing label column, a non-numeric feature, ragged rows, an empty dataset or a single class is a 400 naming the line or column; too many rows or too many bytes a 413.
+         * Upload a dataset: JSON records, or a CSV (text/csv), NDJSON (application/x-ndjson) or zip (application/zip) body with ?name=&task=&label=
+         * @description Parsed and validated as it streams. A malformed file, a missing label column, a non-numeric feature, ragged rows, an empty dataset or a single class is a 400 naming the line or column; too many rows or too many bytes a 413. Images (task image-classification): records {image: "<base64 PNG or JPEG>", label} in JSON or NDJSON, or an application/zip body with one folder per class (cat/0001.jpg: the folder is the label; a single top-level folder wrapping the class folders is skipped; __MACOSX/ and dotfiles are ignored). Every image is decoded at upload. Refused with 400 naming the entry, line or record: paths with ../ or absolute paths, symlinks, encrypted entries, compression other than stored and deflate, files outside the class folders, an empty class folder, a single class, invalid base64, a file that is not a PNG or JPEG, an undecodable or truncated image, an image over the pixel limit (checked from its header). Refused with 413 naming the entry: an entry that inflates past the storage quota, the archive cap or the compression-ratio limit (a zip bomb), more images than max_dataset_rows. A zip dataset stores rows {file, image, label} (image: the file's bytes in base64); its bytes are the images' bytes and its sha256 the archive's.
          */
         post: operations["Datasets_create"];
         delete?: never;
@@ -945,11 +945,19 @@ export interface components {
                 class_counts?: {
                     [key: string]: number;
                 };
+                /** @description the image column of an image-classification dataset: how many images, and their smallest and largest width and height in pixels */
+                images?: {
+                    count: number;
+                    max_height: number;
+                    max_width: number;
+                    min_height: number;
+                    min_width: number;
+                };
                 name: string;
                 /** @enum {string} */
-                role: "feature" | "label" | "text" | "ignored";
+                role: "feature" | "label" | "text" | "image" | "ignored";
                 /** @enum {string} */
-                type: "number" | "string" | "text" | "category";
+                type: "number" | "string" | "text" | "category" | "image";
             }[];
             /**
              * Format: date-time
@@ -957,7 +965,7 @@ export interface components {
              */
             created_at: string;
             /** @enum {string} */
-            format: "json" | "csv" | "ndjson";
+            format: "json" | "csv" | "ndjson" | "zip";
             id: string;
             label: string;
             name: string;
@@ -3407,13 +3415,13 @@ export interface operations {
     Datasets_create: {
         parameters: {
             query?: {
-                /** @description With a text/csv or application/x-ndjson body */
+                /** @description With a text/csv or application/x-ndjson or application/zip body */
                 label?: string;
-                /** @description With a text/csv or application/x-ndjson body (required then) */
+                /** @description With a text/csv or application/x-ndjson or application/zip body (required then) */
                 name?: string;
-                /** @description With a text/csv or application/x-ndjson body (required then) */
+                /** @description With a text/csv or application/x-ndjson or application/zip body (required then) */
                 task?: "classification" | "regression" | "text-classification" | "image-classification";
-                /** @description With a text/csv or application/x-ndjson body */
+                /** @description With a text/csv or application/x-ndjson or application/zip body */
                 text_field?: string;
             };
             header?: {
@@ -3426,10 +3434,10 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description the label column (default "label") */
+                    /** @description the label column (default "label"; a zip upload takes its labels from the class folders) */
                     label?: string;
                     name: string;
-                    /** @description the rows, as objects with the same keys */
+                    /** @description the rows, as objects with the same keys; for image-classification {image: "<base64 PNG or JPEG>", label, ...} */
                     records: unknown[];
                     /** @enum {string} */
                     task: "classification" | "regression" | "text-classification" | "image-classification";
@@ -3437,11 +3445,12 @@ export interface operations {
                     text_field?: string;
                 };
                 "application/x-ndjson": string;
+                "application/zip": string;
                 "text/csv": string;
             };
         };
         responses: {
-            /** @description Upload a dataset: JSON records, or a CSV (text/csv) or NDJSON (application/x-ndjson) body with ?name=&task=&label= */
+            /** @description Upload a dataset: JSON records, or a CSV (text/csv), NDJSON (application/x-ndjson) or zip (application/zip) body with ?name=&task=&label= */
             201: {
                 headers: {
                     /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
