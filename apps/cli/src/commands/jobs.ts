@@ -92,6 +92,7 @@ export function jobsCommand(program: Command): void {
     .option('--seed <n>', 'same seed, data and backend give the same weights', parse.int('--seed'))
     .option('--hyperparameters <json>', 'more hyperparameters, as a JSON object', parse.json('--hyperparameters'))
     .option('--base-version <n>', 'fine-tune from this version', parse.int('--base-version'))
+    .option('--base-model <id>', 'transfer learning: a head on this foundation model (GET /v1/foundation-models lists them)')
     .option('--watch', 'follow it: a progress bar per epoch, then the metrics')
     .action(async (opts: TrainOptions, cmd: Command) => {
       const ctx = contextOf(cmd);
@@ -101,7 +102,7 @@ export function jobsCommand(program: Command): void {
       };
       const job = await ctx.client.call(
         ctx.client.api.POST('/v1/jobs', {
-          body: { type: 'training', model: opts.model, dataset: opts.dataset, hyperparameters, ...(opts.baseVersion ? { base_version: opts.baseVersion } : {}) },
+          body: { type: 'training', model: opts.model, dataset: opts.dataset, hyperparameters, ...(opts.baseVersion ? { base_version: opts.baseVersion } : {}), ...(opts.baseModel ? { base_model: opts.baseModel } : {}) },
         }),
       );
       await follow(ctx, job, Boolean(opts.watch));
@@ -182,6 +183,7 @@ interface TrainOptions {
   seed?: number;
   hyperparameters?: unknown;
   baseVersion?: number;
+  baseModel?: string;
   watch?: boolean;
 }
 
