@@ -51,4 +51,17 @@ describe('hyperparameters', () => {
       'learning_rate must be a number from 1e-7 to 10',
     ]);
   });
+
+  it('gives images the convolutional preset\'s defaults, augmentation off, and trainable_base_layers only on a base', () => {
+    const hp = resolveHyperparameters('image-classification', { seed: 1 });
+    expect(hp).toEqual({ epochs: 8, batch_size: 32, learning_rate: 0.001, optimizer: 'adam', validation_split: 0.1, early_stopping: null, seed: 1, hidden_units: [128], augmentation: null });
+    expect(resolveHyperparameters('image-classification', { seed: 1, augmentation: { flip: true } }).augmentation).toEqual({ flip: true, shift: 0 });
+    expect(resolveHyperparameters('image-classification', { seed: 1, trainable_base_layers: 3 }, { baseModel: true }).trainable_base_layers).toBe(3);
+    const error = thrown(() => resolveHyperparameters('image-classification', { augmentation: 'yes' as never, trainable_base_layers: 1 }));
+    expect(error.details).toEqual([
+      'trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer',
+      'augmentation must be an object {flip?: boolean, shift?: number from 0 to 0.25}, or null for none',
+    ]);
+    expect(thrown(() => resolveHyperparameters('classification', { augmentation: { flip: true } })).details).toEqual(["unknown hyperparameter 'augmentation' for task classification"]);
+  });
 });

@@ -32,6 +32,15 @@ export function buildImagePreset(image: ImageShape, classes: number, hp: Resolve
 }
 
 /**
+ * The preset's learning rate: the given one for the first ⅔ of the epochs, a fifth of it after (the last epochs settle
+ * instead of bouncing: on MNIST digits the validation accuracy of the last epochs varied by ±0.7 points at a constant
+ * rate).
+ */
+export function imageLearningRateFactor(epoch: number, epochs: number): number {
+  return epochs >= 3 && epoch > Math.round((2 * epochs) / 3) ? 0.2 : 1;
+}
+
+/**
  * Augments a batch of flat images in place: each mirrored left to right with probability 1/2 (`flip`) and moved by a
  * whole number of pixels up to `shift` × its size in each direction, the uncovered border black (0).
  */

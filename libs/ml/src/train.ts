@@ -9,7 +9,7 @@ import { featureColumns, prepareTraining } from './data/prepare.js';
 import { MlError } from './errors.js';
 import { resolveHyperparameters } from './hyperparameters.js';
 import { evaluateEncoded } from './inference.js';
-import { buildImagePreset, imageAugmenter } from './image-model.js';
+import { buildImagePreset, imageAugmenter, imageLearningRateFactor } from './image-model.js';
 import { buildPreset } from './presets.js';
 import { presetParameters, type PresetShape } from './sizing.js';
 import { seededRandom, withSeededMathRandom } from './random.js';
@@ -94,7 +94,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const pre = metadata.preprocessing;
     const lossScale = pre.kind === 'tabular' && pre.target ? pre.target.std ** 2 : 1;
     const augment = shape.image && hp.augmentation ? imageAugmenter(shape.image, hp.augmentation) : undefined;
-    const loop = new TrainingLoop(model, optimizer, prepared.train, prepared.validation, metadata.labels, hp, opts, lossScale, { augment });
+    const learningRateFactor = shape.image ? imageLearningRateFactor : undefined;
+    const loop = new TrainingLoop(model, optimizer, prepared.train, prepared.validation, metadata.labels, hp, opts, lossScale, { augment, learningRateFactor });
     const outcome = await loop.run();
     bestWeights = outcome.bestWeights;
     if (bestWeights) model.setWeights(bestWeights);

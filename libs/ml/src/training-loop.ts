@@ -13,11 +13,20 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 // setImmediate, not a microtask: an abort from a timer or an IPC message gets its turn.
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** SGD caches its rate as a tensor (`setLearningRate`); Adam, RMSProp and Adagrad read the field at each step. */
+function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  const o = optimizer as unknown as { learningRate: number; setLearningRate?: (rate: number) => void };
+  if (o.setLearningRate) o.setLearningRate(rate);
+  else o.learningRate = rate;
+}
+
 export interface LoopExtras {
   /** Changes the rows of a batch in place (image augmentation), with the loop's seeded randomness. */
   augment?: (batch: Float32Array, rows: number, random: () => number) => void;
   /** Runs the model in inference mode while training (batch normalization on its moving statistics: fine-tuning). */
   inferenceMode?: boolean;
+  /** The learning rate's factor for each (1-based) epoch, set on the optimizer before the epoch (default 1 throughout). */
+  learningRateFactor?: (epoch: number, epochs: number) => number;
 }
 
 export interface LoopOutcome {
@@ -76,6 +85,7 @@ export class TrainingLoop {
     const started = performance.now();
     try {
       for (let epoch = 1; epoch <= hp.epochs; epoch++) {
+        if (this.extras.learningRateFactor) setLearningRate(this.optimizer, hp.learning_rate * this.extras.learningRateFactor(epoch, hp.epochs));
         const { loss, metric } = await this.epoch(epoch);
         const progress: EpochProgress = { epoch, epochs: hp.epochs, loss, val_loss: null, metrics: {}, elapsed_seconds: 0, eta_seconds: 0 };
         const metricName = this.labels ? 'accuracy' : 'mae';

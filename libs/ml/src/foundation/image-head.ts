@@ -67,9 +67,17 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
       if (isInputError(err)) throw new MlError('invalid_data', `Invalid dataset: row ${err.index + 1} ${err.message.replace(/^input\[\d+\] /, '')}`);
       throw err;
     }
+    // no standardization: the trained top computes the features itself
     pre = {
-      kind: 'foundation', base: { id: base.id, sha256: base.sha256 }, input: 'image', image_field: field, base_width: card.dimensions ?? 0,
-      base_mean: '', base_std: '', base_weight: 1, ngrams: null,
+      kind: 'foundation',
+      base: { id: base.id, sha256: base.sha256 },
+      input: 'image',
+      image_field: field,
+      base_width: card.dimensions ?? 0,
+      base_mean: '',
+      base_std: '',
+      base_weight: 1,
+      ngrams: null,
       fine_tuned: { trainable_base_layers: plan.trainable, cut: plan.cut, cut_shape: plan.cutShape },
     };
     model = withSeededMathRandom(init, () => buildTopAndHead(plan, labels.length, hp.hidden_units ?? []));
