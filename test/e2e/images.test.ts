@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { createTenant, type TenantFixture } from '../support/factories.js';
+import { createTenant, type TenantFixture, until } from '../support/factories.js';
 import { bombPng, random, SHAPES, sceneImage, shapeImage } from '../support/image-fixtures.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
@@ -87,6 +87,21 @@ describe('a CNN from scratch on small grey images', () => {
     expect(overDataset.body.status).toBe('succeeded');
     expect(overDataset.body.result.predictions).toHaveLength(holdout.length);
   }, 60_000);
+
+  it('reports progress per epoch and cancels a running image training within two seconds', async () => {
+    const job = (await t.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, hyperparameters: { epochs: 500, seed: 9 } })).body;
+    // in the epoch loop: at least one epoch reported
+    await until('an epoch of the image training', async () => {
+      const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
+      return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
+    }, 120_000);
+    const asked = Date.now();
+    const c = await t.api.post(`/v1/jobs/${job.id}/cancel`);
+    expect(c.status).toBe(200);
+    await until('the image training canceled', async () => (await t.api.get(`/v1/jobs/${job.id}`)).body.status === 'canceled', 10_000);
+    expect(Date.now() - asked).toBeLessThan(2_000);
+    expect((await t.api.get('/v1/models/shapes/versions')).body.data).toHaveLength(1);
+  }, 180_000);
 
   it('refuses bad images at predict time with a 4xx naming the input, before any worker runs', async () => {
     const predict = (inputs: unknown) => t.api.post('/v1/models/shapes/predict', { inputs }, wait);

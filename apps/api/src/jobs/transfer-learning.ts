@@ -10,8 +10,11 @@ type Task = 'classification' | 'regression' | 'text-classification' | 'image-cla
 /** Which foundation models a task can stand on (regression: on a text dataset). */
 const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding', 'image-classification': 'image-embedding' };
 
-/** Bases whose top layers a job may unfreeze (`trainable_base_layers`), and how many at most: layers models in TF.js. */
-const TRAINABLE_BASES: Record<string, number> = { 'mobilenet-v2': 50 };
+/**
+ * Bases whose top layers a job may unfreeze (`trainable_base_layers`), and how many at most: layers models in TF.js,
+ * counted as libs/ml counts them (layers with weights; MobileNetV2 has 104).
+ */
+const TRAINABLE_BASES: Record<string, number> = { 'mobilenet-v2': 104 };
 
 /** The base a regression model on a text dataset trains on when the job names none. */
 export const DEFAULT_TEXT_BASE = 'universal-sentence-encoder-lite';
@@ -56,7 +59,7 @@ export function transferHyperparameters(task: Task, dataset: Dataset, body: z.in
   if (body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
   if (body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', 'A head on a foundation model has its own architecture; leave architecture out', 'architecture');
   const given = body.hyperparameters ?? {};
-  const { trainable_base_layers: trainable, ...head } = given;
+  const trainable = given.trainable_base_layers;
   if (trainable !== undefined) {
     const most = TRAINABLE_BASES[id];
     if (most === undefined) throw ApiError.invalid('hyperparameters_invalid', `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`, 'hyperparameters');
@@ -64,6 +67,6 @@ export function transferHyperparameters(task: Task, dataset: Dataset, body: z.in
       throw ApiError.invalid('hyperparameters_invalid', `trainable_base_layers must be an integer from 0 to ${most} for '${id}' (got ${JSON.stringify(trainable)})`, 'hyperparameters');
     }
   }
-  resolveTrainingHyperparameters(task, head, { preset: true, textData: false });
+  resolveTrainingHyperparameters(task, given, { preset: true, textData: false, baseModel: true });
   return { ...given, base_model: id };
 }
