@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTenant, type TenantFixture, until } from '../support/factories.js';
-import { bombPng, random, SHAPES, sceneImage, shapeImage } from '../support/image-fixtures.js';
+import { pixelBombPng, random, SHAPES, sceneImage, shapeImage } from '../support/image-files.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
 // Image classification end to end over HTTP: image datasets as JSON records, a CNN trained from scratch, transfer
@@ -114,7 +114,7 @@ describe('a CNN from scratch on small grey images', () => {
     await expectRefusal([ok, { image: b64(Buffer.from('not an image at all')) }], 400, 'inputs[1].image');
     await expectRefusal([{ image: '%%%not base64%%%' }], 400, 'inputs[0].image');
     await expectRefusal([{ picture: ok.image }], 400, 'inputs[0].image');
-    await expectRefusal([ok, ok, { image: b64(bombPng(50_000, 50_000)) }], 413, 'inputs[2].image');
+    await expectRefusal([ok, ok, { image: b64(pixelBombPng(50_000, 50_000)) }], 413, 'inputs[2].image');
     const empty = await predict([]);
     expect(empty.status).toBe(400);
     // A truncated PNG passes the header check; decoding in the worker refuses it, still naming the input.

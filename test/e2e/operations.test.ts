@@ -115,7 +115,7 @@ describe('discovery and operations', () => {
     expect(doc.paths['/v1/admin/tenants/{id}'].get.responses['404']).toBeDefined();
     expect(doc.components.schemas.Error).toBeDefined();
     expect(doc.components.schemas.Tenant).toBeDefined();
-    expect(Object.keys(doc.paths['/v1/datasets'].post.requestBody.content)).toEqual(['application/json', 'text/csv', 'application/x-ndjson']);
+    expect(Object.keys(doc.paths['/v1/datasets'].post.requestBody.content)).toEqual(['application/json', 'text/csv', 'application/x-ndjson', 'application/zip']);
   });
 
   it('serves the interactive docs page and its assets without the internet', async () => {

@@ -206,7 +206,7 @@ describe('worker', () => {
   it('runs a training longer than the lock duration without a stall', async () => {
     await worker();
     const modelId = await model('long');
-    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 60, seed: 2 } });
+    const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 200, seed: 2 } });
     const done = await waitFor(job.id, finished, 60_000);
     expect(done.status).toBe('succeeded');
     expect(done.finishedAt!.getTime() - done.startedAt!.getTime()).toBeGreaterThan(2 * Number(FAST.WORKER_LOCK_DURATION_MS));
@@ -215,11 +215,14 @@ describe('worker', () => {
   });
 
   it('hands the job of a SIGKILLed worker to another, which finishes it with exactly one version', async () => {
-    const a = await worker();
+    // Both workers up before the job exists: whichever takes it is killed mid-training (a worker started after the
+    // first epoch could come up only once a fast training has ended).
+    const [one, two] = await Promise.all([worker(), worker()]);
     const modelId = await model('killed');
     const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 12, seed: 3 } });
-    await waitFor(job.id, (j) => (j.progress as { epoch?: number }).epoch !== undefined);
-    const b = await worker();
+    const running = await waitFor(job.id, (j) => (j.progress as { epoch?: number }).epoch !== undefined);
+    const [a, b] = running.workerId === one.ready.id ? [one, two] : [two, one];
+    expect(running.workerId).toBe(a.ready.id);
     await a.stop('SIGKILL');
     const done = await waitFor(job.id, finished, 60_000);
     expect(done).toMatchObject({ status: 'succeeded', attempts: 2, workerId: b.ready.id, version: 1 });

@@ -50,3 +50,76 @@ export function noisePng(width: number, height: number): Buffer {
   randomBytes(png.data.length).copy(png.data);
   return pngjs.PNG.sync.write(png);
 }
+
+// Drawings for training and prediction tests: shapes that move, on noise (seeded).
+
+
+export type Paint = (x: number, y: number) => [number, number, number];
+
+/** A seeded generator (mulberry32): the same images on every run. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function encodePng(width: number, height: number, paint: Paint): Buffer {
+  const png = new pngjs.PNG({ width, height });
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = paint(x, y);
+      png.data.set([r, g, b, 255], (y * width + x) * 4);
+    }
+  }
+  return pngjs.PNG.sync.write(png);
+}
+
+export function encodeJpeg(width: number, height: number, paint: Paint, quality = 90): Buffer {
+  const data = Buffer.alloc(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) data.set([...paint(x, y), 255], (y * width + x) * 4);
+  }
+  return Buffer.from(jpeg.encode({ data, width, height }, quality).data);
+}
+
+export const SHAPES = ['bar', 'column', 'ring'] as const;
+export type Shape = (typeof SHAPES)[number];
+
+/**
+ * A 28×28 grey image of a shape at a random place and size on a noisy background: a horizontal bar, a vertical
+ * column or a ring (an easy task for a small CNN, hard for pixels read one by one because the shapes move).
+ */
+export function shapeImage(shape: Shape, rand: () => number, format: 'png' | 'jpeg' = 'png', size = 28): Buffer {
+  const cx = size * (0.3 + 0.4 * rand());
+  const cy = size * (0.3 + 0.4 * rand());
+  const half = size * (0.18 + 0.12 * rand());
+  const thick = size * (0.06 + 0.04 * rand());
+  const paint: Paint = (x, y) => {
+    const dx = x - cx;
+    const dy = y - cy;
+    let on = false;
+    if (shape === 'bar') on = Math.abs(dy) < thick && Math.abs(dx) < half;
+    else if (shape === 'column') on = Math.abs(dx) < thick && Math.abs(dy) < half;
+    else on = Math.abs(Math.hypot(dx, dy) - half * 0.8) < thick;
+    const v = Math.max(0, Math.min(255, (on ? 220 : 20) + (rand() - 0.5) * 40));
+    return [v, v, v];
+  };
+  return format === 'png' ? encodePng(size, size, paint) : encodeJpeg(size, size, paint);
+}
+
+/** A colour scene: warm (reds and oranges) or cool (blues and greens) blobs on a random background, 64×64. */
+export function sceneImage(tone: 'warm' | 'cool', rand: () => number, format: 'png' | 'jpeg' = 'jpeg', size = 64): Buffer {
+  const blobs = Array.from({ length: 3 }, () => ({ x: rand() * size, y: rand() * size, r: size * (0.15 + 0.2 * rand()), shade: rand() }));
+  const bg = [60 + rand() * 80, 60 + rand() * 80, 60 + rand() * 80];
+  const paint: Paint = (x, y) => {
+    const hit = blobs.find((b) => Math.hypot(x - b.x, y - b.y) < b.r);
+    if (!hit) return bg.map((c) => c + (rand() - 0.5) * 20) as [number, number, number];
+    return tone === 'warm' ? [200 + 55 * hit.shade, 60 + 100 * hit.shade, 30] : [30, 90 + 100 * hit.shade, 200 + 55 * hit.shade];
+  };
+  return format === 'png' ? encodePng(size, size, paint) : encodeJpeg(size, size, paint);
+}

@@ -4281,6 +4281,7 @@ export interface operations {
                 } | {
                     alias?: string | "latest";
                     dataset?: string;
+                    /** @description also return `explanations`, one per input (gradient × input): tabular `{feature: score}`; text `[{token, score}]`; images `{saliency: {width, height, values}}`, a coarse grid over the image (values row-major, absolute, the largest 1) */
                     explain?: boolean;
                     inputs?: {
                         [key: string]: string | number | null;
@@ -5487,6 +5488,7 @@ export interface operations {
             content: {
                 "application/json": {
                     alias?: string | "latest";
+                    /** @description also return `explanations`, one per input (gradient × input): tabular `{feature: score}`; text `[{token, score}]`; images `{saliency: {width, height, values}}`, a coarse grid over the image (values row-major, absolute, the largest 1) */
                     explain?: boolean;
                     inputs: {
                         [key: string]: string | number | null;
