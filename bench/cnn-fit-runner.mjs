@@ -32,7 +32,8 @@ spec.images.forEach((r, i) => {
 const model = await tf.models.modelFromJSON({ modelTopology: spec.architecture });
 const hp = spec.hyperparameters;
 model.compile({ optimizer: tf.train.adam(hp.learning_rate ?? 0.001), loss: 'sparseCategoricalCrossentropy' });
-const xs = tf.tensor4d(x, [n, height, width, channels]);
+// the model reads each image as its flat row-major height × width × channels vector (its first layer reshapes)
+const xs = tf.tensor2d(x, [n, width * height * channels]);
 const ys = tf.tensor1d(y);
 // one warm-up batch, as the job's first batch also pays for kernel set-up
 await model.fit(xs.slice([0], [Math.min(n, hp.batch_size ?? 32)]), ys.slice([0], [Math.min(n, hp.batch_size ?? 32)]), { epochs: 1, batchSize: hp.batch_size ?? 32, verbose: 0 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { fitAndPackage } from './fit.js';
 import { decodeArtifact, type DecodedArtifact } from './artifact/format.js';
-import { loadLayersModel, serializeModel } from './artifact/model-io.js';
+import { loadLayersModel } from './artifact/model-io.js';
 import { checkTopology, type TopologyReport } from './artifact/topology.js';
 import { ensureBackend } from './backend.js';
 import { HASHED_DEFAULTS } from './data/hashed-text.js';
@@ -8,12 +9,11 @@ import { scaleToData } from './steps.js';
 import { featureColumns, prepareTraining } from './data/prepare.js';
 import { MlError } from './errors.js';
 import { resolveHyperparameters } from './hyperparameters.js';
-import { evaluateEncoded } from './inference.js';
 import { buildImagePreset, imageAugmenter, imageLearningRateFactor } from './image-model.js';
 import { buildPreset } from './presets.js';
 import { presetParameters, type PresetShape } from './sizing.js';
 import { seededRandom, withSeededMathRandom } from './random.js';
-import { throwIfAborted, TrainingLoop } from './training-loop.js';
+import { throwIfAborted } from './training-loop.js';
 import { TASKS, type ResolvedHyperparameters, type TrainOptions, type TrainResult } from './types.js';
 
 /**
@@ -83,50 +83,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   throwIfAborted(opts.signal);
 
   const model = await buildModel(opts, shape, hp, base);
-  let optimizer: tf.Optimizer | null = null;
-  let bestWeights: tf.Tensor[] | null = null;
-  try {
-    const parameters = model.countParams();
-    if (opts.maxParameters !== undefined && parameters > opts.maxParameters) {
-      throw new MlError('too_many_parameters', `The model has ${parameters} parameters; the limit is ${opts.maxParameters}`);
-    }
-    optimizer = makeOptimizer(hp);
-    const pre = metadata.preprocessing;
-    const lossScale = pre.kind === 'tabular' && pre.target ? pre.target.std ** 2 : 1;
-    const augment = shape.image && hp.augmentation ? imageAugmenter(shape.image, hp.augmentation) : undefined;
-    const learningRateFactor = shape.image ? imageLearningRateFactor : undefined;
-    const loop = new TrainingLoop(model, optimizer, prepared.train, prepared.validation, metadata.labels, hp, opts, lossScale, { augment, learningRateFactor });
-    const outcome = await loop.run();
-    bestWeights = outcome.bestWeights;
-    if (bestWeights) model.setWeights(bestWeights);
-    throwIfAborted(opts.signal);
-
-    const evaluated = prepared.validation ?? prepared.train;
-    const metrics = evaluateEncoded(model, metadata, evaluated);
-    const { artifact, sha256, json } = await serializeModel(model, metadata);
-    return {
-      artifact,
-      sha256,
-      metrics,
-      metrics_split: prepared.validation ? 'validation' : 'training',
-      history: outcome.history,
-      best_epoch: outcome.bestEpoch,
-      stopped_early: outcome.stoppedEarly,
-      parameters,
-      architecture: json.modelTopology,
-      hyperparameters: hp,
-      input_schema: metadata.input_schema,
-      labels: metadata.labels,
-      backend: backend.name,
-      train_samples: prepared.train.n,
-      validation_samples: prepared.validation?.n ?? 0,
-      duration_seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    if (bestWeights) tf.dispose(bestWeights);
-    optimizer?.dispose();
-    model.dispose();
-  }
+  const pre = metadata.preprocessing;
+  const augment = shape.image && hp.augmentation ? imageAugmenter(shape.image, hp.augmentation) : undefined;
+  const learningRateFactor = shape.image ? imageLearningRateFactor : undefined;
+  return fitAndPackage(model, {
+    what: 'model',
+    train: prepared.train,
+    validation: prepared.validation,
+    metadata,
+    hp,
+    opts,
+    backend: backend.name,
+    started,
+    makeOptimizer: () => makeOptimizer(hp),
+    lossScale: pre.kind === 'tabular' && pre.target ? pre.target.std ** 2 : 1,
+    loop: { augment, learningRateFactor },
+  });
 }
 
 async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHyperparameters, base: DecodedArtifact | null): Promise<tf.LayersModel> {

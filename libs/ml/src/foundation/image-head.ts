@@ -1,18 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { serializeModel } from '../artifact/model-io.js';
+import { fitAndPackage } from '../fit.js';
 import { ImageProblem, checkImageBytes, imageBytes } from '../data/image.js';
 import { imageField, type EncodedData } from '../data/prepare.js';
 import { labelValue, Problems, sortLabels } from '../data/values.js';
 import { MlError } from '../errors.js';
 import { resolveHyperparameters } from '../hyperparameters.js';
-import { evaluateEncoded } from '../inference.js';
 import { seededRandom, shuffleInPlace, withSeededMathRandom } from '../random.js';
-import { throwIfAborted, TrainingLoop } from '../training-loop.js';
+import { throwIfAborted } from '../training-loop.js';
 import type { ArtifactMetadata, BackendName, FoundationImagePreprocessing, Hyperparameters, TrainOptions, TrainResult } from '../types.js';
 import { buildTopAndHead, cutActivations, planCut } from './backbone-cut.js';
 import { foundationModel } from './catalog.js';
 import { isInputError } from './errors.js';
 import { foundationInternals, loadFoundation } from './runtime.js';
+import { buildHead } from './train-head.js';
 import { fitImageHeadPreprocessing, imageHeadInputs } from './transfer.js';
 
 /** A frozen base: a linear softmax on the standardized features. Fine-tuning: a smaller step (the top is pretrained). */
@@ -55,7 +55,7 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
     pre = fitImageHeadPreprocessing({ id: base.id, sha256: base.sha256 }, field, trainIdx.map((i) => features[i]));
     x = imageHeadInputs(pre, features);
     width = pre.base_width;
-    model = withSeededMathRandom(init, () => linearHead(width, labels.length, hp.hidden_units ?? []));
+    model = withSeededMathRandom(init, () => buildHead(width, labels.length, hp));
   } else {
     const handle = await loadFoundation(base.id);
     if (handle.sha256 !== base.sha256) throw new MlError('invalid_data', `The base '${base.id}' of this process has weights ${handle.sha256.slice(0, 12)}…, not ${base.sha256.slice(0, 12)}…`);
@@ -99,54 +99,19 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
     base: pre.base,
   };
 
-  let optimizer: tf.Optimizer | null = null;
-  let bestWeights: tf.Tensor[] | null = null;
-  try {
-    const parameters = model.countParams();
-    if (opts.maxParameters !== undefined && parameters > opts.maxParameters) {
-      throw new MlError('too_many_parameters', `The head has ${parameters} parameters; the limit is ${opts.maxParameters}`);
-    }
-    optimizer = tf.train.adam(hp.learning_rate);
-    // fine-tuning keeps batch normalization on the base's statistics (a few images would overwrite them)
-    const loop = new TrainingLoop(model, optimizer, train, validation, labels, hp, opts, 1, { inferenceMode: layers > 0 });
-    const outcome = await loop.run();
-    bestWeights = outcome.bestWeights;
-    if (bestWeights) model.setWeights(bestWeights);
-    throwIfAborted(opts.signal);
-    const metrics = evaluateEncoded(model, metadata, validation ?? train);
-    const { artifact, sha256, json } = await serializeModel(model, metadata);
-    return {
-      artifact,
-      sha256,
-      metrics,
-      metrics_split: validation ? 'validation' : 'training',
-      history: outcome.history,
-      best_epoch: outcome.bestEpoch,
-      stopped_early: outcome.stoppedEarly,
-      parameters,
-      architecture: json.modelTopology,
-      hyperparameters: hp,
-      input_schema: metadata.input_schema,
-      labels,
-      backend,
-      train_samples: train.n,
-      validation_samples: validation?.n ?? 0,
-      duration_seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    if (bestWeights) tf.dispose(bestWeights);
-    optimizer?.dispose();
-    model.dispose();
-  }
-}
-
-function linearHead(width: number, classes: number, hidden: number[]): tf.LayersModel {
-  const head = tf.sequential({ name: 'head' });
-  hidden.forEach((units, i) => {
-    head.add(tf.layers.dense({ name: `hidden_${i + 1}`, units, activation: 'relu', kernelInitializer: 'heNormal', ...(i === 0 ? { batchInputShape: [null, width] } : {}) }));
+  // fine-tuning keeps batch normalization on the base's statistics (a few images would overwrite them)
+  return fitAndPackage(model, {
+    what: 'head',
+    train,
+    validation,
+    metadata,
+    hp,
+    opts,
+    backend,
+    started,
+    makeOptimizer: () => tf.train.adam(hp.learning_rate),
+    loop: { inferenceMode: layers > 0 },
   });
-  head.add(tf.layers.dense({ name: 'output', units: classes, activation: 'softmax', ...(hidden.length === 0 ? { batchInputShape: [null, width] } : {}) }));
-  return head;
 }
 
 /** Each row's image bytes (header checked) and label, and its base features when the base is frozen; every problem in one MlError. */

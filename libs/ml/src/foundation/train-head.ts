@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { serializeModel } from '../artifact/model-io.js';
+import { fitAndPackage } from '../fit.js';
 import type { EncodedData } from '../data/prepare.js';
 import { labelValue, numericValue, Problems, sortLabels } from '../data/values.js';
 import { MlError } from '../errors.js';
 import { resolveHyperparameters } from '../hyperparameters.js';
-import { evaluateEncoded } from '../inference.js';
 import { seededRandom, shuffleInPlace, withSeededMathRandom } from '../random.js';
 import { scaleToData } from '../steps.js';
-import { throwIfAborted, TrainingLoop } from '../training-loop.js';
+import { throwIfAborted } from '../training-loop.js';
 import type { ArtifactMetadata, BackendName, FoundationPreprocessing, Hyperparameters, ResolvedHyperparameters, TrainOptions, TrainResult } from '../types.js';
 import { foundationModel } from './catalog.js';
 import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth, REGRESSION_BASE_WEIGHT } from './transfer.js';
@@ -78,47 +77,22 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
   };
 
   const head = withSeededMathRandom(seededRandom((hp.seed ^ 0x5bd1e995) >>> 0), () => buildHead(width, labels ? labels.length : 1, hp));
-  let optimizer: tf.Optimizer | null = null;
-  let bestWeights: tf.Tensor[] | null = null;
-  try {
-    const parameters = head.countParams();
-    if (opts.maxParameters !== undefined && parameters > opts.maxParameters) {
-      throw new MlError('too_many_parameters', `The head has ${parameters} parameters; the limit is ${opts.maxParameters}`);
-    }
-    optimizer = tf.train.adam(hp.learning_rate);
-    const loop = new TrainingLoop(head, optimizer, train, validation, labels, hp, opts, target ? target.std ** 2 : 1);
-    const outcome = await loop.run();
-    bestWeights = outcome.bestWeights;
-    if (bestWeights) head.setWeights(bestWeights);
-    throwIfAborted(opts.signal);
-    const metrics = evaluateEncoded(head, metadata, validation ?? train);
-    const { artifact, sha256, json } = await serializeModel(head, metadata);
-    return {
-      artifact,
-      sha256,
-      metrics,
-      metrics_split: validation ? 'validation' : 'training',
-      history: outcome.history,
-      best_epoch: outcome.bestEpoch,
-      stopped_early: outcome.stoppedEarly,
-      parameters,
-      architecture: json.modelTopology,
-      hyperparameters: hp,
-      input_schema: metadata.input_schema,
-      labels,
-      backend,
-      train_samples: train.n,
-      validation_samples: validation?.n ?? 0,
-      duration_seconds: (performance.now() - started) / 1000,
-    };
-  } finally {
-    if (bestWeights) tf.dispose(bestWeights);
-    optimizer?.dispose();
-    head.dispose();
-  }
+  return fitAndPackage(head, {
+    what: 'head',
+    train,
+    validation,
+    metadata,
+    hp,
+    opts,
+    backend,
+    started,
+    makeOptimizer: () => tf.train.adam(hp.learning_rate),
+    lossScale: target ? target.std ** 2 : 1,
+  });
 }
 
-function buildHead(inputWidth: number, outputs: number, hp: ResolvedHyperparameters): tf.LayersModel {
+/** Dense ReLU layers of `hidden_units`, then softmax (classes) or linear (one output): a head on a base's features. */
+export function buildHead(inputWidth: number, outputs: number, hp: Pick<ResolvedHyperparameters, 'hidden_units'>): tf.LayersModel {
   const head = tf.sequential({ name: 'head' });
   (hp.hidden_units ?? []).forEach((units, i) => {
     head.add(tf.layers.dense({ name: `hidden_${i + 1}`, units, activation: 'relu', kernelInitializer: 'heNormal', ...(i === 0 ? { batchInputShape: [null, inputWidth] } : {}) }));
