@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { adminKey, createTenant, sleep } from '../support/factories.js';
+import pg from 'pg';
+import { adminKey, createTenant, sleep, until } from '../support/factories.js';
 import { Api } from '../support/http.js';
 import { type RunningApi, startApi, startWorker } from '../support/processes.js';
 
@@ -48,7 +49,19 @@ describe('admin: usage', () => {
   it('keeps the count exact across the flush from Redis to PostgreSQL', async () => {
     const t = await createTenant(server.url);
     for (let i = 0; i < 4; i++) await t.api.get('/v1/me');
-    await sleep(5_600); // the meter flushes every 5 s
+    // The meter flushes Redis to PostgreSQL every 5 s: wait until the 4 are in usage_counters, so that the
+    // next 3 are counted on the other side of a flush (the test fails if the flush never runs).
+    const db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await db.connect();
+    try {
+      await until(
+        'the usage flush',
+        async () => (await db.query<{ value: number }>("SELECT value::int AS value FROM usage_counters WHERE tenant_id = $1 AND metric = 'requests'", [t.id])).rows[0]?.value === 4,
+        30_000,
+      );
+    } finally {
+      await db.end();
+    }
     for (let i = 0; i < 3; i++) await t.api.get('/v1/api-keys');
     const u = await admin.get(`/v1/admin/tenants/${t.id}/usage`);
     expect(u.body.requests).toBe(7);

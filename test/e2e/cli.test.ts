@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { adminKey, createTenant, sleep, type TenantFixture } from '../support/factories.js';
+import { adminKey, createTenant, sleep, type TenantFixture, until } from '../support/factories.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
 // The real `aiaas` binary (bin/aiaas.mjs → dist/) against a real API and worker.
@@ -128,13 +128,12 @@ describe('the tenant tour', () => {
     await json(['models', 'create', 'long', '--task', 'classification']);
     const job = await json(['train', '--model', 'long', '--dataset', ds.id, '--epochs', '500', '--batch-size', '16']);
     expect(job.status).toBe('queued');
-    for (let i = 0; i < 100 && (await json(['jobs', 'show', job.id])).status !== 'running'; i++) await sleep(100);
+    // running first: a cancel of a queued job would pass without any worker stopping anything
+    await until('the job running', async () => (await json(['jobs', 'show', job.id])).status === 'running', 60_000);
     const canceled = await aiaas(['jobs', 'cancel', job.id]);
     expect(canceled.code).toBe(0);
     expect(canceled.stdout).toMatch(new RegExp(`^${job.id}: (running \\(stopping\\)|canceled)$`, 'm'));
-    let status = '';
-    for (let i = 0; i < 50 && status !== 'canceled'; i++, await sleep(100)) status = (await json(['jobs', 'show', job.id])).status;
-    expect(status).toBe('canceled');
+    await until('the job canceled', async () => (await json(['jobs', 'show', job.id])).status === 'canceled', 10_000);
     const again = await aiaas(['jobs', 'cancel', job.id]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/request id: req_/);

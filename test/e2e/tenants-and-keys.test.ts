@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { adminKey, createTenant, sleep } from '../support/factories.js';
+import { adminKey, createTenant, sleep, until } from '../support/factories.js';
 import { Api } from '../support/http.js';
 import { type RunningApi, startApi } from '../support/processes.js';
 
@@ -105,10 +105,13 @@ describe('tenant API keys', () => {
   it('records last_used_at when a key is used', async () => {
     const t = await createTenant(server.url);
     await t.api.get('/v1/me');
-    await sleep(200);
-    const keys = await t.api.get('/v1/api-keys');
-    const me = keys.body.data.find((k: { id: string }) => k.id === t.key.id);
-    expect(me.last_used_at).not.toBeNull();
+    // recorded after the answer, off the request path: wait for it
+    const me = await until('last_used_at recorded', async () => {
+      const keys = await t.api.get('/v1/api-keys');
+      const key = keys.body.data.find((k: { id: string; last_used_at: string | null }) => k.id === t.key.id);
+      return key?.last_used_at ? key : null;
+    });
+    expect(new Date(me.last_used_at).getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('revokes a key: 401 afterwards, and revoking again is harmless', async () => {

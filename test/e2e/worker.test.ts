@@ -10,7 +10,7 @@ import { AuditRepository, Database, type Job, JobRepository, ModelRegistry, type
 import { jobCancelChannel, jobEventsChannel, JobQueues, queueName } from '@app/queue';
 import { Redis } from 'ioredis';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { sleep } from '../support/factories.js';
+import { sleep, until } from '../support/factories.js';
 import { type RunningProcess, startWorker } from '../support/processes.js';
 
 /** Quotas out of the way: these tests are about the worker, not admission. */
@@ -124,7 +124,7 @@ describe('worker', () => {
     expect(events.slice(2, 6).map((e) => (e.data as { epoch: number }).epoch)).toEqual([1, 2, 3, 4]);
     expect(events[2].data).toMatchObject({ epochs: 4, loss: expect.any(Number), val_loss: expect.any(Number), accuracy: expect.any(Number), val_accuracy: expect.any(Number), eta_seconds: expect.any(Number) });
     // Every event after job.queued (the API's) was published after it committed, in order.
-    await sleep(100);
+    await until('every event published', () => (published.get(job.id)?.length ?? 0) >= events.length - 1);
     expect(published.get(job.id)!.map((e) => e.seq)).toEqual(events.slice(1).map((e) => Number(e.seq)));
 
     const versions = await db.prisma.modelVersion.findMany({ where: { modelId } });
