@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { blobRows, keywordTexts, linearRows } from '../../libs/ml/src/synthetic.js';
-import { createTenant, sleep, type TenantFixture } from '../support/factories.js';
+import { createTenant, sleep, type TenantFixture, until } from '../support/factories.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
 // Jobs end to end over HTTP: the real API, a real worker process (TF.js on wasm in its sandboxed
@@ -92,17 +92,15 @@ describe('watching a job', () => {
     const ds = (await t.api.post('/v1/datasets', { name: 'long', task: 'classification', records: rows })).body;
     await t.api.post('/v1/models', { name: 'long', task: 'classification' });
     const job = (await t.api.post('/v1/jobs', { type: 'training', model: 'long', dataset: ds.id, hyperparameters: { epochs: 500, batch_size: 16 } })).body;
-    for (let i = 0; i < 100 && (await t.api.get(`/v1/jobs/${job.id}`)).body.status !== 'running'; i++) await sleep(100);
-    await sleep(500);
+    // in the epoch loop: a cancel of a queued job would pass without any worker stopping anything
+    await until('the training in its epochs', async () => {
+      const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
+      return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
+    }, 60_000);
     const asked = Date.now();
     const c = await t.api.post(`/v1/jobs/${job.id}/cancel`);
     expect(c.status).toBe(200);
-    let status = c.body.status;
-    while (status === 'running' && Date.now() - asked < 5_000) {
-      await sleep(100);
-      status = (await t.api.get(`/v1/jobs/${job.id}`)).body.status;
-    }
-    expect(status).toBe('canceled');
+    await until('the training canceled', async () => (await t.api.get(`/v1/jobs/${job.id}`)).body.status === 'canceled', 10_000);
     expect(Date.now() - asked).toBeLessThan(2_000);
     expect((await t.api.get('/v1/models/long/versions')).body.data).toEqual([]);
   });

@@ -199,9 +199,13 @@ describe('webhooks', () => {
       return e.enabled === false && e;
     });
     expect(view.disabled_reason).toBe('gone');
+    // A witness endpoint on the same event: once it has the next message, the dispatcher has handled that
+    // message, and the disabled endpoint must not have had it.
+    const witness = await endpoint(receiver.on('/gone-witness', { status: 200 }), ['model.version.created']);
     await newVersion();
-    await sleep(800);
+    await until('the witness to receive the next message', () => receiver.at('/gone-witness').length === 1);
     expect(receiver.at('/gone')).toHaveLength(1);
+    await t.api.call('DELETE', `/v1/webhooks/${witness.id}`);
     // Enabling it again clears the reason, and deliveries resume.
     receiver.on('/gone', { status: 200 });
     const enabled = await t.api.call('PATCH', `/v1/webhooks/${hook.id}`, { body: { enabled: true } });
