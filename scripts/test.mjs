@@ -72,11 +72,14 @@ async function cleanUp(env) {
   const { Redis } = await import('ioredis');
   const redis = new Redis(env.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${env.REDIS_PREFIX}}*`, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  // the run's prefix, and the prefixes tests derive from it (`{<prefix>-strict}` for an API with other limits)
+  for (const pattern of [`{${env.REDIS_PREFIX}}*`, `{${env.REDIS_PREFIX}-*}*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
   redis.disconnect();
 }
