@@ -53,20 +53,10 @@ export function noisePng(width: number, height: number): Buffer {
 
 // Drawings for training and prediction tests: shapes that move, on noise (seeded).
 
-
 export type Paint = (x: number, y: number) => [number, number, number];
 
-/** A seeded generator (mulberry32): the same images on every run. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator: the same images on every run (libs/ml's, which seeds training). */
+export { seededRandom as random } from '../../libs/ml/src/random.js';
 
 export function encodePng(width: number, height: number, paint: Paint): Buffer {
   const png = new pngjs.PNG({ width, height });

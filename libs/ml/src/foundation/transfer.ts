@@ -70,13 +70,6 @@ export function fitHeadPreprocessing(
   texts: string[],
   knobs = HEAD_FEATURES,
 ): FoundationTextPreprocessing {
-  const width = features[0].length;
-  const mean = new Float64Array(width);
-  const sq = new Float64Array(width);
-  for (const f of features) for (let j = 0; j < width; j++) mean[j] += f[j];
-  for (let j = 0; j < width; j++) mean[j] /= features.length;
-  for (const f of features) for (let j = 0; j < width; j++) sq[j] += (f[j] - mean[j]) ** 2;
-  const std = Float32Array.from(sq, (s) => Math.sqrt(s / features.length) || 1);
   const ngrams =
     knobs.buckets > 0
       ? {
@@ -91,9 +84,8 @@ export function fitHeadPreprocessing(
     base,
     input: 'text',
     text_field: textField,
-    base_width: width,
-    base_mean: toBase64(Float32Array.from(mean)),
-    base_std: toBase64(std),
+    base_width: features[0].length,
+    ...standardization(features),
     base_weight: knobs.baseWeight,
     ngrams,
   };
