@@ -9,5 +9,5 @@ const app = Fastify({ logger: false });
 // Returned as an object so that Fastify serializes it on every request, as the API does.
 app.get(path, async () => body);
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
-process.stdout.write(JSON.stringify({ event: 'baseline.listening', url: address }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'baseline.listening', url: address })}\n`);
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => app.close().then(() => process.exit(0)));

@@ -52,7 +52,7 @@ const feeding$ = feed();
 // Listening for SIGUSR2 before saying ready: a signal with no listener would kill the process.
 const go = process.env.NOOP_WAIT_SIGNAL === '0' ? Promise.resolve() : new Promise((r) => process.once('SIGUSR2', r));
 await new Promise((r) => setTimeout(r, warmup * 1000));
-process.stdout.write(JSON.stringify({ event: 'noop.ready' }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'noop.ready' })}\n`);
 await go;
 const start = completed;
 const t0 = performance.now();
@@ -61,7 +61,7 @@ const jobs = completed - start;
 const elapsed = (performance.now() - t0) / 1000;
 feeding = false;
 await feeding$;
-process.stdout.write(JSON.stringify({ event: 'noop.result', jobs, seconds: elapsed, rate: Math.round(jobs / elapsed), concurrency }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'noop.result', jobs, seconds: elapsed, rate: Math.round(jobs / elapsed), concurrency })}\n`);
 await worker.close(true);
 await queue.obliterate({ force: true }).catch(() => undefined);
 await queue.close();

@@ -40,5 +40,5 @@ await model.fit(xs.slice([0], [Math.min(n, hp.batch_size ?? 32)]), ys.slice([0],
 const t0 = performance.now();
 await model.fit(xs, ys, { epochs: spec.epochs, batchSize: hp.batch_size ?? 32, shuffle: true, verbose: 0 });
 const seconds = (performance.now() - t0) / 1000;
-process.stdout.write(JSON.stringify({ event: 'fit.result', samples_per_s: Math.round((n * spec.epochs) / seconds), seconds: Math.round(seconds * 10) / 10, epochs: spec.epochs, rows: n }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'fit.result', samples_per_s: Math.round((n * spec.epochs) / seconds), seconds: Math.round(seconds * 10) / 10, epochs: spec.epochs, rows: n })}\n`);
 process.exit(0);

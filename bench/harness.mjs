@@ -363,7 +363,7 @@ export function writeReport({ settings, machine, source, areas, startedAt, finis
   const dir = join(root, 'bench');
   mkdirSync(dir, { recursive: true });
   const json = { generated_at: finishedAt, started_at: startedAt, settings, machine, source, areas };
-  writeFileSync(join(dir, 'report.json'), JSON.stringify(json, null, 2) + '\n');
+  writeFileSync(join(dir, 'report.json'), `${JSON.stringify(json, null, 2)}\n`);
 
   const md = [];
   md.push('# Benchmark report', '');

@@ -95,7 +95,7 @@ export default {
     const decodeRates = [];
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      files.forEach((f, i) => ml.decodeImage(f.bytes, i, limits));
+      files.forEach((f, i) => { ml.decodeImage(f.bytes, i, limits); });
       decodeRates.push(Math.round(is.rows / ((performance.now() - t0) / 1000)));
     }
     const decodeRate = median(decodeRates);

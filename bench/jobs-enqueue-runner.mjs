@@ -90,7 +90,7 @@ const go = new Promise((resolve) => {
     resolve();
   });
 });
-process.stdout.write(JSON.stringify({ event: 'jobs.enqueue.ready', pid: process.pid }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'jobs.enqueue.ready', pid: process.pid })}\n`);
 if (process.env.JOBS_ENQUEUE_WAIT_SIGNAL !== '0') await go;
 const latencies = [];
 const cpuBefore = process.cpuUsage();
@@ -99,7 +99,7 @@ const cpu = process.cpuUsage(cpuBefore);
 latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))], 2) : null);
 process.stdout.write(
-  JSON.stringify({
+  `${JSON.stringify({
     event: 'jobs.enqueue.result',
     queue: queueName,
     concurrency,
@@ -110,7 +110,7 @@ process.stdout.write(
     latency_ms: { p50: pct(50), p90: pct(90), p99: pct(99), avg: latencies.length ? round(latencies.reduce((a, b) => a + b, 0) / latencies.length, 2) : null, max: pct(100) },
     cores_used: round((cpu.user + cpu.system) / 1e6 / r.seconds, 2),
     waiting: await queue.getWaitingCount(),
-  }) + '\n',
+  })}\n`,
 );
 await queue.close();
 

@@ -23,7 +23,7 @@ const EXPRESSION = `JSON.stringify((() => {
 })())`;
 
 function done(msg) {
-  process.stdout.write(JSON.stringify({ event: 'jobs.inspect', ...msg }) + '\n');
+  process.stdout.write(`${JSON.stringify({ event: 'jobs.inspect', ...msg })}\n`);
   process.exit(0);
 }
 

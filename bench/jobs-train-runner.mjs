@@ -48,7 +48,7 @@ const go = new Promise((resolve) => {
     resolve();
   });
 });
-process.stdout.write(JSON.stringify({ event: 'jobs.train.ready', pid: process.pid }) + '\n');
+process.stdout.write(`${JSON.stringify({ event: 'jobs.train.ready', pid: process.pid })}\n`);
 if (process.env.JOBS_TRAIN_WAIT_SIGNAL !== '0') await go;
 
 const cpuBefore = process.cpuUsage();
@@ -58,7 +58,7 @@ const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
 process.stderr.write(`jobs-train-runner: train() ${seconds.toFixed(2)} s\n`);
 process.stdout.write(
-  JSON.stringify({
+  `${JSON.stringify({
     event: 'jobs.train.result',
     backend: backend.name,
     rows: n,
@@ -76,7 +76,7 @@ process.stdout.write(
     train_samples: result.train_samples,
     cores_used: round((cpu.user + cpu.system) / 1e6 / seconds, 2),
     rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
-  }) + '\n',
+  })}\n`,
 );
 
 setTimeout(() => process.exit(0), linger);

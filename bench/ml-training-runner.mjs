@@ -41,7 +41,7 @@ const report = await measureMlThroughput({
 const seconds = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
 process.stdout.write(
-  JSON.stringify({
+  `${JSON.stringify({
     event: 'ml-training.result',
     backend,
     model,
@@ -56,7 +56,7 @@ process.stdout.write(
     // CPU time of this process over the measurement ÷ its wall time: ~1 when TF.js computes on one thread.
     cores_used: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100,
     rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
-  }) + '\n',
+  })}\n`,
 );
 
 // Idle until the parent stops us (or give up waiting).

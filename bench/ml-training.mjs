@@ -122,7 +122,7 @@ export default {
         value: t.time_ratio,
         target: `≤ ${maxRatio.toFixed(2)}`,
         pass: t.time_ratio <= maxRatio,
-        text: `${t.time_ratio}` + (ratios.length ? ` (per round: ${ratios.join(', ')})` : ''),
+        text: `${t.time_ratio}${ratios.length ? ` (per round: ${ratios.join(', ')})` : ''}`,
       });
     }
     for (const { backend, model, training: t } of results) {

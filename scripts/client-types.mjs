@@ -23,7 +23,7 @@ try {
 }
 const document = buildOpenApiDocument();
 if (values.document) {
-  process.stdout.write(JSON.stringify(document) + '\n');
+  process.stdout.write(`${JSON.stringify(document)}\n`);
 } else {
   const ast = await openapiTS(document, { alphabetize: true });
   const out = resolve(values.out ?? TYPES_FILE);

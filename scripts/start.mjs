@@ -375,7 +375,7 @@ function printBanner(api, databaseUrl, redisUrl) {
     '  Ctrl-C stops everything.',
     '',
   );
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------- shutdown
@@ -447,8 +447,14 @@ function tcpProbe(host, port) {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     socket.setTimeout(3000);
-    socket.once('connect', () => (socket.destroy(), resolve(null)));
-    socket.once('timeout', () => (socket.destroy(), resolve(`no answer from ${host}:${port} within 3 s`)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(`no answer from ${host}:${port} within 3 s`);
+    });
     socket.once('error', (err) => resolve(`${err.code ?? err.message} at ${host}:${port}`));
   });
 }

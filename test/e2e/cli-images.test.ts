@@ -30,8 +30,8 @@ function aiaas(args: string[]): Promise<{ code: number | null; stdout: string; s
   const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], { env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: server.url, AIAAS_API_KEY: t.key.secret, AIAAS_ADMIN_KEY: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
@@ -115,7 +115,7 @@ describe('images through the CLI', () => {
   it('uploads NDJSON records with base64 images as before', async () => {
     const file = join(dir, 'bars.ndjson');
     const lines = SHAPES.flatMap((shape) => [3, 8].map((at) => JSON.stringify({ image: png(bar(shape, at, at)).toString('base64'), label: shape })));
-    writeFileSync(file, lines.join('\n') + '\n');
+    writeFileSync(file, `${lines.join('\n')}\n`);
     const ds = await json(['datasets', 'upload', file, '--task', 'image-classification']);
     expect(ds).toMatchObject({ name: 'bars', task: 'image-classification', rows: 4, format: 'ndjson' });
   });

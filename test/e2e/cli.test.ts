@@ -52,7 +52,7 @@ async function json<T = any>(args: string[], opts: { key?: string; stdin?: strin
 
 function csvOf(rows: Array<Record<string, unknown>>): string {
   const header = Object.keys(rows[0]);
-  return [header.join(','), ...rows.map((r) => header.map((h) => r[h]).join(','))].join('\n') + '\n';
+  return `${[header.join(','), ...rows.map((r) => header.map((h) => r[h]).join(','))].join('\n')}\n`;
 }
 
 const rows = blobRows(240, { features: 4, classes: 2, seed: 9 });
@@ -273,6 +273,7 @@ describe('on a terminal', () => {
     const command = `${process.execPath} bin/aiaas.mjs train --model tty --dataset ${ds.id} --epochs 5 --watch`;
     const r = spawnSync('script', ['-qfec', command, '/dev/null'], { env: cliEnv(), encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's ANSI escapes
     const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(/epoch 5\/5 \S+ 100% \| loss \d[\d.e-]* \| val_loss \d[\d.e-]* \| ETA \S+/);
     expect(screen).toMatch(/accuracy\s+[01]/);

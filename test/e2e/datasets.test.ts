@@ -108,13 +108,13 @@ describe('POST /v1/datasets', () => {
 
   it('refuses rows over max_dataset_rows and bytes over the storage quota with 413, storing nothing', async () => {
     const small = await createTenant(server.url, { quotas: { max_dataset_rows: 10, max_storage_bytes: 2_000 } });
-    const rows = (n: number) => 'a,label\n' + Array.from({ length: n }, (_, i) => `${i},${i % 2}`).join('\n');
+    const rows = (n: number) => `a,label\n${Array.from({ length: n }, (_, i) => `${i},${i % 2}`).join('\n')}`;
     const tooMany = await small.api.call('POST', '/v1/datasets?name=x&task=classification', { raw: rows(11), headers: { 'content-type': 'text/csv' } });
     expect(tooMany.status).toBe(413);
     expect(tooMany.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_dataset_rows' });
     const ok = await small.api.call('POST', '/v1/datasets?name=x&task=classification', { raw: rows(10), headers: { 'content-type': 'text/csv' } });
     expect(ok.status).toBe(201);
-    const big = 'a,label\n' + Array.from({ length: 10 }, (_, i) => `${'9'.repeat(200)},${i % 2}`).join('\n');
+    const big = `a,label\n${Array.from({ length: 10 }, (_, i) => `${'9'.repeat(200)},${i % 2}`).join('\n')}`;
     const tooBig = await small.api.call('POST', '/v1/datasets?name=big&task=classification', { raw: big, headers: { 'content-type': 'text/csv' } });
     expect(tooBig.status).toBe(413);
     expect(tooBig.body.error.code).toBe('max_storage_bytes');

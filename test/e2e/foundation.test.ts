@@ -99,7 +99,7 @@ describe('POST /v1/embeddings', () => {
     expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens);
     // The package asks for base64 by default and decodes it: the same numbers as the float form.
     const floats = await t.api.post('/v1/embeddings', { model: USE, input: texts, encoding_format: 'float' });
-    res.data.forEach((d, i) => d.embedding.forEach((v, j) => expect(v).toBeCloseTo(floats.body.data[i].embedding[j], 5)));
+    res.data.forEach((d, i) => { d.embedding.forEach((v, j) => { expect(v).toBeCloseTo(floats.body.data[i].embedding[j], 5); }); });
   });
 
   it('keeps input order, one row per input, whatever else shares the batch', async () => {
@@ -337,7 +337,7 @@ describe('regression on text, on a foundation model', () => {
     expect(predictions).toHaveLength(holdout.length);
     // the same numbers as sync predictions of the same rows
     const sync = await t.api.post('/v1/models/weather/predict', { inputs: holdout.map(([sentence]) => ({ sentence })) }, wait);
-    predictions.forEach((p, i) => expect(p.value).toBeCloseTo(sync.body.predictions[i].value, 4));
+    predictions.forEach((p, i) => { expect(p.value).toBeCloseTo(sync.body.predictions[i].value, 4); });
     const afterInference = await sets();
     expect(afterInference.n).toBe(1);
     expect(afterInference.used.getTime()).toBeGreaterThan(afterEvaluation.used.getTime());

@@ -67,7 +67,7 @@ function attempts(): Attempt[] {
     out.push({ method: 'GET', path: `/v1/admin/audit-log?${q}`, key: 'admin' });
     out.push({ method: 'GET', path: `/v1/admin/tenants/${tenant.id}/api-keys?${q}`, key: 'admin' });
   }
-  const badIds = ['x', 'ten_', 'key_', '%00', '..%2F..%2Fetc', 'ten_' + 'a'.repeat(300), "ten_1'--", 'ten_%F0%9F%92%A9', 'ten_ab cd'];
+  const badIds = ['x', 'ten_', 'key_', '%00', '..%2F..%2Fetc', `ten_${'a'.repeat(300)}`, "ten_1'--", 'ten_%F0%9F%92%A9', 'ten_ab cd'];
   for (const id of badIds) {
     out.push({ method: 'GET', path: `/v1/admin/tenants/${id}`, key: 'admin' });
     out.push({ method: 'DELETE', path: `/v1/admin/tenants/${id}`, key: 'admin' });
@@ -77,7 +77,7 @@ function attempts(): Attempt[] {
   for (const q of ['from=yesterday', 'to=2026-13-45', 'from=2026-05-01&to=2026-01-01', 'from=2026-02-30', 'x=1']) {
     out.push({ method: 'GET', path: `/v1/admin/tenants/${tenant.id}/usage?${q}`, key: 'admin' });
   }
-  const keys = ['', 'Bearer', 'aik_', 'adm_', 'aik_' + 'x'.repeat(500), 'Bearer aik_abc', 'aik_\u00e9\u00e9'];
+  const keys = ['', 'Bearer', 'aik_', 'adm_', `aik_${'x'.repeat(500)}`, 'Bearer aik_abc', 'aik_\u00e9\u00e9'];
   for (const k of keys) out.push({ method: 'GET', path: '/v1/me', key: k });
   out.push({ method: 'GET', path: '/v1/me', key: 'tenant', headers: { 'Idempotency-Key': 'x' } });
   out.push({ method: 'POST', path: '/v1/api-keys', key: 'tenant', body: '{"name":"x"}', contentType: 'application/json', headers: { 'Idempotency-Key': 'k'.repeat(300) } });

@@ -86,7 +86,7 @@ beforeAll(async () => {
   queues = new JobQueues(config);
   redis = new Redis(config.redisUrl);
   sub = new Redis(config.redisUrl);
-  sub.on('message', (channel: string, message: string) => {
+  sub.on('message', (_channel: string, message: string) => {
     const e = JSON.parse(message) as { job_id: string; type: string; seq: number; data: Record<string, unknown> };
     published.get(e.job_id)?.push({ type: e.type, seq: e.seq, data: e.data });
   });

@@ -108,7 +108,7 @@ interface Request {
   namesB: boolean;
 }
 
-const deep = (d: number, kind: 'array' | 'object') => (kind === 'array' ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d));
+const deep = (d: number, kind: 'array' | 'object') => (kind === 'array' ? '['.repeat(d) + ']'.repeat(d) : `${'{"a":'.repeat(d)}1${'}'.repeat(d)}`);
 
 /** JSON text that JSON.stringify cannot produce: deep nesting, numbers beyond doubles, prototype keys. */
 const RAW_VALUES = [
@@ -141,15 +141,15 @@ function generator(seed: number) {
       '../../etc/passwd', '..\\..\\boot.ini', '%2e%2e%2f', '/etc/shadow', 'file:///etc/passwd',
       "'; DROP TABLE jobs; --", "1' OR '1'='1", '1; SELECT pg_sleep(10)--', "$$ || (SELECT secret FROM api_keys) || $$", '{"$gt": ""}',
       { $gt: '' }, null, true, false, [], {}, [1, 2, 3], [null], ['a', { b: [] }],
-      B.dataset, B.model, B.job, B.webhook, B.key2, B.version, B.tenant.id, 'mdl_' + 'x'.repeat(96),
+      B.dataset, B.model, B.job, B.webhook, B.key2, B.version, B.tenant.id, `mdl_${'x'.repeat(96)}`,
       '2026-02-30T00:00:00Z', '9999-12-31T23:59:59Z', '-000001-01-01T00:00:00Z',
-      'http://169.254.169.254/latest/meta-data', 'http://[::ffff:127.0.0.1]/', 'http://0x7f.1/', 'javascript:alert(1)', 'http://93.184.216.34/' + 'p'.repeat(3000),
+      'http://169.254.169.254/latest/meta-data', 'http://[::ffff:127.0.0.1]/', 'http://0x7f.1/', 'javascript:alert(1)', `http://93.184.216.34/${'p'.repeat(3000)}`,
     ]);
 
   const segments = [
     '%2E%2E%2F%2E%2E%2Fetc%2Fpasswd', '..%2f..%2f..%2fetc%2fpasswd', '%2e%2e', '%252e%252e%252f', '%5C..%5C..%5Cwindows',
     "'%20OR%20'1'%3D'1", '1%3BDROP%20TABLE%20jobs', encodeURIComponent('ds_1 UNION SELECT * FROM api_keys--'),
-    'x'.repeat(250), 'ds_' + 'a'.repeat(97), 'job_' + '0'.repeat(20), '%F0%9F%92%A9', '%00', '%ZZ', '%C0%AE%C0%AE', '%E2%80%AE',
+    'x'.repeat(250), `ds_${'a'.repeat(97)}`, `job_${'0'.repeat(20)}`, '%F0%9F%92%A9', '%00', '%ZZ', '%C0%AE%C0%AE', '%E2%80%AE',
     'null', 'undefined', '-1', '0', '1e308', '99999999999999999999', '2147483648', '__proto__', 'constructor', '.env', 'swagger-ui.css%00.js',
   ];
 
@@ -159,7 +159,7 @@ function generator(seed: number) {
     if (route.startsWith('/v1/datasets/')) return A.dataset;
     if (route.startsWith('/v1/models/')) return param === 'n' ? '1' : param === 'alias' ? 'prod' : pick(['m', A.model]);
     if (route.startsWith('/v1/jobs/')) return A.job;
-    if (route.startsWith('/v1/webhooks/')) return param === 'message_id' ? 'msg_' + 'x'.repeat(20) : A.webhook;
+    if (route.startsWith('/v1/webhooks/')) return param === 'message_id' ? `msg_${'x'.repeat(20)}` : A.webhook;
     if (route.startsWith('/v1/api-keys/')) return A.key2;
     if (route.startsWith('/docs/assets/')) return 'swagger-ui.css';
     return 'x';
@@ -200,7 +200,7 @@ function generator(seed: number) {
     if (chance(0.15)) {
       const whole = pick([
         '', 'null', '[]', '"s"', '42', 'true', '{', '{"a":1}}', ']', '\u0000', '\ufeff{}', '{"name":"a",}', "{'name':'a'}", '{"name":"a"} trailing',
-        '{"name":"a","name":{"x":1}}', deep(50_000, 'array'), RAW_VALUES.at(-1)!, 'a=1&b=2', 'x1,x2,label\n1,2,a\n', 'x\u0000,label\n1,a\u0000\n2,b\n', '"x1,label\n1,"a\n', 'x1,x1,label\n1,2,a\n', '{"x1":1,"label":"\u0000"}\n{"x1":"NaN"}\n', '{"records":' + RAW_VALUES.at(-2)! + '}',
+        '{"name":"a","name":{"x":1}}', deep(50_000, 'array'), RAW_VALUES.at(-1)!, 'a=1&b=2', 'x1,x2,label\n1,2,a\n', 'x\u0000,label\n1,a\u0000\n2,b\n', '"x1,label\n1,"a\n', 'x1,x1,label\n1,2,a\n', '{"x1":1,"label":"\u0000"}\n{"x1":"NaN"}\n', `{"records":${RAW_VALUES.at(-2)!}}`,
       ]);
       return { text: whole, contentType: pick(['application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'text/csv', 'application/x-ndjson', 'application/json; charset=utf-16', 'multipart/form-data; boundary=x', 'APPLICATION/JSON', 'application/json, text/html']) };
     }
@@ -232,7 +232,7 @@ function generator(seed: number) {
       }
     }
     let text = JSON.stringify(template);
-    raws.forEach((raw, i) => (text = text.replace(`"\\u0001RAW${i}\\u0001"`, raw)));
+    raws.forEach((raw, i) => { text = text.replace(`"\\u0001RAW${i}\\u0001"`, raw); });
     return { text, contentType: chance(0.9) ? 'application/json' : pick(['text/plain', 'text/csv', 'application/x-ndjson']) };
   }
 
@@ -264,12 +264,12 @@ function generator(seed: number) {
       if (k < 0.85) headers.authorization = `Bearer ${A.tenant.key.secret}`;
       else if (k < 0.9) [headers.authorization, as] = [`Bearer ${adminKey()}`, 'admin'];
       else if (k < 0.93) headers.authorization = `Bearer ${revokedKey}`;
-      else if (k < 0.96) headers.authorization = pick(['Bearer aik_' + 'x'.repeat(43), 'Basic YTpi', 'Bearer', 'bearer  ' + A.tenant.key.secret, `Bearer ${A.tenant.key.secret.slice(0, -1)}`, 'Bearer ' + 'aik_' + 'x'.repeat(5_000)]);
+      else if (k < 0.96) headers.authorization = pick([`Bearer aik_${'x'.repeat(43)}`, 'Basic YTpi', 'Bearer', `bearer  ${A.tenant.key.secret}`, `Bearer ${A.tenant.key.secret.slice(0, -1)}`, `Bearer aik_${'x'.repeat(5_000)}`]);
       else as = 'other';
     } else if (chance(0.5)) headers.authorization = `Bearer ${A.tenant.key.secret}`;
     let query = '';
-    if (route.method === 'GET' && chance(0.6)) query = '?' + Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${pick(queryKeys)}=${queryValues()}`).join('&');
-    if (route.path === '/v1/datasets' && route.method === 'POST' && chance(0.3)) query = '?name=up&task=classification&label=' + queryValues();
+    if (route.method === 'GET' && chance(0.6)) query = `?${Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${pick(queryKeys)}=${queryValues()}`).join('&')}`;
+    if (route.path === '/v1/datasets' && route.method === 'POST' && chance(0.3)) query = `?name=up&task=classification&label=${queryValues()}`;
     let text: string | undefined;
     if (['POST', 'PUT', 'PATCH'].includes(route.method) || (route.method === 'DELETE' && chance(0.2))) {
       const b = body(`${route.method} ${route.path}`);
@@ -341,7 +341,7 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
     // Two bodies past the 16 MiB limit, sent in full (in the warm-up: what the process grows into
     // once for the largest requests it accepts is its start, not a leak).
     requests[WARM_UP - 20] = { ...requests[WARM_UP + 7], method: 'POST', route: '/v1/models', path: '/v1/models', headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'n', task: 'classification', description: 'z'.repeat(17 * 1024 * 1024) }) };
-    requests[WARM_UP - 10] = { ...requests[WARM_UP - 20], route: '/v1/datasets', path: '/v1/datasets?name=big&task=classification', headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'text/csv' }, body: 'x1,label\n' + '1,a\n'.repeat(5_000_000) };
+    requests[WARM_UP - 10] = { ...requests[WARM_UP - 20], route: '/v1/datasets', path: '/v1/datasets?name=big&task=classification', headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'text/csv' }, body: `x1,label\n${'1,a\n'.repeat(5_000_000)}` };
 
     // Classic probes, always in the run (the random ones may miss them): U+0000 where the body check
     // cannot see it, streams dropped at once, numbers past PostgreSQL's int4, deep JSON on every JSON route.
@@ -368,7 +368,7 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
       // the host's own and documentation addresses, a custom class in an imported model.
       { method: 'GET', path: `/v1/me?access_token=${A.tenant.key.secret}`, headers: {} },
       { method: 'GET', path: `/v1/admin/overview?access_token=${adminKey()}`, headers: {} },
-      { method: 'POST', path: '/v1/models', headers: { ...tenantJson, authorization: 'Bearer aik_' + 'g'.repeat(43) }, body: JSON.stringify({ name: 'n', task: 'classification', description: 'd'.repeat(4 * 1024 * 1024) }) },
+      { method: 'POST', path: '/v1/models', headers: { ...tenantJson, authorization: `Bearer aik_${'g'.repeat(43)}` }, body: JSON.stringify({ name: 'n', task: 'classification', description: 'd'.repeat(4 * 1024 * 1024) }) },
       { method: 'POST', path: '/v1/api-keys', headers: tenantJson, body: JSON.stringify({ name: 'k', scopes: ['keys:write', 'admin:everything'] }) },
       { method: 'POST', path: '/v1/webhooks', headers: tenantJson, body: JSON.stringify({ url: 'http://198.51.100.7/hook' }) },
       { method: 'POST', path: '/v1/webhooks', headers: tenantJson, body: JSON.stringify({ url: 'http://[::ffff:203.0.113.9]:3950/' }) },
@@ -388,7 +388,7 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
         .filter((r) => ['POST', 'PUT', 'PATCH'].includes(r.method) && !r.path.startsWith('/v1/admin'))
         .map((r) => ({ method: r.method, path: r.path.replace(/\{([a-z_]+)\}/g, (_, p: string) => (p === 'alias' ? 'prod' : p === 'message_id' ? 'msg_x' : r.path.startsWith('/v1/models') ? 'm' : r.path.startsWith('/v1/jobs') ? A.job : A.webhook)), headers: tenantJson, body: `{"metadata":${deep(20_000, 'object')}}` })),
     ];
-    classics.forEach((c, i) => (requests[WARM_UP + 10 + i] = { ...c, route: c.path, as: c.headers.authorization?.includes('adm_') ? 'admin' : 'tenant', namesB: false }));
+    classics.forEach((c, i) => { requests[WARM_UP + 10 + i] = { ...c, route: c.path, as: c.headers.authorization?.includes('adm_') ? 'admin' : 'tenant', namesB: false }; });
 
     const findings: string[] = [];
     const statuses: Record<number, number> = {};
@@ -439,7 +439,7 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
     await run(requests.slice(0, WARM_UP));
     const rssBefore = await settledRss(api.proc.pid!, 2_000);
     let rssPeak = rssBefore;
-    const peakWatch = setInterval(() => (rssPeak = Math.max(rssPeak, rssBytes(api.proc.pid!))), 100);
+    const peakWatch = setInterval(() => { rssPeak = Math.max(rssPeak, rssBytes(api.proc.pid!)); }, 100);
     await run(requests.slice(WARM_UP));
     clearInterval(peakWatch);
 

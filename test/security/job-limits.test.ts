@@ -338,8 +338,8 @@ describe('max_job_seconds across a worker crash', () => {
     const starts = (await db.query<{ created_at: Date }>(`SELECT created_at FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`, [job.body.id])).rows;
     expect(starts).toHaveLength(2);
     const deadline = running.started_at!.getTime() + 10_000;
-    const after = (d: Date) => (d.getTime() - running.started_at!.getTime()) / 1000;
-    process.stdout.write(`max_job_seconds after a crash: retry started ${after(starts[1].created_at)} s, ended ${after(ended.finished_at!)} s after the first start\n`);
+    const sinceStart = (d: Date) => (d.getTime() - running.started_at!.getTime()) / 1000;
+    process.stdout.write(`max_job_seconds after a crash: retry started ${sinceStart(starts[1].created_at)} s, ended ${sinceStart(ended.finished_at!)} s after the first start\n`);
     // A fresh 10 s for the retry would end it no sooner than 10 s after the second start.
     expect(ended.finished_at!.getTime()).toBeLessThan(Math.max(deadline, starts[1].created_at.getTime()) + 2_000);
   }, 120_000);

@@ -42,7 +42,7 @@ function stalledUpload(url: string, key: string, name: string, first = 'x,y\n'):
     req.on('response', (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
+      res.on('data', (c: string) => { text += c; });
       res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : null, headers: res.headers }));
     });
     req.on('error', reject);
@@ -122,7 +122,7 @@ describe('stalled and abandoned uploads', () => {
     const held = Array.from({ length: 4 }, (_, i) => stalledUpload(strict.url, t.key.secret, `held${i}`));
     // Keep them alive past the idle timeout by trickling a row every 200 ms.
     let row = 0;
-    const trickle = setInterval(() => held.forEach((u) => u.req.write(`${row},${row++}\n`)), 200);
+    const trickle = setInterval(() => held.forEach((u) => { u.req.write(`${row},${row++}\n`); }), 200);
     try {
       // The four have reached their route when they hold the tenant's four leases.
       await until('four uploads in flight', async () => (await redis.zcard(`{${process.env.REDIS_PREFIX}}:uploads:${t.id}`)) === 4, 10_000);
@@ -140,7 +140,7 @@ describe('stalled and abandoned uploads', () => {
       expect(next.status).toBe(201);
     } finally {
       clearInterval(trickle);
-      held.forEach((u) => u.req.destroy());
+      held.forEach((u) => { u.req.destroy(); });
     }
   }, 30_000);
 
@@ -165,7 +165,7 @@ describe('stalled and abandoned uploads', () => {
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       req.on('response', (res) => {
         let text = '';
-        res.on('data', (c) => (text += c));
+        res.on('data', (c) => { text += c; });
         res.on('end', () => resolve({ status: res.statusCode!, body: text }));
       });
       req.on('error', reject);
@@ -204,13 +204,13 @@ describe('long lines, long fields and wide headers', () => {
 
   it('caps the columns of a dataset (CSV header and NDJSON keys), naming the limit', async () => {
     const t = await createTenant(roomy.url);
-    const header = Array.from({ length: 200_000 }, (_, i) => `c${i}`).join(',') + ',y\n';
+    const header = `${Array.from({ length: 200_000 }, (_, i) => `c${i}`).join(',')},y\n`;
     const csv = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', { raw: header, headers: { 'content-type': 'text/csv' } });
     expect(csv.status).toBe(413);
     expect(csv.body.error).toMatchObject({ code: 'dataset_too_many_columns', param: 'columns' });
     expect(csv.body.error.message).toMatch(/200001 columns, more than the limit of 10000/);
     const record = JSON.stringify(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`c${i}`, i]).concat([['y', 1]])));
-    const ndjson = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', { raw: record + '\n', headers: { 'content-type': 'application/x-ndjson' } });
+    const ndjson = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', { raw: `${record}\n`, headers: { 'content-type': 'application/x-ndjson' } });
     expect(ndjson.status).toBe(413);
     expect(ndjson.body.error).toMatchObject({ code: 'dataset_too_many_columns' });
     expect((await t.api.get('/v1/datasets')).body.data).toEqual([]);
@@ -249,7 +249,7 @@ describe('kept-alive connections', () => {
         req.on('error', reject);
         req.end(body);
       });
-    const csv = 'x,y\n' + '1,2\n'.repeat(200_000);
+    const csv = `x,y\n${'1,2\n'.repeat(200_000)}`;
     // Refused by validation (no name) and by scope-free checks before the upload route reads a byte.
     expect(await send('POST', '/v1/datasets?task=regression&label=y', csv)).toBe(400);
     expect(await send('GET', '/v1/me')).toBe(200);

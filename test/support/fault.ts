@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
-import { createTenant, sleep, type TenantFixture, until } from './factories.js';
+import { createTenant, type TenantFixture, until } from './factories.js';
 import { type RunningProcess, startWorker } from './processes.js';
 
 /**

@@ -7,12 +7,12 @@ export class Output {
 
   /** Prints `data` as JSON under --json, else what `human` returns (lines). */
   result<T>(data: T, human: (data: T) => string | string[]): void {
-    if (this.json) this.out.write(JSON.stringify(data, null, 2) + '\n');
+    if (this.json) this.out.write(`${JSON.stringify(data, null, 2)}\n`);
     else this.line(...[human(data)].flat());
   }
 
   line(...lines: string[]): void {
-    for (const l of lines) this.out.write(l + '\n');
+    for (const l of lines) this.out.write(`${l}\n`);
   }
 }
 

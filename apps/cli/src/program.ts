@@ -61,7 +61,7 @@ export async function run(argv: string[] = process.argv): Promise<void> {
 /** Prints an error as people or scripts (--json, on stderr) want it; returns the exit code. */
 function report(err: unknown, json: boolean): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // Commander printed it
-  const print = (body: Record<string, unknown>, lines: string[]) => process.stderr.write((json ? JSON.stringify({ error: body }) : lines.join('\n')) + '\n');
+  const print = (body: Record<string, unknown>, lines: string[]) => process.stderr.write(`${json ? JSON.stringify({ error: body }) : lines.join('\n')}\n`);
   if (err instanceof AiaasError) {
     const where = [err.type, err.code, err.param ? `param ${err.param}` : '', err.status ? `HTTP ${err.status}` : ''].filter(Boolean).join(', ');
     print(err.toJSON(), [`error: ${err.message}`, `  (${where})`, ...(err.requestId ? [`  request id: ${err.requestId}`] : [])]);

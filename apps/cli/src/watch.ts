@@ -152,7 +152,7 @@ class BarView implements View {
 
   line(text: string): void {
     this.pause();
-    process.stdout.write(text + '\n');
+    process.stdout.write(`${text}\n`);
   }
 
   pause(): void {

@@ -121,7 +121,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       size: config.workerConcurrency,
       forcedBackend: config.tfBackend,
       cancelKillMs: config.workerCancelKillMs,
-      onChild: (pid, backend) => process.stdout.write(JSON.stringify({ event: 'worker.child', pid, backend: backend.name }) + '\n'),
+      onChild: (pid, backend) => process.stdout.write(`${JSON.stringify({ event: 'worker.child', pid, backend: backend.name })}\n`),
       onError: (m) => this.log.error(m),
     });
     this.runners = new Runners(db, this.pool, inferencePool, config.jobOutputPageSize, config.featureCacheMaxBytes);
@@ -221,7 +221,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     await Promise.all(
       taken.map(async (d) => {
         const row = rows.get(d.jobId);
-        if (!row || row.status !== 'queued') return this.scheduler.release(d.tenantId, d.jobId);
+        if (row?.status !== 'queued') return this.scheduler.release(d.tenantId, d.jobId);
         const [type, accelerator] = d.queue.split('-') as [JobType, string | undefined];
         await this.queues.enqueue({ id: d.jobId, tenantId: d.tenantId, type, accelerator: accelerator ?? null, maxAttempts: row.maxAttempts });
       }),

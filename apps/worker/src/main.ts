@@ -16,7 +16,7 @@ await app.init();
 const engine = app.get(JobEngine);
 const inference = app.get(InferencePool);
 process.stdout.write(
-  JSON.stringify({
+  `${JSON.stringify({
     event: 'worker.ready',
     id: config.instanceId,
     concurrency: config.workerConcurrency,
@@ -25,5 +25,5 @@ process.stdout.write(
     queues: [...engine.queueNames, PREDICT_QUEUE],
     children: engine.pids(),
     inference_children: inference.pids(),
-  }) + '\n',
+  })}\n`,
 );

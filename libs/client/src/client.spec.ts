@@ -128,7 +128,7 @@ describe('jobs.stream', () => {
     const api = await fakeApi((req, res, n) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       if (n === 0) {
-        res.write(sse(1, 'job.queued') + ': keep-alive\n\n' + sse(2, 'job.started'));
+        res.write(`${sse(1, 'job.queued')}: keep-alive\n\n${sse(2, 'job.started')}`);
         setTimeout(() => res.destroy(), 20); // the connection drops mid-job
       } else {
         expect(req.headers['last-event-id']).toBe('2');

@@ -41,7 +41,7 @@ async function fakeApi(answer: (req: Received, res: ServerResponse, n: number) =
       return;
     }
     const out = createWriteStream(r.file);
-    req.on('data', (c: Buffer) => (r.bytes += c.length));
+    req.on('data', (c: Buffer) => { r.bytes += c.length; });
     req.pipe(out);
     out.on('finish', () => answer(r, res, n));
   });
@@ -100,7 +100,7 @@ describe('datasets.uploadImages', () => {
     expect(progress[0]).toEqual({ sentBytes: 0, totalBytes: req.bytes });
     expect(progress.at(-1)).toEqual({ sentBytes: req.bytes, totalBytes: req.bytes });
     expect(progress.length).toBeGreaterThan(4);
-    progress.forEach((p, i) => i > 0 && expect(p.sentBytes).toBeGreaterThan(progress[i - 1].sentBytes));
+    progress.forEach((p, i) => { i > 0 && expect(p.sentBytes).toBeGreaterThan(progress[i - 1].sentBytes); });
   });
 
   (hasPython ? it : it.skip)('reads the folder again for a retry after a 503, under the same Idempotency-Key', async () => {

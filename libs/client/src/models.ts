@@ -55,7 +55,7 @@ export class ModelsClient {
       const answer = await this.predictBatch(model, inputs, opts).catch((err: unknown) => {
         throw namingInput(err, images, start);
       });
-      answer.forEach((p, i) => predictions.push(typeof batch[i] === 'string' ? { ...p, file: batch[i] as string } : p));
+      answer.forEach((p, i) => { predictions.push(typeof batch[i] === 'string' ? { ...p, file: batch[i] as string } : p); });
     }
     return predictions;
   }

@@ -1,5 +1,4 @@
 import { newId } from '@app/common';
-import type pg from 'pg';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
@@ -102,7 +101,7 @@ export class DatasetSpool {
   private async flush(): Promise<void> {
     if (this.pending.length === 0) return;
     if (this.discarded) throw new Error('the spool was discarded');
-    const data = await gzipAsync(Buffer.from(this.pending.join('\n') + '\n'));
+    const data = await gzipAsync(Buffer.from(`${this.pending.join('\n')}\n`));
     const chunk: SpooledChunk = { rows: this.pending.length, bytes: data.length, data };
     this.pending = [];
     this.pendingBytes = 0;

@@ -61,13 +61,13 @@ export class FeatureCacheRepository {
         for (let start = 0, seq = 0; start < features.length; start += CHUNK_ROWS, seq++) {
           const part = features.slice(start, start + CHUNK_ROWS);
           const data = Buffer.alloc(part.length * width * 4);
-          part.forEach((f, r) => Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(data, r * width * 4));
+          part.forEach((f, r) => { Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(data, r * width * 4); });
           await client.query('INSERT INTO feature_chunks (set_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [id, seq, part.length, data]);
         }
       }
       await client.query('COMMIT');
     } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
       throw err;
     } finally {
       client.release(broken);

@@ -132,7 +132,7 @@ async function cachedFeatures(handle: FoundationHandle, docs: Doc[]): Promise<Fl
   const seconds = (performance.now() - started) / 1000;
   console.error(`  base features of ${docs.length} docs: ${seconds.toFixed(1)} s (${((seconds * 1000) / docs.length).toFixed(0)} ms/doc)`);
   const all = new Float32Array(features.length * features[0].length);
-  features.forEach((f, i) => all.set(f, i * f.length));
+  features.forEach((f, i) => { all.set(f, i * f.length); });
   writeFileSync(file, Buffer.from(all.buffer));
   return features;
 }

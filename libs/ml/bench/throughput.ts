@@ -175,7 +175,7 @@ function workload(model: BenchModel, rows: Row[], spec: DatasetSpec, hp: Resolve
     ...(architecture ? { textModel: 'sequence' as const } : {}),
   });
   const y = new Float32Array(data.n * classes);
-  data.y!.forEach((c, i) => (y[i * classes + c] = 1));
+  data.y!.forEach((c, i) => { y[i * classes + c] = 1; });
   return { model, rows, options: { spec, hyperparameters: { ...hp, early_stopping: null }, ...(architecture ? { architecture } : {}) }, x: data.x as Float32Array | Int32Array, y, width: data.width, hp };
 }
 

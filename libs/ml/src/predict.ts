@@ -80,7 +80,7 @@ export class LoadedModel {
       for (let i = 0; i < data.n; i++) {
         predicted[i] = argMax(outputs, i * k, k);
         const probabilities: Record<string, number> = {};
-        labels.forEach((label, j) => (probabilities[label] = outputs[i * k + j]));
+        labels.forEach((label, j) => { probabilities[label] = outputs[i * k + j]; });
         predictions.push({ label: labels[predicted[i]], probabilities });
       }
     } else {

@@ -18,7 +18,7 @@ function longDocuments(n: number, seed: number): Row[] {
     const c = i % 3;
     const words = Array.from({ length: 700 }, () => FILLER[Math.floor(random() * FILLER.length)]);
     words[650 + Math.floor(random() * 40)] = ['Harbour', 'Vaccine', 'Election'][c];
-    return { text: words.join(' ') + '.', topic: ['shipping', 'health', 'politics'][c] };
+    return { text: `${words.join(' ')}.`, topic: ['shipping', 'health', 'politics'][c] };
   });
 }
 

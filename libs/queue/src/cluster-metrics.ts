@@ -73,6 +73,6 @@ export class ClusterMetrics {
     for (const outcome of ['succeeded', 'retried', 'failed', 'gone'] as const) {
       out.push(`aiaas_webhook_attempts_total{scope="cluster",outcome="${outcome}"} ${Number(webhooks[outcome] ?? 0)}`);
     }
-    return out.join('\n') + '\n';
+    return `${out.join('\n')}\n`;
   }
 }

@@ -132,5 +132,5 @@ test('queue_position follows the dispatch order', async () => {
   for (let i = 0; i < 10; i++) positions.set(`a-${i}`, (await s.position(job('a', i)))!);
   for (let i = 0; i < 3; i++) positions.set(`b-${i}`, (await s.position(job('b', i)))!);
   const actual = await order(s, 13);
-  actual.forEach((id, i) => expect([id, positions.get(id)]).toEqual([id, i + 1]));
+  actual.forEach((id, i) => { expect([id, positions.get(id)]).toEqual([id, i + 1]); });
 });

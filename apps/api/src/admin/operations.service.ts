@@ -24,13 +24,13 @@ export class OperationsService {
   private readonly predictQueue: PredictQueue;
 
   constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(APP_CONFIG) config: AppConfig,
     private readonly db: Database,
     private readonly jobsRepo: JobRepository,
     private readonly jobs: JobsService,
     private readonly webhooks: WebhookRepository,
     private readonly audit: AuditRepository,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) redis: Redis,
   ) {
     this.metrics = new ClusterMetrics(config, redis);
     this.predictQueue = new PredictQueue(config, redis);

@@ -65,7 +65,7 @@ export class OpenApiBuilder {
         if (!spec) continue;
         const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number].toLowerCase();
         const sub = String(Reflect.getMetadata(PATH_METADATA, handler) ?? '');
-        const path = ('/' + [base, sub].filter((p) => p && p !== '/').join('/')).replace(/\/+/g, '/').replace(/:([A-Za-z_]+)/g, '{$1}');
+        const path = (`/${[base, sub].filter((p) => p && p !== '/').join('/')}`).replace(/\/+/g, '/').replace(/:([A-Za-z_]+)/g, '{$1}');
         const targets = [handler, metatype];
         const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ?? false;
         const isAdmin = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
@@ -106,10 +106,10 @@ export class OpenApiBuilder {
                 };
         }
         const errors = new Set(spec.errors ?? []);
-        if (!isPublic) [401, 403].forEach((s) => errors.add(s));
+        if (!isPublic) [401, 403].forEach((s) => { errors.add(s); });
         if (!isPublic && !isAdmin) errors.add(429);
-        if (idempotent) [409, 422].forEach((s) => errors.add(s));
-        if (spec.body) [413, 415].forEach((s) => errors.add(s));
+        if (idempotent) [409, 422].forEach((s) => { errors.add(s); });
+        if (spec.body) [413, 415].forEach((s) => { errors.add(s); });
         if (!isPublic) errors.add(503);
         for (const code of [...errors].sort()) {
           responses[String(code)] = { description: ERROR_TEXT[code] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };

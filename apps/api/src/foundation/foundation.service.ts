@@ -68,7 +68,7 @@ export class FoundationService {
       model: spec.id,
       predictions: (reply.probabilities ?? []).map((row) => {
         let best = 0;
-        row.forEach((v, i) => (best = v > row[best] ? i : best));
+        row.forEach((v, i) => { best = v > row[best] ? i : best; });
         return { label: labels[best], probabilities: Object.fromEntries(labels.map((l, i) => [l, row[i]])) };
       }),
     };

@@ -8,7 +8,7 @@ const logger = new Logger('errors');
 /** Fastify's own errors (body parsing, limits) by code, as API.md's error shape. */
 const FASTIFY_ERRORS: Record<string, (err: Error) => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () => ApiError.invalid('body_too_large', 'The request body is larger than this endpoint accepts', undefined, 413),
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) =>
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
     new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Unsupported Content-Type: send application/json'),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => ApiError.invalid('body_invalid_json', 'The body is empty but Content-Type is application/json'),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => ApiError.invalid('body_invalid', 'Content-Length does not match the body'),

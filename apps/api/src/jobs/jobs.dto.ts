@@ -1,6 +1,6 @@
 import { type Job, jobView as viewOfJob } from '@app/db';
 import { z } from 'zod';
-import { idParam, iso, listQuery, Timestamp, VersionNumber } from '../http/schemas.js';
+import { idParam, listQuery, Timestamp, VersionNumber } from '../http/schemas.js';
 import { AliasName } from '../models/models.dto.js';
 
 const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');

@@ -139,6 +139,7 @@ describe('aiaas datasets upload FOLDER --task image-classification', () => {
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's ANSI escapes
     const screen = stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(/4 images in 2 classes \(cat 2, dog 2\), [\d.]+ KB as a zip/);
     expect(screen).toMatch(/uploading \S+ 100% \| [\d.]+ KB\/[\d.]+ KB \|/);

@@ -17,7 +17,7 @@ export async function uploadImageDataset(ctx: Context, path: string, name: strin
   if (skipped.length > 0) {
     const shown = skipped.slice(0, SKIPPED_SHOWN).map((s) => `  ${describeSkipped(s)}`);
     const more = skipped.length > SKIPPED_SHOWN ? [`  … and ${skipped.length - SKIPPED_SHOWN} more`] : [];
-    process.stderr.write([`warning: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} of ${path}:`, ...shown, ...more].join('\n') + '\n');
+    process.stderr.write(`${[`warning: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} of ${path}:`, ...shown, ...more].join('\n')}\n`);
   }
   const bar = UploadBar.forTerminal(ctx.json);
   if (archive.folder && process.stderr.isTTY && !ctx.json) {

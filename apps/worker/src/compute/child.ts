@@ -67,6 +67,7 @@ async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['inf
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the arguments of one op, as ComputeOps types them on the sending side (one message type for all ops)
 async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown> {
   const controller = new AbortController();
   controllers.set(id, controller);

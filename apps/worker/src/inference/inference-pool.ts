@@ -42,7 +42,7 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
       forcedBackend: config.tfBackend,
       cancelKillMs: config.workerCancelKillMs,
       modelCacheBytes: config.workerModelCacheBytes,
-      onChild: (pid, backend) => process.stdout.write(JSON.stringify({ event: 'worker.child', role: 'inference', pid, backend: backend.name }) + '\n'),
+      onChild: (pid, backend) => process.stdout.write(`${JSON.stringify({ event: 'worker.child', role: 'inference', pid, backend: backend.name })}\n`),
       onError: (m) => this.log.error(m),
     });
   }

@@ -98,7 +98,7 @@ describe('readImageFolder', () => {
 describe('imageArchiveOf', () => {
   it('names a folder’s archive after the folder, a zip file’s after the file, and refuses anything else', async () => {
     const root = folderOf({ 'photos/cat/1.jpg': jpg(), 'photos/dog/1.png': png(), 'set.zip': Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0]), 'table.csv': 'a,b\n1,2\n' });
-    const folder = await imageArchiveOf(join(root, 'photos') + '/');
+    const folder = await imageArchiveOf(`${join(root, 'photos')}/`);
     expect([folder.kind, folder.name, folder.folder?.classes]).toEqual(['folder', 'photos', { cat: 1, dog: 1 }]);
     const zip = await imageArchiveOf(join(root, 'set.zip'));
     expect([zip.kind, zip.name, zip.length]).toEqual(['zip', 'set', 6]);

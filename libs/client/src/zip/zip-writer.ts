@@ -66,7 +66,7 @@ function layoutOf(entries: readonly Pick<ZipEntry, 'name' | 'size'>[]): Layout {
   });
   const centralOffset = at;
   let centralSize = 0;
-  offsets.forEach((offset, i) => (centralSize += CENTRAL_HEADER + names[i].length + (offset >= MAX_32 ? ZIP64_OFFSET_EXTRA : 0)));
+  offsets.forEach((offset, i) => { centralSize += CENTRAL_HEADER + names[i].length + (offset >= MAX_32 ? ZIP64_OFFSET_EXTRA : 0); });
   const zip64 = entries.length >= MAX_16 || centralOffset >= MAX_32 || centralSize >= MAX_32 || centralOffset + centralSize >= MAX_32;
   const length = centralOffset + centralSize + (zip64 ? ZIP64_END_RECORD + ZIP64_LOCATOR : 0) + END_RECORD;
   return { names, offsets, centralOffset, centralSize, zip64, length };

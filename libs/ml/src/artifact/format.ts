@@ -58,7 +58,10 @@ export function checkWeightSpecs(specs: unknown): string[] {
   const names = new Set<string>();
   specs.forEach((s, i) => {
     const where = `weight ${i}${s && typeof s.name === 'string' ? ` '${s.name}'` : ''}`;
-    if (!s || typeof s !== 'object') return problems.push(`${where} is not an object`);
+    if (!s || typeof s !== 'object') {
+      problems.push(`${where} is not an object`);
+      return;
+    }
     if (typeof s.name !== 'string' || s.name === '') problems.push(`${where} has no name`);
     else if (names.has(s.name)) problems.push(`${where} is listed twice`);
     else names.add(s.name);
@@ -90,7 +93,7 @@ export function decodeArtifact(artifact: Uint8Array | string): DecodedArtifact {
   if (json?.format !== 'layers-model' || !json.modelTopology || !Array.isArray(json.weightsManifest) || typeof json.weightData !== 'string') {
     throw new MlError('invalid_artifact', 'The artifact is not a TF.js layers model.json with inlined weights');
   }
-  if (!meta || meta.version !== 1 || !TASKS.includes(meta.task) || !meta.preprocessing || !meta.input_schema) {
+  if (meta?.version !== 1 || !TASKS.includes(meta.task) || !meta.preprocessing || !meta.input_schema) {
     throw new MlError('invalid_artifact', 'The artifact carries no aiaas metadata (version 1)');
   }
   const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);

@@ -75,8 +75,14 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
     const className = l?.class_name;
     const cfg = l?.config;
     const name = typeof cfg?.name === 'string' ? cfg.name : typeof l?.name === 'string' ? l.name : `layer ${i}`;
-    if (typeof className !== 'string' || !cfg || typeof cfg !== 'object') return problems.push(`layer ${i} is not {class_name, config}`);
-    if (!ALLOWED_LAYERS.includes(className)) return problems.push(`layer '${name}': class '${className}' is not allowed (allowed: ${ALLOWED_LAYERS.join(', ')})`);
+    if (typeof className !== 'string' || !cfg || typeof cfg !== 'object') {
+      problems.push(`layer ${i} is not {class_name, config}`);
+      return;
+    }
+    if (!ALLOWED_LAYERS.includes(className)) {
+      problems.push(`layer '${name}': class '${className}' is not allowed (allowed: ${ALLOWED_LAYERS.join(', ')})`);
+      return;
+    }
     problems.push(...configClassProblems(name, cfg));
     layers.push({ class_name: className, name, config: cfg, inbound: kind === 'Sequential' ? [] : inboundNames(l, name, problems) });
   });

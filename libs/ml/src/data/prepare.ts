@@ -299,7 +299,10 @@ function fitTabular(spec: DatasetSpec, rows: Row[], trainRows: Row[]): TabularPr
   const count = new Float64Array(d);
   const problems = new Problems();
   rows.forEach((row, k) => {
-    if (!row || typeof row !== 'object') return problems.add(`row ${k + 1} is not an object`);
+    if (!row || typeof row !== 'object') {
+      problems.add(`row ${k + 1} is not an object`);
+      return;
+    }
     for (const f of features) {
       if (numericValue(row[f]) === undefined) problems.add(`row ${k + 1}: feature '${f}' is not a number (${describeValue(row[f])})`);
     }

@@ -29,7 +29,7 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
   const { spec, rows } = opts;
   const base = opts.baseModel!;
   const card = foundationModel(base.id);
-  if (!card || card.input.type !== 'image') throw new MlError('invalid_data', `'${base.id}' is not an image foundation model`);
+  if (card?.input.type !== 'image') throw new MlError('invalid_data', `'${base.id}' is not an image foundation model`);
   if (!Array.isArray(rows) || rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
   const hp = resolveHyperparameters(spec.task, { ...IMAGE_HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) }, { preset: true, textData: false, baseModel: true });
   const layers = hp.trainable_base_layers ?? 0;
@@ -84,7 +84,7 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
   }
   const subset = (idx: number[]): EncodedData => {
     const out = new Float32Array(idx.length * width);
-    idx.forEach((i, k) => out.set(x.subarray(i * width, (i + 1) * width), k * width));
+    idx.forEach((i, k) => { out.set(x.subarray(i * width, (i + 1) * width), k * width); });
     return { n: idx.length, width, x: out, y: Float32Array.from(idx, (i) => y[i]) };
   };
   const train = subset(trainIdx);

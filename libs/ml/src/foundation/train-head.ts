@@ -25,7 +25,7 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
   if (spec.task === 'image-classification') return (await import('./image-head.js')).trainImageHead(opts, backend, started);
   if (spec.task !== 'text-classification' && spec.task !== 'regression') throw new MlError('invalid_data', `A base model serves text-classification, regression and image-classification, not ${spec.task}`);
   const model = foundationModel(base.id);
-  if (!model || model.input.type !== 'text') throw new MlError('invalid_data', `'${base.id}' is not a text foundation model`);
+  if (model?.input.type !== 'text') throw new MlError('invalid_data', `'${base.id}' is not a text foundation model`);
   if (!spec.textField) throw new MlError('invalid_data', 'A head on a text base needs a text field');
   if (!Array.isArray(rows) || rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
   const features = base.features ?? [];

@@ -34,6 +34,6 @@ describe('the convolution gradient kernels on wasm', () => {
   ] as const)('give the gradients of cpu for input %j, stride %d, padding %s', async (shape, strides, pad) => {
     const want = await gradients('cpu', [...shape], strides, pad);
     const got = await gradients('wasm', [...shape], strides, pad);
-    got.forEach((g, k) => g.forEach((v, i) => expect(v).toBeCloseTo(want[k][i], 3)));
+    got.forEach((g, k) => { g.forEach((v, i) => { expect(v).toBeCloseTo(want[k][i], 3); }); });
   });
 });
