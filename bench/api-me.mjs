@@ -79,7 +79,10 @@ export default {
             `api-me: round ${i}/${rounds} ${name.padEnd(8)} ${r.rps} req/s, p99 ${r.latency_ms.p99} ms` +
               (r.cpu ? `, server ${r.cpu.cores_used.server} cores, other processes ${other} cores` : ''),
           );
-          if (other > CONTENDED_CORES) console.warn(`  \x1b[33mwarning:\x1b[0m other processes used ${other} cores during this run (${r.cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`);
+          if (other > CONTENDED_CORES)
+            console.warn(
+              `  \x1b[33mwarning:\x1b[0m other processes used ${other} cores during this run (${r.cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`,
+            );
         }
       }
 
@@ -137,12 +140,22 @@ export default {
             text: `${ratio} (per round: ${perRound.join(', ')})`,
           },
         ],
-        figures: { baseline: b, api: a, ratio, ratio_per_round: perRound, target_ratio: TARGET_RATIO, pass: ratio >= TARGET_RATIO, response_bytes: me.text.length },
+        figures: {
+          baseline: b,
+          api: a,
+          ratio,
+          ratio_per_round: perRound,
+          target_ratio: TARGET_RATIO,
+          pass: ratio >= TARGET_RATIO,
+          response_bytes: me.text.length,
+        },
         runs,
         warmups,
         notes: [
           ...(contended.length
-            ? [`**${contended.length} of ${runs.length} measured runs were disturbed** by other processes (> ${CONTENDED_CORES} cores): rounds ${contended.map((r) => `${r.round} ${r.label}`).join(', ')}.`]
+            ? [
+                `**${contended.length} of ${runs.length} measured runs were disturbed** by other processes (> ${CONTENDED_CORES} cores): rounds ${contended.map((r) => `${r.round} ${r.label}`).join(', ')}.`,
+              ]
             : [`No measured run was disturbed by other processes (each below ${CONTENDED_CORES} cores).`]),
           `Body of /v1/me (${me.text.length} bytes) captured from the API at the start of the run and served as-is by the baseline.`,
         ],

@@ -41,7 +41,9 @@ const feed = async () => {
   while (feeding) {
     const waiting = await queue.getWaitingCount();
     if (waiting < backlog) {
-      await queue.addBulk(Array.from({ length: 250 }, () => ({ name: 'noop', data: { jobId: `noop_${seq++}` }, opts: { removeOnComplete: true } })));
+      await queue.addBulk(
+        Array.from({ length: 250 }, () => ({ name: 'noop', data: { jobId: `noop_${seq++}` }, opts: { removeOnComplete: true } })),
+      );
     } else {
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -61,7 +63,9 @@ const jobs = completed - start;
 const elapsed = (performance.now() - t0) / 1000;
 feeding = false;
 await feeding$;
-process.stdout.write(`${JSON.stringify({ event: 'noop.result', jobs, seconds: elapsed, rate: Math.round(jobs / elapsed), concurrency })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ event: 'noop.result', jobs, seconds: elapsed, rate: Math.round(jobs / elapsed), concurrency })}\n`,
+);
 await worker.close(true);
 await queue.obliterate({ force: true }).catch(() => undefined);
 await queue.close();

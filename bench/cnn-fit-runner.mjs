@@ -25,7 +25,8 @@ spec.images.forEach((r, i) => {
   const rgb = decodeImage(Buffer.from(r.image, 'base64'), i, limits);
   if (rgb.width !== width || rgb.height !== height) throw new Error(`the baseline expects ${width}×${height} images`);
   for (let p = 0; p < width * height; p++) {
-    for (let c = 0; c < channels; c++) x[(i * width * height + p) * channels + c] = (channels === 1 ? rgb.data[p * 3] : rgb.data[p * 3 + c]) / 255;
+    for (let c = 0; c < channels; c++)
+      x[(i * width * height + p) * channels + c] = (channels === 1 ? rgb.data[p * 3] : rgb.data[p * 3 + c]) / 255;
   }
   y[i] = index.get(r.label);
 });
@@ -36,9 +37,15 @@ model.compile({ optimizer: tf.train.adam(hp.learning_rate ?? 0.001), loss: 'spar
 const xs = tf.tensor2d(x, [n, width * height * channels]);
 const ys = tf.tensor1d(y);
 // one warm-up batch, as the job's first batch also pays for kernel set-up
-await model.fit(xs.slice([0], [Math.min(n, hp.batch_size ?? 32)]), ys.slice([0], [Math.min(n, hp.batch_size ?? 32)]), { epochs: 1, batchSize: hp.batch_size ?? 32, verbose: 0 });
+await model.fit(xs.slice([0], [Math.min(n, hp.batch_size ?? 32)]), ys.slice([0], [Math.min(n, hp.batch_size ?? 32)]), {
+  epochs: 1,
+  batchSize: hp.batch_size ?? 32,
+  verbose: 0,
+});
 const t0 = performance.now();
 await model.fit(xs, ys, { epochs: spec.epochs, batchSize: hp.batch_size ?? 32, shuffle: true, verbose: 0 });
 const seconds = (performance.now() - t0) / 1000;
-process.stdout.write(`${JSON.stringify({ event: 'fit.result', samples_per_s: Math.round((n * spec.epochs) / seconds), seconds: Math.round(seconds * 10) / 10, epochs: spec.epochs, rows: n })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ event: 'fit.result', samples_per_s: Math.round((n * spec.epochs) / seconds), seconds: Math.round(seconds * 10) / 10, epochs: spec.epochs, rows: n })}\n`,
+);
 process.exit(0);

@@ -20,5 +20,7 @@ while (performance.now() - t0 < seconds * 1000) {
   batches++;
 }
 const elapsed = (performance.now() - t0) / 1000;
-process.stdout.write(`${JSON.stringify({ event: 'encoder.result', embeddings_per_s: Math.round((batches * texts.length) / elapsed), batches, ms_per_batch: Math.round((elapsed * 1000) / batches) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ event: 'encoder.result', embeddings_per_s: Math.round((batches * texts.length) / elapsed), batches, ms_per_batch: Math.round((elapsed * 1000) / batches) })}\n`,
+);
 process.exit(0);

@@ -13,9 +13,27 @@ export const TARGETS = {
   embeddings_vs_encoder: 0.7,
 };
 const USE = 'universal-sentence-encoder-lite';
-const WORDS = ['market', 'river', 'engine', 'garden', 'music', 'election', 'winter', 'doctor', 'coffee', 'planet', 'league', 'recipe', 'storm', 'museum', 'bridge', 'school'];
+const WORDS = [
+  'market',
+  'river',
+  'engine',
+  'garden',
+  'music',
+  'election',
+  'winter',
+  'doctor',
+  'coffee',
+  'planet',
+  'league',
+  'recipe',
+  'storm',
+  'museum',
+  'bridge',
+  'school',
+];
 /** A deterministic short sentence: different texts, similar lengths (about 12 tokens). */
-const sentence = (i) => `The ${WORDS[i % 16]} near the ${WORDS[(i * 7 + 3) % 16]} changed after the ${WORDS[(i * 5 + 1) % 16]} report number ${i}.`;
+const sentence = (i) =>
+  `The ${WORDS[i % 16]} near the ${WORDS[(i * 7 + 3) % 16]} changed after the ${WORDS[(i * 5 + 1) % 16]} report number ${i}.`;
 
 /** BENCH_FOUNDATION_SECONDS (5 s per load run), BENCH_TRANSFER_ROWS (2,000). */
 export function foundationSettings(env = process.env) {
@@ -52,14 +70,27 @@ export default {
       const encoderRate = median(alone);
 
       api = await startApi(env);
-      worker = await startProcess('dist/apps/worker/src/main.js', 'worker.ready', { env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
+      worker = await startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
+        env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn' },
+        timeoutMs: 60_000,
+      });
       const admin = env.ADMIN_API_KEY;
       const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
         method: 'POST',
         token: admin,
-        body: { name: 'bench-foundation', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000 } },
+        body: {
+          name: 'bench-foundation',
+          plan: 'enterprise',
+          quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000 },
+        },
       });
-      const secret = (await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })).body.secret;
+      const secret = (
+        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
+          method: 'POST',
+          token: admin,
+          body: { name: 'bench' },
+        })
+      ).body.secret;
       const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
       const must = (r, status, what) => {
         if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
@@ -88,15 +119,28 @@ export default {
       for (let i = 1; i <= rounds; i++) {
         for (const clients of [1, 32]) {
           await settle();
-          const r = await loadTest({ ...target, duration: fs.seconds, connections: clients, label: `embeddings, ${clients} client(s)`, serverPid: api.proc.pid });
-          if (r.non2xx || r.errors) throw new Error(`embeddings (${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`);
+          const r = await loadTest({
+            ...target,
+            duration: fs.seconds,
+            connections: clients,
+            label: `embeddings, ${clients} client(s)`,
+            serverPid: api.proc.pid,
+          });
+          if (r.non2xx || r.errors)
+            throw new Error(`embeddings (${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`);
           runs.push({ ...r, clients, embeddings_per_s: r.rps * texts.length });
-          step(`foundation: embeddings, ${clients} client(s), round ${i}/${rounds}: ${r.rps * texts.length} embeddings/s (p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms)`);
+          step(
+            `foundation: embeddings, ${clients} client(s), round ${i}/${rounds}: ${r.rps * texts.length} embeddings/s (p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms)`,
+          );
         }
       }
       const pick = (clients) => {
         const mine = runs.filter((r) => r.clients === clients);
-        return { rate: median(mine.map((r) => r.embeddings_per_s)), p50: median(mine.map((r) => r.latency_ms.p50)), p99: median(mine.map((r) => r.latency_ms.p99)) };
+        return {
+          rate: median(mine.map((r) => r.embeddings_per_s)),
+          p50: median(mine.map((r) => r.latency_ms.p50)),
+          p99: median(mine.map((r) => r.latency_ms.p99)),
+        };
       };
       const at1 = pick(1);
       const at32 = pick(32);
@@ -107,7 +151,12 @@ export default {
       const ds = must(await t('POST', '/v1/datasets', { name: 'tl', task: 'text-classification', records }), 201, 'dataset');
       must(await t('POST', '/v1/models', { name: 'tl', task: 'text-classification' }), 201, 'model');
       const trainOnce = async () => {
-        const answer = await t('POST', '/v1/jobs', { type: 'training', model: 'tl', dataset: ds.id, base_model: USE, hyperparameters: { seed: 1 } }, { Prefer: 'wait=60' });
+        const answer = await t(
+          'POST',
+          '/v1/jobs',
+          { type: 'training', model: 'tl', dataset: ds.id, base_model: USE, hyperparameters: { seed: 1 } },
+          { Prefer: 'wait=60' },
+        );
         // 200 when it ended within the wait, else 202 and polled
         const job = must(answer, answer.status === 202 ? 202 : 200, 'transfer training');
         let row = job;
@@ -133,10 +182,18 @@ export default {
       must(await t('POST', '/v1/models/tl/predict', { inputs: [{ text: sentence(1) }] }, { Prefer: 'wait=30' }), 200, 'transfer predict');
       const tlPredict = {};
       for (const clients of [1, 16]) {
-        const r = await loadTest({ ...predict, duration: fs.seconds, connections: clients, label: `transfer predict, ${clients} client(s)`, serverPid: api.proc.pid });
+        const r = await loadTest({
+          ...predict,
+          duration: fs.seconds,
+          connections: clients,
+          label: `transfer predict, ${clients} client(s)`,
+          serverPid: api.proc.pid,
+        });
         if (r.non2xx || r.errors) throw new Error(`transfer predict: ${r.non2xx} non-2xx, ${r.errors} errors`);
         tlPredict[clients] = { rps: r.rps, p50: r.latency_ms.p50, p99: r.latency_ms.p99 };
-        step(`foundation: transfer-learned predict, ${clients} client(s): ${r.rps} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+        step(
+          `foundation: transfer-learned predict, ${clients} client(s): ${r.rps} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`,
+        );
       }
 
       const n = (x) => x.toLocaleString('en-US');
@@ -184,8 +241,23 @@ export default {
           `Transfer-learned predict: one short text per request, Prefer: wait=30.`,
         columns: RATIO_COLUMNS,
         rows,
-        checks: [{ name: 'embeddings/s at 32 clients ÷ the encoder alone', value: ratio32, target: `≥ ${TARGETS.embeddings_vs_encoder}`, pass: ratio32 >= TARGETS.embeddings_vs_encoder, text: `${ratio32} (${n(at32.rate)} vs ${n(encoderRate)})` }],
-        figures: { targets: TARGETS, settings: fs, encoder_alone_per_round: alone, embeddings: { at1, at32 }, transfer: { cold_s: cold, warm_s: warm }, transfer_predict: tlPredict },
+        checks: [
+          {
+            name: 'embeddings/s at 32 clients ÷ the encoder alone',
+            value: ratio32,
+            target: `≥ ${TARGETS.embeddings_vs_encoder}`,
+            pass: ratio32 >= TARGETS.embeddings_vs_encoder,
+            text: `${ratio32} (${n(at32.rate)} vs ${n(encoderRate)})`,
+          },
+        ],
+        figures: {
+          targets: TARGETS,
+          settings: fs,
+          encoder_alone_per_round: alone,
+          embeddings: { at1, at32 },
+          transfer: { cold_s: cold, warm_s: warm },
+          transfer_predict: tlPredict,
+        },
         runs,
       };
     } finally {

@@ -19,8 +19,18 @@ export default {
       step('hot-routes: starting the API (no worker: jobs stay as they are)');
       api = await startApi(env);
       const admin = env.ADMIN_API_KEY;
-      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, { method: 'POST', token: admin, body: { name: 'bench-hot', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000 } } });
-      const key = (await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })).body.secret;
+      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
+        method: 'POST',
+        token: admin,
+        body: { name: 'bench-hot', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000 } },
+      });
+      const key = (
+        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
+          method: 'POST',
+          token: admin,
+          body: { name: 'bench' },
+        })
+      ).body.secret;
       const t = (method, path, body) => requestJson(`${api.url}${path}`, { method, token: key, body });
       const records = Array.from({ length: 40 }, (_, i) => ({ x1: i % 7, x2: (i * 3) % 5, label: i % 2 ? 'a' : 'b' }));
       const ds = (await t('POST', '/v1/datasets', { name: 'hot', task: 'classification', records })).body;
@@ -31,19 +41,34 @@ export default {
       await t('POST', `/v1/jobs/${finished.id}/cancel`, {});
 
       const runs = [];
-      for (const [label, id] of [['queued', queued.id], ['finished', finished.id]]) {
+      for (const [label, id] of [
+        ['queued', queued.id],
+        ['finished', finished.id],
+      ]) {
         const target = { url: `${api.url}/v1/jobs/${id}`, headers: { authorization: `Bearer ${key}` } };
         if (warmup) await loadTest({ ...target, duration: warmup, connections, label: `warm-up ${label}` });
         for (let i = 1; i <= rounds; i++) {
-          const r = await loadTest({ ...target, duration: seconds(), connections, label: `GET /v1/jobs/{id} (${label})`, serverPid: api.proc.pid });
+          const r = await loadTest({
+            ...target,
+            duration: seconds(),
+            connections,
+            label: `GET /v1/jobs/{id} (${label})`,
+            serverPid: api.proc.pid,
+          });
           if (r.non2xx || r.errors) throw new Error(`GET /v1/jobs/{id} (${label}): ${r.non2xx} non-2xx, ${r.errors} errors`);
           runs.push({ ...r, round: i, which: label });
-          step(`hot-routes: GET /v1/jobs/{id} (${label}) round ${i}/${rounds}: ${r.rps} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+          step(
+            `hot-routes: GET /v1/jobs/{id} (${label}) round ${i}/${rounds}: ${r.rps} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`,
+          );
         }
       }
       const of = (which) => {
         const mine = runs.filter((r) => r.which === which);
-        return { rps: median(mine.map((r) => r.rps)), p50: median(mine.map((r) => r.latency_ms.p50)), p99: median(mine.map((r) => r.latency_ms.p99)) };
+        return {
+          rps: median(mine.map((r) => r.rps)),
+          p50: median(mine.map((r) => r.latency_ms.p50)),
+          p99: median(mine.map((r) => r.latency_ms.p99)),
+        };
       };
       const me = areas.find((a) => a.area === 'api-me')?.figures;
       const submit = areas.find((a) => a.area === 'jobs')?.figures?.submission?.api;

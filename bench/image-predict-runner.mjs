@@ -24,5 +24,7 @@ while (performance.now() - t0 < seconds * 1000) {
   batches++;
 }
 const elapsed = (performance.now() - t0) / 1000;
-process.stdout.write(`${JSON.stringify({ event: 'predict.result', images_per_s: Math.round((batches * batch * 10) / elapsed) / 10, batches, ms_per_batch: Math.round((elapsed * 1000) / batches) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ event: 'predict.result', images_per_s: Math.round((batches * batch * 10) / elapsed) / 10, batches, ms_per_batch: Math.round((elapsed * 1000) / batches) })}\n`,
+);
 process.exit(0);

@@ -56,7 +56,12 @@ function shapePng(shape, rand, size = 28) {
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const [dx, dy] = [x - cx, y - cy];
-      const on = shape === 'bar' ? Math.abs(dy) < thick && Math.abs(dx) < half : shape === 'column' ? Math.abs(dx) < thick && Math.abs(dy) < half : Math.abs(Math.hypot(dx, dy) - half * 0.8) < thick;
+      const on =
+        shape === 'bar'
+          ? Math.abs(dy) < thick && Math.abs(dx) < half
+          : shape === 'column'
+            ? Math.abs(dx) < thick && Math.abs(dy) < half
+            : Math.abs(Math.hypot(dx, dy) - half * 0.8) < thick;
       const v = Math.max(0, Math.min(255, (on ? 220 : 20) + (rand() - 0.5) * 40));
       png.data.set([v, v, v, 255], (y * size + x) * 4);
     }
@@ -71,7 +76,11 @@ function sceneJpeg(tone, rand, size = 64) {
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const hit = blobs.find((b) => Math.hypot(x - b.x, y - b.y) < b.r);
-      const px = !hit ? [100, 100, 100] : tone === 'warm' ? [200 + 55 * hit.s, 60 + 100 * hit.s, 30] : [30, 90 + 100 * hit.s, 200 + 55 * hit.s];
+      const px = !hit
+        ? [100, 100, 100]
+        : tone === 'warm'
+          ? [200 + 55 * hit.s, 60 + 100 * hit.s, 30]
+          : [30, 90 + 100 * hit.s, 200 + 55 * hit.s];
       data.set([...px, 255], (y * size + x) * 4);
     }
   }
@@ -95,7 +104,9 @@ export default {
     const decodeRates = [];
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      files.forEach((f, i) => { ml.decodeImage(f.bytes, i, limits); });
+      files.forEach((f, i) => {
+        ml.decodeImage(f.bytes, i, limits);
+      });
       decodeRates.push(Math.round(is.rows / ((performance.now() - t0) / 1000)));
     }
     const decodeRate = median(decodeRates);
@@ -104,7 +115,11 @@ export default {
     let api;
     let worker;
     const dir = mkdtempSync(join(tmpdir(), 'aiaas-bench-images-'));
-    const startWorker = (extra = {}) => startProcess('dist/apps/worker/src/main.js', 'worker.ready', { env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn', ...extra }, timeoutMs: 60_000 });
+    const startWorker = (extra = {}) =>
+      startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
+        env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn', ...extra },
+        timeoutMs: 60_000,
+      });
     try {
       api = await startApi(env);
       worker = await startWorker();
@@ -112,9 +127,24 @@ export default {
       const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
         method: 'POST',
         token: admin,
-        body: { name: 'bench-images', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000, max_dataset_rows: 10_000_000, max_storage_bytes: 10 * 2 ** 30 } },
+        body: {
+          name: 'bench-images',
+          plan: 'enterprise',
+          quotas: {
+            requests_per_minute: 100_000_000,
+            monthly_compute_seconds: 100_000_000,
+            max_dataset_rows: 10_000_000,
+            max_storage_bytes: 10 * 2 ** 30,
+          },
+        },
       });
-      const secret = (await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })).body.secret;
+      const secret = (
+        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
+          method: 'POST',
+          token: admin,
+          body: { name: 'bench' },
+        })
+      ).body.secret;
       const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
       const must = (r, status, what) => {
         if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
@@ -157,17 +187,35 @@ export default {
       const jobSeconds = (new Date(job.finished_at).getTime() - new Date(job.started_at).getTime()) / 1000;
       const jobRate = Math.round((is.rows * is.epochs) / jobSeconds);
       const version = must(await t('GET', '/v1/models/shapes/versions/1'), 200, 'version');
-      const spec = { architecture: version.architecture, hyperparameters: version.hyperparameters, input: version.input_schema.image, labels: version.labels };
-      writeFileSync(join(dir, 'fit.json'), JSON.stringify({ ...spec, epochs: is.epochs, images: files.map((f) => ({ image: f.bytes.toString('base64'), label: f.label })) }));
-      const fit = await startProcess('bench/cnn-fit-runner.mjs', 'fit.result', { env: { ...env, NODE_OPTIONS: '', FIT_INPUT: join(dir, 'fit.json') }, timeoutMs: 1_800_000 });
+      const spec = {
+        architecture: version.architecture,
+        hyperparameters: version.hyperparameters,
+        input: version.input_schema.image,
+        labels: version.labels,
+      };
+      writeFileSync(
+        join(dir, 'fit.json'),
+        JSON.stringify({ ...spec, epochs: is.epochs, images: files.map((f) => ({ image: f.bytes.toString('base64'), label: f.label })) }),
+      );
+      const fit = await startProcess('bench/cnn-fit-runner.mjs', 'fit.result', {
+        env: { ...env, NODE_OPTIONS: '', FIT_INPUT: join(dir, 'fit.json') },
+        timeoutMs: 1_800_000,
+      });
       await fit.stop();
       const fitRate = fit.ready.samples_per_s;
       const trainRatio = round(jobRate / fitRate, 2);
       step(`images: CNN training through a job ${jobRate} samples/s (${jobSeconds} s) vs plain fit ${fitRate} samples/s`);
 
       // ── 3. sync predict on a MobileNetV2 head, batching on and off ─────────────────────────────
-      const scenes = Array.from({ length: 60 }, (_, i) => ({ image: sceneJpeg(i % 2 ? 'warm' : 'cool', rand).toString('base64'), label: i % 2 ? 'warm' : 'cool' }));
-      const sceneSet = must(await t('POST', '/v1/datasets', { name: 'scenes', task: 'image-classification', records: scenes }), 201, 'scenes');
+      const scenes = Array.from({ length: 60 }, (_, i) => ({
+        image: sceneJpeg(i % 2 ? 'warm' : 'cool', rand).toString('base64'),
+        label: i % 2 ? 'warm' : 'cool',
+      }));
+      const sceneSet = must(
+        await t('POST', '/v1/datasets', { name: 'scenes', task: 'image-classification', records: scenes }),
+        201,
+        'scenes',
+      );
       must(await t('POST', '/v1/models', { name: 'scenes', task: 'image-classification' }), 201, 'model');
       await trainJob('scenes', { dataset: sceneSet.id, base_model: 'mobilenet-v2', hyperparameters: { seed: 1 } });
       const target = {
@@ -178,10 +226,19 @@ export default {
       };
       const artifact = await fetch(`${api.url}/v1/models/scenes/versions/1/artifact`, { headers: { authorization: `Bearer ${secret}` } });
       if (artifact.status !== 200) throw new Error(`artifact download: ${artifact.status}`);
-      writeFileSync(join(dir, 'predict.json'), JSON.stringify({ artifact: Buffer.from(await artifact.arrayBuffer()).toString('base64'), images: scenes.slice(0, 16).map((s) => s.image) }));
+      writeFileSync(
+        join(dir, 'predict.json'),
+        JSON.stringify({
+          artifact: Buffer.from(await artifact.arrayBuffer()).toString('base64'),
+          images: scenes.slice(0, 16).map((s) => s.image),
+        }),
+      );
       const aloneRates = [];
       for (let r = 0; r < rounds; r++) {
-        const alone = await startProcess('bench/image-predict-runner.mjs', 'predict.result', { env: { ...env, NODE_OPTIONS: '', PREDICT_INPUT: join(dir, 'predict.json'), PREDICT_SECONDS: String(is.seconds) }, timeoutMs: 300_000 });
+        const alone = await startProcess('bench/image-predict-runner.mjs', 'predict.result', {
+          env: { ...env, NODE_OPTIONS: '', PREDICT_INPUT: join(dir, 'predict.json'), PREDICT_SECONDS: String(is.seconds) },
+          timeoutMs: 300_000,
+        });
         await alone.stop();
         aloneRates.push(alone.ready.images_per_s);
       }
@@ -193,16 +250,35 @@ export default {
           await worker.stop();
           worker = await startWorker({ PREDICT_BATCH_MAX_ROWS: '1' });
         }
-        must(await t('POST', '/v1/models/scenes/predict', { inputs: [{ image: scenes[1].image }] }, { Prefer: 'wait=30' }), 200, `predict warm-up (batching ${mode})`);
+        must(
+          await t('POST', '/v1/models/scenes/predict', { inputs: [{ image: scenes[1].image }] }, { Prefer: 'wait=30' }),
+          200,
+          `predict warm-up (batching ${mode})`,
+        );
         await loadTest({ ...target, duration: 2, connections: 16, label: `image predict warm-up, batching ${mode}` });
         const runs = [];
         for (let r = 0; r < rounds; r++) {
-          const res = await loadTest({ ...target, duration: is.seconds, connections: 16, label: `image predict, batching ${mode}`, serverPid: api.proc.pid });
-          if (res.non2xx || res.errors) throw new Error(`image predict (batching ${mode}): ${res.non2xx} non-2xx, ${res.errors} errors: ${JSON.stringify(res.status_codes)}`);
+          const res = await loadTest({
+            ...target,
+            duration: is.seconds,
+            connections: 16,
+            label: `image predict, batching ${mode}`,
+            serverPid: api.proc.pid,
+          });
+          if (res.non2xx || res.errors)
+            throw new Error(
+              `image predict (batching ${mode}): ${res.non2xx} non-2xx, ${res.errors} errors: ${JSON.stringify(res.status_codes)}`,
+            );
           runs.push(res);
         }
-        predict[mode] = { rps: median(runs.map((x) => x.rps)), p50: median(runs.map((x) => x.latency_ms.p50)), p99: median(runs.map((x) => x.latency_ms.p99)) };
-        step(`images: MobileNetV2-head predict, batching ${mode}, 16 clients: ${predict[mode].rps} images/s, p50 ${predict[mode].p50} ms, p99 ${predict[mode].p99} ms`);
+        predict[mode] = {
+          rps: median(runs.map((x) => x.rps)),
+          p50: median(runs.map((x) => x.latency_ms.p50)),
+          p99: median(runs.map((x) => x.latency_ms.p99)),
+        };
+        step(
+          `images: MobileNetV2-head predict, batching ${mode}, 16 clients: ${predict[mode].rps} images/s, p50 ${predict[mode].p50} ms, p99 ${predict[mode].p99} ms`,
+        );
       }
 
       const n = (x) => x.toLocaleString('en-US');
@@ -211,10 +287,38 @@ export default {
       const predictRatio = round(predict.on.rps / aloneRate, 2);
       const verdict = (value, min) => (value >= min ? 'PASS' : 'BELOW');
       const rows = [
-        { figure: `image upload (NDJSON, ${n(is.rows)} 28×28 PNGs): decode + validate + store vs plain decoding`, measured: `${n(uploadRate)} images/s`, baseline: `${n(decodeRate)} images/s`, ratio: uploadRatio, target: '—', result: '—' },
-        { figure: `CNN training through a job (${n(is.rows)} images × ${is.epochs} epochs) vs plain fit of the same model`, measured: `${n(jobRate)} samples/s`, baseline: `${n(fitRate)} samples/s`, ratio: trainRatio, target: `≥ ${TARGETS.training_vs_fit}`, result: verdict(trainRatio, TARGETS.training_vs_fit) },
-        { figure: 'sync predict on a MobileNetV2 head, 16 clients (batching on) vs the model alone (batches of 16)', measured: `${n(predict.on.rps)} images/s (p50 ${predict.on.p50} ms, p99 ${predict.on.p99} ms)`, baseline: `${n(aloneRate)} images/s`, ratio: predictRatio, target: `≥ ${TARGETS.predict_vs_model}`, result: verdict(predictRatio, TARGETS.predict_vs_model) },
-        { figure: 'sync predict on a MobileNetV2 head, 16 clients, batching on vs off', measured: `${n(predict.on.rps)} images/s (p50 ${predict.on.p50} ms, p99 ${predict.on.p99} ms)`, baseline: `${n(predict.off.rps)} images/s (p50 ${predict.off.p50} ms, p99 ${predict.off.p99} ms)`, ratio: batchingRatio, target: '—', result: '—' },
+        {
+          figure: `image upload (NDJSON, ${n(is.rows)} 28×28 PNGs): decode + validate + store vs plain decoding`,
+          measured: `${n(uploadRate)} images/s`,
+          baseline: `${n(decodeRate)} images/s`,
+          ratio: uploadRatio,
+          target: '—',
+          result: '—',
+        },
+        {
+          figure: `CNN training through a job (${n(is.rows)} images × ${is.epochs} epochs) vs plain fit of the same model`,
+          measured: `${n(jobRate)} samples/s`,
+          baseline: `${n(fitRate)} samples/s`,
+          ratio: trainRatio,
+          target: `≥ ${TARGETS.training_vs_fit}`,
+          result: verdict(trainRatio, TARGETS.training_vs_fit),
+        },
+        {
+          figure: 'sync predict on a MobileNetV2 head, 16 clients (batching on) vs the model alone (batches of 16)',
+          measured: `${n(predict.on.rps)} images/s (p50 ${predict.on.p50} ms, p99 ${predict.on.p99} ms)`,
+          baseline: `${n(aloneRate)} images/s`,
+          ratio: predictRatio,
+          target: `≥ ${TARGETS.predict_vs_model}`,
+          result: verdict(predictRatio, TARGETS.predict_vs_model),
+        },
+        {
+          figure: 'sync predict on a MobileNetV2 head, 16 clients, batching on vs off',
+          measured: `${n(predict.on.rps)} images/s (p50 ${predict.on.p50} ms, p99 ${predict.on.p99} ms)`,
+          baseline: `${n(predict.off.rps)} images/s (p50 ${predict.off.p50} ms, p99 ${predict.off.p99} ms)`,
+          ratio: batchingRatio,
+          target: '—',
+          result: '—',
+        },
       ];
       return {
         area: 'images',
@@ -226,10 +330,30 @@ export default {
         columns: RATIO_COLUMNS,
         rows,
         checks: [
-          { name: 'CNN training job ÷ plain fit', value: trainRatio, target: `≥ ${TARGETS.training_vs_fit}`, pass: trainRatio >= TARGETS.training_vs_fit, text: `${trainRatio}` },
-          { name: 'image predict (16 clients) ÷ the model alone', value: predictRatio, target: `≥ ${TARGETS.predict_vs_model}`, pass: predictRatio >= TARGETS.predict_vs_model, text: `${predictRatio}` },
+          {
+            name: 'CNN training job ÷ plain fit',
+            value: trainRatio,
+            target: `≥ ${TARGETS.training_vs_fit}`,
+            pass: trainRatio >= TARGETS.training_vs_fit,
+            text: `${trainRatio}`,
+          },
+          {
+            name: 'image predict (16 clients) ÷ the model alone',
+            value: predictRatio,
+            target: `≥ ${TARGETS.predict_vs_model}`,
+            pass: predictRatio >= TARGETS.predict_vs_model,
+            text: `${predictRatio}`,
+          },
         ],
-        figures: { targets: TARGETS, settings: is, decode_per_round: decodeRates, upload_per_round: uploadRates, training: { job_seconds: jobSeconds, job_samples_per_s: jobRate, fit: fit.ready }, predict, model_alone_per_round: aloneRates },
+        figures: {
+          targets: TARGETS,
+          settings: is,
+          decode_per_round: decodeRates,
+          upload_per_round: uploadRates,
+          training: { job_seconds: jobSeconds, job_samples_per_s: jobRate, fit: fit.ready },
+          predict,
+          model_alone_per_round: aloneRates,
+        },
       };
     } finally {
       rmSync(dir, { recursive: true, force: true });

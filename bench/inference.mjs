@@ -13,7 +13,20 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { call, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, root, round, sleep, startApi, startProcess, step } from './harness.mjs';
+import {
+  call,
+  envNumber,
+  loadTest,
+  median,
+  RATIO_COLUMNS,
+  requestJson,
+  root,
+  round,
+  sleep,
+  startApi,
+  startProcess,
+  step,
+} from './harness.mjs';
 
 export const TARGETS = {
   /** sync predict requests/s at 64 clients, batching on ÷ off, at least */
@@ -34,8 +47,6 @@ export function inferenceSettings(env = process.env) {
     flood: envNumber(env, 'BENCH_FAIRNESS_FLOOD', 200, 20, true),
   };
 }
-
-
 
 function startWorker(env, extra = {}) {
   return startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
@@ -93,11 +104,19 @@ export default {
         const t = await requestJson(`${api.url}/v1/admin/tenants`, {
           method: 'POST',
           token: admin,
-          body: { name, plan, quotas: { requests_per_minute: 100_000_000, max_queued_jobs: 100_000_000, monthly_compute_seconds: 100_000_000, ...quotas } },
+          body: {
+            name,
+            plan,
+            quotas: { requests_per_minute: 100_000_000, max_queued_jobs: 100_000_000, monthly_compute_seconds: 100_000_000, ...quotas },
+          },
         });
         const k = await requestJson(`${api.url}/v1/admin/tenants/${t.body.id}/api-keys`, { method: 'POST', token: admin, body: { name } });
         const secret = k.body.secret;
-        return { id: t.body.id, secret, call: (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers }) };
+        return {
+          id: t.body.id,
+          secret,
+          call: (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers }),
+        };
       };
       const must = (r, status, what) => {
         if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
@@ -108,7 +127,16 @@ export default {
       const ds = must(await t.call('POST', '/v1/datasets', { name: 'inf', task: 'classification', records: rows }), 201, 'dataset');
       const model = must(await t.call('POST', '/v1/models', { name: 'inf', task: 'classification' }), 201, 'model');
       worker = await startWorker(env);
-      const trained = must(await t.call('POST', '/v1/jobs', { type: 'training', model: 'inf', dataset: ds.id, hyperparameters: { epochs: 5, seed: 1 } }, { Prefer: 'wait=60' }), 200, 'training');
+      const trained = must(
+        await t.call(
+          'POST',
+          '/v1/jobs',
+          { type: 'training', model: 'inf', dataset: ds.id, hyperparameters: { epochs: 5, seed: 1 } },
+          { Prefer: 'wait=60' },
+        ),
+        200,
+        'training',
+      );
       step(`inference: model ${model.id} v${trained.version} trained; worker ${worker.ready.id}`);
       const row = Object.fromEntries(Object.entries(rows[0]).filter(([k]) => k !== 'label'));
 
@@ -135,21 +163,45 @@ export default {
           await worker.stop();
           worker = await startWorker(env, { PREDICT_BATCH_MAX_ROWS: '1' });
         }
-        const answer = must(await t.call('POST', `/v1/models/${model.id}/predict`, { inputs: rows.slice(0, 20).map(({ label: _l, ...x }) => x) }, { Prefer: 'wait=30' }), 200, `predict (batching ${mode})`);
+        const answer = must(
+          await t.call(
+            'POST',
+            `/v1/models/${model.id}/predict`,
+            { inputs: rows.slice(0, 20).map(({ label: _l, ...x }) => x) },
+            { Prefer: 'wait=30' },
+          ),
+          200,
+          `predict (batching ${mode})`,
+        );
         sameAnswers[mode] = JSON.stringify(answer.predictions);
         await loadTest({ ...predictTarget, duration: 2, connections: 64, label: `warm-up ${mode}` });
         for (let i = 1; i <= rounds; i++) {
           for (const clients of CLIENTS) {
-            const r = await loadTest({ ...predictTarget, duration: is.seconds, connections: clients, label: `predict batching ${mode}, ${clients} client(s)`, serverPid: api.proc.pid });
-            if (r.non2xx || r.errors) throw new Error(`predict (batching ${mode}, ${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`);
+            const r = await loadTest({
+              ...predictTarget,
+              duration: is.seconds,
+              connections: clients,
+              label: `predict batching ${mode}, ${clients} client(s)`,
+              serverPid: api.proc.pid,
+            });
+            if (r.non2xx || r.errors)
+              throw new Error(
+                `predict (batching ${mode}, ${clients} clients): ${r.non2xx} non-2xx, ${r.errors} errors: ${JSON.stringify(r.status_codes)}`,
+              );
             predictRuns.push({ ...r, round: i, mode, clients });
-            step(`inference: predict batching ${mode}, ${clients} client(s), round ${i}/${rounds}: ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+            step(
+              `inference: predict batching ${mode}, ${clients} client(s), round ${i}/${rounds}: ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`,
+            );
           }
         }
       }
       const pick = (mode, clients) => {
         const mine = predictRuns.filter((r) => r.mode === mode && r.clients === clients);
-        return { rps: median(mine.map((r) => r.rps)), p50: median(mine.map((r) => r.latency_ms.p50)), p99: median(mine.map((r) => r.latency_ms.p99)) };
+        return {
+          rps: median(mine.map((r) => r.rps)),
+          p50: median(mine.map((r) => r.latency_ms.p50)),
+          p99: median(mine.map((r) => r.latency_ms.p99)),
+        };
       };
       const on64 = pick('on', 64);
       const off64 = pick('off', 64);
@@ -161,18 +213,34 @@ export default {
       worker = await startWorker(env);
 
       // ── 3. sync predict under mixed load: a training job running on the same worker ─────────────
-      const big = must(await t.call('POST', '/v1/datasets', { name: 'mixed', task: 'classification', records: blobRows(4_000, DATA) }), 201, 'mixed-load dataset');
-      const training = must(await t.call('POST', '/v1/jobs', { type: 'training', model: 'inf', dataset: big.id, hyperparameters: { epochs: 200, seed: 2 } }), 202, 'mixed-load training');
+      const big = must(
+        await t.call('POST', '/v1/datasets', { name: 'mixed', task: 'classification', records: blobRows(4_000, DATA) }),
+        201,
+        'mixed-load dataset',
+      );
+      const training = must(
+        await t.call('POST', '/v1/jobs', { type: 'training', model: 'inf', dataset: big.id, hyperparameters: { epochs: 200, seed: 2 } }),
+        202,
+        'mixed-load training',
+      );
       for (const end = Date.now() + 60_000; (await t.call('GET', `/v1/jobs/${training.id}`)).body.status !== 'running'; ) {
         if (Date.now() > end) throw new Error('the mixed-load training did not start');
         await sleep(50);
       }
       const mixed = {};
       for (const clients of CLIENTS) {
-        const r = await loadTest({ ...predictTarget, duration: is.seconds, connections: clients, label: `predict under training, ${clients} client(s)`, serverPid: api.proc.pid });
+        const r = await loadTest({
+          ...predictTarget,
+          duration: is.seconds,
+          connections: clients,
+          label: `predict under training, ${clients} client(s)`,
+          serverPid: api.proc.pid,
+        });
         if (r.non2xx || r.errors) throw new Error(`predict under training: ${r.non2xx} non-2xx, ${r.errors} errors`);
         mixed[clients] = { rps: r.rps, p50: r.latency_ms.p50, p99: r.latency_ms.p99 };
-        step(`inference: predict with a training running, ${clients} client(s): ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+        step(
+          `inference: predict with a training running, ${clients} client(s): ${r.rps.toLocaleString('en-US')} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`,
+        );
       }
       const stillTraining = (await t.call('GET', `/v1/jobs/${training.id}`)).body.status === 'running';
       await t.call('POST', `/v1/jobs/${training.id}/cancel`, {});
@@ -191,7 +259,10 @@ export default {
           });
           let seconds;
           for (;;) {
-            const { rows: r } = await db.query(`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`, [ids]);
+            const { rows: r } = await db.query(
+              `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`,
+              [ids],
+            );
             if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
             if (r[0].ok === ids.length) {
               seconds = (new Date(r[0].last).getTime() - t0) / 1000;
@@ -201,7 +272,9 @@ export default {
             await sleep(100);
           }
           scale.push({ workers: n, seconds: round(seconds, 2), rate: round(ids.length / seconds, 1) });
-          step(`inference: ${ids.length} tiny inference jobs with ${n} worker(s): ${round(seconds, 2)} s, ${round(ids.length / seconds, 1)} jobs/s`);
+          step(
+            `inference: ${ids.length} tiny inference jobs with ${n} worker(s): ${round(seconds, 2)} s, ${round(ids.length / seconds, 1)} jobs/s`,
+          );
         } finally {
           await Promise.all(workers.map((w) => w.stop()));
         }
@@ -219,7 +292,8 @@ export default {
         x.job = { type: 'training', model: 'f', dataset: d.id, hyperparameters: { epochs: 3, seed: 1 } };
       }
       await pool(is.flood, 32, async () => must(await a.call('POST', '/v1/jobs', a.job), 202, 'flood job'));
-      const countA = async (status) => (await db.query('SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status = $2', [a.id, status])).rows[0].n;
+      const countA = async (status) =>
+        (await db.query('SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status = $2', [a.id, status])).rows[0].n;
       // Three times during the flood (after A has finished 10, 30 and 50 jobs), B submits one job
       // and we note how long it waited; the median of the three is the figure.
       const trials = [];
@@ -238,12 +312,19 @@ export default {
         trials.push({ wait_ms: bRow.started_at.getTime() - bRow.created_at.getTime(), a_queued: queuedNow });
       }
       await sleep(1_000);
-      const lengths = (await db.query(`SELECT extract(epoch FROM finished_at - started_at) * 1000 AS ms FROM jobs WHERE tenant_id = $1 AND status = 'succeeded'`, [a.id])).rows.map((r) => Number(r.ms));
+      const lengths = (
+        await db.query(
+          `SELECT extract(epoch FROM finished_at - started_at) * 1000 AS ms FROM jobs WHERE tenant_id = $1 AND status = 'succeeded'`,
+          [a.id],
+        )
+      ).rows.map((r) => Number(r.ms));
       const jobLength = round(median(lengths), 1);
       const waitMs = median(trials.map((x) => x.wait_ms));
       const waitLengths = round(waitMs / jobLength, 2);
       const fifoMs = round((aQueued * jobLength) / 2, 0);
-      step(`inference: fairness: B waited ${trials.map((x) => x.wait_ms).join(', ')} ms (median ${waitMs} ms = ${waitLengths} of A's median job, ${jobLength} ms); up to ${aQueued} of A's jobs were queued (FIFO: ~${fifoMs} ms)`);
+      step(
+        `inference: fairness: B waited ${trials.map((x) => x.wait_ms).join(', ')} ms (median ${waitMs} ms = ${waitLengths} of A's median job, ${jobLength} ms); up to ${aQueued} of A's jobs were queued (FIFO: ~${fifoMs} ms)`,
+      );
       await worker.stop();
       worker = undefined;
 
@@ -313,9 +394,27 @@ export default {
         columns: RATIO_COLUMNS,
         rows: rowsOut,
         checks: [
-          { name: 'sync predict at 64 clients, batching on ÷ off', value: batchingRatio, target: `≥ ${TARGETS.batching_ratio}`, pass: batchingRatio >= TARGETS.batching_ratio, text: `${batchingRatio} (${n(on64.rps)} vs ${n(off64.rps)} req/s)` },
-          { name: 'sync predictions/s at 64 clients ÷ no-op BullMQ jobs/s', value: vsNoop, target: `≥ ${TARGETS.predict_vs_noop}`, pass: vsNoop >= TARGETS.predict_vs_noop, text: `${vsNoop} (${n(on64.rps)} vs ${n(noopRate)})` },
-          { name: "fairness: B's wait in A's job-lengths", value: waitLengths, target: `≤ ${TARGETS.fairness_job_lengths}`, pass: waitLengths <= TARGETS.fairness_job_lengths, text: `${waitLengths} (${waitMs} ms; FIFO would be ~${n(fifoMs)} ms)` },
+          {
+            name: 'sync predict at 64 clients, batching on ÷ off',
+            value: batchingRatio,
+            target: `≥ ${TARGETS.batching_ratio}`,
+            pass: batchingRatio >= TARGETS.batching_ratio,
+            text: `${batchingRatio} (${n(on64.rps)} vs ${n(off64.rps)} req/s)`,
+          },
+          {
+            name: 'sync predictions/s at 64 clients ÷ no-op BullMQ jobs/s',
+            value: vsNoop,
+            target: `≥ ${TARGETS.predict_vs_noop}`,
+            pass: vsNoop >= TARGETS.predict_vs_noop,
+            text: `${vsNoop} (${n(on64.rps)} vs ${n(noopRate)})`,
+          },
+          {
+            name: "fairness: B's wait in A's job-lengths",
+            value: waitLengths,
+            target: `≤ ${TARGETS.fairness_job_lengths}`,
+            pass: waitLengths <= TARGETS.fairness_job_lengths,
+            text: `${waitLengths} (${waitMs} ms; FIFO would be ~${n(fifoMs)} ms)`,
+          },
         ],
         figures: {
           targets: TARGETS,

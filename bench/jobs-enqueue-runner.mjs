@@ -28,14 +28,20 @@ const linger = Number(process.env.JOBS_ENQUEUE_LINGER_MS ?? 30_000);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisPrefix = process.env.REDIS_PREFIX;
 if (!redisPrefix) fail('REDIS_PREFIX is required (the bench run’s own prefix)');
-if (!(seconds > 0) || !(warmup >= 0) || !(concurrency >= 1)) fail('JOBS_ENQUEUE_SECONDS > 0, JOBS_ENQUEUE_WARMUP ≥ 0 and JOBS_ENQUEUE_CONCURRENCY ≥ 1');
+if (!(seconds > 0) || !(warmup >= 0) || !(concurrency >= 1))
+  fail('JOBS_ENQUEUE_SECONDS > 0, JOBS_ENQUEUE_WARMUP ≥ 0 and JOBS_ENQUEUE_CONCURRENCY ≥ 1');
 
 // The API's prefix function, so that the throwaway queue sits beside the real ones ({prefix}:bull:…).
 const { bullPrefix } = await import(pathToFileURL(join(root, 'dist', 'libs', 'queue', 'src', 'jobs.js')).href);
 
 // As JobQueues.queue() builds it.
 const queue = new Queue(queueName, {
-  connection: { url: redisUrl, maxRetriesPerRequest: 1, connectTimeout: 2_000, retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
+  connection: {
+    url: redisUrl,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+  },
   prefix: bullPrefix({ redisPrefix }),
   skipWaitingForReady: true,
 });
@@ -48,13 +54,17 @@ let seq = 0;
 // As JobQueues.enqueue() adds a job: under its own id (16 characters after `job_`, like the API's), the payload, attempts, backoff, retention.
 const addOne = () => {
   const jobId = `job_${tag}${String(seq++).padStart(10, '0')}`;
-  return queue.add('training', { jobId, tenantId: 'ten_benchbaseline0000' }, {
-    jobId,
-    attempts: 3,
-    backoff: { type: 'exponential', delay: 1_000 },
-    removeOnComplete: { age: 3_600 },
-    removeOnFail: { age: 7 * 24 * 3_600 },
-  });
+  return queue.add(
+    'training',
+    { jobId, tenantId: 'ten_benchbaseline0000' },
+    {
+      jobId,
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 1_000 },
+      removeOnComplete: { age: 3_600 },
+      removeOnFail: { age: 7 * 24 * 3_600 },
+    },
+  );
 };
 
 /** `concurrency` loops, each adding one job after the other until `ms` have passed. */
@@ -97,7 +107,8 @@ const cpuBefore = process.cpuUsage();
 const r = await run(seconds * 1000, latencies);
 const cpu = process.cpuUsage(cpuBefore);
 latencies.sort((a, b) => a - b);
-const pct = (p) => (latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))], 2) : null);
+const pct = (p) =>
+  latencies.length ? round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))], 2) : null;
 process.stdout.write(
   `${JSON.stringify({
     event: 'jobs.enqueue.result',
@@ -107,7 +118,13 @@ process.stdout.write(
     errors: r.errors,
     seconds: round(r.seconds, 3),
     rate: round(r.adds / r.seconds, 0),
-    latency_ms: { p50: pct(50), p90: pct(90), p99: pct(99), avg: latencies.length ? round(latencies.reduce((a, b) => a + b, 0) / latencies.length, 2) : null, max: pct(100) },
+    latency_ms: {
+      p50: pct(50),
+      p90: pct(90),
+      p99: pct(99),
+      avg: latencies.length ? round(latencies.reduce((a, b) => a + b, 0) / latencies.length, 2) : null,
+      max: pct(100),
+    },
     cores_used: round((cpu.user + cpu.system) / 1e6 / r.seconds, 2),
     waiting: await queue.getWaitingCount(),
   })}\n`,

@@ -16,7 +16,22 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { call, cpuSnapshot, cpuUsage, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, root, round, sleep, startApi, startProcess, step } from './harness.mjs';
+import {
+  call,
+  cpuSnapshot,
+  cpuUsage,
+  envNumber,
+  loadTest,
+  median,
+  RATIO_COLUMNS,
+  requestJson,
+  root,
+  round,
+  sleep,
+  startApi,
+  startProcess,
+  step,
+} from './harness.mjs';
 
 export const TARGETS = {
   /** POST /v1/jobs rate ÷ queue.add rate, at least */
@@ -51,7 +66,6 @@ export function jobsSettings(env = process.env) {
   };
 }
 
-
 /** Waits for the JSON line `{"event": event, ...}` in a started process's output (after its ready line). */
 async function waitForEvent(handle, event, timeoutMs) {
   const end = Date.now() + timeoutMs;
@@ -65,12 +79,14 @@ async function waitForEvent(handle, event, timeoutMs) {
         // not ours
       }
     }
-    if (handle.proc.exitCode !== null || handle.proc.signalCode !== null) throw new Error(`the process exited (${handle.proc.exitCode ?? handle.proc.signalCode}) before '${event}':\n${handle.output.slice(-30).join('\n')}`);
+    if (handle.proc.exitCode !== null || handle.proc.signalCode !== null)
+      throw new Error(
+        `the process exited (${handle.proc.exitCode ?? handle.proc.signalCode}) before '${event}':\n${handle.output.slice(-30).join('\n')}`,
+      );
     if (Date.now() > end) throw new Error(`no '${event}' in ${timeoutMs} ms:\n${handle.output.slice(-30).join('\n')}`);
     await sleep(20);
   }
 }
-
 
 /** CPU seconds a process used between two snapshots (0 if it was not there). */
 function cpuSeconds(before, after, pid) {
@@ -114,7 +130,12 @@ async function workerMemory(workerPid) {
     if (i) await sleep(200);
     const children = childPids(workerPid).map((pid) => ({ pid, kib: rssKib(pid) ?? 0 }));
     const worker = rssKib(workerPid) ?? 0;
-    samples.push({ worker, children: children.reduce((s, c) => s + c.kib, 0), total: worker + children.reduce((s, c) => s + c.kib, 0), pids: children.map((c) => c.pid) });
+    samples.push({
+      worker,
+      children: children.reduce((s, c) => s + c.kib, 0),
+      total: worker + children.reduce((s, c) => s + c.kib, 0),
+      pids: children.map((c) => c.pid),
+    });
   }
   const mib = (k) => round(k / 1024, 1);
   return {
@@ -131,7 +152,13 @@ async function tensorsOf(pid) {
   let helper;
   try {
     helper = await startProcess('bench/jobs-inspect.mjs', 'jobs.inspect', {
-      env: { ...process.env, NODE_OPTIONS: '', NODE_NO_WARNINGS: '1', JOBS_INSPECT_PID: String(pid), JOBS_INSPECT_PORT: String(INSPECT_PORT) },
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '',
+        NODE_NO_WARNINGS: '1',
+        JOBS_INSPECT_PID: String(pid),
+        JOBS_INSPECT_PORT: String(INSPECT_PORT),
+      },
       nodeArgs: ['--experimental-websocket'],
       timeoutMs: 15_000,
     });
@@ -201,11 +228,20 @@ export default {
         body: {
           name: 'bench-jobs',
           plan: 'enterprise',
-          quotas: { requests_per_minute: 100_000_000, max_queued_jobs: 100_000_000, max_concurrent_jobs: 1_000, monthly_compute_seconds: 100_000_000 },
+          quotas: {
+            requests_per_minute: 100_000_000,
+            max_queued_jobs: 100_000_000,
+            max_concurrent_jobs: 1_000,
+            monthly_compute_seconds: 100_000_000,
+          },
         },
       });
       tenantId = tenant.body.id;
-      const key = await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench-jobs' } });
+      const key = await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
+        method: 'POST',
+        token: admin,
+        body: { name: 'bench-jobs' },
+      });
       const secret = key.body.secret;
       const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
       const must = (r, status, what) => {
@@ -214,16 +250,30 @@ export default {
       };
       const WAIT = { Prefer: 'wait=60' };
       const mustSucceed = (r, what) => {
-        if (r.status !== 200 || r.body?.status !== 'succeeded') throw new Error(`${what}: expected 200 with a succeeded job, got ${r.status} ${r.body?.status ?? ''}: ${JSON.stringify(r.body?.error ?? r.text.slice(0, 500))}`);
+        if (r.status !== 200 || r.body?.status !== 'succeeded')
+          throw new Error(
+            `${what}: expected 200 with a succeeded job, got ${r.status} ${r.body?.status ?? ''}: ${JSON.stringify(r.body?.error ?? r.text.slice(0, 500))}`,
+          );
         return r.body;
       };
 
       const trainRows = blobRows(js.trainRows, TRAIN_DATA);
       const tinyRows = blobRows(TINY_DATA.n, TINY_DATA);
-      const trainDs = must(await t('POST', '/v1/datasets', { name: 'jobs-train', task: 'classification', records: trainRows }), 201, 'POST /v1/datasets (training rows)');
-      const tinyDs = must(await t('POST', '/v1/datasets', { name: 'jobs-tiny', task: 'classification', records: tinyRows }), 201, 'POST /v1/datasets (tiny)');
-      for (const name of ['jobs-train', 'jobs-tiny', 'jobs-submit']) must(await t('POST', '/v1/models', { name, task: 'classification' }), 201, `POST /v1/models ${name}`);
-      step(`jobs: tenant ${tenant.body.id}, datasets ${trainDs.id} (${js.trainRows} rows × ${TRAIN_DATA.features} features, ${TRAIN_DATA.classes} classes) and ${tinyDs.id} (${TINY_DATA.n} rows)`);
+      const trainDs = must(
+        await t('POST', '/v1/datasets', { name: 'jobs-train', task: 'classification', records: trainRows }),
+        201,
+        'POST /v1/datasets (training rows)',
+      );
+      const tinyDs = must(
+        await t('POST', '/v1/datasets', { name: 'jobs-tiny', task: 'classification', records: tinyRows }),
+        201,
+        'POST /v1/datasets (tiny)',
+      );
+      for (const name of ['jobs-train', 'jobs-tiny', 'jobs-submit'])
+        must(await t('POST', '/v1/models', { name, task: 'classification' }), 201, `POST /v1/models ${name}`);
+      step(
+        `jobs: tenant ${tenant.body.id}, datasets ${trainDs.id} (${js.trainRows} rows × ${TRAIN_DATA.features} features, ${TRAIN_DATA.classes} classes) and ${tinyDs.id} (${TINY_DATA.n} rows)`,
+      );
 
       // ── 2. Training job wall time ─────────────────────────────────────────────────────────────
       step('jobs: starting a worker (TF_BACKEND=wasm, WORKER_CONCURRENCY=1)');
@@ -231,9 +281,22 @@ export default {
       const hyperparameters = { epochs: js.trainEpochs, seed: 7 };
       const trainBody = { type: 'training', model: 'jobs-train', dataset: trainDs.id, hyperparameters };
       // The tiny model of the memory check, then a 1-epoch warm-up of the measured job (the runner warms up alike).
-      const tiny = mustSucceed(await t('POST', '/v1/jobs', { type: 'training', model: 'jobs-tiny', dataset: tinyDs.id, hyperparameters: { epochs: 3, seed: 1 } }, WAIT), 'tiny training job');
-      const warm = mustSucceed(await t('POST', '/v1/jobs', { ...trainBody, hyperparameters: { ...hyperparameters, epochs: 1 } }, WAIT), 'warm-up training job');
-      step(`jobs: worker ${worker.ready.id} ready (backend ${worker.ready.backend}); tiny model v${tiny.version}; warm-up job ${warm.compute_seconds} s of compute`);
+      const tiny = mustSucceed(
+        await t(
+          'POST',
+          '/v1/jobs',
+          { type: 'training', model: 'jobs-tiny', dataset: tinyDs.id, hyperparameters: { epochs: 3, seed: 1 } },
+          WAIT,
+        ),
+        'tiny training job',
+      );
+      const warm = mustSucceed(
+        await t('POST', '/v1/jobs', { ...trainBody, hyperparameters: { ...hyperparameters, epochs: 1 } }, WAIT),
+        'warm-up training job',
+      );
+      step(
+        `jobs: worker ${worker.ready.id} ready (backend ${worker.ready.backend}); tiny model v${tiny.version}; warm-up job ${warm.compute_seconds} s of compute`,
+      );
 
       const childOf = () => childPids(worker.proc.pid);
       const apiTraining = async (roundNo) => {
@@ -257,7 +320,11 @@ export default {
           sha256: j.result?.sha256,
           hyperparameters: j.result?.hyperparameters,
           accuracy: j.result?.metrics?.accuracy,
-          cpu_s: { compute_child: cpuSeconds(before, after, child), worker: cpuSeconds(before, after, worker.proc.pid), api: cpuSeconds(before, after, api.proc.pid) },
+          cpu_s: {
+            compute_child: cpuSeconds(before, after, child),
+            worker: cpuSeconds(before, after, worker.proc.pid),
+            api: cpuSeconds(before, after, api.proc.pid),
+          },
           cpu: cpuUsage(before, after, { server: child }),
         };
       };
@@ -280,7 +347,13 @@ export default {
           process.kill(runner.proc.pid, 'SIGUSR2');
           const r = await waitForEvent(runner, 'jobs.train.result', 180_000);
           const after = cpuSnapshot();
-          return { round: roundNo, ...r, seconds: r.seconds, cpu_s: { runner: cpuSeconds(before, after, runner.proc.pid) }, cpu: cpuUsage(before, after, { server: runner.proc.pid }) };
+          return {
+            round: roundNo,
+            ...r,
+            seconds: r.seconds,
+            cpu_s: { runner: cpuSeconds(before, after, runner.proc.pid) },
+            cpu: cpuUsage(before, after, { server: runner.proc.pid }),
+          };
         } finally {
           await runner.stop();
         }
@@ -305,7 +378,9 @@ export default {
       const trainRatio = round(jobSeconds / plainSeconds, 3);
       const trainRatios = trainRuns.api.map((r, i) => round(r.seconds / trainRuns.plain[i].seconds, 3));
       const sameModel = trainRuns.api.every((a) => trainRuns.plain.every((p) => a.sha256 === p.sha256));
-      const sameHp = trainRuns.api.every((a) => trainRuns.plain.every((p) => sortedJson(a.hyperparameters) === sortedJson(p.hyperparameters)));
+      const sameHp = trainRuns.api.every((a) =>
+        trainRuns.plain.every((p) => sortedJson(a.hyperparameters) === sortedJson(p.hyperparameters)),
+      );
       const breakdown = {
         queued_s: median(trainRuns.api.map((r) => r.queued_s)),
         compute_s: median(trainRuns.api.map((r) => r.compute_s)),
@@ -329,7 +404,15 @@ export default {
         const submitter = async () => {
           while (nextSmall < last) {
             const i = nextSmall++;
-            mustSucceed(await t('POST', '/v1/jobs', { type: 'inference', model: 'jobs-tiny', version: tiny.version, inputs: [tinyInputs[i % tinyInputs.length]] }, WAIT), `small inference job ${i + 1}`);
+            mustSucceed(
+              await t(
+                'POST',
+                '/v1/jobs',
+                { type: 'inference', model: 'jobs-tiny', version: tiny.version, inputs: [tinyInputs[i % tinyInputs.length]] },
+                WAIT,
+              ),
+              `small inference job ${i + 1}`,
+            );
           }
         };
         await Promise.all(Array.from({ length: js.smallConcurrency }, submitter));
@@ -337,7 +420,9 @@ export default {
       };
       const settle = () => sleep(1_000);
       // Checkpoints: after the first 10 jobs (the reference), at the quarters, and after the last.
-      const points = [...new Set([FIRST_SMALL_JOBS, ...[0.25, 0.5, 0.75].map((f) => Math.round(f * js.smallJobs)), js.smallJobs])].filter((n) => n >= FIRST_SMALL_JOBS).sort((a, b) => a - b);
+      const points = [...new Set([FIRST_SMALL_JOBS, ...[0.25, 0.5, 0.75].map((f) => Math.round(f * js.smallJobs)), js.smallJobs])]
+        .filter((n) => n >= FIRST_SMALL_JOBS)
+        .sort((a, b) => a - b);
       const checkpoints = [];
       const smallStarted = performance.now();
       for (const n of points) {
@@ -362,7 +447,10 @@ export default {
       worker = undefined;
       const rssRatio = round(memN.total_mib / mem10.total_mib, 3);
       // Growth over the second half alone (from the checkpoint nearest half-way): heaps that grow to their working size early show here as ~1.
-      const half = checkpoints.reduce((best, c) => (Math.abs(c.jobs - js.smallJobs / 2) < Math.abs(best.jobs - js.smallJobs / 2) ? c : best), mem10);
+      const half = checkpoints.reduce(
+        (best, c) => (Math.abs(c.jobs - js.smallJobs / 2) < Math.abs(best.jobs - js.smallJobs / 2) ? c : best),
+        mem10,
+      );
       const secondHalf = half === memN ? '—' : `${round(memN.total_mib / half.total_mib, 3)}× from ${half.jobs}`;
       const tensorsKnown = tf10.ok && tfN.ok;
 
@@ -393,7 +481,12 @@ export default {
             );
             samples++;
             for (const { state, wait, n } of found) {
-              const k = wait === 'Lock:advisory' ? 'waiting for the tenant lock (advisory)' : wait.startsWith('Client:') || state === 'idle' ? state : `${state}${wait ? ` (${wait})` : ''}`;
+              const k =
+                wait === 'Lock:advisory'
+                  ? 'waiting for the tenant lock (advisory)'
+                  : wait.startsWith('Client:') || state === 'idle'
+                    ? state
+                    : `${state}${wait ? ` (${wait})` : ''}`;
               totals.set(k, (totals.get(k) ?? 0) + n);
             }
           } catch {
@@ -413,7 +506,9 @@ export default {
         if (stopSampling) r.postgres_backends = stopSampling();
         const others = Object.keys(r.status_codes).filter((c) => c !== '202');
         if (r.non2xx > 0 || r.errors > 0 || others.length) {
-          throw new Error(`POST /v1/jobs (${phase}): ${r.non2xx} non-2xx answer(s) and ${r.errors} error(s) out of ${r.requests}; status codes ${JSON.stringify(r.status_codes)} (every answer must be 202)`);
+          throw new Error(
+            `POST /v1/jobs (${phase}): ${r.non2xx} non-2xx answer(s) and ${r.errors} error(s) out of ${r.requests}; status codes ${JSON.stringify(r.status_codes)} (every answer must be 202)`,
+          );
         }
         return r;
       };
@@ -492,10 +587,17 @@ export default {
           const other = disturbance(r);
           step(
             `jobs: submission round ${i}/${rounds} ${name.padEnd(8)} ${r.rps}/s, p99 ${r.latency_ms.p99} ms` +
-              (r.cpu ? `, server ${r.cpu.cores_used.server} cores, postgres ${r.cpu.cores_used.postgres}, redis ${r.cpu.cores_used.redis}, other processes ${other} cores` : '') +
-              (name === 'api' ? `; ${r.queued_before} jobs queued before the run; API's PostgreSQL backends: ${describeBackends(r.postgres_backends)}` : ''),
+              (r.cpu
+                ? `, server ${r.cpu.cores_used.server} cores, postgres ${r.cpu.cores_used.postgres}, redis ${r.cpu.cores_used.redis}, other processes ${other} cores`
+                : '') +
+              (name === 'api'
+                ? `; ${r.queued_before} jobs queued before the run; API's PostgreSQL backends: ${describeBackends(r.postgres_backends)}`
+                : ''),
           );
-          if (other > CONTENDED_CORES) console.warn(`  \x1b[33mwarning:\x1b[0m other processes used ${other} cores during this run (${r.cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`);
+          if (other > CONTENDED_CORES)
+            console.warn(
+              `  \x1b[33mwarning:\x1b[0m other processes used ${other} cores during this run (${r.cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`,
+            );
         }
       }
       const accepted = [...runs, ...warmups].filter((r) => r.label.startsWith('API')).reduce((s, r) => s + r.status_codes['202'], 0);
@@ -517,8 +619,14 @@ export default {
       const sb = summary('BullMQ');
       const sa = summary('API');
       const apiBackends = {};
-      for (const r of runs.filter((x) => x.postgres_backends)) for (const [k, v] of Object.entries(r.postgres_backends)) (apiBackends[k] ??= []).push(v);
-      const backends = Object.fromEntries(Object.entries(apiBackends).map(([k, v]) => [k, round(median(v.length === rounds ? v : [...v, ...Array(rounds - v.length).fill(0)]), 2)]));
+      for (const r of runs.filter((x) => x.postgres_backends))
+        for (const [k, v] of Object.entries(r.postgres_backends)) (apiBackends[k] ??= []).push(v);
+      const backends = Object.fromEntries(
+        Object.entries(apiBackends).map(([k, v]) => [
+          k,
+          round(median(v.length === rounds ? v : [...v, ...Array(rounds - v.length).fill(0)]), 2),
+        ]),
+      );
       const submitRatio = round(sa.rps / sb.rps, 3);
       const submitRatios = [];
       for (let i = 1; i <= rounds; i++) {
@@ -623,10 +731,7 @@ export default {
           `2: a training job through the API (\`Prefer: wait=60\`, one real worker process, TF_BACKEND=wasm, WORKER_CONCURRENCY=1), from the request to the answer, against libs/ml \`train()\` ` +
           `of the same model, rows and hyperparameters in a child process; ${js.trainRounds} alternating rounds, medians. ` +
           `3: a fresh worker's RSS (worker process + compute child, /proc VmRSS) and the compute child's TF.js tensor count after ${FIRST_SMALL_JOBS} one-row inference jobs and after ${js.smallJobs}.`,
-        columns: [
-          ...RATIO_COLUMNS,
-          { key: 'per_round', label: 'per round / detail', align: 'left' },
-        ],
+        columns: [...RATIO_COLUMNS, { key: 'per_round', label: 'per round / detail', align: 'left' }],
         rows,
         checks,
         figures: {
@@ -671,7 +776,9 @@ export default {
             `Jobs already queued when each measured API run started: ${backlog.map((n) => n.toLocaleString('en-US')).join(', ')} (they accumulate over the runs). ` +
             `${accepted.toLocaleString('en-US')} answers were 202 (warm-ups included); ${rowsNow.toLocaleString('en-US')} jobs were queued in PostgreSQL afterwards (≥ the 202s: requests still in flight when a run ended are not counted by autocannon).`,
           ...(contended.length
-            ? [`**${contended.length} of ${runs.length} submission runs were disturbed** by other processes (> ${CONTENDED_CORES} cores): rounds ${contended.map((r) => `${r.round} ${r.label}`).join(', ')}.`]
+            ? [
+                `**${contended.length} of ${runs.length} submission runs were disturbed** by other processes (> ${CONTENDED_CORES} cores): rounds ${contended.map((r) => `${r.round} ${r.label}`).join(', ')}.`,
+              ]
             : [`No submission run was disturbed by other processes (each below ${CONTENDED_CORES} cores).`]),
           `**Training.** Median wall time ${jobSeconds} s through the API against ${plainSeconds} s for train() (its epoch loop: ${breakdown.plain_epoch_loop_s === undefined ? '—' : round(breakdown.plain_epoch_loop_s, 3)} s). ` +
             `Where the job's time went (medians): queued ${breakdown.queued_s} s (created → started), compute ${breakdown.compute_s} s (the worker's call to its compute child: rows over IPC, train(), the artifact back), ` +
@@ -693,7 +800,10 @@ export default {
       await worker?.stop();
       // The submission runs leave thousands of queued jobs: the tenant goes, and its jobs with it,
       // so that the next scenario's workers do not spend the machine on them.
-      if (api && tenantId) await requestJson(`${api.url}/v1/admin/tenants/${tenantId}`, { method: 'DELETE', token: env.ADMIN_API_KEY }).catch((err) => step(`jobs: could not delete the bench tenant: ${err.message}`));
+      if (api && tenantId)
+        await requestJson(`${api.url}/v1/admin/tenants/${tenantId}`, { method: 'DELETE', token: env.ADMIN_API_KEY }).catch((err) =>
+          step(`jobs: could not delete the bench tenant: ${err.message}`),
+        );
       await api?.stop();
       await db.end().catch(() => undefined);
       if (profileDir) step(`jobs: CPU profile of the API written under ${profileDir}`);
@@ -708,7 +818,11 @@ function disturbance(r) {
 
 /** "4.1 waiting for the tenant lock (advisory), 2 active, …" */
 function describeBackends(b) {
-  return b ? Object.entries(b).map(([k, v]) => `${v} ${k}`).join(', ') || 'none' : 'not sampled';
+  return b
+    ? Object.entries(b)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ') || 'none'
+    : 'not sampled';
 }
 
 function mib(bytes) {

@@ -17,7 +17,10 @@ const MODEL_NAMES = { mlp: 'MLP 32→128→128→4', text: 'text (vocabulary 20,
  */
 export function mlSettings(env = process.env) {
   const num = (name, fallback, min, integer = false) => envNumber(env, name, fallback, min, integer);
-  const backends = (env.BENCH_ML_BACKENDS || 'wasm,cpu').split(',').map((b) => b.trim()).filter(Boolean);
+  const backends = (env.BENCH_ML_BACKENDS || 'wasm,cpu')
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
   const bad = backends.filter((b) => b !== 'cpu' && b !== 'wasm');
   if (bad.length || !backends.length) throw new Error(`BENCH_ML_BACKENDS must list cpu and/or wasm (got '${env.BENCH_ML_BACKENDS}')`);
   const rounds = num('BENCH_ML_ROUNDS', 5, 1, true);
@@ -88,10 +91,13 @@ export default {
       step(
         `ml-training: ${job.backend} ${job.model}: libs/ml ${t.libs_ml_samples_per_second} samples/s, fit ${t.plain_fit_samples_per_second}, ` +
           `time ratio ${t.time_ratio}; predict 1 row ${p.one_row_ms_p50} ms, 256 rows ${p.batch_256_rows_per_second} rows/s; ` +
-          `${r.seconds} s` + (cpu ? `, child ${cpu.cores_used.server} cores, other processes ${result.other_cores} cores` : ''),
+          `${r.seconds} s` +
+          (cpu ? `, child ${cpu.cores_used.server} cores, other processes ${result.other_cores} cores` : ''),
       );
       if (result.other_cores > CONTENDED_CORES) {
-        console.warn(`  \x1b[33mwarning:\x1b[0m other processes used ${result.other_cores} cores during this measurement (${cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`);
+        console.warn(
+          `  \x1b[33mwarning:\x1b[0m other processes used ${result.other_cores} cores during this measurement (${cpu.top_other.join(', ') || 'short-lived processes'}): figures are disturbed`,
+        );
       }
     }
 
@@ -184,7 +190,9 @@ export default {
       },
       notes: [
         ...(contended.length
-          ? [`**${contended.length} of ${results.length} measurements were disturbed** by other processes (> ${CONTENDED_CORES} cores): ${contended.map((r) => `${r.backend} ${r.model} (${r.other_cores})`).join(', ')}.`]
+          ? [
+              `**${contended.length} of ${results.length} measurements were disturbed** by other processes (> ${CONTENDED_CORES} cores): ${contended.map((r) => `${r.backend} ${r.model} (${r.other_cores})`).join(', ')}.`,
+            ]
           : [`No measurement was disturbed by other processes (each below ${CONTENDED_CORES} cores).`]),
         `TF.js ${first.tfjs}. Rounds ${ml.rounds} and scale ${ml.scale}` +
           (ml.backends.includes('cpu') ? `; cpu text: rounds ${ml.cpuTextRounds}, scale ${ml.cpuTextScale}` : '') +

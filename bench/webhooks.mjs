@@ -50,7 +50,16 @@ function startReceiver() {
     });
   });
   return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ server, arrivals, get count() { return count; }, url: `http://127.0.0.1:${server.address().port}` })),
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        server,
+        arrivals,
+        get count() {
+          return count;
+        },
+        url: `http://127.0.0.1:${server.address().port}`,
+      }),
+    ),
   );
 }
 
@@ -64,10 +73,14 @@ async function plainPosts(url, n, parallel, body) {
       while (next < n) {
         next++;
         await new Promise((resolve, reject) => {
-          const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-            res.resume();
-            res.on('end', resolve);
-          });
+          const req = request(
+            url,
+            { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+            (res) => {
+              res.resume();
+              res.on('end', resolve);
+            },
+          );
           req.on('error', reject);
           req.end(body);
         });
@@ -94,15 +107,32 @@ export default {
     try {
       step('webhooks: starting the API, a worker and a local receiver');
       api = await startApi(hookEnv);
-      worker = await startProcess('dist/apps/worker/src/main.js', 'worker.ready', { env: { ...hookEnv, TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
+      worker = await startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
+        env: { ...hookEnv, TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn' },
+        timeoutMs: 60_000,
+      });
       const admin = env.ADMIN_API_KEY;
-      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, { method: 'POST', token: admin, body: { name: 'bench-webhooks', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000 } } });
-      const key = (await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })).body.secret;
+      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
+        method: 'POST',
+        token: admin,
+        body: { name: 'bench-webhooks', plan: 'enterprise', quotas: { requests_per_minute: 100_000_000 } },
+      });
+      const key = (
+        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
+          method: 'POST',
+          token: admin,
+          body: { name: 'bench' },
+        })
+      ).body.secret;
       const t = (method, path, body) => requestJson(`${api.url}${path}`, { method, token: key, body });
       const hook = (await t('POST', '/v1/webhooks', { url: `${receiver.url}/endpoint`, events: ['model.version.created'] })).body;
 
       // ── 1. deliveries per second ──────────────────────────────────────────────────────────────
-      const payload = JSON.stringify({ type: 'model.version.created', timestamp: new Date().toISOString(), data: { id: 'mv_bench', object: 'model_version', padding: randomBytes(300).toString('hex') } });
+      const payload = JSON.stringify({
+        type: 'model.version.created',
+        timestamp: new Date().toISOString(),
+        data: { id: 'mv_bench', object: 'model_version', padding: randomBytes(300).toString('hex') },
+      });
       const before = receiver.count;
       const t0 = Date.now();
       await db.query('BEGIN');
@@ -119,8 +149,13 @@ export default {
       }
       const deliverySeconds = (Date.now() - t0) / 1000;
       const deliveryRate = round(ws.messages / deliverySeconds, 0);
-      const { rows: statuses } = await db.query(`SELECT status, count(*)::int AS n FROM webhook_messages WHERE endpoint_id = $1 GROUP BY status`, [hook.id]);
-      step(`webhooks: ${ws.messages} deliveries in ${round(deliverySeconds, 2)} s: ${deliveryRate} /s (${statuses.map((s) => `${s.status} ${s.n}`).join(', ')})`);
+      const { rows: statuses } = await db.query(
+        `SELECT status, count(*)::int AS n FROM webhook_messages WHERE endpoint_id = $1 GROUP BY status`,
+        [hook.id],
+      );
+      step(
+        `webhooks: ${ws.messages} deliveries in ${round(deliverySeconds, 2)} s: ${deliveryRate} /s (${statuses.map((s) => `${s.status} ${s.n}`).join(', ')})`,
+      );
       const plainRate = round(await plainPosts(`${receiver.url}/plain`, ws.messages, CONCURRENCY, payload), 0);
       step(`webhooks: plain POSTs: ${plainRate} /s`);
 
@@ -128,7 +163,8 @@ export default {
       const rows = blobRows(100, { features: 3, classes: 2, seed: 3 });
       const ds = (await t('POST', '/v1/datasets', { name: 'wh', task: 'classification', records: rows })).body;
       await t('POST', '/v1/models', { name: 'wh', task: 'classification' });
-      const training = (await t('POST', '/v1/jobs', { type: 'training', model: 'wh', dataset: ds.id, hyperparameters: { epochs: 2 } })).body;
+      const training = (await t('POST', '/v1/jobs', { type: 'training', model: 'wh', dataset: ds.id, hyperparameters: { epochs: 2 } }))
+        .body;
       for (const end = Date.now() + 60_000; (await t('GET', `/v1/jobs/${training.id}`)).body.status !== 'succeeded'; ) {
         if (Date.now() > end) throw new Error('the training job of the delay check did not succeed in 60 s');
         await sleep(100);
@@ -152,7 +188,9 @@ export default {
           `SELECT j.id, j.finished_at, m.id AS message FROM jobs j JOIN webhook_messages m ON m.url IS NOT NULL AND m.payload->'data'->>'id' = j.id WHERE j.id = ANY($1)`,
           [jobIds],
         );
-        delays = jobs.filter((j) => receiver.arrivals.has(j.message)).map((j) => receiver.arrivals.get(j.message) - j.finished_at.getTime());
+        delays = jobs
+          .filter((j) => receiver.arrivals.has(j.message))
+          .map((j) => receiver.arrivals.get(j.message) - j.finished_at.getTime());
         if (delays.length === jobIds.length || Date.now() > end) break;
         await sleep(100);
       }
@@ -189,9 +227,20 @@ export default {
           },
         ],
         checks: [
-          { name: 'p99 delay from job end to delivery', value: p99, target: `≤ ${TARGETS.p99_delay_ms} ms`, pass: p99 <= TARGETS.p99_delay_ms, text: `${p99} ms (p50 ${p50} ms)` },
+          {
+            name: 'p99 delay from job end to delivery',
+            value: p99,
+            target: `≤ ${TARGETS.p99_delay_ms} ms`,
+            pass: p99 <= TARGETS.p99_delay_ms,
+            text: `${p99} ms (p50 ${p50} ms)`,
+          },
         ],
-        figures: { targets: TARGETS, settings: ws, deliveries: { seconds: round(deliverySeconds, 3), rate: deliveryRate, plain_rate: plainRate, statuses }, delay_ms: { p50, p99, samples: delays.length } },
+        figures: {
+          targets: TARGETS,
+          settings: ws,
+          deliveries: { seconds: round(deliverySeconds, 3), rate: deliveryRate, plain_rate: plainRate, statuses },
+          delay_ms: { p50, p99, samples: delays.length },
+        },
         notes: [],
       };
     } finally {

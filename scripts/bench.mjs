@@ -52,7 +52,9 @@ if (quiet) {
   const c = quiet.cores_used;
   machine.other_cores_before_runs = round2(c.other + c.postgres + c.redis + quiet.unattributed_cores);
   if (machine.other_cores_before_runs > 0.2) {
-    console.warn(`\x1b[33mwarning:\x1b[0m the machine is not idle (${quiet.top_other.join(', ') || `${machine.other_cores_before_runs} cores`}): figures will be disturbed`);
+    console.warn(
+      `\x1b[33mwarning:\x1b[0m the machine is not idle (${quiet.top_other.join(', ') || `${machine.other_cores_before_runs} cores`}): figures will be disturbed`,
+    );
   }
 }
 let interrupted = false;

@@ -64,7 +64,8 @@ try {
 } catch (err) {
   // A failed step (npm ci, prisma, build, migrate) has printed its own error above: no stack needed.
   const stepFailed = err?.status !== undefined || err?.signal;
-  const message = err instanceof StartError ? err.message : stepFailed ? `${err.message.split('\n')[0]} (its output is above)` : err?.stack ?? err;
+  const message =
+    err instanceof StartError ? err.message : stepFailed ? `${err.message.split('\n')[0]} (its output is above)` : (err?.stack ?? err);
   console.error(`\n\x1b[31mnpm start failed:\x1b[0m ${message}`);
   await shutdown(1);
 }
@@ -180,7 +181,16 @@ async function startPrivatePostgres(dbName) {
     port = (await isPortFree(5432)) ? 5432 : await firstFreePort(54329);
     step(`starting a private PostgreSQL on 127.0.0.1:${port} (log ${PG_LOG})`);
     run(asUser, join(bin, 'pg_ctl'), [
-      '-D', PG_DATA, '-o', `-p ${port} -k /tmp -c listen_addresses=127.0.0.1`, '-l', PG_LOG, '-w', '-t', '60', 'start',
+      '-D',
+      PG_DATA,
+      '-o',
+      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1`,
+      '-l',
+      PG_LOG,
+      '-w',
+      '-t',
+      '60',
+      'start',
     ]);
   }
   privatePostgres = { bin, port, asUser };
@@ -201,7 +211,11 @@ function findPostgresBin() {
     }
   }
   const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a) : [];
+  const versions = existsSync(base)
+    ? readdirSync(base)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => b - a)
+    : [];
   for (const v of versions) {
     const dir = join(base, v, 'bin');
     if (['initdb', 'pg_ctl', 'postgres'].every((b) => existsSync(join(dir, b)))) return dir;
@@ -304,11 +318,15 @@ async function startPrivateRedis() {
   step(`starting a private Redis on 127.0.0.1:${port} (data ${REDIS_DATA}, log ${log})`);
   const out = openSync(log, 'a');
   // Own process group (detached): the terminal's Ctrl-C must not stop Redis before the API and worker.
-  const child = spawn(server, ['--port', String(port), '--bind', '127.0.0.1', '--dir', REDIS_DATA, '--appendonly', 'yes', '--daemonize', 'no'], {
-    cwd: root,
-    stdio: ['ignore', out, out],
-    detached: true,
-  });
+  const child = spawn(
+    server,
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', REDIS_DATA, '--appendonly', 'yes', '--daemonize', 'no'],
+    {
+      cwd: root,
+      stdio: ['ignore', out, out],
+      detached: true,
+    },
+  );
   closeSync(out);
   children.redis = child;
   watchUnexpectedExit('redis', child);
@@ -330,7 +348,10 @@ function startNode(name, file, env, readyEvent) {
   const child = spawn(process.execPath, [join(root, file)], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
   children[name] = child;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StartError(`${name} did not become ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new StartError(`${name} did not become ready within ${READY_TIMEOUT_MS / 1000} s`)),
+      READY_TIMEOUT_MS,
+    );
     createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
       if (line.startsWith('{') && line.includes(`"${readyEvent}"`)) {
         try {
@@ -355,11 +376,20 @@ function startNode(name, file, env, readyEvent) {
 function printBanner(api, databaseUrl, redisUrl) {
   const bold = (s) => `\x1b[1m${s}\x1b[0m`;
   const green = (s) => `\x1b[32m${s}\x1b[0m`;
-  const lines = ['', green('aiaas is running'), `  API        ${bold(api.url)}`, `  Docs       ${api.docs}`, `  Dashboard  ${api.url}/dashboard`];
+  const lines = [
+    '',
+    green('aiaas is running'),
+    `  API        ${bold(api.url)}`,
+    `  Docs       ${api.docs}`,
+    `  Dashboard  ${api.url}/dashboard`,
+  ];
   let key = '$KEY';
   if (api.admin_key_source === 'generated' && api.admin_key) {
     key = api.admin_key;
-    lines.push(`  Admin key  ${bold(api.admin_key)}`, `             ${bold('shown once, store it now')} (it is stored hashed and cannot be shown again)`);
+    lines.push(
+      `  Admin key  ${bold(api.admin_key)}`,
+      `             ${bold('shown once, store it now')} (it is stored hashed and cannot be shown again)`,
+    );
   } else if (api.admin_key_source === 'from-env') {
     key = '$ADMIN_API_KEY';
     lines.push('  Admin key  ADMIN_API_KEY from the environment is in use');
@@ -433,7 +463,9 @@ function run(asUser, file, args) {
   const [cmd, cmdArgs] = asUser.command(file, args);
   const r = spawnSync(cmd, cmdArgs, { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) {
-    throw new StartError(`${file.split('/').pop()} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout ?? ''}${r.stderr ?? ''}`.trimEnd());
+    throw new StartError(
+      `${file.split('/').pop()} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout ?? ''}${r.stderr ?? ''}`.trimEnd(),
+    );
   }
 }
 

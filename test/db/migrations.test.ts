@@ -94,7 +94,9 @@ describe('migrations and schema.prisma', () => {
   });
 
   it('create exactly the tables of the schema', async () => {
-    const { rows } = await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`);
+    const { rows } = await db.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`,
+    );
     expect(rows.map((r) => r.table_name).sort()).toEqual(dmmf.models.map(tableOf).sort());
   });
 
@@ -105,13 +107,18 @@ describe('migrations and schema.prisma', () => {
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
        WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND c.relname <> '_prisma_migrations'`);
-    const actual = rows.map((r) => `${r.table}.${r.column}: ${r.type}${r.not_null ? ' not null' : ''}${r.default !== null ? ' default' : ''}`).sort();
+    const actual = rows
+      .map((r) => `${r.table}.${r.column}: ${r.type}${r.not_null ? ' not null' : ''}${r.default !== null ? ' default' : ''}`)
+      .sort();
     const expected = dmmf.models
       .flatMap((m) =>
         m.fields
           .filter((f) => f.kind === 'scalar' || f.kind === 'enum')
           // Prisma makes list columns nullable; @default(now()) and literal defaults are DB defaults, @updatedAt is not.
-          .map((f) => `${tableOf(m)}.${columnOf(f)}: ${expectedType(f)}${f.isRequired && !f.isList ? ' not null' : ''}${f.hasDefaultValue ? ' default' : ''}`),
+          .map(
+            (f) =>
+              `${tableOf(m)}.${columnOf(f)}: ${expectedType(f)}${f.isRequired && !f.isList ? ' not null' : ''}${f.hasDefaultValue ? ' default' : ''}`,
+          ),
       )
       .sort();
     expect(actual).toEqual(expected);

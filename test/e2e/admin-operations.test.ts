@@ -54,23 +54,35 @@ describe('admin operations', () => {
       expect(overview.tenants.find((x: { tenant_id: string }) => x.tenant_id === t.id)).toMatchObject({ queued: own, running: 0 });
     }
     const inference = overview.queues.find((q: { name: string }) => q.name === 'inference');
-    const queuedInference = (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND type = 'inference' AND accelerator IS NULL`)).rows[0].n;
+    const queuedInference = (
+      await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND type = 'inference' AND accelerator IS NULL`)
+    ).rows[0].n;
     // Every queued inference job waits in the scheduler or in BullMQ (other test files' leftovers may sit in BullMQ as active).
     expect(inference.scheduled + inference.ready).toBeGreaterThanOrEqual(3);
     expect(inference.scheduled + inference.ready).toBeLessThanOrEqual(queuedInference);
-    expect(overview).toMatchObject({ object: 'overview', workers: { online: expect.any(Number) }, webhooks: { pending: expect.any(Number), failing: expect.any(Number) } });
+    expect(overview).toMatchObject({
+      object: 'overview',
+      workers: { online: expect.any(Number) },
+      webhooks: { pending: expect.any(Number), failing: expect.any(Number) },
+    });
     expect(Object.keys(overview.recent)).toEqual(expect.arrayContaining(['last_5m', 'last_1h', 'throughput_per_minute', 'failure_rate']));
   });
 
   it("lists every tenant's jobs with filters, and shows any job with its events", async () => {
-    const all = (await admin.get('/v1/admin/jobs?status=queued&limit=100')).body.data as Array<{ tenant_id: string; id: string; status: string }>;
+    const all = (await admin.get('/v1/admin/jobs?status=queued&limit=100')).body.data as Array<{
+      tenant_id: string;
+      id: string;
+      status: string;
+    }>;
     expect(all.some((j) => j.tenant_id === a.id) && all.some((j) => j.tenant_id === b.id)).toBe(true);
     const onlyB = (await admin.get(`/v1/admin/jobs?tenant=${b.id}&type=inference`)).body.data;
     expect(onlyB.length).toBeGreaterThan(0);
     expect(onlyB.every((j: { tenant_id: string; type: string }) => j.tenant_id === b.id && j.type === 'inference')).toBe(true);
     const one = await admin.get(`/v1/admin/jobs/${onlyB[0].id}`);
     expect(one.body).toMatchObject({ id: onlyB[0].id, tenant_id: b.id, status: 'queued' });
-    expect((await admin.get(`/v1/admin/jobs/${onlyB[0].id}/events`)).body.data.map((e: { type: string }) => e.type)).toEqual(['job.queued']);
+    expect((await admin.get(`/v1/admin/jobs/${onlyB[0].id}/events`)).body.data.map((e: { type: string }) => e.type)).toEqual([
+      'job.queued',
+    ]);
     expect((await admin.get('/v1/admin/jobs?status=exploded')).status).toBe(400);
     expect((await admin.get('/v1/admin/jobs/job_doesnotexist00000')).status).toBe(404);
   });
@@ -88,22 +100,35 @@ describe('admin operations', () => {
   it('retries a failed job as a new attempt, which a worker then runs to success', async () => {
     const job = (await b.api.post('/v1/jobs', { type: 'inference', model: 'm', inputs })).body;
     // A job that failed for good (its attempts spent): the state an operator retries from.
-    await db.query(`UPDATE jobs SET status = 'failed', attempts = max_attempts, error = '{"code":"worker_lost","message":"lost"}', finished_at = now() WHERE id = $1`, [job.id]);
+    await db.query(
+      `UPDATE jobs SET status = 'failed', attempts = max_attempts, error = '{"code":"worker_lost","message":"lost"}', finished_at = now() WHERE id = $1`,
+      [job.id],
+    );
     expect((await admin.post(`/v1/admin/jobs/${job.id}/retry`, {})).status).toBe(200);
     const retried = (await admin.get(`/v1/admin/jobs/${job.id}`)).body;
     expect(retried).toMatchObject({ status: 'queued', error: null, finished_at: null });
     expect((await admin.post(`/v1/admin/jobs/${job.id}/retry`, {})).status).toBe(409);
     const worker = await startWorker({ TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2' });
     try {
-      const done = await until('the retried job to succeed', async () => {
-        const j = (await b.api.get(`/v1/jobs/${job.id}`)).body;
-        return j.status === 'succeeded' && j;
-      }, 60_000);
+      const done = await until(
+        'the retried job to succeed',
+        async () => {
+          const j = (await b.api.get(`/v1/jobs/${job.id}`)).body;
+          return j.status === 'succeeded' && j;
+        },
+        60_000,
+      );
       expect(done.result.predictions).toHaveLength(inputs.length);
       const events = (await b.api.get(`/v1/jobs/${job.id}/events`)).body.data.map((e: { type: string }) => e.type);
       expect(events).toEqual(expect.arrayContaining(['job.queued', 'job.retrying', 'job.started', 'job.succeeded']));
       // The other queued jobs drain too; then the cluster figures show what the workers did.
-      await until('these tenants\' queued jobs to drain', async () => (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND tenant_id = ANY($1)`, [[a.id, b.id]])).rows[0].n === 0, 60_000);
+      await until(
+        "these tenants' queued jobs to drain",
+        async () =>
+          (await db.query(`SELECT count(*)::int AS n FROM jobs WHERE status = 'queued' AND tenant_id = ANY($1)`, [[a.id, b.id]])).rows[0]
+            .n === 0,
+        60_000,
+      );
       const metrics = (await new Api(server.url, adminKey()).get('/metrics')).text;
       expect(metrics).toMatch(/^aiaas_jobs\{scope="cluster",status="succeeded"\} [1-9]/m);
       expect(metrics).toMatch(/^aiaas_job_run_seconds_count\{scope="cluster",type="inference"\} [1-9]/m);

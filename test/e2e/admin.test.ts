@@ -42,7 +42,15 @@ describe('admin: usage', () => {
     const today = new Date().toISOString().slice(0, 10);
     const u = await admin.get(`/v1/admin/tenants/${t.id}/usage?from=${today}&to=${today}`);
     expect(u.status).toBe(200);
-    expect(u.body).toMatchObject({ object: 'tenant_usage', tenant_id: t.id, from: today, to: today, requests: 7, compute_seconds: 0, storage_bytes: 0 });
+    expect(u.body).toMatchObject({
+      object: 'tenant_usage',
+      tenant_id: t.id,
+      from: today,
+      to: today,
+      requests: 7,
+      compute_seconds: 0,
+      storage_bytes: 0,
+    });
     expect(u.body.daily).toEqual([{ day: today, metric: 'requests', value: 7 }]);
   });
 
@@ -56,7 +64,13 @@ describe('admin: usage', () => {
     try {
       await until(
         'the usage flush',
-        async () => (await db.query<{ value: number }>("SELECT value::int AS value FROM usage_counters WHERE tenant_id = $1 AND metric = 'requests'", [t.id])).rows[0]?.value === 4,
+        async () =>
+          (
+            await db.query<{ value: number }>(
+              "SELECT value::int AS value FROM usage_counters WHERE tenant_id = $1 AND metric = 'requests'",
+              [t.id],
+            )
+          ).rows[0]?.value === 4,
         30_000,
       );
     } finally {
@@ -83,7 +97,11 @@ describe('admin: audit log', () => {
     await admin.patch(`/v1/admin/tenants/${t.id}`, { status: 'suspended' });
     const log = await admin.get(`/v1/admin/audit-log?tenant=${t.id}&limit=100`);
     expect(log.status).toBe(200);
-    const entries = log.body.data.map((e: { action: string; actor_type: string; actor_key_id: string; target_id: string }) => [e.action, e.actor_type, e.target_id]);
+    const entries = log.body.data.map((e: { action: string; actor_type: string; actor_key_id: string; target_id: string }) => [
+      e.action,
+      e.actor_type,
+      e.target_id,
+    ]);
     expect(entries).toEqual([
       ['tenant.suspended', 'admin', t.id],
       ['api_key.revoked', 'tenant', k.body.id],

@@ -27,11 +27,18 @@ afterAll(async () => {
 });
 
 function aiaas(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], { env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: server.url, AIAAS_API_KEY: t.key.secret, AIAAS_ADMIN_KEY: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], {
+    env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: server.url, AIAAS_API_KEY: t.key.secret, AIAAS_ADMIN_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
@@ -47,7 +54,7 @@ type Shape = 'horizontal' | 'vertical';
 /** A 16×16 grey image with a 3-pixel bar across it at `at`, and a little noise (seeded). */
 function bar(shape: Shape, at: number, seed: number): Buffer {
   let s = seed * 2654435761;
-  const noise = () => ((s = (s * 1103515245 + 12345) >>> 0) % 40);
+  const noise = () => (s = (s * 1103515245 + 12345) >>> 0) % 40;
   const rgba = Buffer.alloc(SIZE * SIZE * 4);
   for (let y = 0; y < SIZE; y++)
     for (let x = 0; x < SIZE; x++) {
@@ -114,7 +121,9 @@ describe('images through the CLI', () => {
 
   it('uploads NDJSON records with base64 images as before', async () => {
     const file = join(dir, 'bars.ndjson');
-    const lines = SHAPES.flatMap((shape) => [3, 8].map((at) => JSON.stringify({ image: png(bar(shape, at, at)).toString('base64'), label: shape })));
+    const lines = SHAPES.flatMap((shape) =>
+      [3, 8].map((at) => JSON.stringify({ image: png(bar(shape, at, at)).toString('base64'), label: shape })),
+    );
     writeFileSync(file, `${lines.join('\n')}\n`);
     const ds = await json(['datasets', 'upload', file, '--task', 'image-classification']);
     expect(ds).toMatchObject({ name: 'bars', task: 'image-classification', rows: 4, format: 'ndjson' });
@@ -151,7 +160,12 @@ describe('images through the CLI', () => {
 
     const explained = await json(['predict', '--model', 'bars', files[0].file, '--explain']);
     expect(explained.predictions).toHaveLength(1);
-    expect(explained.predictions[0]).toMatchObject({ file: files[0].file, label: expect.any(String), version: 1, explanation: { width: expect.any(Number), height: expect.any(Number) } });
+    expect(explained.predictions[0]).toMatchObject({
+      file: files[0].file,
+      label: expect.any(String),
+      version: 1,
+      explanation: { width: expect.any(Number), height: expect.any(Number) },
+    });
     const map = explained.predictions[0].explanation;
     expect(map.values.flat()).toHaveLength(map.width * map.height);
   }, 240_000);

@@ -35,7 +35,10 @@ function cliEnv(key?: string): NodeJS.ProcessEnv {
 
 /** Runs `aiaas ARGS` to the end; stdout and stderr are pipes (not a terminal). */
 function aiaas(args: string[], opts: { key?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
-  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], { env: { ...cliEnv(opts.key), ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], {
+    env: { ...cliEnv(opts.key), ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -71,7 +74,9 @@ describe('the tenant tour', () => {
     const train = await aiaas(['train', '--model', 'blobs', '--dataset', dataset, '--epochs', '6', '--seed', '3', '--watch']);
     expect(train.stderr).toBe('');
     expect(train.code).toBe(0);
-    const epochs = [...train.stdout.matchAll(/^epoch (\d+)\/6 {2}loss \d[\d.e-]* {2}val_loss \d[\d.e-]*.* {2}eta \S+$/gm)].map((m) => Number(m[1]));
+    const epochs = [...train.stdout.matchAll(/^epoch (\d+)\/6 {2}loss \d[\d.e-]* {2}val_loss \d[\d.e-]*.* {2}eta \S+$/gm)].map((m) =>
+      Number(m[1]),
+    );
     expect(epochs).toEqual([1, 2, 3, 4, 5, 6]);
     const lines = train.stdout.split('\n');
     expect(lines.indexOf('queued')).toBeLessThan(lines.findIndex((l) => l.startsWith('started')));
@@ -102,18 +107,37 @@ describe('the tenant tour', () => {
   it('prints parseable JSON from every list and show command under --json', async () => {
     const job = (await json(['jobs', 'list', '--type', 'training'])).data[0];
     expect(job).toMatchObject({ object: 'job', type: 'training', status: 'succeeded' });
-    for (const args of [['me'], ['datasets', 'list'], ['datasets', 'show', dataset], ['models', 'list'], ['models', 'show', 'blobs'], ['models', 'show', 'blobs', '--version', '1'], ['jobs', 'show', job.id], ['jobs', 'logs', job.id], ['keys', 'list'], ['webhooks', 'list']]) {
+    for (const args of [
+      ['me'],
+      ['datasets', 'list'],
+      ['datasets', 'show', dataset],
+      ['models', 'list'],
+      ['models', 'show', 'blobs'],
+      ['models', 'show', 'blobs', '--version', '1'],
+      ['jobs', 'show', job.id],
+      ['jobs', 'logs', job.id],
+      ['keys', 'list'],
+      ['webhooks', 'list'],
+    ]) {
       const parsed = await json(args);
       expect(typeof parsed).toBe('object');
     }
     const logs = await json(['jobs', 'logs', job.id]);
-    expect(logs.data.map((e: { type: string }) => e.type)).toEqual(['job.queued', 'job.started', ...Array(6).fill('job.progress'), 'job.succeeded']);
+    expect(logs.data.map((e: { type: string }) => e.type)).toEqual([
+      'job.queued',
+      'job.started',
+      ...Array(6).fill('job.progress'),
+      'job.succeeded',
+    ]);
     expect((await json(['models', 'show', 'blobs'])).versions).toHaveLength(1);
 
     // --follow --json: one event per line (NDJSON), ending with the terminal one
     const followed = await aiaas(['jobs', 'logs', job.id, '--follow', '--json']);
     expect(followed.code).toBe(0);
-    const events = followed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const events = followed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
     expect(events.map((e) => e.type)).toEqual(logs.data.map((e: { type: string }) => e.type));
 
     // --watch --json: no progress drawn, the finished job printed
@@ -145,7 +169,11 @@ describe('the tenant tour', () => {
     writeFileSync(big, csvOf(blobRows(3000, { features: 8, classes: 3, seed: 2 })));
     const ds = await json(['datasets', 'upload', big, '--task', 'classification']);
     await json(['models', 'create', model, '--task', 'classification']);
-    const child = spawn(process.execPath, ['bin/aiaas.mjs', 'train', '--model', model, '--dataset', ds.id, '--epochs', '500', '--batch-size', '16', '--watch'], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['bin/aiaas.mjs', 'train', '--model', model, '--dataset', ds.id, '--epochs', '500', '--batch-size', '16', '--watch'],
+      { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -246,7 +274,18 @@ describe('admin', () => {
   const asAdmin = (args: string[]) => json(args, { key: adminKey() });
 
   it('creates a tenant with its first key, sets quotas, suspends it, and sees the service', async () => {
-    const created = await asAdmin(['admin', 'tenants', 'create', 'Acme', '--plan', 'pro', '--quota', 'max_concurrent_jobs=3', '--key', 'laptop']);
+    const created = await asAdmin([
+      'admin',
+      'tenants',
+      'create',
+      'Acme',
+      '--plan',
+      'pro',
+      '--quota',
+      'max_concurrent_jobs=3',
+      '--key',
+      'laptop',
+    ]);
     expect(created).toMatchObject({ object: 'tenant', name: 'Acme', plan: 'pro', quotas: { max_concurrent_jobs: 3 } });
     expect(created.api_key.secret).toMatch(/^aik_/);
     expect((await json(['me'], { key: created.api_key.secret })).tenant.id).toBe(created.id);
@@ -267,15 +306,19 @@ describe('admin', () => {
 
 describe('on a terminal', () => {
   const hasScript = spawnSync('script', ['--version']).status === 0;
-  (hasScript ? it : it.skip)('draws a progress bar with loss, val_loss and ETA in a pseudo-terminal', async () => {
-    const ds = await json(['datasets', 'upload', csv, '--task', 'classification', '--name', 'tty']);
-    await json(['models', 'create', 'tty', '--task', 'classification']);
-    const command = `${process.execPath} bin/aiaas.mjs train --model tty --dataset ${ds.id} --epochs 5 --watch`;
-    const r = spawnSync('script', ['-qfec', command, '/dev/null'], { env: cliEnv(), encoding: 'utf8', timeout: 60_000 });
-    expect(r.status).toBe(0);
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's ANSI escapes
-    const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-    expect(screen).toMatch(/epoch 5\/5 \S+ 100% \| loss \d[\d.e-]* \| val_loss \d[\d.e-]* \| ETA \S+/);
-    expect(screen).toMatch(/accuracy\s+[01]/);
-  }, 90_000);
+  (hasScript ? it : it.skip)(
+    'draws a progress bar with loss, val_loss and ETA in a pseudo-terminal',
+    async () => {
+      const ds = await json(['datasets', 'upload', csv, '--task', 'classification', '--name', 'tty']);
+      await json(['models', 'create', 'tty', '--task', 'classification']);
+      const command = `${process.execPath} bin/aiaas.mjs train --model tty --dataset ${ds.id} --epochs 5 --watch`;
+      const r = spawnSync('script', ['-qfec', command, '/dev/null'], { env: cliEnv(), encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(0);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's ANSI escapes
+      const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      expect(screen).toMatch(/epoch 5\/5 \S+ 100% \| loss \d[\d.e-]* \| val_loss \d[\d.e-]* \| ETA \S+/);
+      expect(screen).toMatch(/accuracy\s+[01]/);
+    },
+    90_000,
+  );
 });

@@ -46,7 +46,12 @@ console.log(JSON.stringify({ tenant: me.tenant.id, error }));`,
     const { stdout } = await run(process.execPath, ['consumer.mjs', server.url, t.key.secret], { cwd: project, env });
     const out = JSON.parse(stdout);
     expect(out.tenant).toBe(t.id);
-    expect(out.error).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'resource_missing', request_id: expect.stringMatching(/^req_/) });
+    expect(out.error).toMatchObject({
+      status: 404,
+      type: 'invalid_request_error',
+      code: 'resource_missing',
+      request_id: expect.stringMatching(/^req_/),
+    });
   });
 
   it('type-checks a consumer against the generated types, and refuses a route that does not exist', async () => {
@@ -63,6 +68,22 @@ export const nope = () => aiaas.api.GET('/v1/nope', {});
 `,
     );
     const tsc = resolve('node_modules/.bin/tsc');
-    await run(tsc, ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'consumer.ts'], { cwd: project, env });
+    await run(
+      tsc,
+      [
+        '--noEmit',
+        '--strict',
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--target',
+        'es2022',
+        '--types',
+        'node',
+        'consumer.ts',
+      ],
+      { cwd: project, env },
+    );
   }, 60_000);
 });

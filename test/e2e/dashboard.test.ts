@@ -9,8 +9,13 @@ import { type RunningApi, startApi, startWorker } from '../support/processes.js'
 // The operator's dashboard in a real browser: Debian's headless Chromium driven by playwright-core
 // (ENVIRONMENT.md), against the real API and a worker. Skipped, with the reason printed, only where
 // no Chromium binary exists; .ci/run installs Debian's chromium so that in CI it always runs.
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
-if (!CHROMIUM) process.stdout.write('dashboard browser test SKIPPED: no Chromium binary at /usr/bin/chromium (install Debian\'s `chromium`, or set CHROMIUM_PATH)\n');
+const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
+  (p): p is string => !!p && existsSync(p),
+);
+if (!CHROMIUM)
+  process.stdout.write(
+    "dashboard browser test SKIPPED: no Chromium binary at /usr/bin/chromium (install Debian's `chromium`, or set CHROMIUM_PATH)\n",
+  );
 const describeInBrowser = CHROMIUM ? describe : describe.skip;
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
 
@@ -28,16 +33,32 @@ describeInBrowser('dashboard (headless Chromium)', () => {
     worker = await startWorker({ TF_BACKEND: 'wasm' });
     admin = new Api(server.url, adminKey());
     t = await createTenant(server.url, { name: `dash-${Date.now()}`, quotas: { requests_per_minute: 100_000 } });
-    const ds = await t.api.post('/v1/datasets', { name: 'dash', task: 'classification', records: blobRows(200, { features: 4, classes: 3, seed: 5 }) });
+    const ds = await t.api.post('/v1/datasets', {
+      name: 'dash',
+      task: 'classification',
+      records: blobRows(200, { features: 4, classes: 3, seed: 5 }),
+    });
     await t.api.post('/v1/models', { name: 'dash', task: 'classification' });
-    const trained = await t.api.post('/v1/jobs', { type: 'training', model: 'dash', dataset: ds.body.id, hyperparameters: { epochs: 8, seed: 1 } }, { headers: { Prefer: 'wait=60' } });
+    const trained = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'dash', dataset: ds.body.id, hyperparameters: { epochs: 8, seed: 1 } },
+      { headers: { Prefer: 'wait=60' } },
+    );
     expect(trained.body.status).toBe('succeeded');
     jobId = trained.body.id;
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
   afterAll(async () => {

@@ -87,11 +87,35 @@ describe('POST /v1/datasets', () => {
     ['an empty dataset', () => csv('a,species\n'), 400, /empty/, null],
     ['a single class', () => csv('a,species\n1,x\n2,x\n'), 400, /single class/, 'label'],
     ['malformed NDJSON', () => ndjson('{"x1":1,"y":2}\n{"x1":2,\n'), 400, /line 2: not valid JSON/, null],
-    ['ragged NDJSON records', () => ndjson('{"x1":1,"y":2}\n{"x2":2,"y":3}\n'), 400, /line 2: ragged record: missing column 'x1'; unknown column 'x2'/, null],
+    [
+      'ragged NDJSON records',
+      () => ndjson('{"x1":1,"y":2}\n{"x2":2,"y":3}\n'),
+      400,
+      /line 2: ragged record: missing column 'x1'; unknown column 'x2'/,
+      null,
+    ],
     ['a non-numeric regression label', () => ndjson('{"x1":1,"y":"high"}\n'), 400, /column 'y' must be a number/, null],
-    ['JSON records that are not objects', () => t.api.post('/v1/datasets', { name: 'j', task: 'classification', records: [1, 2] }), 400, /records\[0\]: a record must be an object/, null],
-    ['a text dataset without its text column', () => csv('body,label\nhi,a\nyo,b\n', 'name=t&task=text-classification&label=label'), 400, /text column 'text' is not in the data/, 'text_field'],
-    ['an unsupported content type', () => t.api.call('POST', '/v1/datasets?name=x&task=regression', { raw: '<xml/>', headers: { 'content-type': 'application/xml' } }), 415, /application\/xml/, null],
+    [
+      'JSON records that are not objects',
+      () => t.api.post('/v1/datasets', { name: 'j', task: 'classification', records: [1, 2] }),
+      400,
+      /records\[0\]: a record must be an object/,
+      null,
+    ],
+    [
+      'a text dataset without its text column',
+      () => csv('body,label\nhi,a\nyo,b\n', 'name=t&task=text-classification&label=label'),
+      400,
+      /text column 'text' is not in the data/,
+      'text_field',
+    ],
+    [
+      'an unsupported content type',
+      () => t.api.call('POST', '/v1/datasets?name=x&task=regression', { raw: '<xml/>', headers: { 'content-type': 'application/xml' } }),
+      415,
+      /application\/xml/,
+      null,
+    ],
     ['an unknown task', () => csv('a,species\n1,x\n', 'name=x&task=clustering&label=species'), 400, /task/, 'task'],
     ['a CSV without a name', () => csv('a,species\n1,x\n', 'task=classification&label=species'), 400, /name/, 'name'],
   ];
@@ -109,13 +133,22 @@ describe('POST /v1/datasets', () => {
   it('refuses rows over max_dataset_rows and bytes over the storage quota with 413, storing nothing', async () => {
     const small = await createTenant(server.url, { quotas: { max_dataset_rows: 10, max_storage_bytes: 2_000 } });
     const rows = (n: number) => `a,label\n${Array.from({ length: n }, (_, i) => `${i},${i % 2}`).join('\n')}`;
-    const tooMany = await small.api.call('POST', '/v1/datasets?name=x&task=classification', { raw: rows(11), headers: { 'content-type': 'text/csv' } });
+    const tooMany = await small.api.call('POST', '/v1/datasets?name=x&task=classification', {
+      raw: rows(11),
+      headers: { 'content-type': 'text/csv' },
+    });
     expect(tooMany.status).toBe(413);
     expect(tooMany.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_dataset_rows' });
-    const ok = await small.api.call('POST', '/v1/datasets?name=x&task=classification', { raw: rows(10), headers: { 'content-type': 'text/csv' } });
+    const ok = await small.api.call('POST', '/v1/datasets?name=x&task=classification', {
+      raw: rows(10),
+      headers: { 'content-type': 'text/csv' },
+    });
     expect(ok.status).toBe(201);
     const big = `a,label\n${Array.from({ length: 10 }, (_, i) => `${'9'.repeat(200)},${i % 2}`).join('\n')}`;
-    const tooBig = await small.api.call('POST', '/v1/datasets?name=big&task=classification', { raw: big, headers: { 'content-type': 'text/csv' } });
+    const tooBig = await small.api.call('POST', '/v1/datasets?name=big&task=classification', {
+      raw: big,
+      headers: { 'content-type': 'text/csv' },
+    });
     expect(tooBig.status).toBe(413);
     expect(tooBig.body.error.code).toBe('max_storage_bytes');
     const list = await small.api.get('/v1/datasets');
@@ -128,7 +161,14 @@ describe('GET, list and DELETE /v1/datasets', () => {
   it('lists newest first, filters by task, gets, and deletes (giving storage back)', async () => {
     const u = await createTenant(server.url);
     const a = await u.api.post('/v1/datasets', { name: 'a', task: 'regression', label: 'y', records: [{ x: 1, y: 2 }] });
-    const b = await u.api.post('/v1/datasets', { name: 'b', task: 'classification', records: [{ x: 1, label: 'p' }, { x: 2, label: 'q' }] });
+    const b = await u.api.post('/v1/datasets', {
+      name: 'b',
+      task: 'classification',
+      records: [
+        { x: 1, label: 'p' },
+        { x: 2, label: 'q' },
+      ],
+    });
     expect((await u.api.get('/v1/datasets')).body.data.map((d: { id: string }) => d.id)).toEqual([b.body.id, a.body.id]);
     expect((await u.api.get('/v1/datasets?task=regression')).body.data.map((d: { id: string }) => d.id)).toEqual([a.body.id]);
     expect((await u.api.get(`/v1/datasets/${a.body.id}`)).body).toEqual(a.body);

@@ -46,7 +46,10 @@ function png(width: number, height: number, paint: (x: number, y: number) => [nu
 
 /** A valid PNG header that declares width × height, with one tiny IDAT: refused before any pixel is allocated. */
 function bombPng(width: number, height: number): string {
-  const small = Buffer.from(png(1, 1, () => [0, 0, 0]), 'base64');
+  const small = Buffer.from(
+    png(1, 1, () => [0, 0, 0]),
+    'base64',
+  );
   small.writeUInt32BE(width, 16);
   small.writeUInt32BE(height, 20);
   return small.toString('base64');
@@ -72,8 +75,16 @@ describe('the catalog', () => {
     const other = await createTenant(server.url);
     expect((await other.api.get(`/v1/foundation-models/${USE}`)).body).toEqual(card.body);
     const nsfw = await t.api.get('/v1/foundation-models/nsfw-mobilenet-v2');
-    expect(nsfw.body).toMatchObject({ kind: 'image-classification', labels: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'], license: 'MIT' });
-    expect((await t.api.get('/v1/foundation-models/mobilenet-v2')).body).toMatchObject({ kind: 'image-embedding', dimensions: 1280, notes: expect.stringMatching(/not a pure ImageNet backbone/) });
+    expect(nsfw.body).toMatchObject({
+      kind: 'image-classification',
+      labels: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'],
+      license: 'MIT',
+    });
+    expect((await t.api.get('/v1/foundation-models/mobilenet-v2')).body).toMatchObject({
+      kind: 'image-embedding',
+      dimensions: 1280,
+      notes: expect.stringMatching(/not a pure ImageNet backbone/),
+    });
   });
 
   it('answers 404 for an unknown model and 403 without models:read', async () => {
@@ -99,11 +110,18 @@ describe('POST /v1/embeddings', () => {
     expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens);
     // The package asks for base64 by default and decodes it: the same numbers as the float form.
     const floats = await t.api.post('/v1/embeddings', { model: USE, input: texts, encoding_format: 'float' });
-    res.data.forEach((d, i) => { d.embedding.forEach((v, j) => { expect(v).toBeCloseTo(floats.body.data[i].embedding[j], 5); }); });
+    res.data.forEach((d, i) => {
+      d.embedding.forEach((v, j) => {
+        expect(v).toBeCloseTo(floats.body.data[i].embedding[j], 5);
+      });
+    });
   });
 
   it('keeps input order, one row per input, whatever else shares the batch', async () => {
-    const texts = Array.from({ length: 20 }, (_, i) => `Document number ${i} talks about ${['rivers', 'music', 'taxes', 'football'][i % 4]}.`);
+    const texts = Array.from(
+      { length: 20 },
+      (_, i) => `Document number ${i} talks about ${['rivers', 'music', 'taxes', 'football'][i % 4]}.`,
+    );
     const [together, ...alone] = await Promise.all([
       t.api.post('/v1/embeddings', { model: USE, input: texts, encoding_format: 'float' }),
       ...texts.map((input) => t.api.post('/v1/embeddings', { model: USE, input, encoding_format: 'float' })),
@@ -134,7 +152,11 @@ describe('POST /v1/embeddings', () => {
   it('embeds images and classifies them with a platform model', async () => {
     const gradient = png(96, 64, (x, y) => [x * 2, y * 3, 128]);
     const stripes = png(64, 64, (x) => (x % 8 < 4 ? [255, 255, 255] : [0, 0, 0]));
-    const r = await t.api.post('/v1/embeddings', { model: 'mobilenet-v2', input: [{ image: gradient }, { image: `data:image/png;base64,${stripes}` }], encoding_format: 'float' });
+    const r = await t.api.post('/v1/embeddings', {
+      model: 'mobilenet-v2',
+      input: [{ image: gradient }, { image: `data:image/png;base64,${stripes}` }],
+      encoding_format: 'float',
+    });
     expect(r.status).toBe(200);
     expect(r.body.data.map((d: { embedding: number[] }) => d.embedding.length)).toEqual([1280, 1280]);
     expect(cosine(r.body.data[0].embedding, r.body.data[1].embedding)).toBeLessThan(0.9999);
@@ -150,11 +172,18 @@ describe('POST /v1/embeddings', () => {
     const u = await createTenant(server.url);
     const r = await u.api.post('/v1/embeddings', { model: USE, input: ['one short sentence', 'and another one'] });
     const tokens = r.body.usage.prompt_tokens;
-    const usage = await until('the usage flush', async () => {
-      const { rows } = await db.query<{ metric: string; value: number }>('SELECT metric, value::int AS value FROM usage_counters WHERE tenant_id = $1', [u.id]);
-      const m = Object.fromEntries(rows.map((x) => [x.metric, x.value]));
-      return m.embedding_requests ? m : null;
-    }, 20_000);
+    const usage = await until(
+      'the usage flush',
+      async () => {
+        const { rows } = await db.query<{ metric: string; value: number }>(
+          'SELECT metric, value::int AS value FROM usage_counters WHERE tenant_id = $1',
+          [u.id],
+        );
+        const m = Object.fromEntries(rows.map((x) => [x.metric, x.value]));
+        return m.embedding_requests ? m : null;
+      },
+      20_000,
+    );
     expect(usage.embedding_requests).toBe(1);
     expect(usage.embedding_tokens).toBe(tokens);
   }, 30_000);
@@ -175,14 +204,31 @@ describe('POST /v1/embeddings', () => {
     await bad({ model: USE, input: [{ image: png(8, 8, () => [1, 2, 3]) }] }, 400, 'input_kind_invalid', 'input');
     await bad({ model: 'mobilenet-v2', input: ['a text'] }, 400, 'input_kind_invalid', 'input');
     await bad({ model: 'mobilenet-v2', input: [{ image: 'not base64 at all!' }] }, 400, 'image_invalid', 'input[0]');
-    await bad({ model: 'mobilenet-v2', input: [{ image: Buffer.from('GIF89a....').toString('base64') }] }, 400, 'image_invalid', 'input[0]');
-    await bad({ model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [0, 0, 0]) }, { image: bombPng(50_000, 50_000) }] }, 413, 'image_too_large', 'input[1]');
+    await bad(
+      { model: 'mobilenet-v2', input: [{ image: Buffer.from('GIF89a....').toString('base64') }] },
+      400,
+      'image_invalid',
+      'input[0]',
+    );
+    await bad(
+      { model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [0, 0, 0]) }, { image: bombPng(50_000, 50_000) }] },
+      413,
+      'image_too_large',
+      'input[1]',
+    );
     await bad({ model: 'nsfw-mobilenet-v2', input: [{ image: png(4, 4, () => [0, 0, 0]) }] }, 400, 'model_kind_invalid', 'model');
     await bad({ model: USE, input: 'x', dimensions: 256 }, 400, 'dimensions_invalid', 'dimensions');
     // A corrupt image only decoding shows: refused by the worker, named by its index, its neighbours not answered half.
     const truncated = png(32, 32, (x, y) => [x * 8, y * 8, 0]).slice(0, 120);
-    await bad({ model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [9, 9, 9]) }, { image: truncated }] }, 400, 'input_invalid', 'input[1]');
-    const predict = await t.api.post('/v1/foundation-models/universal-sentence-encoder-lite/predict', { inputs: [{ image: png(4, 4, () => [0, 0, 0]) }] });
+    await bad(
+      { model: 'mobilenet-v2', input: [{ image: png(4, 4, () => [9, 9, 9]) }, { image: truncated }] },
+      400,
+      'input_invalid',
+      'input[1]',
+    );
+    const predict = await t.api.post('/v1/foundation-models/universal-sentence-encoder-lite/predict', {
+      inputs: [{ image: png(4, 4, () => [0, 0, 0]) }],
+    });
     expect([predict.status, predict.body.error.code]).toEqual([400, 'model_kind_invalid']);
   }, 60_000);
 });
@@ -190,27 +236,63 @@ describe('POST /v1/embeddings', () => {
 describe('transfer learning on a foundation model', () => {
   // Two topics; the holdout says the same things in other words, which only the encoder knows.
   const train = {
-    sports: ['The team won the championship game last night', 'The striker scored two goals in the match', 'The coach praised the defense after the win', 'Fans cheered as the quarterback threw a touchdown', 'The tennis final went to five sets', 'The runner broke the national record'],
-    cooking: ['Add the flour and stir until the dough is smooth', 'Bake the bread for forty minutes', 'This soup needs more salt and pepper', 'Slice the onions and fry them in butter', 'The recipe calls for fresh basil and tomatoes', 'Simmer the sauce on low heat'],
+    sports: [
+      'The team won the championship game last night',
+      'The striker scored two goals in the match',
+      'The coach praised the defense after the win',
+      'Fans cheered as the quarterback threw a touchdown',
+      'The tennis final went to five sets',
+      'The runner broke the national record',
+    ],
+    cooking: [
+      'Add the flour and stir until the dough is smooth',
+      'Bake the bread for forty minutes',
+      'This soup needs more salt and pepper',
+      'Slice the onions and fry them in butter',
+      'The recipe calls for fresh basil and tomatoes',
+      'Simmer the sauce on low heat',
+    ],
   };
   const holdout = {
-    sports: ['The goalkeeper saved a penalty in extra time', 'Our club lost the derby after a late header', 'She swam the fastest lap at the olympics', 'The referee showed him a red card', 'The pitcher struck out the batter', 'They celebrated the league title with the supporters'],
-    cooking: ['Whisk the eggs with sugar and vanilla', 'Roast the chicken until golden', 'Chop the garlic finely before grilling the fish', 'Knead for ten minutes and let it rise', 'Season the stew with thyme', 'Preheat the oven and grease the pan'],
+    sports: [
+      'The goalkeeper saved a penalty in extra time',
+      'Our club lost the derby after a late header',
+      'She swam the fastest lap at the olympics',
+      'The referee showed him a red card',
+      'The pitcher struck out the batter',
+      'They celebrated the league title with the supporters',
+    ],
+    cooking: [
+      'Whisk the eggs with sugar and vanilla',
+      'Roast the chicken until golden',
+      'Chop the garlic finely before grilling the fish',
+      'Knead for ten minutes and let it rise',
+      'Season the stew with thyme',
+      'Preheat the oven and grease the pan',
+    ],
   };
-  const records = (sets: Record<string, string[]>, copies: number) => Object.entries(sets).flatMap(([label, texts]) => Array.from({ length: copies }, (_, c) => texts.map((text) => ({ text: c ? `${text}.` : text, label }))).flat());
+  const records = (sets: Record<string, string[]>, copies: number) =>
+    Object.entries(sets).flatMap(([label, texts]) =>
+      Array.from({ length: copies }, (_, c) => texts.map((text) => ({ text: c ? `${text}.` : text, label }))).flat(),
+    );
   const wait = { headers: { Prefer: 'wait=60' } };
   let trainSet: string;
   let holdoutSet: string;
 
   beforeAll(async () => {
     trainSet = (await t.api.post('/v1/datasets', { name: 'topics', task: 'text-classification', records: records(train, 3) })).body.id;
-    holdoutSet = (await t.api.post('/v1/datasets', { name: 'topics-holdout', task: 'text-classification', records: records(holdout, 1) })).body.id;
+    holdoutSet = (await t.api.post('/v1/datasets', { name: 'topics-holdout', task: 'text-classification', records: records(holdout, 1) }))
+      .body.id;
     await t.api.post('/v1/models', { name: 'topics-tl', task: 'text-classification' });
     await t.api.post('/v1/models', { name: 'topics-scratch', task: 'text-classification' });
   });
 
   it('trains a head on the frozen base, stores only the head with a reference to the base, and serves raw text', async () => {
-    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } }, wait);
+    const job = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } },
+      wait,
+    );
     expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
     expect(job.body.base_model).toBe(USE);
     const card = (await t.api.get(`/v1/foundation-models/${USE}`)).body;
@@ -218,13 +300,21 @@ describe('transfer learning on a foundation model', () => {
     expect(version.body.base_model).toEqual({ id: USE, sha256: card.sha256 });
     // The head, not a copy of the encoder's weights.
     expect(version.body.bytes).toBeLessThan(card.bytes / 10);
-    const predict = await t.api.post('/v1/models/topics-tl/predict', { inputs: [{ text: 'The goalkeeper saved a penalty' }, { text: 'Whisk the eggs with sugar' }] }, wait);
+    const predict = await t.api.post(
+      '/v1/models/topics-tl/predict',
+      { inputs: [{ text: 'The goalkeeper saved a penalty' }, { text: 'Whisk the eggs with sugar' }] },
+      wait,
+    );
     expect(predict.status).toBe(200);
     expect(predict.body.predictions.map((p: { label: string }) => p.label)).toEqual(['sports', 'cooking']);
   }, 120_000);
 
   it('beats a model trained from scratch on the same few examples, on text it never saw', async () => {
-    const scratch = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-scratch', dataset: trainSet, hyperparameters: { seed: 7 } }, wait);
+    const scratch = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'topics-scratch', dataset: trainSet, hyperparameters: { seed: 7 } },
+      wait,
+    );
     expect(scratch.body.status).toBe('succeeded');
     const evaluate = async (model: string) => {
       const r = await t.api.post('/v1/jobs', { type: 'evaluation', model, dataset: holdoutSet }, wait);
@@ -237,11 +327,21 @@ describe('transfer learning on a foundation model', () => {
   }, 120_000);
 
   it('computes a dataset’s features once and reuses them for the next training on the same base', async () => {
-    const { rows } = await db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [trainSet]);
+    const { rows } = await db.query<{ n: number; used: Date }>(
+      'SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1',
+      [trainSet],
+    );
     expect(rows[0].n).toBe(1);
-    const again = await t.api.post('/v1/jobs', { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } }, wait);
+    const again = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'topics-tl', dataset: trainSet, base_model: USE, hyperparameters: { seed: 7 } },
+      wait,
+    );
     expect(again.body.status).toBe('succeeded');
-    const after = await db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [trainSet]);
+    const after = await db.query<{ n: number; used: Date }>(
+      'SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1',
+      [trainSet],
+    );
     expect(after.rows[0].n).toBe(1);
     expect(after.rows[0].used.getTime()).toBeGreaterThan(rows[0].used.getTime());
     // Same seed, same cached features: the same head.
@@ -270,7 +370,16 @@ describe('transfer learning on a foundation model', () => {
     await bad({ base_model: USE, architecture: { class_name: 'Sequential' } }, 'parameter_invalid', 'architecture');
     await bad({ base_model: USE, hyperparameters: { trainable_base_layers: 2 } }, 'hyperparameters_invalid', 'hyperparameters');
     await bad({ base_model: USE, hyperparameters: { base_model: 'x' } }, 'hyperparameters_invalid', 'hyperparameters');
-    const tabular = (await t.api.post('/v1/datasets', { name: 'tab', task: 'classification', records: [{ x: 1, label: 'a' }, { x: 2, label: 'b' }] })).body.id;
+    const tabular = (
+      await t.api.post('/v1/datasets', {
+        name: 'tab',
+        task: 'classification',
+        records: [
+          { x: 1, label: 'a' },
+          { x: 2, label: 'b' },
+        ],
+      })
+    ).body.id;
     await t.api.post('/v1/models', { name: 'tab', task: 'classification' });
     const r = await t.api.post('/v1/jobs', { type: 'training', model: 'tab', dataset: tabular, base_model: USE });
     expect([r.status, r.body.error.code]).toEqual([400, 'base_model_kind_invalid']);
@@ -281,28 +390,56 @@ describe('transfer learning on a foundation model', () => {
 describe('regression on text, on a foundation model', () => {
   // How warm a day a sentence describes, in °C; the holdout says it in other words.
   const train: [string, number][] = [
-    ['A scorching afternoon, the asphalt melting in the sun', 38], ['Heatwave: stay inside, drink water', 36], ['We sweated on the beach all day', 32],
-    ['A warm summer evening on the terrace', 27], ['Sunny and pleasant, t-shirt weather', 24], ['A mild spring morning with a light breeze', 16],
-    ['Cool and cloudy, bring a jacket', 10], ['A chilly autumn wind through the trees', 7], ['Frost on the car windows this morning', 1],
-    ['Snow everywhere and the lake has frozen', -4], ['A bitter freezing night, minus ten outside', -10], ['Icy roads and a blizzard in the mountains', -8],
+    ['A scorching afternoon, the asphalt melting in the sun', 38],
+    ['Heatwave: stay inside, drink water', 36],
+    ['We sweated on the beach all day', 32],
+    ['A warm summer evening on the terrace', 27],
+    ['Sunny and pleasant, t-shirt weather', 24],
+    ['A mild spring morning with a light breeze', 16],
+    ['Cool and cloudy, bring a jacket', 10],
+    ['A chilly autumn wind through the trees', 7],
+    ['Frost on the car windows this morning', 1],
+    ['Snow everywhere and the lake has frozen', -4],
+    ['A bitter freezing night, minus ten outside', -10],
+    ['Icy roads and a blizzard in the mountains', -8],
   ];
   const holdout: [string, number][] = [
-    ['The sun is blazing and it is unbearably hot', 37], ['Perfect weather for swimming in the sea', 29], ['A fresh breezy day, neither warm nor cold', 14],
-    ['It is freezing, the pipes burst overnight', -6], ['Heavy snowfall closed the schools', -3], ['A gloomy cold drizzle all day', 6],
+    ['The sun is blazing and it is unbearably hot', 37],
+    ['Perfect weather for swimming in the sea', 29],
+    ['A fresh breezy day, neither warm nor cold', 14],
+    ['It is freezing, the pipes burst overnight', -6],
+    ['Heavy snowfall closed the schools', -3],
+    ['A gloomy cold drizzle all day', 6],
   ];
-  const records = (rows: [string, number][], copies = 1) => Array.from({ length: copies }, (_, c) => rows.map(([sentence, celsius]) => ({ sentence: c ? `${sentence}.` : sentence, celsius, source: 'test' }))).flat();
+  const records = (rows: [string, number][], copies = 1) =>
+    Array.from({ length: copies }, (_, c) =>
+      rows.map(([sentence, celsius]) => ({ sentence: c ? `${sentence}.` : sentence, celsius, source: 'test' })),
+    ).flat();
   const wait = { headers: { Prefer: 'wait=60' } };
   let trainSet: string;
   let holdoutSet: string;
 
   beforeAll(async () => {
-    const up = await t.api.post('/v1/datasets', { name: 'weather', task: 'regression', label: 'celsius', text_field: 'sentence', records: records(train, 3) });
+    const up = await t.api.post('/v1/datasets', {
+      name: 'weather',
+      task: 'regression',
+      label: 'celsius',
+      text_field: 'sentence',
+      records: records(train, 3),
+    });
     expect([up.status, up.body.text_field]).toEqual([201, 'sentence']);
-    expect(up.body.columns.map((c: { name: string; role: string }) => [c.name, c.role])).toEqual([['sentence', 'text'], ['celsius', 'label'], ['source', 'ignored']]);
+    expect(up.body.columns.map((c: { name: string; role: string }) => [c.name, c.role])).toEqual([
+      ['sentence', 'text'],
+      ['celsius', 'label'],
+      ['source', 'ignored'],
+    ]);
     trainSet = up.body.id;
     // The same kind of dataset as CSV, its text column named in the query.
     const csv = ['sentence,celsius', ...holdout.map(([s, c]) => `"${s}",${c}`)].join('\n');
-    const held = await t.api.call('POST', '/v1/datasets?name=weather-holdout&task=regression&label=celsius&text_field=sentence', { raw: csv, headers: { 'content-type': 'text/csv' } });
+    const held = await t.api.call('POST', '/v1/datasets?name=weather-holdout&task=regression&label=celsius&text_field=sentence', {
+      raw: csv,
+      headers: { 'content-type': 'text/csv' },
+    });
     expect([held.status, held.body.rows]).toEqual([201, holdout.length]);
     holdoutSet = held.body.id;
     await t.api.post('/v1/models', { name: 'weather', task: 'regression' });
@@ -328,7 +465,12 @@ describe('regression on text, on a foundation model', () => {
     expect([evaluation.body.status, evaluation.body.error]).toEqual(['succeeded', null]);
     expect(evaluation.body.result.metrics.r2).toBeGreaterThan(0.3);
     // The evaluation computed the holdout's features once; the inference job reads them from the cache.
-    const sets = () => db.query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [holdoutSet]).then((r) => r.rows[0]);
+    const sets = () =>
+      db
+        .query<{ n: number; used: Date }>('SELECT count(*)::int AS n, max(last_used_at) AS used FROM feature_sets WHERE dataset_id = $1', [
+          holdoutSet,
+        ])
+        .then((r) => r.rows[0]);
     const afterEvaluation = await sets();
     expect(afterEvaluation.n).toBe(1);
     const inference = await t.api.post('/v1/jobs', { type: 'inference', model: 'weather', dataset: holdoutSet }, wait);
@@ -337,7 +479,9 @@ describe('regression on text, on a foundation model', () => {
     expect(predictions).toHaveLength(holdout.length);
     // the same numbers as sync predictions of the same rows
     const sync = await t.api.post('/v1/models/weather/predict', { inputs: holdout.map(([sentence]) => ({ sentence })) }, wait);
-    predictions.forEach((p, i) => { expect(p.value).toBeCloseTo(sync.body.predictions[i].value, 4); });
+    predictions.forEach((p, i) => {
+      expect(p.value).toBeCloseTo(sync.body.predictions[i].value, 4);
+    });
     const afterInference = await sets();
     expect(afterInference.n).toBe(1);
     expect(afterInference.used.getTime()).toBeGreaterThan(afterEvaluation.used.getTime());
@@ -346,22 +490,52 @@ describe('regression on text, on a foundation model', () => {
   it('refuses what cannot train on text with a 400 naming it, leaving no job behind', async () => {
     const before = (await t.api.get('/v1/jobs?limit=100')).body.data.length;
     const job = (body: Record<string, unknown>) => t.api.post('/v1/jobs', { type: 'training', model: 'weather', ...body });
-    const refused = async (r: Promise<{ status: number; body: { error?: { code: string; param?: string } } }>, code: string, param: string) => {
+    const refused = async (
+      r: Promise<{ status: number; body: { error?: { code: string; param?: string } } }>,
+      code: string,
+      param: string,
+    ) => {
       const { status, body } = await r;
       expect([status, body.error?.code, body.error?.param]).toEqual([400, code, param]);
     };
     await refused(job({ dataset: trainSet, architecture: { class_name: 'Sequential' } }), 'parameter_invalid', 'architecture');
     await refused(job({ dataset: trainSet, base_version: 1 }), 'parameter_invalid', 'base_version');
     await refused(job({ dataset: trainSet, base_model: 'mobilenet-v2' }), 'base_model_kind_invalid', 'base_model');
-    const tabular = (await t.api.post('/v1/datasets', { name: 'tab-reg', task: 'regression', records: [{ x: 1, label: 1 }, { x: 2, label: 2 }] })).body.id;
+    const tabular = (
+      await t.api.post('/v1/datasets', {
+        name: 'tab-reg',
+        task: 'regression',
+        records: [
+          { x: 1, label: 1 },
+          { x: 2, label: 2 },
+        ],
+      })
+    ).body.id;
     await refused(job({ dataset: tabular, base_model: USE }), 'base_model_kind_invalid', 'base_model');
     expect((await t.api.get('/v1/jobs?limit=100')).body.data.length).toBe(before);
     // Datasets: a text column must exist, and a classification dataset has none.
-    const missing = await t.api.post('/v1/datasets', { name: 'w', task: 'regression', label: 'celsius', text_field: 'text', records: records(train) });
+    const missing = await t.api.post('/v1/datasets', {
+      name: 'w',
+      task: 'regression',
+      label: 'celsius',
+      text_field: 'text',
+      records: records(train),
+    });
     expect([missing.status, missing.body.error.param]).toEqual([400, 'text_field']);
-    const nonNumeric = await t.api.post('/v1/datasets', { name: 'w', task: 'regression', label: 'celsius', text_field: 'sentence', records: [{ sentence: 'hot', celsius: 'warm' }] });
+    const nonNumeric = await t.api.post('/v1/datasets', {
+      name: 'w',
+      task: 'regression',
+      label: 'celsius',
+      text_field: 'sentence',
+      records: [{ sentence: 'hot', celsius: 'warm' }],
+    });
     expect([nonNumeric.status, nonNumeric.body.error.param]).toEqual([400, 'celsius']);
-    const classification = await t.api.post('/v1/datasets', { name: 'w', task: 'classification', text_field: 'sentence', records: [{ sentence: 'a', label: 'x' }] });
+    const classification = await t.api.post('/v1/datasets', {
+      name: 'w',
+      task: 'classification',
+      text_field: 'sentence',
+      records: [{ sentence: 'a', label: 'x' }],
+    });
     expect([classification.status, classification.body.error.param]).toEqual([400, 'text_field']);
   });
 

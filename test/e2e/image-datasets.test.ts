@@ -25,7 +25,10 @@ afterAll(async () => {
 const zipUpload = (tenant: TenantFixture, zip: Buffer, q = 'name=shapes&task=image-classification') =>
   tenant.api.call('POST', `/v1/datasets?${q}`, { raw: new Uint8Array(zip), headers: { 'content-type': 'application/zip' } });
 const ndjson = (tenant: TenantFixture, lines: unknown[], q = 'name=n&task=image-classification') =>
-  tenant.api.call('POST', `/v1/datasets?${q}`, { raw: lines.map((l) => JSON.stringify(l)).join('\n'), headers: { 'content-type': 'application/x-ndjson' } });
+  tenant.api.call('POST', `/v1/datasets?${q}`, {
+    raw: lines.map((l) => JSON.stringify(l)).join('\n'),
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
 
 const b64 = (b: Buffer) => b.toString('base64');
 /** Two classes of small drawings, in PNG and JPEG. */
@@ -37,7 +40,13 @@ const shapes = (n = 3): ZipInput[] =>
 
 async function storedRows(id: string): Promise<Record<string, unknown>[]> {
   const { rows } = await db.query<{ data: Buffer }>('SELECT data FROM dataset_chunks WHERE dataset_id = $1 ORDER BY seq', [id]);
-  return rows.flatMap((r) => gunzipSync(r.data).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  return rows.flatMap((r) =>
+    gunzipSync(r.data)
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l)),
+  );
 }
 
 async function state(tenant: TenantFixture) {
@@ -53,7 +62,14 @@ describe('POST /v1/datasets with images', () => {
     const zip = zipArchive(entries);
     const r = await zipUpload(u, zip);
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ object: 'dataset', name: 'shapes', task: 'image-classification', label: 'label', format: 'zip', rows: 6 });
+    expect(r.body).toMatchObject({
+      object: 'dataset',
+      name: 'shapes',
+      task: 'image-classification',
+      label: 'label',
+      format: 'zip',
+      rows: 6,
+    });
     expect(r.body.columns).toEqual([
       { name: 'file', type: 'string', role: 'ignored' },
       { name: 'image', type: 'image', role: 'image', images: { count: 6, min_width: 28, max_width: 32, min_height: 20, max_height: 28 } },
@@ -84,7 +100,12 @@ describe('POST /v1/datasets with images', () => {
     const r = await zipUpload(t, zip, 'name=wrapped&task=image-classification');
     expect(r.status).toBe(201);
     expect(r.body.columns[2].class_counts).toEqual({ cross: 2, square: 2 });
-    expect((await storedRows(r.body.id)).map((row) => row.file).sort()).toEqual(['cross/0000.jpg', 'cross/0001.jpg', 'square/0000.png', 'square/0001.png']);
+    expect((await storedRows(r.body.id)).map((row) => row.file).sort()).toEqual([
+      'cross/0000.jpg',
+      'cross/0001.jpg',
+      'square/0000.png',
+      'square/0001.png',
+    ]);
   });
 
   it('takes JSON and NDJSON records with a base64 image (a data: URL too), keeping their other fields as ignored columns', async () => {
@@ -103,7 +124,10 @@ describe('POST /v1/datasets with images', () => {
     const stored = await storedRows(json.body.id);
     expect(stored[1]).toEqual({ image: b64(jpegImage(16, 16, 'cross')), label: 'cross', source: 'b' });
 
-    const nd = await ndjson(t, records.map(({ image, label }) => ({ image, label })));
+    const nd = await ndjson(
+      t,
+      records.map(({ image, label }) => ({ image, label })),
+    );
     expect(nd.status).toBe(201);
     expect(nd.body).toMatchObject({ format: 'ndjson', rows: 2 });
     expect(nd.body.columns[0].images.count).toBe(2);
@@ -127,20 +151,108 @@ const ok = shapes(1);
 
 /** [what, entries, status, code, message] */
 const zipRefusals: [string, () => Buffer, number, string, RegExp][] = [
-  ['a path that leaves the archive', () => zipArchive([...ok, { name: 'square/../../evil.png', data: png }]), 400, 'archive_path_invalid', /^square\/\.\.\/\.\.\/evil\.png: a path that leaves the archive/],
-  ['an absolute path', () => zipArchive([...ok, { name: '/etc/cron.d/x.png', data: png }]), 400, 'archive_path_invalid', /^\/etc\/cron\.d\/x\.png: an absolute path/],
-  ['a symlink', () => zipArchive([...ok, { name: 'square/link.png', data: Buffer.from('/etc/passwd'), mode: 0o120777 }]), 400, 'archive_symlink', /^square\/link\.png: a symbolic link/],
-  ['an encrypted entry', () => zipArchive([...ok, { name: 'square/secret.png', data: png, encrypted: true }]), 400, 'archive_encrypted', /^square\/secret\.png: an encrypted entry/],
-  ['an unsupported compression method', () => zipArchive([...ok, { name: 'cross/x.png', data: png, method: 12 }]), 400, 'archive_method_unsupported', /^cross\/x\.png: compressed with method 12 \(bzip2\)/],
-  ['a non-image in a class folder', () => zipArchive([...ok, { name: 'cross/notes.txt', data: Buffer.from('hello') }]), 400, 'image_invalid', /^cross\/notes\.txt: not a PNG or JPEG image/],
-  ['a truncated PNG', () => zipArchive([...ok, { name: 'cross/cut.png', data: truncatedPng }]), 400, 'image_undecodable', /^cross\/cut\.png: .*(truncated or corrupt)/],
-  ['an undecodable JPEG', () => zipArchive([...ok, { name: 'cross/cut.jpg', data: jpegHeaderOnly }]), 400, 'image_undecodable', /^cross\/cut\.jpg: cannot be decoded as JPEG/],
-  ['a file outside the class folders', () => zipArchive([...ok, { name: 'readme.txt', data: Buffer.from('hi') }]), 400, 'archive_layout', /^readme\.txt: a file outside the class folders/],
-  ['an empty class folder', () => zipArchive([...ok, { name: 'bird/' }, { name: 'bird/.DS_Store', data: Buffer.from('x') }]), 400, 'dataset_empty_class', /^bird\/: an empty class folder/],
-  ['a single class', () => zipArchive([{ name: 'cat/a.png', data: png }, { name: 'cat/b.png', data: png }]), 400, 'dataset_single_class', /single class folder \('cat'\)/],
-  ['a pixel bomb (50,000 × 50,000 declared in a tiny PNG)', () => zipArchive([...ok, { name: 'square/bomb.png', data: pixelBombPng(50_000, 50_000) }]), 400, 'image_too_many_pixels', /^square\/bomb\.png: declares 50000×50000 pixels/],
-  ['a zip bomb (an entry far more compressible than any image)', () => zipArchive([...ok, { name: 'square/bomb.png', data: Buffer.alloc(20 * 1024 * 1024) }]), 413, 'archive_entry_too_large', /^square\/bomb\.png: inflates to more than 100 times .*zip bomb/],
-  ['an entry whose header understates its size', () => zipArchive([...ok, { name: 'square/lie.png', data: png, declaredSize: 10 }]), 400, 'archive_malformed', /^square\/lie\.png: inflates to \d+ bytes, its header declares 10/],
+  [
+    'a path that leaves the archive',
+    () => zipArchive([...ok, { name: 'square/../../evil.png', data: png }]),
+    400,
+    'archive_path_invalid',
+    /^square\/\.\.\/\.\.\/evil\.png: a path that leaves the archive/,
+  ],
+  [
+    'an absolute path',
+    () => zipArchive([...ok, { name: '/etc/cron.d/x.png', data: png }]),
+    400,
+    'archive_path_invalid',
+    /^\/etc\/cron\.d\/x\.png: an absolute path/,
+  ],
+  [
+    'a symlink',
+    () => zipArchive([...ok, { name: 'square/link.png', data: Buffer.from('/etc/passwd'), mode: 0o120777 }]),
+    400,
+    'archive_symlink',
+    /^square\/link\.png: a symbolic link/,
+  ],
+  [
+    'an encrypted entry',
+    () => zipArchive([...ok, { name: 'square/secret.png', data: png, encrypted: true }]),
+    400,
+    'archive_encrypted',
+    /^square\/secret\.png: an encrypted entry/,
+  ],
+  [
+    'an unsupported compression method',
+    () => zipArchive([...ok, { name: 'cross/x.png', data: png, method: 12 }]),
+    400,
+    'archive_method_unsupported',
+    /^cross\/x\.png: compressed with method 12 \(bzip2\)/,
+  ],
+  [
+    'a non-image in a class folder',
+    () => zipArchive([...ok, { name: 'cross/notes.txt', data: Buffer.from('hello') }]),
+    400,
+    'image_invalid',
+    /^cross\/notes\.txt: not a PNG or JPEG image/,
+  ],
+  [
+    'a truncated PNG',
+    () => zipArchive([...ok, { name: 'cross/cut.png', data: truncatedPng }]),
+    400,
+    'image_undecodable',
+    /^cross\/cut\.png: .*(truncated or corrupt)/,
+  ],
+  [
+    'an undecodable JPEG',
+    () => zipArchive([...ok, { name: 'cross/cut.jpg', data: jpegHeaderOnly }]),
+    400,
+    'image_undecodable',
+    /^cross\/cut\.jpg: cannot be decoded as JPEG/,
+  ],
+  [
+    'a file outside the class folders',
+    () => zipArchive([...ok, { name: 'readme.txt', data: Buffer.from('hi') }]),
+    400,
+    'archive_layout',
+    /^readme\.txt: a file outside the class folders/,
+  ],
+  [
+    'an empty class folder',
+    () => zipArchive([...ok, { name: 'bird/' }, { name: 'bird/.DS_Store', data: Buffer.from('x') }]),
+    400,
+    'dataset_empty_class',
+    /^bird\/: an empty class folder/,
+  ],
+  [
+    'a single class',
+    () =>
+      zipArchive([
+        { name: 'cat/a.png', data: png },
+        { name: 'cat/b.png', data: png },
+      ]),
+    400,
+    'dataset_single_class',
+    /single class folder \('cat'\)/,
+  ],
+  [
+    'a pixel bomb (50,000 × 50,000 declared in a tiny PNG)',
+    () => zipArchive([...ok, { name: 'square/bomb.png', data: pixelBombPng(50_000, 50_000) }]),
+    400,
+    'image_too_many_pixels',
+    /^square\/bomb\.png: declares 50000×50000 pixels/,
+  ],
+  [
+    'a zip bomb (an entry far more compressible than any image)',
+    () => zipArchive([...ok, { name: 'square/bomb.png', data: Buffer.alloc(20 * 1024 * 1024) }]),
+    413,
+    'archive_entry_too_large',
+    /^square\/bomb\.png: inflates to more than 100 times .*zip bomb/,
+  ],
+  [
+    'an entry whose header understates its size',
+    () => zipArchive([...ok, { name: 'square/lie.png', data: png, declaredSize: 10 }]),
+    400,
+    'archive_malformed',
+    /^square\/lie\.png: inflates to \d+ bytes, its header declares 10/,
+  ],
   ['bytes that are not a zip', () => Buffer.from('PK not really a zip at all'), 400, 'archive_malformed', /not a readable zip/],
 ];
 
@@ -174,10 +286,23 @@ describe('refusals of image uploads, each naming what was wrong, nothing stored'
     const before = await state(t);
     const good = { image: b64(png), label: 'a' };
     const cases: [() => ReturnType<typeof ndjson>, string, RegExp][] = [
-      [() => t.api.post('/v1/datasets', { name: 'x', task: 'image-classification', records: [good, { image: 'not base64!', label: 'b' }] }), 'image_invalid_base64', /^records\[1\]: the image 'image' is not valid base64/],
-      [() => t.api.post('/v1/datasets', { name: 'x', task: 'image-classification', records: [good, { image: 42, label: 'b' }] }), 'image_invalid', /^records\[1\]: the image 'image' must be a base64 string/],
+      [
+        () =>
+          t.api.post('/v1/datasets', { name: 'x', task: 'image-classification', records: [good, { image: 'not base64!', label: 'b' }] }),
+        'image_invalid_base64',
+        /^records\[1\]: the image 'image' is not valid base64/,
+      ],
+      [
+        () => t.api.post('/v1/datasets', { name: 'x', task: 'image-classification', records: [good, { image: 42, label: 'b' }] }),
+        'image_invalid',
+        /^records\[1\]: the image 'image' must be a base64 string/,
+      ],
       [() => ndjson(t, [good, { image: b64(Buffer.from('plain text')), label: 'b' }]), 'image_invalid', /^line 2: not a PNG or JPEG image/],
-      [() => ndjson(t, [good, good, { image: b64(pixelBombPng(50_000, 50_000)), label: 'b' }]), 'image_too_many_pixels', /^line 3: declares 50000×50000 pixels/],
+      [
+        () => ndjson(t, [good, good, { image: b64(pixelBombPng(50_000, 50_000)), label: 'b' }]),
+        'image_too_many_pixels',
+        /^line 3: declares 50000×50000 pixels/,
+      ],
       [() => ndjson(t, [good, { image: b64(truncatedPng), label: 'b' }]), 'image_undecodable', /^line 2: /],
       [() => ndjson(t, [{ picture: b64(png), label: 'a' }]), 'image_missing', /The image column 'image' is not in the data/],
       [() => ndjson(t, [good, { image: b64(png), label: 'a' }]), 'dataset_single_class', /single class/],

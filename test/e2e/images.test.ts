@@ -30,7 +30,10 @@ afterAll(async () => {
 describe('a CNN from scratch on small grey images', () => {
   const rand = random(15);
   // PNG and JPEG mixed, as uploads come
-  const records = (perClass: number) => SHAPES.flatMap((label) => Array.from({ length: perClass }, (_, i) => ({ image: b64(shapeImage(label, rand, i % 3 === 0 ? 'jpeg' : 'png')), label })));
+  const records = (perClass: number) =>
+    SHAPES.flatMap((label) =>
+      Array.from({ length: perClass }, (_, i) => ({ image: b64(shapeImage(label, rand, i % 3 === 0 ? 'jpeg' : 'png')), label })),
+    );
   let trainSet: string;
   let holdoutSet: string;
   let holdout: Array<{ image: string; label: string }>;
@@ -40,7 +43,11 @@ describe('a CNN from scratch on small grey images', () => {
     expect([up.status, up.body.error]).toEqual([201, undefined]);
     expect(up.body.rows).toBe(360);
     const image = up.body.columns.find((c: { name: string }) => c.name === 'image');
-    expect(image).toMatchObject({ type: 'image', role: 'image', images: { count: 360, min_width: 28, max_width: 28, min_height: 28, max_height: 28 } });
+    expect(image).toMatchObject({
+      type: 'image',
+      role: 'image',
+      images: { count: 360, min_width: 28, max_width: 28, min_height: 28, max_height: 28 },
+    });
     trainSet = up.body.id;
     holdout = records(20);
     holdoutSet = (await t.api.post('/v1/datasets', { name: 'shapes-holdout', task: 'image-classification', records: holdout })).body.id;
@@ -48,10 +55,18 @@ describe('a CNN from scratch on small grey images', () => {
   }, 60_000);
 
   it('trains, records its preprocessing, and classifies held-out images', async () => {
-    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, hyperparameters: { seed: 4 } }, { headers: { Prefer: 'wait=300' } });
+    const job = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'shapes', dataset: trainSet, hyperparameters: { seed: 4 } },
+      { headers: { Prefer: 'wait=300' } },
+    );
     expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
     const version = (await t.api.get('/v1/models/shapes/versions/1')).body;
-    expect(version.input_schema).toMatchObject({ task: 'image-classification', image_field: 'image', image: { width: 28, height: 28, channels: 1 } });
+    expect(version.input_schema).toMatchObject({
+      task: 'image-classification',
+      image_field: 'image',
+      image: { width: 28, height: 28, channels: 1 },
+    });
     expect(version.labels).toEqual([...SHAPES].sort());
     const evaluation = await t.api.post('/v1/jobs', { type: 'evaluation', model: 'shapes', dataset: holdoutSet }, wait);
     expect([evaluation.body.status, evaluation.body.error]).toEqual(['succeeded', null]);
@@ -68,7 +83,11 @@ describe('a CNN from scratch on small grey images', () => {
 
   it('resizes an image of another size as training did, takes data: URLs, and explains with a saliency map', async () => {
     const big = shapeImage('column', random(3), 'png', 84);
-    const r = await t.api.post('/v1/models/shapes/predict', { inputs: [{ image: `data:image/png;base64,${b64(big)}` }], explain: true }, wait);
+    const r = await t.api.post(
+      '/v1/models/shapes/predict',
+      { inputs: [{ image: `data:image/png;base64,${b64(big)}` }], explain: true },
+      wait,
+    );
     expect([r.status, r.body.error ?? null]).toEqual([200, null]);
     expect(r.body.predictions[0].label).toBe('column');
     const saliency = r.body.explanations[0].saliency;
@@ -82,19 +101,27 @@ describe('a CNN from scratch on small grey images', () => {
     const inline = await t.api.post('/v1/jobs', { type: 'inference', model: 'shapes', inputs }, wait);
     expect([inline.body.status, inline.body.error]).toEqual(['succeeded', null]);
     const sync = await t.api.post('/v1/models/shapes/predict', { inputs }, wait);
-    expect(inline.body.result.predictions.map((p: { label: string }) => p.label)).toEqual(sync.body.predictions.map((p: { label: string }) => p.label));
+    expect(inline.body.result.predictions.map((p: { label: string }) => p.label)).toEqual(
+      sync.body.predictions.map((p: { label: string }) => p.label),
+    );
     const overDataset = await t.api.post('/v1/jobs', { type: 'inference', model: 'shapes', dataset: holdoutSet }, wait);
     expect(overDataset.body.status).toBe('succeeded');
     expect(overDataset.body.result.predictions).toHaveLength(holdout.length);
   }, 60_000);
 
   it('reports progress per epoch and cancels a running image training within two seconds', async () => {
-    const job = (await t.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, hyperparameters: { epochs: 500, seed: 9 } })).body;
+    const job = (
+      await t.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, hyperparameters: { epochs: 500, seed: 9 } })
+    ).body;
     // in the epoch loop: at least one epoch reported
-    await until('an epoch of the image training', async () => {
-      const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
-      return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
-    }, 120_000);
+    await until(
+      'an epoch of the image training',
+      async () => {
+        const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
+        return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
+      },
+      120_000,
+    );
     const asked = Date.now();
     const c = await t.api.post(`/v1/jobs/${job.id}/cancel`);
     expect(c.status).toBe(200);
@@ -132,8 +159,16 @@ describe('a CNN from scratch on small grey images', () => {
     };
     await refused({ architecture: { class_name: 'Sequential' } }, 'parameter_invalid', 'architecture');
     await refused({ base_model: 'universal-sentence-encoder-lite' }, 'base_model_kind_invalid', 'base_model');
-    await refused({ base_model: 'mobilenet-v2', hyperparameters: { trainable_base_layers: 500 } }, 'hyperparameters_invalid', 'hyperparameters');
-    await refused({ base_model: 'mobilenet-v2', hyperparameters: { trainable_base_layers: 'top' } }, 'hyperparameters_invalid', 'hyperparameters');
+    await refused(
+      { base_model: 'mobilenet-v2', hyperparameters: { trainable_base_layers: 500 } },
+      'hyperparameters_invalid',
+      'hyperparameters',
+    );
+    await refused(
+      { base_model: 'mobilenet-v2', hyperparameters: { trainable_base_layers: 'top' } },
+      'hyperparameters_invalid',
+      'hyperparameters',
+    );
     expect((await t.api.get('/v1/jobs?limit=100')).body.data.length).toBe(before);
   });
 
@@ -143,7 +178,9 @@ describe('a CNN from scratch on small grey images', () => {
     expect((await other.api.post('/v1/models/shapes/predict', { inputs: [{ image: holdout[0].image }] }, wait)).status).toBe(404);
     await other.api.post('/v1/models', { name: 'shapes', task: 'image-classification' });
     expect((await other.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet })).status).toBe(404);
-    expect((await other.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, base_model: 'mobilenet-v2' })).status).toBe(404);
+    expect(
+      (await other.api.post('/v1/jobs', { type: 'training', model: 'shapes', dataset: trainSet, base_model: 'mobilenet-v2' })).status,
+    ).toBe(404);
     expect((await other.api.get('/v1/datasets?limit=100')).body.data).toHaveLength(0);
   });
 });
@@ -151,7 +188,9 @@ describe('a CNN from scratch on small grey images', () => {
 describe('transfer learning on MobileNetV2', () => {
   const rand = random(27);
   const records = (perClass: number) =>
-    (['warm', 'cool'] as const).flatMap((label) => Array.from({ length: perClass }, (_, i) => ({ image: b64(sceneImage(label, rand, i % 2 ? 'png' : 'jpeg')), label })));
+    (['warm', 'cool'] as const).flatMap((label) =>
+      Array.from({ length: perClass }, (_, i) => ({ image: b64(sceneImage(label, rand, i % 2 ? 'png' : 'jpeg')), label })),
+    );
   let trainSet: string;
   let holdout: Array<{ image: string; label: string }>;
 
@@ -162,7 +201,11 @@ describe('transfer learning on MobileNetV2', () => {
   }, 60_000);
 
   it('trains a head on the frozen backbone’s cached features and predicts held-out colour images', async () => {
-    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'scenes', dataset: trainSet, base_model: 'mobilenet-v2', hyperparameters: { seed: 2 } }, { headers: { Prefer: 'wait=300' } });
+    const job = await t.api.post(
+      '/v1/jobs',
+      { type: 'training', model: 'scenes', dataset: trainSet, base_model: 'mobilenet-v2', hyperparameters: { seed: 2 } },
+      { headers: { Prefer: 'wait=300' } },
+    );
     expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
     const card = (await t.api.get('/v1/foundation-models/mobilenet-v2')).body;
     const version = (await t.api.get('/v1/models/scenes/versions/1')).body;
@@ -180,7 +223,13 @@ describe('transfer learning on MobileNetV2', () => {
   it('unfreezes the top of the backbone with trainable_base_layers, storing only that part', async () => {
     const job = await t.api.post(
       '/v1/jobs',
-      { type: 'training', model: 'scenes', dataset: trainSet, base_model: 'mobilenet-v2', hyperparameters: { seed: 2, epochs: 2, trainable_base_layers: 2 } },
+      {
+        type: 'training',
+        model: 'scenes',
+        dataset: trainSet,
+        base_model: 'mobilenet-v2',
+        hyperparameters: { seed: 2, epochs: 2, trainable_base_layers: 2 },
+      },
       { headers: { Prefer: 'wait=300' } },
     );
     expect([job.status, job.body.status, job.body.error]).toEqual([200, 'succeeded', null]);
@@ -189,7 +238,11 @@ describe('transfer learning on MobileNetV2', () => {
     expect(version.base_model.id).toBe('mobilenet-v2');
     // the two top layers with weights (the 1×1 convolution to 1,280 channels is most of MobileNetV2's parameters) and the head
     expect(version.bytes).toBeLessThan(card.bytes * 0.75);
-    const predict = await t.api.post('/v1/models/scenes/predict', { version: 2, inputs: holdout.slice(0, 2).map(({ image }) => ({ image })) }, wait);
+    const predict = await t.api.post(
+      '/v1/models/scenes/predict',
+      { version: 2, inputs: holdout.slice(0, 2).map(({ image }) => ({ image })) },
+      wait,
+    );
     expect([predict.status, predict.body.predictions?.length]).toEqual([200, 2]);
   }, 360_000);
 });

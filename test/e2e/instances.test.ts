@@ -21,7 +21,10 @@ describe('two API instances', () => {
     expect((await onA.get('/v1/me')).status).toBe(200);
     expect((await onB.get('/v1/me')).status).toBe(200);
 
-    const dbLookups = async () => Number(/aiaas_api_key_lookups_total\{source="database"\} (\d+)/.exec((await new Api(b.url, adminKey()).get('/metrics')).text)?.[1] ?? 0);
+    const dbLookups = async () =>
+      Number(
+        /aiaas_api_key_lookups_total\{source="database"\} (\d+)/.exec((await new Api(b.url, adminKey()).get('/metrics')).text)?.[1] ?? 0,
+      );
     const before = await dbLookups();
     for (let i = 0; i < 20; i++) expect((await onB.get('/v1/me')).status).toBe(200);
     expect(await dbLookups()).toBe(before);

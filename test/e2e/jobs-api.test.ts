@@ -24,14 +24,28 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-const training = (extra: Record<string, unknown> = {}) => ({ type: 'training', model: 'clf', dataset: datasetId, hyperparameters: { epochs: 2 }, ...extra });
+const training = (extra: Record<string, unknown> = {}) => ({
+  type: 'training',
+  model: 'clf',
+  dataset: datasetId,
+  hyperparameters: { epochs: 2 },
+  ...extra,
+});
 
 describe('POST /v1/jobs', () => {
   it('accepts a training job: 202, queued, durable, with its first event and a Location', async () => {
     const r = await t.api.post('/v1/jobs', training({ metadata: { run: 'a' } }));
     expect(r.status).toBe(202);
     expect(r.headers.get('location')).toBe(`/v1/jobs/${r.body.id}`);
-    expect(r.body).toMatchObject({ object: 'job', type: 'training', status: 'queued', dataset_id: datasetId, metadata: { run: 'a' }, attempts: 0, waiting_for: 'capacity' });
+    expect(r.body).toMatchObject({
+      object: 'job',
+      type: 'training',
+      status: 'queued',
+      dataset_id: datasetId,
+      metadata: { run: 'a' },
+      attempts: 0,
+      waiting_for: 'capacity',
+    });
     expect(r.body.queue_position).toBeGreaterThanOrEqual(1);
     const events = await t.api.get(`/v1/jobs/${r.body.id}/events`);
     expect(events.body.data.map((e: { type: string }) => e.type)).toEqual(['job.queued']);
@@ -71,7 +85,12 @@ describe('POST /v1/jobs', () => {
       [training({ hyperparameters: { epochs: -1 } }), 400, 'hyperparameters_invalid', 'hyperparameters'],
       [training({ hyperparameters: { colour: 'red' } }), 400, 'hyperparameters_invalid', 'hyperparameters'],
       [training({ base_version: 3 }), 400, 'version_missing', 'base_version'],
-      [training({ architecture: { class_name: 'Sequential', config: { layers: [{ class_name: 'Conv2D', config: {} }] } } }), 400, 'architecture_not_allowed', 'architecture'],
+      [
+        training({ architecture: { class_name: 'Sequential', config: { layers: [{ class_name: 'Conv2D', config: {} }] } } }),
+        400,
+        'architecture_not_allowed',
+        'architecture',
+      ],
       [{ type: 'evaluation', model: 'clf', dataset: datasetId }, 400, 'model_not_trained', 'model'],
       [{ type: 'inference', model: 'clf', inputs: [{ x1: 1 }] }, 400, 'model_not_trained', 'model'],
       [{ type: 'clustering', model: 'clf' }, 400, 'parameter_invalid', 'type'],
@@ -80,7 +99,12 @@ describe('POST /v1/jobs', () => {
     ];
     for (const [body, status, code, param] of cases) {
       const r = await t.api.post('/v1/jobs', body);
-      expect([JSON.stringify(body).slice(0, 80), r.status, r.body.error?.code, r.body.error?.param]).toEqual([JSON.stringify(body).slice(0, 80), status, code, param]);
+      expect([JSON.stringify(body).slice(0, 80), r.status, r.body.error?.code, r.body.error?.param]).toEqual([
+        JSON.stringify(body).slice(0, 80),
+        status,
+        code,
+        param,
+      ]);
     }
   });
 
@@ -92,7 +116,12 @@ describe('POST /v1/jobs', () => {
     expect(ok.body).toMatchObject({ type: 'inference', alias: 'latest', version: null });
     const missing = await t.api.post('/v1/jobs', { type: 'inference', model: 'served', inputs: [{ x1: 1, x2: 2, x3: 3 }] });
     expect(missing.body.error).toMatchObject({ code: 'input_invalid', param: 'inputs[0].x4' });
-    const both = await t.api.post('/v1/jobs', { type: 'inference', model: 'served', inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }], dataset: datasetId });
+    const both = await t.api.post('/v1/jobs', {
+      type: 'inference',
+      model: 'served',
+      inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }],
+      dataset: datasetId,
+    });
     expect(both.body.error.param).toBe('inputs');
     const v9 = await t.api.post('/v1/jobs', { type: 'evaluation', model: 'served', dataset: datasetId, version: 9 });
     expect(v9.body.error).toMatchObject({ code: 'version_missing', param: 'version' });
@@ -127,8 +156,14 @@ describe('POST /v1/jobs', () => {
   });
 
   it('checks a custom architecture against the data and max_model_parameters before queueing', async () => {
-    const dense = (name: string, units: number, extra: Record<string, unknown> = {}) => ({ class_name: 'Dense', config: { name, units, activation: 'relu', ...extra } });
-    const arch = (hidden: number) => ({ class_name: 'Sequential', config: { name: 'm', layers: [dense('h', hidden, { batch_input_shape: [null, 4] }), dense('out', 3, { activation: 'softmax' })] } });
+    const dense = (name: string, units: number, extra: Record<string, unknown> = {}) => ({
+      class_name: 'Dense',
+      config: { name, units, activation: 'relu', ...extra },
+    });
+    const arch = (hidden: number) => ({
+      class_name: 'Sequential',
+      config: { name: 'm', layers: [dense('h', hidden, { batch_input_shape: [null, 4] }), dense('out', 3, { activation: 'softmax' })] },
+    });
     const fits = await t.api.post('/v1/jobs', training({ architecture: arch(16) }));
     expect(fits.status).toBe(202);
     await t.api.post(`/v1/jobs/${fits.body.id}/cancel`);
@@ -138,7 +173,15 @@ describe('POST /v1/jobs', () => {
     const tooBig = await small.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds, architecture: arch(64) });
     expect(tooBig.status).toBe(403);
     expect(tooBig.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_model_parameters' });
-    const wrongWidth = await t.api.post('/v1/jobs', training({ architecture: { class_name: 'Sequential', config: { name: 'm', layers: [dense('h', 8, { batch_input_shape: [null, 7] }), dense('out', 3, { activation: 'softmax' })] } } }));
+    const wrongWidth = await t.api.post(
+      '/v1/jobs',
+      training({
+        architecture: {
+          class_name: 'Sequential',
+          config: { name: 'm', layers: [dense('h', 8, { batch_input_shape: [null, 7] }), dense('out', 3, { activation: 'softmax' })] },
+        },
+      }),
+    );
     expect(wrongWidth.status).toBe(400);
     expect(wrongWidth.body.error.param).toBe('architecture');
   });
@@ -201,10 +244,14 @@ describe('cancel, events and stream of a queued job', () => {
   it('resumes a stream after Last-Event-ID', async () => {
     const j = (await t.api.post('/v1/jobs', training())).body;
     await t.api.post(`/v1/jobs/${j.id}/cancel`);
-    const res = await fetch(`${server.url}/v1/jobs/${j.id}/stream`, { headers: { authorization: `Bearer ${t.key.secret}`, 'last-event-id': '0' } });
+    const res = await fetch(`${server.url}/v1/jobs/${j.id}/stream`, {
+      headers: { authorization: `Bearer ${t.key.secret}`, 'last-event-id': '0' },
+    });
     const all = await res.text();
     const first = /id: (\d+)/.exec(all)![1];
-    const resumed = await (await fetch(`${server.url}/v1/jobs/${j.id}/stream`, { headers: { authorization: `Bearer ${t.key.secret}`, 'last-event-id': first } })).text();
+    const resumed = await (
+      await fetch(`${server.url}/v1/jobs/${j.id}/stream`, { headers: { authorization: `Bearer ${t.key.secret}`, 'last-event-id': first } })
+    ).text();
     expect(resumed).not.toContain('job.queued');
     expect(resumed).toContain('job.canceled');
   });

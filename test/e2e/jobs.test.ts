@@ -22,12 +22,26 @@ afterAll(async () => {
 const wait = { headers: { Prefer: 'wait=60' } };
 const strip = (rows: Array<Record<string, unknown>>, label: string) => rows.map(({ [label]: _l, ...x }) => x);
 
-async function trainEvaluateInfer(task: string, rows: Array<Record<string, unknown>>, opts: { label?: string; text_field?: string; epochs: number }) {
+async function trainEvaluateInfer(
+  task: string,
+  rows: Array<Record<string, unknown>>,
+  opts: { label?: string; text_field?: string; epochs: number },
+) {
   const name = `m-${task}-${Date.now()}`;
-  const ds = await t.api.post('/v1/datasets', { name, task, records: rows, ...(opts.label ? { label: opts.label } : {}), ...(opts.text_field ? { text_field: opts.text_field } : {}) });
+  const ds = await t.api.post('/v1/datasets', {
+    name,
+    task,
+    records: rows,
+    ...(opts.label ? { label: opts.label } : {}),
+    ...(opts.text_field ? { text_field: opts.text_field } : {}),
+  });
   expect(ds.status).toBe(201);
   await t.api.post('/v1/models', { name, task });
-  const trained = await t.api.post('/v1/jobs', { type: 'training', model: name, dataset: ds.body.id, hyperparameters: { epochs: opts.epochs, seed: 3 } }, wait);
+  const trained = await t.api.post(
+    '/v1/jobs',
+    { type: 'training', model: name, dataset: ds.body.id, hyperparameters: { epochs: opts.epochs, seed: 3 } },
+    wait,
+  );
   expect([trained.status, trained.body.status, trained.body.error]).toEqual([200, 'succeeded', null]);
   expect(trained.body).toMatchObject({ version: 1, attempts: 1, backend: 'wasm', progress: { percent: 100 } });
   expect(trained.body.compute_seconds).toBeGreaterThan(0);
@@ -46,7 +60,9 @@ async function trainEvaluateInfer(task: string, rows: Array<Record<string, unkno
 
 describe('train → version → evaluate → infer', () => {
   it('classification', async () => {
-    const { evaluated, inferred } = await trainEvaluateInfer('classification', blobRows(300, { features: 4, classes: 3, seed: 5 }), { epochs: 15 });
+    const { evaluated, inferred } = await trainEvaluateInfer('classification', blobRows(300, { features: 4, classes: 3, seed: 5 }), {
+      epochs: 15,
+    });
     const m = evaluated.result.metrics;
     expect(m.accuracy).toBeGreaterThan(0.8);
     expect(Object.keys(m)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'macro_f1', 'per_class', 'confusion_matrix']));
@@ -64,7 +80,11 @@ describe('train → version → evaluate → infer', () => {
   });
 
   it('text classification', async () => {
-    const { evaluated, inferred } = await trainEvaluateInfer('text-classification', keywordTexts(300, { classes: 2, seed: 4 }), { label: 'topic', text_field: 'text', epochs: 12 });
+    const { evaluated, inferred } = await trainEvaluateInfer('text-classification', keywordTexts(300, { classes: 2, seed: 4 }), {
+      label: 'topic',
+      text_field: 'text',
+      epochs: 12,
+    });
     expect(evaluated.result.metrics.accuracy).toBeGreaterThan(0.8);
     expect(Array.isArray(inferred.result.explanations[0])).toBe(true);
     expect(inferred.result.explanations[0][0]).toHaveProperty('token');
@@ -79,7 +99,14 @@ describe('watching a job', () => {
     const job = (await t.api.post('/v1/jobs', { type: 'training', model: 'sse', dataset: ds.id, hyperparameters: { epochs: 6 } })).body;
     const res = await fetch(`${server.url}/v1/jobs/${job.id}/stream`, { headers: { authorization: `Bearer ${t.key.secret}` } });
     const text = await res.text(); // ends when the job does
-    const events = text.split('\n\n').filter((b) => b.startsWith('id:')).map((b) => ({ id: Number(/id: (\d+)/.exec(b)![1]), type: /event: (.*)/.exec(b)![1], data: JSON.parse(/data: (.*)/.exec(b)![1]).data }));
+    const events = text
+      .split('\n\n')
+      .filter((b) => b.startsWith('id:'))
+      .map((b) => ({
+        id: Number(/id: (\d+)/.exec(b)![1]),
+        type: /event: (.*)/.exec(b)![1],
+        data: JSON.parse(/data: (.*)/.exec(b)![1]).data,
+      }));
     expect(events.map((e) => e.type)).toEqual(['job.queued', 'job.started', ...Array(6).fill('job.progress'), 'job.succeeded']);
     expect(events.filter((e) => e.type === 'job.progress').map((e) => e.data.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
     for (let i = 1; i < events.length; i++) expect(events[i].id).toBeGreaterThan(events[i - 1].id);
@@ -91,12 +118,18 @@ describe('watching a job', () => {
     const rows = blobRows(3000, { features: 8, classes: 3, seed: 1 });
     const ds = (await t.api.post('/v1/datasets', { name: 'long', task: 'classification', records: rows })).body;
     await t.api.post('/v1/models', { name: 'long', task: 'classification' });
-    const job = (await t.api.post('/v1/jobs', { type: 'training', model: 'long', dataset: ds.id, hyperparameters: { epochs: 500, batch_size: 16 } })).body;
+    const job = (
+      await t.api.post('/v1/jobs', { type: 'training', model: 'long', dataset: ds.id, hyperparameters: { epochs: 500, batch_size: 16 } })
+    ).body;
     // in the epoch loop: a cancel of a queued job would pass without any worker stopping anything
-    await until('the training in its epochs', async () => {
-      const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
-      return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
-    }, 60_000);
+    await until(
+      'the training in its epochs',
+      async () => {
+        const row = (await t.api.get(`/v1/jobs/${job.id}`)).body;
+        return row.status === 'running' && (row.progress?.epoch ?? 0) >= 1;
+      },
+      60_000,
+    );
     const asked = Date.now();
     const c = await t.api.post(`/v1/jobs/${job.id}/cancel`);
     expect(c.status).toBe(200);
@@ -113,7 +146,8 @@ describe('quotas while running', () => {
     const ds = (await u.api.post('/v1/datasets', { name: 'cap', task: 'classification', records: rows })).body;
     await u.api.post('/v1/models', { name: 'cap', task: 'classification' });
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await u.api.post('/v1/jobs', { type: 'training', model: 'cap', dataset: ds.id, hyperparameters: { epochs: 8 } })).body.id);
+    for (let i = 0; i < 3; i++)
+      ids.push((await u.api.post('/v1/jobs', { type: 'training', model: 'cap', dataset: ds.id, hyperparameters: { epochs: 8 } })).body.id);
     let maxRunning = 0;
     let sawLimit = false;
     for (let i = 0; i < 600; i++) {
@@ -146,7 +180,9 @@ describe('POST /v1/models/{id}/predict', () => {
     expect(r.body.predictions[0].version).toBe(1);
     expect(r.body.explanations).toHaveLength(3);
     const job = await t.api.post('/v1/jobs', { type: 'inference', model: 'p', inputs }, wait);
-    expect(job.body.result.predictions.map((x: { label: string }) => x.label)).toEqual(r.body.predictions.map((x: { label: string }) => x.label));
+    expect(job.body.result.predictions.map((x: { label: string }) => x.label)).toEqual(
+      r.body.predictions.map((x: { label: string }) => x.label),
+    );
     const queued = await t.api.post('/v1/models/p/predict', { inputs });
     expect(queued.status).toBe(202);
     expect(queued.headers.get('location')).toBe(`/v1/jobs/${queued.body.id}`);

@@ -102,7 +102,9 @@ describe('idempotency', () => {
     await db.connect();
     const body = { name: 'slow' };
     const { createHash } = await import('node:crypto');
-    const hash = createHash('sha256').update(`POST /v1/api-keys\n${JSON.stringify(body)}`).digest('hex');
+    const hash = createHash('sha256')
+      .update(`POST /v1/api-keys\n${JSON.stringify(body)}`)
+      .digest('hex');
     await db.query(
       `INSERT INTO idempotency_records (scope, key, tenant_id, method, path, request_hash, expires_at) VALUES ($1, 'in-flight', $2, 'POST', '/v1/api-keys', $3, now() + interval '1 day')`,
       [`${t.id}/${t.key.id}`, t.id, hash],

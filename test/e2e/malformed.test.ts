@@ -48,7 +48,13 @@ const bodies: Array<[string, string | undefined]> = [
   ['no body', undefined],
 ];
 
-const contentTypes = ['application/json', 'text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16'];
+const contentTypes = [
+  'application/json',
+  'text/plain',
+  'application/xml',
+  'multipart/form-data; boundary=x',
+  'application/json; charset=utf-16',
+];
 
 function attempts(): Attempt[] {
   const out: Attempt[] = [];
@@ -57,10 +63,31 @@ function attempts(): Attempt[] {
     { path: '/v1/admin/tenants', key: 'admin' },
     { path: `/v1/admin/tenants/${tenant.id}/api-keys`, key: 'admin' },
   ];
-  for (const p of posts) for (const [, body] of bodies) out.push({ method: 'POST', ...p, body, contentType: body === undefined ? undefined : 'application/json' });
-  for (const [, body] of bodies) out.push({ method: 'PATCH', path: `/v1/admin/tenants/${tenant.id}`, key: 'admin', body, contentType: body === undefined ? undefined : 'application/json' });
+  for (const p of posts)
+    for (const [, body] of bodies)
+      out.push({ method: 'POST', ...p, body, contentType: body === undefined ? undefined : 'application/json' });
+  for (const [, body] of bodies)
+    out.push({
+      method: 'PATCH',
+      path: `/v1/admin/tenants/${tenant.id}`,
+      key: 'admin',
+      body,
+      contentType: body === undefined ? undefined : 'application/json',
+    });
   for (const p of posts) for (const ct of contentTypes.slice(1)) out.push({ method: 'POST', ...p, body: '{"name":"x"}', contentType: ct });
-  const badQueries = ['limit=0', 'limit=101', 'limit=abc', 'limit=-5', 'limit=1.5', 'starting_after=', 'starting_after=key_nope', 'foo=bar', 'limit=10&limit=20', 'limit=%ZZ', 'status=weird'];
+  const badQueries = [
+    'limit=0',
+    'limit=101',
+    'limit=abc',
+    'limit=-5',
+    'limit=1.5',
+    'starting_after=',
+    'starting_after=key_nope',
+    'foo=bar',
+    'limit=10&limit=20',
+    'limit=%ZZ',
+    'status=weird',
+  ];
   for (const q of badQueries) {
     out.push({ method: 'GET', path: `/v1/api-keys?${q}`, key: 'tenant' });
     out.push({ method: 'GET', path: `/v1/admin/tenants?${q}`, key: 'admin' });
@@ -80,7 +107,14 @@ function attempts(): Attempt[] {
   const keys = ['', 'Bearer', 'aik_', 'adm_', `aik_${'x'.repeat(500)}`, 'Bearer aik_abc', 'aik_\u00e9\u00e9'];
   for (const k of keys) out.push({ method: 'GET', path: '/v1/me', key: k });
   out.push({ method: 'GET', path: '/v1/me', key: 'tenant', headers: { 'Idempotency-Key': 'x' } });
-  out.push({ method: 'POST', path: '/v1/api-keys', key: 'tenant', body: '{"name":"x"}', contentType: 'application/json', headers: { 'Idempotency-Key': 'k'.repeat(300) } });
+  out.push({
+    method: 'POST',
+    path: '/v1/api-keys',
+    key: 'tenant',
+    body: '{"name":"x"}',
+    contentType: 'application/json',
+    headers: { 'Idempotency-Key': 'k'.repeat(300) },
+  });
   out.push({ method: 'PUT', path: '/v1/me', key: 'tenant' });
   out.push({ method: 'GET', path: '/v1/nothing-here', key: 'tenant' });
   out.push({ method: 'POST', path: '/v1/me', key: 'tenant', body: '{}', contentType: 'application/json' });
@@ -127,7 +161,10 @@ describe('malformed requests', () => {
     const r = await tenant.api.post('/v1/api-keys', { name: 'x', admin: true });
     expect(r.status).toBe(400);
     expect(r.body.error).toMatchObject({ type: 'invalid_request_error', code: 'parameter_unknown', param: 'admin' });
-    const big = await tenant.api.call('POST', '/v1/api-keys', { raw: JSON.stringify({ name: 'x'.repeat(5000) }), headers: { 'content-type': 'application/json' } });
+    const big = await tenant.api.call('POST', '/v1/api-keys', {
+      raw: JSON.stringify({ name: 'x'.repeat(5000) }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(big.status).toBe(413);
     const type = await tenant.api.call('POST', '/v1/api-keys', { raw: 'name=x', headers: { 'content-type': 'text/plain' } });
     expect(type.status).toBe(415);

@@ -60,7 +60,15 @@ describe('models', () => {
     const list = await t.api.get(`/v1/models/${m.id}/versions`);
     expect(list.body.data.map((v: { version: number }) => v.version)).toEqual([3, 2, 1]);
     const v1 = await t.api.get(`/v1/models/numbered/versions/1`);
-    expect(v1.body).toMatchObject({ object: 'model_version', version: 1, training_job_id: 'job_one', source: 'training', backend: 'cpu', parameters: trained.parameters, sha256: trained.sha256 });
+    expect(v1.body).toMatchObject({
+      object: 'model_version',
+      version: 1,
+      training_job_id: 'job_one',
+      source: 'training',
+      backend: 'cpu',
+      parameters: trained.parameters,
+      sha256: trained.sha256,
+    });
     expect(v1.body.labels).toEqual(['class_a', 'class_b', 'class_c']);
     expect(v1.body.metrics.accuracy).toBeGreaterThan(0);
     const model = await t.api.get(`/v1/models/${m.id}`);
@@ -86,12 +94,28 @@ describe('models', () => {
   it('imports a downloaded model as a new version of another model, which predicts identically', async () => {
     const src = (await t.api.post('/v1/models', { name: 'source', task: 'classification' })).body;
     await versionFromTraining(src.id, 'job_import_src');
-    const json = JSON.parse(Buffer.from(await (await fetch(`${server.url}/v1/models/${src.id}/versions/1/artifact`, { headers: { authorization: `Bearer ${t.key.secret}` } })).arrayBuffer()).toString());
+    const json = JSON.parse(
+      Buffer.from(
+        await (
+          await fetch(`${server.url}/v1/models/${src.id}/versions/1/artifact`, { headers: { authorization: `Bearer ${t.key.secret}` } })
+        ).arrayBuffer(),
+      ).toString(),
+    );
     const dst = (await t.api.post('/v1/models', { name: 'copy', task: 'classification' })).body;
     const imported = await t.api.post(`/v1/models/${dst.id}/versions`, { model: json });
     expect(imported.status).toBe(201);
-    expect(imported.body).toMatchObject({ version: 1, source: 'import', training_job_id: null, parameters: trained.parameters, labels: ['class_a', 'class_b', 'class_c'] });
-    const back = Buffer.from(await (await fetch(`${server.url}/v1/models/copy/versions/1/artifact`, { headers: { authorization: `Bearer ${t.key.secret}` } })).arrayBuffer());
+    expect(imported.body).toMatchObject({
+      version: 1,
+      source: 'import',
+      training_job_id: null,
+      parameters: trained.parameters,
+      labels: ['class_a', 'class_b', 'class_c'],
+    });
+    const back = Buffer.from(
+      await (
+        await fetch(`${server.url}/v1/models/copy/versions/1/artifact`, { headers: { authorization: `Bearer ${t.key.secret}` } })
+      ).arrayBuffer(),
+    );
     expect(createHash('sha256').update(back).digest('hex')).toBe(imported.body.sha256);
     const inputs = rows.slice(0, 8).map(({ label: _l, ...x }) => x);
     expect((await predict(back, inputs)).predictions).toEqual((await predict(trained.artifact, inputs)).predictions);
@@ -101,7 +125,11 @@ describe('models', () => {
     const json = JSON.parse(trained.artifact.toString('utf8'));
     delete json.userDefinedMetadata;
     const m = (await t.api.post('/v1/models', { name: 'foreign', task: 'classification' })).body;
-    const r = await t.api.post(`/v1/models/${m.id}/versions`, { model: json, input_schema: { label: 'label', features: ['x1', 'x2', 'x3', 'x4'] }, labels: ['class_a', 'class_b', 'class_c'] });
+    const r = await t.api.post(`/v1/models/${m.id}/versions`, {
+      model: json,
+      input_schema: { label: 'label', features: ['x1', 'x2', 'x3', 'x4'] },
+      labels: ['class_a', 'class_b', 'class_c'],
+    });
     expect(r.status).toBe(201);
     expect(r.body.input_schema.features.map((f: { name: string }) => f.name)).toEqual(['x1', 'x2', 'x3', 'x4']);
   });
@@ -114,10 +142,17 @@ describe('models', () => {
     const missing = await t.api.post(`/v1/models/${m.id}/versions`, { model: noWeights, ...meta });
     expect(missing.status).toBe(400);
     expect(missing.body.error.message).toContain('weightData is missing');
-    const truncated = await t.api.post(`/v1/models/${m.id}/versions`, { model: { ...noWeights, weightData: json.weightData.slice(0, 40) }, ...meta });
+    const truncated = await t.api.post(`/v1/models/${m.id}/versions`, {
+      model: { ...noWeights, weightData: json.weightData.slice(0, 40) },
+      ...meta,
+    });
     expect(truncated.status).toBe(400);
     expect(truncated.body.error.message).toMatch(/bytes/);
-    const wide = await t.api.post(`/v1/models/${m.id}/versions`, { model: noWeights.modelTopology ? { ...noWeights, weightData: json.weightData } : noWeights, input_schema: { label: 'label', features: ['x1', 'x2'] }, labels: meta.labels });
+    const wide = await t.api.post(`/v1/models/${m.id}/versions`, {
+      model: noWeights.modelTopology ? { ...noWeights, weightData: json.weightData } : noWeights,
+      input_schema: { label: 'label', features: ['x1', 'x2'] },
+      labels: meta.labels,
+    });
     expect(wide.status).toBe(400);
     const small = await createTenant(server.url, { quotas: { max_model_parameters: 10 } });
     const sm = (await small.api.post('/v1/models', { name: 'tiny', task: 'classification' })).body;
@@ -140,21 +175,67 @@ describe('aliases and traffic splits', () => {
     const prod = await t.api.call('PUT', `/v1/models/${m.id}/aliases/prod`, { body: { version: 1 } });
     expect(prod.status).toBe(200);
     expect(prod.body).toMatchObject({ object: 'model_alias', name: 'prod', versions: [{ version: 1, weight: 100 }] });
-    const split = await t.api.call('PUT', `/v1/models/${m.id}/aliases/canary`, { body: { versions: [{ version: 1, weight: 90 }, { version: 2, weight: 10 }] } });
+    const split = await t.api.call('PUT', `/v1/models/${m.id}/aliases/canary`, {
+      body: {
+        versions: [
+          { version: 1, weight: 90 },
+          { version: 2, weight: 10 },
+        ],
+      },
+    });
     expect(split.status).toBe(200);
     const model = await t.api.get(`/v1/models/${m.id}`);
     expect(model.body.aliases).toEqual({
       latest: [{ version: 2, weight: 100 }],
-      canary: [{ version: 1, weight: 90 }, { version: 2, weight: 10 }],
+      canary: [
+        { version: 1, weight: 90 },
+        { version: 2, weight: 10 },
+      ],
       prod: [{ version: 1, weight: 100 }],
     });
     const refusals: Array<[unknown, string, string]> = [
-      [{ versions: [{ version: 1, weight: 50 }, { version: 2, weight: 40 }] }, 'alias_weights_invalid', 'versions'],
-      [{ versions: [{ version: 1, weight: 50 }, { version: 1, weight: 50 }] }, 'alias_weights_invalid', 'versions'],
+      [
+        {
+          versions: [
+            { version: 1, weight: 50 },
+            { version: 2, weight: 40 },
+          ],
+        },
+        'alias_weights_invalid',
+        'versions',
+      ],
+      [
+        {
+          versions: [
+            { version: 1, weight: 50 },
+            { version: 1, weight: 50 },
+          ],
+        },
+        'alias_weights_invalid',
+        'versions',
+      ],
       [{ version: 9 }, 'version_missing', 'version'],
-      [{ versions: [{ version: 1, weight: 50 }, { version: 7, weight: 50 }] }, 'version_missing', 'versions[1].version'],
+      [
+        {
+          versions: [
+            { version: 1, weight: 50 },
+            { version: 7, weight: 50 },
+          ],
+        },
+        'version_missing',
+        'versions[1].version',
+      ],
       [{ version: 1, versions: [{ version: 1, weight: 100 }] }, 'parameter_invalid', 'version'],
-      [{ versions: [{ version: 1, weight: 0 }, { version: 2, weight: 100 }] }, 'parameter_invalid', 'versions.0.weight'],
+      [
+        {
+          versions: [
+            { version: 1, weight: 0 },
+            { version: 2, weight: 100 },
+          ],
+        },
+        'parameter_invalid',
+        'versions.0.weight',
+      ],
     ];
     for (const [body, code, param] of refusals) {
       const r = await t.api.call('PUT', `/v1/models/${m.id}/aliases/prod`, { body });

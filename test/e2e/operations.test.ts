@@ -105,7 +105,11 @@ describe('discovery and operations', () => {
     );
     // Every authenticated POST honours Idempotency-Key.
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
-      if (ops.post) expect([path, ops.post.parameters.map((p: { name: string }) => p.name)]).toEqual([path, expect.arrayContaining(['Idempotency-Key'])]);
+      if (ops.post)
+        expect([path, ops.post.parameters.map((p: { name: string }) => p.name)]).toEqual([
+          path,
+          expect.arrayContaining(['Idempotency-Key']),
+        ]);
     }
     const create = doc.paths['/v1/api-keys'].post;
     expect(create.requestBody.content['application/json'].schema.properties.name).toBeDefined();
@@ -115,7 +119,12 @@ describe('discovery and operations', () => {
     expect(doc.paths['/v1/admin/tenants/{id}'].get.responses['404']).toBeDefined();
     expect(doc.components.schemas.Error).toBeDefined();
     expect(doc.components.schemas.Tenant).toBeDefined();
-    expect(Object.keys(doc.paths['/v1/datasets'].post.requestBody.content)).toEqual(['application/json', 'text/csv', 'application/x-ndjson', 'application/zip']);
+    expect(Object.keys(doc.paths['/v1/datasets'].post.requestBody.content)).toEqual([
+      'application/json',
+      'text/csv',
+      'application/x-ndjson',
+      'application/zip',
+    ]);
   });
 
   it('serves the interactive docs page and its assets without the internet', async () => {

@@ -19,7 +19,12 @@ const features = ['x1', 'x2', 'x3', 'x4'];
 /** Distinct rows of the blobs problem without their label. */
 const rows = blobs.map((r) => Object.fromEntries(features.map((f) => [f, r[f] as number])));
 
-const workerEnv = (extra: Record<string, string> = {}) => ({ TF_BACKEND: 'wasm', PREDICT_BATCH_MAX_ROWS: '64', PREDICT_BATCH_DELAY_MS: '5', ...extra });
+const workerEnv = (extra: Record<string, string> = {}) => ({
+  TF_BACKEND: 'wasm',
+  PREDICT_BATCH_MAX_ROWS: '64',
+  PREDICT_BATCH_DELAY_MS: '5',
+  ...extra,
+});
 
 beforeAll(async () => {
   server = await startApi();
@@ -29,7 +34,14 @@ beforeAll(async () => {
   // Two versions (the same weights: what matters here is which one answers).
   await storeVersion(t.id, modelId, `job_fixture_a${Date.now()}`);
   await storeVersion(t.id, modelId, `job_fixture_b${Date.now()}`);
-  const split = await t.api.call('PUT', '/v1/models/blobs/aliases/canary', { body: { versions: [{ version: 1, weight: 90 }, { version: 2, weight: 10 }] } });
+  const split = await t.api.call('PUT', '/v1/models/blobs/aliases/canary', {
+    body: {
+      versions: [
+        { version: 1, weight: 90 },
+        { version: 2, weight: 10 },
+      ],
+    },
+  });
   expect(split.status).toBe(200);
   redis = new Redis(process.env.REDIS_URL!);
 }, 90_000);
@@ -74,7 +86,18 @@ describe('POST /v1/models/{id}/predict under Prefer: wait', () => {
     const r = await t.api.post('/v1/models/blobs/predict', { inputs, metadata: { caller: 'e2e' } }, wait);
     expect(r.status).toBe(200);
     expect(r.headers.get('location')).toBe(`/v1/jobs/${r.body.id}`);
-    expect(r.body).toMatchObject({ object: 'job', type: 'inference', status: 'succeeded', model_id: modelId, version: 2, alias: 'latest', attempts: 1, backend: 'wasm', error: null, metadata: { caller: 'e2e' } });
+    expect(r.body).toMatchObject({
+      object: 'job',
+      type: 'inference',
+      status: 'succeeded',
+      model_id: modelId,
+      version: 2,
+      alias: 'latest',
+      attempts: 1,
+      backend: 'wasm',
+      error: null,
+      metadata: { caller: 'e2e' },
+    });
     expect(r.body.predictions).toHaveLength(3);
     for (const p of r.body.predictions) {
       expect(p).toMatchObject({ label: expect.stringMatching(/^class_/), version: 2 });
@@ -103,7 +126,9 @@ describe('POST /v1/models/{id}/predict under Prefer: wait', () => {
 
   it('splits traffic by the alias’s weights: 90/10 over 2,000 requests, within ±4σ of the binomial', async () => {
     const n = 2_000;
-    const answers = await bounded(n, 32, (i) => t.api.post('/v1/models/blobs/predict', { inputs: [rows[i % rows.length]], alias: 'canary' }, wait));
+    const answers = await bounded(n, 32, (i) =>
+      t.api.post('/v1/models/blobs/predict', { inputs: [rows[i % rows.length]], alias: 'canary' }, wait),
+    );
     expect(answers.filter((a) => a.status !== 200).map((a) => a.text)).toEqual([]);
     for (const a of answers) {
       expect(a.body.alias).toBe('canary');
@@ -156,7 +181,9 @@ describe('POST /v1/models/{id}/predict under Prefer: wait', () => {
     await t.api.call('PUT', '/v1/models/blobs/aliases/pinned', { body: { version: 2 } });
     expect((await t.api.post('/v1/models/blobs/predict', { inputs: [rows[0]], alias: 'pinned' }, wait)).body.version).toBe(2);
     await t.api.delete('/v1/models/blobs/aliases/pinned');
-    expect((await t.api.post('/v1/models/blobs/predict', { inputs: [rows[0]], alias: 'pinned' }, wait)).body.error.code).toBe('alias_missing');
+    expect((await t.api.post('/v1/models/blobs/predict', { inputs: [rows[0]], alias: 'pinned' }, wait)).body.error.code).toBe(
+      'alias_missing',
+    );
   });
 
   it('counts sync predictions in the tenant’s usage and in the metrics', async () => {

@@ -13,7 +13,13 @@ type Worker = Awaited<ReturnType<typeof startWorker>>;
 const workers: Worker[] = [];
 
 /** Stalls are detected within seconds, so a killed worker's job moves on quickly. */
-const FAST = { TF_BACKEND: 'wasm', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', WORKER_HEARTBEAT_MS: '500', LOG_LEVEL: 'warn' };
+const FAST = {
+  TF_BACKEND: 'wasm',
+  WORKER_LOCK_DURATION_MS: '2000',
+  WORKER_STALLED_INTERVAL_MS: '1000',
+  WORKER_HEARTBEAT_MS: '500',
+  LOG_LEVEL: 'warn',
+};
 const inputs = blobs.slice(0, 5).map(({ label: _l, ...x }) => x);
 
 async function worker(env: Record<string, string> = {}): Promise<Worker> {
@@ -45,9 +51,13 @@ interface Row {
 }
 
 async function rows(tenantId: string): Promise<Row[]> {
-  return (await db.query<Row>('SELECT id, status, created_at, started_at, finished_at, worker_id FROM jobs WHERE tenant_id = $1 ORDER BY created_at, id', [tenantId])).rows;
+  return (
+    await db.query<Row>(
+      'SELECT id, status, created_at, started_at, finished_at, worker_id FROM jobs WHERE tenant_id = $1 ORDER BY created_at, id',
+      [tenantId],
+    )
+  ).rows;
 }
-
 
 /** Submits `n` jobs, `parallel` at a time; returns their ids in submission order. */
 async function flood(t: TenantFixture, n: number, body: Record<string, unknown>, parallel = 16): Promise<string[]> {
@@ -97,7 +107,9 @@ describe('fair scheduling', () => {
     const lengths = aRows.filter((r) => r.finished_at && r.started_at).map((r) => r.finished_at!.getTime() - r.started_at!.getTime());
     const jobLength = median(lengths);
     const startedAfterB = aRows.filter((r) => r.status === 'queued' || (r.started_at && r.started_at > bRow.started_at!)).length;
-    process.stdout.write(`fairness: B waited ${waitMs} ms; A's median job ${jobLength} ms; ${startedAfterB} of A's jobs started after B (FIFO would have made B wait for ${aQueued})\n`);
+    process.stdout.write(
+      `fairness: B waited ${waitMs} ms; A's median job ${jobLength} ms; ${startedAfterB} of A's jobs started after B (FIFO would have made B wait for ${aQueued})\n`,
+    );
     // Two slots: B waits for one of them to free (at most one job-length), plus the dispatch itself.
     expect(waitMs).toBeLessThanOrEqual(2 * jobLength + 750);
     expect(startedAfterB).toBeGreaterThan(50);
@@ -132,7 +144,9 @@ describe('fair scheduling', () => {
       180_000,
     );
     const all = await rows(c.id);
-    process.stdout.write(`concurrency: ${samples.length} samples, max running ${max}, workers used ${new Set(all.map((r) => r.worker_id)).size}\n`);
+    process.stdout.write(
+      `concurrency: ${samples.length} samples, max running ${max}, workers used ${new Set(all.map((r) => r.worker_id)).size}\n`,
+    );
     expect(max).toBeLessThanOrEqual(2);
     expect(max).toBe(2);
     expect(all.every((r) => r.status === 'succeeded')).toBe(true);
@@ -153,7 +167,12 @@ describe('fair scheduling', () => {
   it("a killed worker's slot comes back: its job finishes elsewhere, then the tenant's next job runs", async () => {
     const d = await tenant({ max_concurrent_jobs: 1 });
     const first = await worker({ WORKER_CONCURRENCY: '1' });
-    const long = await d.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: d.dataset, hyperparameters: { epochs: 400, batch_size: 8, seed: 1 } });
+    const long = await d.api.post('/v1/jobs', {
+      type: 'training',
+      model: 'm',
+      dataset: d.dataset,
+      hyperparameters: { epochs: 400, batch_size: 8, seed: 1 },
+    });
     await until('the long job to run', async () => (await rows(d.id)).find((r) => r.id === long.body.id && r.status === 'running'));
     const next = await d.api.post('/v1/jobs', { type: 'inference', model: 'm', inputs });
     const waiting = await d.api.get(`/v1/jobs/${next.body.id}`);

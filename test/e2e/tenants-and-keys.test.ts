@@ -28,7 +28,10 @@ describe('admin: tenants', () => {
     expect(list.body.object).toBe('list');
     expect(list.body.data.map((t: { id: string }) => t.id)).toContain(created.body.id);
 
-    const patched = await admin.patch(`/v1/admin/tenants/${created.body.id}`, { name: 'Acme Inc', quotas: { max_concurrent_jobs: null, requests_per_minute: 50 } });
+    const patched = await admin.patch(`/v1/admin/tenants/${created.body.id}`, {
+      name: 'Acme Inc',
+      quotas: { max_concurrent_jobs: null, requests_per_minute: 50 },
+    });
     expect(patched.status).toBe(200);
     expect(patched.body.name).toBe('Acme Inc');
     expect(patched.body.quotas.max_concurrent_jobs).toBe(8);
@@ -82,7 +85,13 @@ describe('GET /v1/me', () => {
     expect(me.status).toBe(200);
     expect(me.body.tenant.id).toBe(t.id);
     expect(me.body.quotas.requests_per_minute).toBe(100);
-    expect(me.body.usage).toEqual({ running_jobs: 0, queued_jobs: 0, compute_seconds_this_month: 0, storage_bytes: 0, requests_left_this_minute: 99 });
+    expect(me.body.usage).toEqual({
+      running_jobs: 0,
+      queued_jobs: 0,
+      compute_seconds_this_month: 0,
+      storage_bytes: 0,
+      requests_left_this_minute: 99,
+    });
     expect(me.headers.get('request-id')).toMatch(/^req_/);
   });
 });
@@ -204,7 +213,12 @@ describe('suspension', () => {
   it('answers 403 on every tenant route while suspended, and 200 again once reactivated', async () => {
     const t = await createTenant(server.url);
     expect((await admin.patch(`/v1/admin/tenants/${t.id}`, { status: 'suspended' })).body.status).toBe('suspended');
-    for (const [method, path] of [['GET', '/v1/me'], ['GET', '/v1/api-keys'], ['POST', '/v1/api-keys'], ['DELETE', `/v1/api-keys/${t.key.id}`]] as const) {
+    for (const [method, path] of [
+      ['GET', '/v1/me'],
+      ['GET', '/v1/api-keys'],
+      ['POST', '/v1/api-keys'],
+      ['DELETE', `/v1/api-keys/${t.key.id}`],
+    ] as const) {
       const r = await t.api.call(method, path, method === 'POST' ? { body: { name: 'x' } } : {});
       expect([method, path, r.status, r.body.error?.code]).toEqual([method, path, 403, 'tenant_suspended']);
     }

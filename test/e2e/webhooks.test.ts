@@ -76,7 +76,11 @@ const until = <T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000) =>
 
 /** Verifies a delivery with the reference implementation; throws if the signature does not hold. */
 function verify(r: Received, secret: string): { type: string; timestamp: string; data: Record<string, any> } {
-  return new Webhook(secret).verify(r.body, r.headers as Record<string, string>) as { type: string; timestamp: string; data: Record<string, any> };
+  return new Webhook(secret).verify(r.body, r.headers as Record<string, string>) as {
+    type: string;
+    timestamp: string;
+    data: Record<string, any>;
+  };
 }
 
 async function endpoint(url: string, events?: string[]): Promise<{ id: string; secret: string }> {
@@ -110,7 +114,13 @@ describe('webhooks', () => {
     const hook = await endpoint(receiver.on('/all', { status: 200 }), ['job.succeeded', 'model.version.created']);
     const ds = await t.api.post('/v1/datasets', { name: 'hooks', task: 'classification', records: blobs });
     const jobUrl = receiver.on('/job', { status: 204 });
-    const job = await t.api.post('/v1/jobs', { type: 'training', model: 'hooked', dataset: ds.body.id, hyperparameters: { epochs: 2 }, webhook_url: jobUrl });
+    const job = await t.api.post('/v1/jobs', {
+      type: 'training',
+      model: 'hooked',
+      dataset: ds.body.id,
+      hyperparameters: { epochs: 2 },
+      webhook_url: jobUrl,
+    });
     expect(job.status).toBe(202);
 
     const [delivery] = await until('the job webhook', () => receiver.at('/job').length > 0 && receiver.at('/job'));
@@ -125,7 +135,9 @@ describe('webhooks', () => {
     await sleep(500);
     expect(receiver.at('/job')).toHaveLength(1);
 
-    const types = (await until('both endpoint events', () => receiver.at('/all').length >= 2 && receiver.at('/all'))).map((r) => verify(r, hook.secret).type);
+    const types = (await until('both endpoint events', () => receiver.at('/all').length >= 2 && receiver.at('/all'))).map(
+      (r) => verify(r, hook.secret).type,
+    );
     expect(types.sort()).toEqual(['job.succeeded', 'model.version.created']);
     expect(new Set(receiver.at('/all').map((r) => r.headers['webhook-id'])).size).toBe(receiver.at('/all').length);
   }, 90_000);
@@ -141,13 +153,19 @@ describe('webhooks', () => {
       webhook_url: url,
       webhook_events: ['start', 'progress', 'completed'],
     });
-    const done = await until('the completion', () => receiver.at('/progress').some((r) => r.body.includes('"job.succeeded"')) && receiver.at('/progress'), 60_000);
+    const done = await until(
+      'the completion',
+      () => receiver.at('/progress').some((r) => r.body.includes('"job.succeeded"')) && receiver.at('/progress'),
+      60_000,
+    );
     const key = (await t.api.get('/v1/webhooks/default/secret')).body.key;
     const events = done.map((r) => ({ ...verify(r, key), at: Date.parse(verify(r, key).timestamp) }));
     expect(events[0].type).toBe('job.started');
     expect(events.at(-1)!.type).toBe('job.succeeded');
     const progress = events.filter((e) => e.type === 'job.progress');
-    const epochs = (await t.api.get(`/v1/jobs/${job.body.id}/events?limit=100`)).body.data.filter((e: { type: string }) => e.type === 'job.progress').length;
+    const epochs = (await t.api.get(`/v1/jobs/${job.body.id}/events?limit=100`)).body.data.filter(
+      (e: { type: string }) => e.type === 'job.progress',
+    ).length;
     expect(epochs).toBe(60);
     // At most one progress message per 500 ms: fewer messages than epochs, never two within the window.
     expect(progress.length).toBeGreaterThan(0);
@@ -263,10 +281,14 @@ describe('webhooks', () => {
     // With no worker at all, a new event still lands in the outbox.
     await newVersion();
     worker = await startWorker(WORKER_ENV);
-    const log = await until('both messages delivered', async () => {
-      const d = (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data as Array<{ id: string; status: string }>;
-      return d.length === 2 && d.every((m) => m.status === 'succeeded') && d;
-    }, 40_000);
+    const log = await until(
+      'both messages delivered',
+      async () => {
+        const d = (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data as Array<{ id: string; status: string }>;
+        return d.length === 2 && d.every((m) => m.status === 'succeeded') && d;
+      },
+      40_000,
+    );
     const ids = new Set(receiver.at('/durable').map((r) => r.headers['webhook-id']));
     expect(ids).toEqual(new Set(log.map((m) => m.id)));
     for (const r of receiver.at('/durable')) verify(r, hook.secret);
@@ -315,7 +337,12 @@ describe('webhooks', () => {
     const hook = await endpoint(receiver.on('/mine', { status: 200 }));
     const [message] = await (async () => {
       await newVersion();
-      return until('a message', async () => (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data.length > 0 && (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data);
+      return until(
+        'a message',
+        async () =>
+          (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data.length > 0 &&
+          (await t.api.get(`/v1/webhooks/${hook.id}/deliveries`)).body.data,
+      );
     })();
     const routes: Array<[string, string, unknown?]> = [
       ['GET', `/v1/webhooks/${hook.id}`],
@@ -330,7 +357,9 @@ describe('webhooks', () => {
       expect([method, path, r.status, r.body.error?.code]).toEqual([method, path, 404, 'resource_missing']);
     }
     expect((await other.api.get('/v1/webhooks')).body.data).toEqual([]);
-    expect((await other.api.get('/v1/webhooks/default/secret')).body.key).not.toBe((await t.api.get('/v1/webhooks/default/secret')).body.key);
+    expect((await other.api.get('/v1/webhooks/default/secret')).body.key).not.toBe(
+      (await t.api.get('/v1/webhooks/default/secret')).body.key,
+    );
     // Untouched by the other tenant's attempts.
     expect((await t.api.get(`/v1/webhooks/${hook.id}`)).body).toMatchObject({ enabled: true, previous_secret_expires_at: null });
     // Secrets never reach the logs.

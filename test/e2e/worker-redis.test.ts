@@ -5,7 +5,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '@app/config';
-import { AuditRepository, Database, DatasetRepository, DatasetSpool, type Job, JobRepository, ModelRegistry, TenantRepository } from '@app/db';
+import {
+  AuditRepository,
+  Database,
+  DatasetRepository,
+  DatasetSpool,
+  type Job,
+  JobRepository,
+  ModelRegistry,
+  TenantRepository,
+} from '@app/db';
 import { JobQueues } from '@app/queue';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
 import { createTenant, sleep } from '../support/factories.js';
@@ -49,15 +58,31 @@ async function waitFor(jobId: string, until: (j: Job) => boolean, timeoutMs: num
 
 describe('worker and a Redis restart', () => {
   it('reconnects by itself and runs the job accepted while Redis was down', async () => {
-    const tenant = await db.prisma.$transaction((tx) => new TenantRepository(db).create(tx, { name: 'redis-restart', plan: 'free', quotas: {} }));
+    const tenant = await db.prisma.$transaction((tx) =>
+      new TenantRepository(db).create(tx, { name: 'redis-restart', plan: 'free', quotas: {} }),
+    );
     const spool = new DatasetSpool();
     for (const row of blobRows(200, { seed: 5 })) await spool.append(row as Record<string, number | string>);
     const meta = { name: 'd', task: 'classification', label: 'label', textField: null, format: 'json' } as const;
-    const ds = (await new DatasetRepository(db).store(tenant.id, meta, spool, { rows: 200, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER))!;
+    const ds = (await new DatasetRepository(db).store(
+      tenant.id,
+      meta,
+      spool,
+      { rows: 200, columns: [], bytes: 1000, sha256: 'x' },
+      Number.MAX_SAFE_INTEGER,
+    ))!;
     const model = await new ModelRegistry(db, new AuditRepository(db)).create(tenant.id, 'key_test', { name: 'm', task: 'classification' });
-    const newJob = async () => (await jobs.admit(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, NO_LIMITS)).job!;
+    const newJob = async () =>
+      (await jobs.admit(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, NO_LIMITS))
+        .job!;
 
-    w = await startWorker({ REDIS_URL: redisServer.url, TF_BACKEND: 'wasm', WORKER_RECONCILE_INTERVAL_MS: '1000', WORKER_RECONCILE_AGE_MS: '1000', LOG_LEVEL: 'error' });
+    w = await startWorker({
+      REDIS_URL: redisServer.url,
+      TF_BACKEND: 'wasm',
+      WORKER_RECONCILE_INTERVAL_MS: '1000',
+      WORKER_RECONCILE_AGE_MS: '1000',
+      LOG_LEVEL: 'error',
+    });
     const before = await newJob();
     await queues.enqueue(before);
     expect((await waitFor(before.id, (j) => j.status === 'succeeded', 20_000)).status).toBe('succeeded');

@@ -30,7 +30,15 @@ const published = new Map<string, Array<{ type: string; seq: number; data: Recor
 const workers: RunningProcess[] = [];
 
 /** Fast-moving settings so that stalls, reconciliation and shutdowns happen within seconds. */
-const FAST = { TF_BACKEND: 'wasm', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', WORKER_HEARTBEAT_MS: '500', WORKER_RECONCILE_INTERVAL_MS: '1000', WORKER_RECONCILE_AGE_MS: '3000', LOG_LEVEL: 'warn' };
+const FAST = {
+  TF_BACKEND: 'wasm',
+  WORKER_LOCK_DURATION_MS: '2000',
+  WORKER_STALLED_INTERVAL_MS: '1000',
+  WORKER_HEARTBEAT_MS: '500',
+  WORKER_RECONCILE_INTERVAL_MS: '1000',
+  WORKER_RECONCILE_AGE_MS: '3000',
+  LOG_LEVEL: 'warn',
+};
 
 async function worker(env: Record<string, string> = {}) {
   const w = await startWorker({ ...FAST, ...env });
@@ -47,7 +55,13 @@ async function dataset(name: string, n: number): Promise<string> {
   const spool = new DatasetSpool();
   for (const row of blobRows(n, { features: 4, classes: 3, seed: 3 })) await spool.append(row as Record<string, number | string>);
   const meta = { name, task: 'classification', label: 'label', textField: null, format: 'json' } as const;
-  const ds = await new DatasetRepository(db).store(tenantId, meta, spool, { rows: n, columns: [], bytes: 1000, sha256: 'x' }, Number.MAX_SAFE_INTEGER);
+  const ds = await new DatasetRepository(db).store(
+    tenantId,
+    meta,
+    spool,
+    { rows: n, columns: [], bytes: 1000, sha256: 'x' },
+    Number.MAX_SAFE_INTEGER,
+  );
   return ds!.id;
 }
 
@@ -69,7 +83,10 @@ async function waitFor(jobId: string, until: (j: Job) => boolean, timeoutMs = 30
   for (;;) {
     const j = (await jobs.byId(jobId))!;
     if (until(j)) return j;
-    if (Date.now() > end) throw new Error(`job ${jobId} still ${j.status} after ${timeoutMs} ms: ${JSON.stringify({ attempts: j.attempts, error: j.error, progress: j.progress })}`);
+    if (Date.now() > end)
+      throw new Error(
+        `job ${jobId} still ${j.status} after ${timeoutMs} ms: ${JSON.stringify({ attempts: j.attempts, error: j.error, progress: j.progress })}`,
+      );
     await sleep(50);
   }
 }
@@ -119,10 +136,25 @@ describe('worker', () => {
     expect(done.progress).toMatchObject({ percent: 100, epoch: 4, epochs: 4 });
 
     const events = await jobs.events(job.id);
-    expect(events.map((e) => e.type)).toEqual(['job.queued', 'job.started', 'job.progress', 'job.progress', 'job.progress', 'job.progress', 'job.succeeded']);
+    expect(events.map((e) => e.type)).toEqual([
+      'job.queued',
+      'job.started',
+      'job.progress',
+      'job.progress',
+      'job.progress',
+      'job.progress',
+      'job.succeeded',
+    ]);
     expect(events[1].data).toEqual({ attempt: 1, worker_id: w.ready.id, backend: 'wasm' });
     expect(events.slice(2, 6).map((e) => (e.data as { epoch: number }).epoch)).toEqual([1, 2, 3, 4]);
-    expect(events[2].data).toMatchObject({ epochs: 4, loss: expect.any(Number), val_loss: expect.any(Number), accuracy: expect.any(Number), val_accuracy: expect.any(Number), eta_seconds: expect.any(Number) });
+    expect(events[2].data).toMatchObject({
+      epochs: 4,
+      loss: expect.any(Number),
+      val_loss: expect.any(Number),
+      accuracy: expect.any(Number),
+      val_accuracy: expect.any(Number),
+      eta_seconds: expect.any(Number),
+    });
     // Every event after job.queued (the API's) was published after it committed, in order.
     await until('every event published', () => (published.get(job.id)?.length ?? 0) >= events.length - 1);
     expect(published.get(job.id)!.map((e) => e.seq)).toEqual(events.slice(1).map((e) => Number(e.seq)));
@@ -136,7 +168,10 @@ describe('worker', () => {
     const evaluation = await submit({ type: 'evaluation', modelId, alias: 'latest', datasetId: small });
     const evaluated = await waitFor(evaluation.id, finished);
     expect(evaluated).toMatchObject({ status: 'succeeded', version: 1 });
-    expect(evaluated.result).toMatchObject({ version: 1, metrics: { accuracy: expect.any(Number), macro_f1: expect.any(Number), confusion_matrix: expect.any(Object) } });
+    expect(evaluated.result).toMatchObject({
+      version: 1,
+      metrics: { accuracy: expect.any(Number), macro_f1: expect.any(Number), confusion_matrix: expect.any(Object) },
+    });
 
     const inputs = blobRows(3, { features: 4, classes: 3, seed: 3 }).map(({ label: _label, ...x }) => x);
     const inference = await submit({ type: 'inference', modelId, version: 1, inputs, explain: true });
@@ -166,7 +201,10 @@ describe('worker', () => {
       type: 'training',
       modelId,
       datasetId: small,
-      architecture: { class_name: 'Sequential', config: { layers: [{ class_name: 'Conv2D', config: { filters: 2, kernel_size: 3, batch_input_shape: [null, 4] } }] } },
+      architecture: {
+        class_name: 'Sequential',
+        config: { layers: [{ class_name: 'Conv2D', config: { filters: 2, kernel_size: 3, batch_input_shape: [null, 4] } }] },
+      },
     });
     const noVersion = await submit({ type: 'evaluation', modelId, version: 7, datasetId: small });
     for (const [job, code] of [
@@ -226,7 +264,9 @@ describe('worker', () => {
     await a.stop('SIGKILL');
     const done = await waitFor(job.id, finished, 60_000);
     expect(done).toMatchObject({ status: 'succeeded', attempts: 2, workerId: b.ready.id, version: 1 });
-    const started = (await jobs.events(job.id)).filter((e) => e.type === 'job.started').map((e) => (e.data as { worker_id: string }).worker_id);
+    const started = (await jobs.events(job.id))
+      .filter((e) => e.type === 'job.started')
+      .map((e) => (e.data as { worker_id: string }).worker_id);
     expect(started).toEqual([a.ready.id, b.ready.id]);
     expect(await db.prisma.modelVersion.count({ where: { modelId } })).toBe(1);
   });
@@ -242,7 +282,13 @@ describe('worker', () => {
     const events = await jobs.events(job.id);
     const retrying = events.find((e) => e.type === 'job.retrying')!;
     expect(retrying.data).toMatchObject({ attempt: 1, error: { code: 'worker_crashed' }, next_attempt_in_ms: 1000 });
-    expect(events.map((e) => e.type).filter((t) => t !== 'job.progress')).toEqual(['job.queued', 'job.started', 'job.retrying', 'job.started', 'job.succeeded']);
+    expect(events.map((e) => e.type).filter((t) => t !== 'job.progress')).toEqual([
+      'job.queued',
+      'job.started',
+      'job.retrying',
+      'job.started',
+      'job.succeeded',
+    ]);
     expect(await db.prisma.modelVersion.count({ where: { modelId } })).toBe(1);
   });
 

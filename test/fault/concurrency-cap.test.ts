@@ -63,7 +63,9 @@ describe('fault: max_concurrent_jobs under concurrent submissions, a dead worker
     // A third of the way: kill -9 a worker that is running one of the tenant's jobs.
     await until('a third of the jobs to finish', () => done() >= JOBS / 3, 120_000);
     const victim = await until('a running job on a live worker', async () => {
-      const { rows } = await db.query<{ worker_id: string }>(`SELECT worker_id FROM jobs WHERE tenant_id = $1 AND status = 'running'`, [t.id]);
+      const { rows } = await db.query<{ worker_id: string }>(`SELECT worker_id FROM jobs WHERE tenant_id = $1 AND status = 'running'`, [
+        t.id,
+      ]);
       const live = fleet.ids();
       return rows.find((r) => live.has(r.worker_id));
     });
@@ -86,7 +88,10 @@ describe('fault: max_concurrent_jobs under concurrent submissions, a dead worker
     expect(max).toBe(CAP);
     const rows = (await db.query<{ status: string }>('SELECT status FROM jobs WHERE tenant_id = $1', [t.id])).rows;
     expect(rows.filter((r) => r.status !== 'succeeded')).toEqual([]);
-    const versions = await db.query<{ n: number }>('SELECT count(DISTINCT training_job_id)::int AS n, count(*)::int AS total FROM model_versions WHERE model_id = $1', [t.model]);
+    const versions = await db.query<{ n: number }>(
+      'SELECT count(DISTINCT training_job_id)::int AS n, count(*)::int AS total FROM model_versions WHERE model_id = $1',
+      [t.model],
+    );
     expect(versions.rows[0]).toEqual({ n: JOBS, total: JOBS });
     expect(fleet.crashed()).toEqual([]);
 

@@ -62,7 +62,9 @@ async function owned(url: string, marker: string): Promise<Owned> {
   const version = await ok(tenant.api.get('/v1/models/m/versions/1'));
   const inputs = blobs.slice(0, 2).map(({ label: _l, ...x }) => x);
   const job = await ok(tenant.api.post('/v1/jobs', { type: 'inference', model: 'm', inputs, metadata: { note: `job ${marker}` } }));
-  const hook = await ok(tenant.api.post('/v1/webhooks', { url: 'http://93.184.216.34/hooks', events: ['job.succeeded'], description: `hook ${marker}` }));
+  const hook = await ok(
+    tenant.api.post('/v1/webhooks', { url: 'http://93.184.216.34/hooks', events: ['job.succeeded'], description: `hook ${marker}` }),
+  );
   const key2 = await ok(tenant.api.post('/v1/api-keys', { name: `second ${marker}` }));
   return { tenant, marker, dataset: ds.id, model: m.id, version: version.id, job: job.id, webhook: hook.id, key2: key2.id };
 }
@@ -70,7 +72,10 @@ async function owned(url: string, marker: string): Promise<Owned> {
 beforeAll(async () => {
   redis = await PrivateRedis.start();
   api = await startApi({ REDIS_URL: redis.url });
-  [A, B] = await Promise.all([owned(api.url, `amark${randomBytes(4).toString('hex')}`), owned(api.url, `bsecret${randomBytes(4).toString('hex')}`)]);
+  [A, B] = await Promise.all([
+    owned(api.url, `amark${randomBytes(4).toString('hex')}`),
+    owned(api.url, `bsecret${randomBytes(4).toString('hex')}`),
+  ]);
   const c = await createTenant(api.url, { name: 'sacrificial' });
   C = { id: c.id, key: c.key.id };
   const revoked = await A.tenant.api.post('/v1/api-keys', { name: 'revoked' });
@@ -108,7 +113,8 @@ interface Request {
   namesB: boolean;
 }
 
-const deep = (d: number, kind: 'array' | 'object') => (kind === 'array' ? '['.repeat(d) + ']'.repeat(d) : `${'{"a":'.repeat(d)}1${'}'.repeat(d)}`);
+const deep = (d: number, kind: 'array' | 'object') =>
+  kind === 'array' ? '['.repeat(d) + ']'.repeat(d) : `${'{"a":'.repeat(d)}1${'}'.repeat(d)}`;
 
 /** JSON text that JSON.stringify cannot produce: deep nesting, numbers beyond doubles, prototype keys. */
 const RAW_VALUES = [
@@ -135,22 +141,98 @@ function generator(seed: number) {
 
   const hostileJson = (): unknown =>
     pick<unknown>([
-      0, -1, 1.5, 1e308, -1e308, 2 ** 31, 2 ** 53 + 2, Number.MAX_SAFE_INTEGER, 1e-320, 3_000_000_000,
-      '', ' ', 'x'.repeat(10_000), 'y'.repeat(300_000), '\u0000', 'a\u0000b', '\ud800', '\udfff\ud800', '🙂'.repeat(2_000),
-      '\u202egnp.exe', 'Z̴̡͠a̶l̷g̸o̵', 'ﬀ', '\ufeff', 'null', 'NaN', 'Infinity', 'true',
-      '../../etc/passwd', '..\\..\\boot.ini', '%2e%2e%2f', '/etc/shadow', 'file:///etc/passwd',
-      "'; DROP TABLE jobs; --", "1' OR '1'='1", '1; SELECT pg_sleep(10)--', "$$ || (SELECT secret FROM api_keys) || $$", '{"$gt": ""}',
-      { $gt: '' }, null, true, false, [], {}, [1, 2, 3], [null], ['a', { b: [] }],
-      B.dataset, B.model, B.job, B.webhook, B.key2, B.version, B.tenant.id, `mdl_${'x'.repeat(96)}`,
-      '2026-02-30T00:00:00Z', '9999-12-31T23:59:59Z', '-000001-01-01T00:00:00Z',
-      'http://169.254.169.254/latest/meta-data', 'http://[::ffff:127.0.0.1]/', 'http://0x7f.1/', 'javascript:alert(1)', `http://93.184.216.34/${'p'.repeat(3000)}`,
+      0,
+      -1,
+      1.5,
+      1e308,
+      -1e308,
+      2 ** 31,
+      2 ** 53 + 2,
+      Number.MAX_SAFE_INTEGER,
+      1e-320,
+      3_000_000_000,
+      '',
+      ' ',
+      'x'.repeat(10_000),
+      'y'.repeat(300_000),
+      '\u0000',
+      'a\u0000b',
+      '\ud800',
+      '\udfff\ud800',
+      '🙂'.repeat(2_000),
+      '\u202egnp.exe',
+      'Z̴̡͠a̶l̷g̸o̵',
+      'ﬀ',
+      '\ufeff',
+      'null',
+      'NaN',
+      'Infinity',
+      'true',
+      '../../etc/passwd',
+      '..\\..\\boot.ini',
+      '%2e%2e%2f',
+      '/etc/shadow',
+      'file:///etc/passwd',
+      "'; DROP TABLE jobs; --",
+      "1' OR '1'='1",
+      '1; SELECT pg_sleep(10)--',
+      '$$ || (SELECT secret FROM api_keys) || $$',
+      '{"$gt": ""}',
+      { $gt: '' },
+      null,
+      true,
+      false,
+      [],
+      {},
+      [1, 2, 3],
+      [null],
+      ['a', { b: [] }],
+      B.dataset,
+      B.model,
+      B.job,
+      B.webhook,
+      B.key2,
+      B.version,
+      B.tenant.id,
+      `mdl_${'x'.repeat(96)}`,
+      '2026-02-30T00:00:00Z',
+      '9999-12-31T23:59:59Z',
+      '-000001-01-01T00:00:00Z',
+      'http://169.254.169.254/latest/meta-data',
+      'http://[::ffff:127.0.0.1]/',
+      'http://0x7f.1/',
+      'javascript:alert(1)',
+      `http://93.184.216.34/${'p'.repeat(3000)}`,
     ]);
 
   const segments = [
-    '%2E%2E%2F%2E%2E%2Fetc%2Fpasswd', '..%2f..%2f..%2fetc%2fpasswd', '%2e%2e', '%252e%252e%252f', '%5C..%5C..%5Cwindows',
-    "'%20OR%20'1'%3D'1", '1%3BDROP%20TABLE%20jobs', encodeURIComponent('ds_1 UNION SELECT * FROM api_keys--'),
-    'x'.repeat(250), `ds_${'a'.repeat(97)}`, `job_${'0'.repeat(20)}`, '%F0%9F%92%A9', '%00', '%ZZ', '%C0%AE%C0%AE', '%E2%80%AE',
-    'null', 'undefined', '-1', '0', '1e308', '99999999999999999999', '2147483648', '__proto__', 'constructor', '.env', 'swagger-ui.css%00.js',
+    '%2E%2E%2F%2E%2E%2Fetc%2Fpasswd',
+    '..%2f..%2f..%2fetc%2fpasswd',
+    '%2e%2e',
+    '%252e%252e%252f',
+    '%5C..%5C..%5Cwindows',
+    "'%20OR%20'1'%3D'1",
+    '1%3BDROP%20TABLE%20jobs',
+    encodeURIComponent('ds_1 UNION SELECT * FROM api_keys--'),
+    'x'.repeat(250),
+    `ds_${'a'.repeat(97)}`,
+    `job_${'0'.repeat(20)}`,
+    '%F0%9F%92%A9',
+    '%00',
+    '%ZZ',
+    '%C0%AE%C0%AE',
+    '%E2%80%AE',
+    'null',
+    'undefined',
+    '-1',
+    '0',
+    '1e308',
+    '99999999999999999999',
+    '2147483648',
+    '__proto__',
+    'constructor',
+    '.env',
+    'swagger-ui.css%00.js',
   ];
 
   function own(route: string, param: string): string {
@@ -180,16 +262,40 @@ function generator(seed: number) {
     'POST /v1/admin/tenants': () => ({ name: 't', plan: 'free', quotas: { max_concurrent_jobs: 1 } }),
     'PATCH /v1/admin/tenants/{id}': () => ({ name: 'renamed', quotas: { requests_per_minute: 1_000 } }),
     'POST /v1/admin/tenants/{id}/api-keys': () => ({ name: 'k', scopes: ['jobs:read'] }),
-    'POST /v1/datasets': () => ({ name: 'd', task: 'classification', label: 'label', records: [{ x1: 1, x2: 2, label: 'a' }, { x1: 2, x2: 1, label: 'b' }] }),
+    'POST /v1/datasets': () => ({
+      name: 'd',
+      task: 'classification',
+      label: 'label',
+      records: [
+        { x1: 1, x2: 2, label: 'a' },
+        { x1: 2, x2: 1, label: 'b' },
+      ],
+    }),
     'POST /v1/models': () => ({ name: 'n', task: 'classification', description: 'd' }),
-    'POST /v1/models/{id}/versions': () => ({ model: { format: 'layers-model', modelTopology: {}, weightsManifest: [] }, labels: ['a', 'b'], input_schema: { label: 'label', features: ['x1'] } }),
-    'PUT /v1/models/{id}/aliases/{alias}': () => ({ versions: [{ version: 1, weight: 60 }, { version: 1, weight: 40 }] }),
+    'POST /v1/models/{id}/versions': () => ({
+      model: { format: 'layers-model', modelTopology: {}, weightsManifest: [] },
+      labels: ['a', 'b'],
+      input_schema: { label: 'label', features: ['x1'] },
+    }),
+    'PUT /v1/models/{id}/aliases/{alias}': () => ({
+      versions: [
+        { version: 1, weight: 60 },
+        { version: 1, weight: 40 },
+      ],
+    }),
     'POST /v1/models/{id}/predict': () => ({ inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }], alias: 'prod', metadata: { k: 'v' } }),
     'POST /v1/jobs': () =>
       pick([
         { type: 'training', model: 'm', dataset: A.dataset, hyperparameters: { epochs: 2, learning_rate: 0.01 }, metadata: { k: 'v' } },
         { type: 'evaluation', model: 'm', dataset: A.dataset, alias: 'prod' },
-        { type: 'inference', model: 'm', inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }], explain: true, webhook_url: 'http://93.184.216.34/x', webhook_events: ['completed'] },
+        {
+          type: 'inference',
+          model: 'm',
+          inputs: [{ x1: 1, x2: 2, x3: 3, x4: 4 }],
+          explain: true,
+          webhook_url: 'http://93.184.216.34/x',
+          webhook_events: ['completed'],
+        },
       ]),
     'POST /v1/webhooks': () => ({ url: 'http://93.184.216.34/h', events: ['job.succeeded'], description: 'd' }),
     'PATCH /v1/webhooks/{id}': () => ({ description: 'x', events: ['job.failed'] }),
@@ -199,19 +305,56 @@ function generator(seed: number) {
   function body(key: string): { text: string; contentType?: string } {
     if (chance(0.15)) {
       const whole = pick([
-        '', 'null', '[]', '"s"', '42', 'true', '{', '{"a":1}}', ']', '\u0000', '\ufeff{}', '{"name":"a",}', "{'name':'a'}", '{"name":"a"} trailing',
-        '{"name":"a","name":{"x":1}}', deep(50_000, 'array'), RAW_VALUES.at(-1)!, 'a=1&b=2', 'x1,x2,label\n1,2,a\n', 'x\u0000,label\n1,a\u0000\n2,b\n', '"x1,label\n1,"a\n', 'x1,x1,label\n1,2,a\n', '{"x1":1,"label":"\u0000"}\n{"x1":"NaN"}\n', `{"records":${RAW_VALUES.at(-2)!}}`,
+        '',
+        'null',
+        '[]',
+        '"s"',
+        '42',
+        'true',
+        '{',
+        '{"a":1}}',
+        ']',
+        '\u0000',
+        '\ufeff{}',
+        '{"name":"a",}',
+        "{'name':'a'}",
+        '{"name":"a"} trailing',
+        '{"name":"a","name":{"x":1}}',
+        deep(50_000, 'array'),
+        RAW_VALUES.at(-1)!,
+        'a=1&b=2',
+        'x1,x2,label\n1,2,a\n',
+        'x\u0000,label\n1,a\u0000\n2,b\n',
+        '"x1,label\n1,"a\n',
+        'x1,x1,label\n1,2,a\n',
+        '{"x1":1,"label":"\u0000"}\n{"x1":"NaN"}\n',
+        `{"records":${RAW_VALUES.at(-2)!}}`,
       ]);
-      return { text: whole, contentType: pick(['application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'text/csv', 'application/x-ndjson', 'application/json; charset=utf-16', 'multipart/form-data; boundary=x', 'APPLICATION/JSON', 'application/json, text/html']) };
+      return {
+        text: whole,
+        contentType: pick([
+          'application/json',
+          'application/json',
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'text/csv',
+          'application/x-ndjson',
+          'application/json; charset=utf-16',
+          'multipart/form-data; boundary=x',
+          'APPLICATION/JSON',
+          'application/json, text/html',
+        ]),
+      };
     }
     const template = valid[key]?.() ?? {};
     const raws: string[] = [];
     const leaves: Array<[Record<string, unknown> | unknown[], string | number]> = [];
     const walk = (o: unknown) => {
-      if (o && typeof o === 'object') for (const [k, v] of Object.entries(o)) {
-        leaves.push([o as Record<string, unknown>, Array.isArray(o) ? Number(k) : k]);
-        walk(v);
-      }
+      if (o && typeof o === 'object')
+        for (const [k, v] of Object.entries(o)) {
+          leaves.push([o as Record<string, unknown>, Array.isArray(o) ? Number(k) : k]);
+          walk(v);
+        }
     };
     walk(template);
     const mutations = 1 + Math.floor(r() * 2);
@@ -228,17 +371,64 @@ function generator(seed: number) {
         if (Array.isArray(parent)) parent.splice(Number(k), 1);
         else delete parent[k as string];
       } else {
-        (template as Record<string, unknown>)[pick(['admin', 'tenant_id', 'id', 'status', '__proto__', 'constructor', 'x'.repeat(300), '🙂', '', 'records'])] = hostileJson();
+        (template as Record<string, unknown>)[
+          pick(['admin', 'tenant_id', 'id', 'status', '__proto__', 'constructor', 'x'.repeat(300), '🙂', '', 'records'])
+        ] = hostileJson();
       }
     }
     let text = JSON.stringify(template);
-    raws.forEach((raw, i) => { text = text.replace(`"\\u0001RAW${i}\\u0001"`, raw); });
+    raws.forEach((raw, i) => {
+      text = text.replace(`"\\u0001RAW${i}\\u0001"`, raw);
+    });
     return { text, contentType: chance(0.9) ? 'application/json' : pick(['text/plain', 'text/csv', 'application/x-ndjson']) };
   }
 
-  const queryKeys = ['limit', 'starting_after', 'status', 'type', 'model', 'task', 'page', 'from', 'to', 'tenant', 'state', 'foo', '__proto__', 'limit[]', 'name', 'label'];
+  const queryKeys = [
+    'limit',
+    'starting_after',
+    'status',
+    'type',
+    'model',
+    'task',
+    'page',
+    'from',
+    'to',
+    'tenant',
+    'state',
+    'foo',
+    '__proto__',
+    'limit[]',
+    'name',
+    'label',
+  ];
   const queryValues = () =>
-    pick(['', '0', '-1', '1e308', '1.5', 'abc', '9'.repeat(400), "' OR 1=1--", '%00', '%F0%9F%92%A9', '%ZZ', B.job, B.model, B.dataset, B.tenant.id, 'x'.repeat(3_000), '[]', '{}', 'true', 'null', '5', 'running', 'classification', '2026-01-01', '2026-13-45']);
+    pick([
+      '',
+      '0',
+      '-1',
+      '1e308',
+      '1.5',
+      'abc',
+      '9'.repeat(400),
+      "' OR 1=1--",
+      '%00',
+      '%F0%9F%92%A9',
+      '%ZZ',
+      B.job,
+      B.model,
+      B.dataset,
+      B.tenant.id,
+      'x'.repeat(3_000),
+      '[]',
+      '{}',
+      'true',
+      'null',
+      '5',
+      'running',
+      'classification',
+      '2026-01-01',
+      '2026-13-45',
+    ]);
 
   return function next(route: { method: string; path: string }): Request {
     const audience = route.path.startsWith('/v1/admin') ? 'admin' : route.path.startsWith('/v1/') ? 'tenant' : 'public';
@@ -264,21 +454,33 @@ function generator(seed: number) {
       if (k < 0.85) headers.authorization = `Bearer ${A.tenant.key.secret}`;
       else if (k < 0.9) [headers.authorization, as] = [`Bearer ${adminKey()}`, 'admin'];
       else if (k < 0.93) headers.authorization = `Bearer ${revokedKey}`;
-      else if (k < 0.96) headers.authorization = pick([`Bearer aik_${'x'.repeat(43)}`, 'Basic YTpi', 'Bearer', `bearer  ${A.tenant.key.secret}`, `Bearer ${A.tenant.key.secret.slice(0, -1)}`, `Bearer aik_${'x'.repeat(5_000)}`]);
+      else if (k < 0.96)
+        headers.authorization = pick([
+          `Bearer aik_${'x'.repeat(43)}`,
+          'Basic YTpi',
+          'Bearer',
+          `bearer  ${A.tenant.key.secret}`,
+          `Bearer ${A.tenant.key.secret.slice(0, -1)}`,
+          `Bearer aik_${'x'.repeat(5_000)}`,
+        ]);
       else as = 'other';
     } else if (chance(0.5)) headers.authorization = `Bearer ${A.tenant.key.secret}`;
     let query = '';
-    if (route.method === 'GET' && chance(0.6)) query = `?${Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${pick(queryKeys)}=${queryValues()}`).join('&')}`;
-    if (route.path === '/v1/datasets' && route.method === 'POST' && chance(0.3)) query = `?name=up&task=classification&label=${queryValues()}`;
+    if (route.method === 'GET' && chance(0.6))
+      query = `?${Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${pick(queryKeys)}=${queryValues()}`).join('&')}`;
+    if (route.path === '/v1/datasets' && route.method === 'POST' && chance(0.3))
+      query = `?name=up&task=classification&label=${queryValues()}`;
     let text: string | undefined;
     if (['POST', 'PUT', 'PATCH'].includes(route.method) || (route.method === 'DELETE' && chance(0.2))) {
       const b = body(`${route.method} ${route.path}`);
       text = b.text;
       if (b.contentType) headers['content-type'] = b.contentType;
     }
-    if (route.method === 'POST' && chance(0.15)) headers['idempotency-key'] = pick(['k1', 'k2', 'k'.repeat(300), '', ' ', '../x', "' OR 1=1", 'a'.repeat(64)]);
+    if (route.method === 'POST' && chance(0.15))
+      headers['idempotency-key'] = pick(['k1', 'k2', 'k'.repeat(300), '', ' ', '../x', "' OR 1=1", 'a'.repeat(64)]);
     if (chance(0.1)) headers.prefer = pick(['wait=0', 'wait=abc', 'respond-async', 'wait=-1', 'wait=1e9', 'handling=strict']);
-    if (route.path.endsWith('/stream') && chance(0.5)) headers['last-event-id'] = pick(['-1', '1e308', '1.5', 'abc', '99999999999999999999', "1' OR 1=1", '0x10']);
+    if (route.path.endsWith('/stream') && chance(0.5))
+      headers['last-event-id'] = pick(['-1', '1e308', '1.5', 'abc', '99999999999999999999', "1' OR 1=1", '0x10']);
     return { method: route.method, route: route.path, path: path + query, headers, body: text, as, namesB };
   };
 }
@@ -340,8 +542,21 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
     const requests = Array.from({ length: REQUESTS }, (_, i) => next(routes[i % routes.length]));
     // Two bodies past the 16 MiB limit, sent in full (in the warm-up: what the process grows into
     // once for the largest requests it accepts is its start, not a leak).
-    requests[WARM_UP - 20] = { ...requests[WARM_UP + 7], method: 'POST', route: '/v1/models', path: '/v1/models', headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'n', task: 'classification', description: 'z'.repeat(17 * 1024 * 1024) }) };
-    requests[WARM_UP - 10] = { ...requests[WARM_UP - 20], route: '/v1/datasets', path: '/v1/datasets?name=big&task=classification', headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'text/csv' }, body: `x1,label\n${'1,a\n'.repeat(5_000_000)}` };
+    requests[WARM_UP - 20] = {
+      ...requests[WARM_UP + 7],
+      method: 'POST',
+      route: '/v1/models',
+      path: '/v1/models',
+      headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'n', task: 'classification', description: 'z'.repeat(17 * 1024 * 1024) }),
+    };
+    requests[WARM_UP - 10] = {
+      ...requests[WARM_UP - 20],
+      route: '/v1/datasets',
+      path: '/v1/datasets?name=big&task=classification',
+      headers: { authorization: `Bearer ${A.tenant.key.secret}`, 'content-type': 'text/csv' },
+      body: `x1,label\n${'1,a\n'.repeat(5_000_000)}`,
+    };
 
     // Classic probes, always in the run (the random ones may miss them): U+0000 where the body check
     // cannot see it, streams dropped at once, numbers past PostgreSQL's int4, deep JSON on every JSON route.
@@ -356,39 +571,178 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
       { method: 'GET', path: '/v1/jobs?model=m%00', headers: tenantGet },
       // Streams left as soon as their headers arrive (while the API still subscribes): this killed the API.
       ...Array.from({ length: 10 }, () => ({ method: 'GET', path: `/v1/jobs/${A.job}/stream`, headers: tenantGet })),
-      { method: 'POST', path: '/v1/datasets?name=a%00b&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: 'x1,label\n1,a\n2,b\n' },
-      { method: 'POST', path: '/v1/datasets?name=nul&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: 'x1\u0000,label\n1,a\u0000\n2,b\n' },
-      { method: 'POST', path: '/v1/datasets?name=nul&task=classification', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: '{"x1":1,"label":"a\\u0000"}\n{"x1":2,"label":"b"}\n' },
-      { method: 'POST', path: '/v1/models', headers: tenantJson, body: JSON.stringify({ name: 'nul', task: 'classification', description: 'a\u0000b' }) },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=a%00b&task=classification',
+        headers: { ...tenantGet, 'content-type': 'text/csv' },
+        body: 'x1,label\n1,a\n2,b\n',
+      },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=nul&task=classification',
+        headers: { ...tenantGet, 'content-type': 'text/csv' },
+        body: 'x1\u0000,label\n1,a\u0000\n2,b\n',
+      },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=nul&task=classification',
+        headers: { ...tenantGet, 'content-type': 'application/x-ndjson' },
+        body: '{"x1":1,"label":"a\\u0000"}\n{"x1":2,"label":"b"}\n',
+      },
+      {
+        method: 'POST',
+        path: '/v1/models',
+        headers: tenantJson,
+        body: JSON.stringify({ name: 'nul', task: 'classification', description: 'a\u0000b' }),
+      },
       // Issue 13: a long NDJSON line, a long CSV field, a wide header, a feature nested 100,000 deep.
-      { method: 'POST', path: '/v1/datasets?name=long&task=classification', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: `{"label":"a","x1":"${'a'.repeat(9 * 1024 * 1024)}"}` },
-      { method: 'POST', path: '/v1/datasets?name=field&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: `x1,label\n"${'b'.repeat(9 * 1024 * 1024)}` },
-      { method: 'POST', path: '/v1/datasets?name=wide&task=classification', headers: { ...tenantGet, 'content-type': 'text/csv' }, body: `${Array.from({ length: 20_000 }, (_, i) => `c${i}`).join(',')},label\n` },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=long&task=classification',
+        headers: { ...tenantGet, 'content-type': 'application/x-ndjson' },
+        body: `{"label":"a","x1":"${'a'.repeat(9 * 1024 * 1024)}"}`,
+      },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=field&task=classification',
+        headers: { ...tenantGet, 'content-type': 'text/csv' },
+        body: `x1,label\n"${'b'.repeat(9 * 1024 * 1024)}`,
+      },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=wide&task=classification',
+        headers: { ...tenantGet, 'content-type': 'text/csv' },
+        body: `${Array.from({ length: 20_000 }, (_, i) => `c${i}`).join(',')},label\n`,
+      },
       // Issue 13: keys in the URL, a garbage key with a large body, key minting past the caller,
       // the host's own and documentation addresses, a custom class in an imported model.
       { method: 'GET', path: `/v1/me?access_token=${A.tenant.key.secret}`, headers: {} },
       { method: 'GET', path: `/v1/admin/overview?access_token=${adminKey()}`, headers: {} },
-      { method: 'POST', path: '/v1/models', headers: { ...tenantJson, authorization: `Bearer aik_${'g'.repeat(43)}` }, body: JSON.stringify({ name: 'n', task: 'classification', description: 'd'.repeat(4 * 1024 * 1024) }) },
-      { method: 'POST', path: '/v1/api-keys', headers: tenantJson, body: JSON.stringify({ name: 'k', scopes: ['keys:write', 'admin:everything'] }) },
+      {
+        method: 'POST',
+        path: '/v1/models',
+        headers: { ...tenantJson, authorization: `Bearer aik_${'g'.repeat(43)}` },
+        body: JSON.stringify({ name: 'n', task: 'classification', description: 'd'.repeat(4 * 1024 * 1024) }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/api-keys',
+        headers: tenantJson,
+        body: JSON.stringify({ name: 'k', scopes: ['keys:write', 'admin:everything'] }),
+      },
       { method: 'POST', path: '/v1/webhooks', headers: tenantJson, body: JSON.stringify({ url: 'http://198.51.100.7/hook' }) },
       { method: 'POST', path: '/v1/webhooks', headers: tenantJson, body: JSON.stringify({ url: 'http://[::ffff:203.0.113.9]:3950/' }) },
-      { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'inference', model: 'm', inputs, webhook_url: 'http://192.0.2.1/x' }) },
-      { method: 'POST', path: '/v1/models/m/versions', headers: tenantJson, body: JSON.stringify({ model: { format: 'layers-model', modelTopology: { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'Dense', config: { units: 2, kernel_regularizer: { class_name: 'Custom>x', config: {} }, batch_input_shape: [null, 4] } }] } }, weightsManifest: [] }, labels: ['a', 'b'], input_schema: { label: 'label', features: ['x1', 'x2', 'x3', 'x4'] } }) },
-      { method: 'POST', path: '/v1/embeddings', headers: tenantJson, body: JSON.stringify({ model: 'universal-sentence-encoder-lite', input: ['a', ''] }) },
-      { method: 'POST', path: '/v1/datasets?name=deep&task=regression&label=x1', headers: { ...tenantGet, 'content-type': 'application/x-ndjson' }, body: `{"x1":1,"x2":${'['.repeat(100_000)}${']'.repeat(100_000)}}\n` },
-      { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'inference', model: 'm', inputs, metadata: { k: '\u0000' } }) },
-      { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'inference', model: 'm', inputs, version: 3_000_000_000 }) },
-      { method: 'POST', path: '/v1/jobs', headers: tenantJson, body: JSON.stringify({ type: 'training', model: 'm', dataset: A.dataset, base_version: 2 ** 53 - 1 }) },
+      {
+        method: 'POST',
+        path: '/v1/jobs',
+        headers: tenantJson,
+        body: JSON.stringify({ type: 'inference', model: 'm', inputs, webhook_url: 'http://192.0.2.1/x' }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/models/m/versions',
+        headers: tenantJson,
+        body: JSON.stringify({
+          model: {
+            format: 'layers-model',
+            modelTopology: {
+              class_name: 'Sequential',
+              config: {
+                name: 's',
+                layers: [
+                  {
+                    class_name: 'Dense',
+                    config: { units: 2, kernel_regularizer: { class_name: 'Custom>x', config: {} }, batch_input_shape: [null, 4] },
+                  },
+                ],
+              },
+            },
+            weightsManifest: [],
+          },
+          labels: ['a', 'b'],
+          input_schema: { label: 'label', features: ['x1', 'x2', 'x3', 'x4'] },
+        }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/embeddings',
+        headers: tenantJson,
+        body: JSON.stringify({ model: 'universal-sentence-encoder-lite', input: ['a', ''] }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/datasets?name=deep&task=regression&label=x1',
+        headers: { ...tenantGet, 'content-type': 'application/x-ndjson' },
+        body: `{"x1":1,"x2":${'['.repeat(100_000)}${']'.repeat(100_000)}}\n`,
+      },
+      {
+        method: 'POST',
+        path: '/v1/jobs',
+        headers: tenantJson,
+        body: JSON.stringify({ type: 'inference', model: 'm', inputs, metadata: { k: '\u0000' } }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/jobs',
+        headers: tenantJson,
+        body: JSON.stringify({ type: 'inference', model: 'm', inputs, version: 3_000_000_000 }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/jobs',
+        headers: tenantJson,
+        body: JSON.stringify({ type: 'training', model: 'm', dataset: A.dataset, base_version: 2 ** 53 - 1 }),
+      },
       { method: 'POST', path: '/v1/models/m/predict', headers: tenantJson, body: JSON.stringify({ inputs, version: 3_000_000_000 }) },
       { method: 'PUT', path: '/v1/models/m/aliases/big', headers: tenantJson, body: JSON.stringify({ version: 3_000_000_000 }) },
-      { method: 'PUT', path: '/v1/models/m/aliases/big', headers: tenantJson, body: JSON.stringify({ versions: [{ version: 2 ** 40, weight: 100 }] }) },
-      { method: 'POST', path: '/v1/api-keys', headers: tenantJson, body: JSON.stringify({ name: 'k', rate_limit_per_minute: 1_000_000, expires_at: '+275760-09-13T00:00:00.000Z' }) },
-      { method: 'POST', path: '/v1/admin/tenants', headers: { ...tenantJson, authorization: `Bearer ${adminKey()}` }, body: JSON.stringify({ name: 't', quotas: { max_concurrent_jobs: Number.MAX_SAFE_INTEGER, max_queued_jobs: Number.MAX_SAFE_INTEGER } }) },
+      {
+        method: 'PUT',
+        path: '/v1/models/m/aliases/big',
+        headers: tenantJson,
+        body: JSON.stringify({ versions: [{ version: 2 ** 40, weight: 100 }] }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/api-keys',
+        headers: tenantJson,
+        body: JSON.stringify({ name: 'k', rate_limit_per_minute: 1_000_000, expires_at: '+275760-09-13T00:00:00.000Z' }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/admin/tenants',
+        headers: { ...tenantJson, authorization: `Bearer ${adminKey()}` },
+        body: JSON.stringify({
+          name: 't',
+          quotas: { max_concurrent_jobs: Number.MAX_SAFE_INTEGER, max_queued_jobs: Number.MAX_SAFE_INTEGER },
+        }),
+      },
       ...routes
         .filter((r) => ['POST', 'PUT', 'PATCH'].includes(r.method) && !r.path.startsWith('/v1/admin'))
-        .map((r) => ({ method: r.method, path: r.path.replace(/\{([a-z_]+)\}/g, (_, p: string) => (p === 'alias' ? 'prod' : p === 'message_id' ? 'msg_x' : r.path.startsWith('/v1/models') ? 'm' : r.path.startsWith('/v1/jobs') ? A.job : A.webhook)), headers: tenantJson, body: `{"metadata":${deep(20_000, 'object')}}` })),
+        .map((r) => ({
+          method: r.method,
+          path: r.path.replace(/\{([a-z_]+)\}/g, (_, p: string) =>
+            p === 'alias'
+              ? 'prod'
+              : p === 'message_id'
+                ? 'msg_x'
+                : r.path.startsWith('/v1/models')
+                  ? 'm'
+                  : r.path.startsWith('/v1/jobs')
+                    ? A.job
+                    : A.webhook,
+          ),
+          headers: tenantJson,
+          body: `{"metadata":${deep(20_000, 'object')}}`,
+        })),
     ];
-    classics.forEach((c, i) => { requests[WARM_UP + 10 + i] = { ...c, route: c.path, as: c.headers.authorization?.includes('adm_') ? 'admin' : 'tenant', namesB: false }; });
+    classics.forEach((c, i) => {
+      requests[WARM_UP + 10 + i] = {
+        ...c,
+        route: c.path,
+        as: c.headers.authorization?.includes('adm_') ? 'admin' : 'tenant',
+        namesB: false,
+      };
+    });
 
     const findings: string[] = [];
     const statuses: Record<number, number> = {};
@@ -429,17 +783,21 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
 
     const run = async (batch: Request[]) => {
       let i = 0;
-      await Promise.all(Array.from({ length: PARALLEL }, async () => {
-        while (i < batch.length) {
-          const req = batch[i++];
-          judge(req, await send(req));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: PARALLEL }, async () => {
+          while (i < batch.length) {
+            const req = batch[i++];
+            judge(req, await send(req));
+          }
+        }),
+      );
     };
     await run(requests.slice(0, WARM_UP));
     const rssBefore = await settledRss(api.proc.pid!, 2_000);
     let rssPeak = rssBefore;
-    const peakWatch = setInterval(() => { rssPeak = Math.max(rssPeak, rssBytes(api.proc.pid!)); }, 100);
+    const peakWatch = setInterval(() => {
+      rssPeak = Math.max(rssPeak, rssBytes(api.proc.pid!));
+    }, 100);
     await run(requests.slice(WARM_UP));
     clearInterval(peakWatch);
 
@@ -453,13 +811,23 @@ describe('fault: fuzzing every route with malformed and hostile requests', () =>
     // B's resources are as they were: A's requests changed nothing of B's.
     const b = B.tenant.api;
     expect((await b.get(`/v1/datasets/${B.dataset}`)).body).toMatchObject({ id: B.dataset, name: `data ${B.marker}` });
-    expect((await b.get(`/v1/models/${B.model}`)).body).toMatchObject({ id: B.model, description: `model ${B.marker}`, aliases: { prod: [{ version: 1, weight: 100 }] } });
+    expect((await b.get(`/v1/models/${B.model}`)).body).toMatchObject({
+      id: B.model,
+      description: `model ${B.marker}`,
+      aliases: { prod: [{ version: 1, weight: 100 }] },
+    });
     expect((await b.get('/v1/models/m/versions/1')).body).toMatchObject({ id: B.version });
     expect((await b.get(`/v1/jobs/${B.job}`)).body).toMatchObject({ id: B.job, status: 'queued', metadata: { note: `job ${B.marker}` } });
-    expect((await b.get(`/v1/webhooks/${B.webhook}`)).body).toMatchObject({ id: B.webhook, enabled: true, description: `hook ${B.marker}`, url: 'http://93.184.216.34/hooks' });
+    expect((await b.get(`/v1/webhooks/${B.webhook}`)).body).toMatchObject({
+      id: B.webhook,
+      enabled: true,
+      description: `hook ${B.marker}`,
+      url: 'http://93.184.216.34/hooks',
+    });
     const keys = (await b.get('/v1/api-keys')).body.data as Array<{ id: string; revoked_at: string | null }>;
     expect(keys.find((k) => k.id === B.key2)).toMatchObject({ revoked_at: null });
-    for (const list of ['/v1/datasets', '/v1/models', '/v1/jobs', '/v1/webhooks']) expect([list, (await b.get(list)).body.data.length]).toEqual([list, 1]);
+    for (const list of ['/v1/datasets', '/v1/models', '/v1/jobs', '/v1/webhooks'])
+      expect([list, (await b.get(list)).body.data.length]).toEqual([list, 1]);
 
     const mb = (n: number) => Math.round(n / 1024 / 1024);
     report('fuzz', {

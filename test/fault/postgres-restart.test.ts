@@ -58,7 +58,12 @@ interface Row {
 }
 
 const rowsOf = async (tenantId: string) =>
-  (await db.query<Row>(`SELECT id, status, worker_id, attempts, (progress->>'epoch')::int AS epoch, started_at, finished_at FROM jobs WHERE tenant_id = $1 ORDER BY created_at, id`, [tenantId])).rows;
+  (
+    await db.query<Row>(
+      `SELECT id, status, worker_id, attempts, (progress->>'epoch')::int AS epoch, started_at, finished_at FROM jobs WHERE tenant_id = $1 ORDER BY created_at, id`,
+      [tenantId],
+    )
+  ).rows;
 
 describe('fault: PostgreSQL restarted while jobs run', () => {
   it(`${JOBS} trainings across ${RESTARTS.length} PostgreSQL restart(s) and a dead worker: every result is written, nothing stays running`, async () => {
@@ -88,7 +93,9 @@ describe('fault: PostgreSQL restarted while jobs run', () => {
         `two jobs mid-training before restart ${i + 1}`,
         async () => {
           const live = fleet.ids();
-          const r = (await rowsOf(t.id)).filter((j) => j.status === 'running' && j.epoch !== null && j.epoch >= 1 && live.has(j.worker_id!));
+          const r = (await rowsOf(t.id)).filter(
+            (j) => j.status === 'running' && j.epoch !== null && j.epoch >= 1 && live.has(j.worker_id!),
+          );
           return r.length >= 2 && r;
         },
         60_000,
@@ -97,7 +104,10 @@ describe('fault: PostgreSQL restarted while jobs run', () => {
       const down = Date.now();
       const outage: (typeof outages)[number] = { mode, down, up: 0, running: running.map((j) => j.id) };
       // The API is up but cannot read or commit: 503 (retry later), never 500.
-      record('POST /v1/jobs', await t.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds.body.id, hyperparameters: TRAINING }));
+      record(
+        'POST /v1/jobs',
+        await t.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: ds.body.id, hyperparameters: TRAINING }),
+      );
       record(`GET /v1/jobs/${ids[0]}`, await t.api.get(`/v1/jobs/${ids[0]}`));
       record('GET /v1/jobs', await t.api.get('/v1/jobs'));
       record('GET /v1/models', await t.api.get('/v1/models'));
@@ -126,7 +136,9 @@ describe('fault: PostgreSQL restarted while jobs run', () => {
     // Only the jobs accepted before (the 503s wrote nothing), all succeeded.
     expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort());
     expect(rows.filter((r) => r.status !== 'succeeded')).toEqual([]);
-    const versions = (await db.query<{ training_job_id: string }>('SELECT training_job_id FROM model_versions WHERE model_id = $1', [model.body.id])).rows;
+    const versions = (
+      await db.query<{ training_job_id: string }>('SELECT training_job_id FROM model_versions WHERE model_id = $1', [model.body.id])
+    ).rows;
     expect(versions.map((v) => v.training_job_id).sort()).toEqual([...ids].sort());
     // The jobs that were running when the server went down were written after it came back.
     for (const o of outages) {
@@ -137,10 +149,20 @@ describe('fault: PostgreSQL restarted while jobs run', () => {
     }
     // The dead worker's job was started again by a live one.
     const killed = outages[0].killed!;
-    const started = (await db.query<{ worker_id: string }>(`SELECT data->>'worker_id' AS worker_id FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`, [killed.job])).rows.map((e) => e.worker_id);
+    const started = (
+      await db.query<{ worker_id: string }>(
+        `SELECT data->>'worker_id' AS worker_id FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`,
+        [killed.job],
+      )
+    ).rows.map((e) => e.worker_id);
     expect(started[0]).toBe(killed.worker);
     expect(started.at(-1)).not.toBe(killed.worker);
-    const retried = (await db.query<{ job_id: string; code: string }>(`SELECT job_id, data->'error'->>'code' AS code FROM job_events WHERE job_id = ANY($1) AND type = 'job.retrying'`, [ids])).rows;
+    const retried = (
+      await db.query<{ job_id: string; code: string }>(
+        `SELECT job_id, data->'error'->>'code' AS code FROM job_events WHERE job_id = ANY($1) AND type = 'job.retrying'`,
+        [ids],
+      )
+    ).rows;
     expect(fleet.crashed()).toEqual([]);
     expect(api.proc.exitCode).toBeNull();
 

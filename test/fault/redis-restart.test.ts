@@ -38,9 +38,11 @@ afterAll(async () => {
 /** Runs `fn` over `items`, `parallel` at a time. */
 async function inParallel<T>(items: T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 describe('fault: Redis restarted during submissions', () => {
@@ -56,7 +58,8 @@ describe('fault: Redis restarted during submissions', () => {
     /** Every answer counts; a 5xx other than 503, or a 503 that is not in the error shape, is a finding. */
     const record = (phase: string, what: string, r: Reply) => {
       (statuses[phase] ??= {})[r.status] = (statuses[phase][r.status] ?? 0) + 1;
-      if (r.status >= 500 && (r.status !== 503 || !r.body?.error?.code)) unexpected.push(`${phase} ${what} → ${r.status} ${r.text.slice(0, 200)}`);
+      if (r.status >= 500 && (r.status !== 503 || !r.body?.error?.code))
+        unexpected.push(`${phase} ${what} → ${r.status} ${r.text.slice(0, 200)}`);
     };
     const submit = async (phase: string, client: Api) => {
       const r = await client.post('/v1/jobs', { type: 'training', model: 'm', dataset: t.dataset, hyperparameters: TRAINING });
@@ -87,7 +90,15 @@ describe('fault: Redis restarted during submissions', () => {
       if (r.status === 202 || r.status === 200) predictions.push(r.body.id);
       if (r.status === 202) accepted.push({ id: r.body.id, type: 'inference', phase: 'during' });
     }
-    for (const path of ['/v1/me', '/v1/jobs?limit=5', `/v1/jobs/${accepted[0].id}`, `/v1/jobs/${accepted.at(-1)!.id}`, `/v1/jobs/${accepted.at(-1)!.id}/events`, '/v1/models/m', '/v1/datasets']) {
+    for (const path of [
+      '/v1/me',
+      '/v1/jobs?limit=5',
+      `/v1/jobs/${accepted[0].id}`,
+      `/v1/jobs/${accepted.at(-1)!.id}`,
+      `/v1/jobs/${accepted.at(-1)!.id}/events`,
+      '/v1/models/m',
+      '/v1/datasets',
+    ]) {
       record('during', `GET ${path}`, await t.api.get(path));
     }
     const ready = await t.api.get('/readyz');
@@ -109,9 +120,24 @@ describe('fault: Redis restarted during submissions', () => {
       180_000,
       250,
     );
-    const rows = (await db.query<{ id: string; status: string; type: string; error: unknown }>('SELECT id, status, type, error FROM jobs WHERE tenant_id = $1', [t.id])).rows;
+    const rows = (
+      await db.query<{ id: string; status: string; type: string; error: unknown }>(
+        'SELECT id, status, type, error FROM jobs WHERE tenant_id = $1',
+        [t.id],
+      )
+    ).rows;
     // Nothing accepted is lost, and nothing answered 503 was half-written: the rows are exactly the accepted jobs.
-    expect(rows.filter((r) => r.type === 'training').map((r) => r.id).sort()).toEqual(accepted.filter((a) => a.type === 'training').map((a) => a.id).sort());
+    expect(
+      rows
+        .filter((r) => r.type === 'training')
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(
+      accepted
+        .filter((a) => a.type === 'training')
+        .map((a) => a.id)
+        .sort(),
+    );
     const failed = rows.filter((r) => r.status !== 'succeeded');
     expect(failed).toEqual([]);
     const versions = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM model_versions WHERE model_id = $1', [t.model]);

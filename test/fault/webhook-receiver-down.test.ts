@@ -16,7 +16,11 @@ import { freePort, PrivateRedis } from '../support/redis-server.js';
 
 const JOBS = count(8, 24);
 /** Retries often, and for long enough (~43 s) to outlast the outage with room to spare. */
-const WEBHOOKS = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '500ms,1s,1s,2s,2s,2s,2s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s', WEBHOOK_TIMEOUT_MS: '2000' };
+const WEBHOOKS = {
+  WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+  WEBHOOK_RETRY_SCHEDULE: '500ms,1s,1s,2s,2s,2s,2s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s,3s',
+  WEBHOOK_TIMEOUT_MS: '2000',
+};
 const EVENTS = ['job.started', 'job.succeeded', 'model.version.created'];
 
 interface Delivery {
@@ -84,14 +88,25 @@ describe('fault: webhook receiver down for the first half of a run', () => {
     const ids: string[] = [];
     const submit = async (i: number) => {
       // Each job also has its own webhook_url (signed with the tenant's default secret).
-      const r = await t.api.post('/v1/jobs', { type: 'training', model: 'm', dataset: t.dataset, hyperparameters: { epochs: 3, seed: i }, webhook_url: `${base}/job/${i}` });
+      const r = await t.api.post('/v1/jobs', {
+        type: 'training',
+        model: 'm',
+        dataset: t.dataset,
+        hyperparameters: { epochs: 3, seed: i },
+        webhook_url: `${base}/job/${i}`,
+      });
       expect(r.status).toBe(202);
       ids.push(r.body.id);
     };
     const half = Math.floor(JOBS / 2);
     for (let i = 0; i < half; i++) await submit(i);
     // First half: every job ends, and its messages have been refused at least once.
-    await until('the first half to end', async () => (await db.query(`SELECT 1 FROM jobs WHERE id = ANY($1) AND status IN ('queued', 'running')`, [ids])).rowCount === 0, 60_000, 200);
+    await until(
+      'the first half to end',
+      async () => (await db.query(`SELECT 1 FROM jobs WHERE id = ANY($1) AND status IN ('queued', 'running')`, [ids])).rowCount === 0,
+      60_000,
+      200,
+    );
     // Every message of the first half refused at least twice (a retry refused too), and meanwhile
     // the worker holding the delayed deliveries killed and replaced.
     const refused = (times: number) => async () => {
@@ -116,10 +131,14 @@ describe('fault: webhook receiver down for the first half of a run', () => {
     const messages = await until(
       `all ${expected} messages delivered`,
       async () => {
-        const { rows } = await db.query<{ id: string; endpoint_id: string | null; url: string | null; event_type: string; status: string; attempts: number }>(
-          `SELECT id, endpoint_id, url, event_type, status, attempts FROM webhook_messages WHERE tenant_id = $1`,
-          [t.id],
-        );
+        const { rows } = await db.query<{
+          id: string;
+          endpoint_id: string | null;
+          url: string | null;
+          event_type: string;
+          status: string;
+          attempts: number;
+        }>(`SELECT id, endpoint_id, url, event_type, status, attempts FROM webhook_messages WHERE tenant_id = $1`, [t.id]);
         return rows.length === expected && rows.every((m) => m.status === 'succeeded') && rows;
       },
       90_000,

@@ -88,9 +88,19 @@ describe('fault: worker killed mid-training', () => {
       200,
     );
 
-    const jobs = (await db.query<{ id: string; status: string; attempts: number; version: number | null }>('SELECT id, status, attempts, version FROM jobs WHERE tenant_id = $1', [t.id])).rows;
+    const jobs = (
+      await db.query<{ id: string; status: string; attempts: number; version: number | null }>(
+        'SELECT id, status, attempts, version FROM jobs WHERE tenant_id = $1',
+        [t.id],
+      )
+    ).rows;
     expect(jobs.map((j) => j.status)).toEqual(ids.map(() => 'succeeded'));
-    const events = (await db.query<{ job_id: string; type: string; data: { worker_id?: string } }>('SELECT job_id, type, data FROM job_events WHERE job_id = ANY($1) ORDER BY seq', [ids])).rows;
+    const events = (
+      await db.query<{ job_id: string; type: string; data: { worker_id?: string } }>(
+        'SELECT job_id, type, data FROM job_events WHERE job_id = ANY($1) ORDER BY seq',
+        [ids],
+      )
+    ).rows;
     for (const id of ids) {
       // Exactly once: one terminal event, and it is job.succeeded.
       const terminal = events.filter((e) => e.job_id === id && ['job.succeeded', 'job.failed', 'job.canceled'].includes(e.type));
@@ -103,7 +113,12 @@ describe('fault: worker killed mid-training', () => {
       expect(started.at(-1)).not.toBe(kill.worker);
     }
     // One version per job: numbered 1..N, each naming its own training job.
-    const versions = (await db.query<{ number: number; training_job_id: string }>('SELECT number, training_job_id FROM model_versions WHERE model_id = $1 ORDER BY number', [t.model])).rows;
+    const versions = (
+      await db.query<{ number: number; training_job_id: string }>(
+        'SELECT number, training_job_id FROM model_versions WHERE model_id = $1 ORDER BY number',
+        [t.model],
+      )
+    ).rows;
     expect(versions.map((v) => v.number)).toEqual(ids.map((_, i) => i + 1));
     expect(new Set(versions.map((v) => v.training_job_id))).toEqual(new Set(ids));
     expect(new Set(jobs.map((j) => j.version)).size).toBe(JOBS);

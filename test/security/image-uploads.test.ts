@@ -12,12 +12,18 @@ let server: RunningApi;
 let capped: RunningApi; // a low absolute cap on inflated bytes, whatever the quota
 
 beforeAll(async () => {
-  [server, capped] = await Promise.all([startApi(), startApi({ DATASET_ZIP_MAX_INFLATED_BYTES: String(3 * 1024 * 1024), DATASET_ZIP_MAX_RATIO: '1000000' })]);
+  [server, capped] = await Promise.all([
+    startApi(),
+    startApi({ DATASET_ZIP_MAX_INFLATED_BYTES: String(3 * 1024 * 1024), DATASET_ZIP_MAX_RATIO: '1000000' }),
+  ]);
 }, 60_000);
 afterAll(() => Promise.all([server?.stop(), capped?.stop()]));
 
 const upload = (t: TenantFixture, zip: Buffer) =>
-  t.api.call('POST', '/v1/datasets?name=hostile&task=image-classification', { raw: new Uint8Array(zip), headers: { 'content-type': 'application/zip' } });
+  t.api.call('POST', '/v1/datasets?name=hostile&task=image-classification', {
+    raw: new Uint8Array(zip),
+    headers: { 'content-type': 'application/zip' },
+  });
 
 function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -79,12 +85,21 @@ describe('pixel bombs', () => {
     const before = vm(server.proc.pid!, 'VmRSS');
     const start = performance.now();
     const zipped = await upload(t, zipArchive([...classes, { name: 'dog/bomb.png', data: bomb }]));
-    const inline = await t.api.post('/v1/datasets', { name: 'x', task: 'image-classification', records: [{ image: bomb.toString('base64'), label: 'a' }] });
+    const inline = await t.api.post('/v1/datasets', {
+      name: 'x',
+      task: 'image-classification',
+      records: [{ image: bomb.toString('base64'), label: 'a' }],
+    });
     expect(performance.now() - start).toBeLessThan(1_000);
     expect(vm(server.proc.pid!, 'VmHWM') - before).toBeLessThan(64 * 1024 * 1024);
-    for (const [r, where] of [[zipped, 'dog/bomb.png'], [inline, 'records[0]']] as const) {
+    for (const [r, where] of [
+      [zipped, 'dog/bomb.png'],
+      [inline, 'records[0]'],
+    ] as const) {
       expect([r.status, r.body.error.code]).toEqual([400, 'image_too_many_pixels']);
-      expect(r.body.error.message).toBe(`${where}: declares 50000×50000 pixels, more than the limit of 16777216 (DATASET_IMAGE_MAX_PIXELS)`);
+      expect(r.body.error.message).toBe(
+        `${where}: declares 50000×50000 pixels, more than the limit of 16777216 (DATASET_IMAGE_MAX_PIXELS)`,
+      );
     }
     await nothingStored(t);
   });
@@ -100,13 +115,18 @@ describe('paths and links that leave the archive', () => {
     const t = await createTenant(server.url);
     const r = await upload(t, zipArchive([...classes, { name, data: pngImage(8, 8) }]));
     expect([r.status, r.body.error.code]).toEqual([400, 'archive_path_invalid']);
-    expect(r.body.error.message).toBe(`${name}: ${what}${what === 'an absolute path' ? '; entries must be relative to the archive' : " ('..')"}`);
+    expect(r.body.error.message).toBe(
+      `${name}: ${what}${what === 'an absolute path' ? '; entries must be relative to the archive' : " ('..')"}`,
+    );
     await nothingStored(t);
   });
 
   it('refuses a symlink entry, whatever it points at', async () => {
     const t = await createTenant(server.url);
-    const r = await upload(t, zipArchive([...classes, { name: 'cat/evil.png', data: Buffer.from('../../../../etc/shadow'), mode: 0o120777, method: 0 }]));
+    const r = await upload(
+      t,
+      zipArchive([...classes, { name: 'cat/evil.png', data: Buffer.from('../../../../etc/shadow'), mode: 0o120777, method: 0 }]),
+    );
     expect([r.status, r.body.error.code]).toEqual([400, 'archive_symlink']);
     expect(r.body.error.message).toMatch(/^cat\/evil\.png: a symbolic link/);
     await nothingStored(t);
@@ -132,7 +152,9 @@ describe('large archives stream', () => {
     clearInterval(sampler);
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ rows: 150, bytes: 150 * photo.length });
-    process.stdout.write(`60 MB archive: ${Math.round(ms)} ms, API RSS ${Math.round(before / 2 ** 20)} MB before, peak +${Math.round((peak - before) / 2 ** 20)} MB\n`);
+    process.stdout.write(
+      `60 MB archive: ${Math.round(ms)} ms, API RSS ${Math.round(before / 2 ** 20)} MB before, peak +${Math.round((peak - before) / 2 ** 20)} MB\n`,
+    );
     expect(peak - before).toBeLessThan(256 * 1024 * 1024);
   }, 120_000);
 });

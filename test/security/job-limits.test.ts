@@ -55,7 +55,11 @@ async function stopWorkers(): Promise<void> {
 async function tenant(quotas: Record<string, number> = {}): Promise<TenantFixture & { dataset: string }> {
   const t = await createTenant(server.url, { quotas: { requests_per_minute: 100_000, ...quotas } });
   expect((await t.api.post('/v1/models', { name: 'm', task: 'classification' })).status).toBe(201);
-  const ds = await t.api.post('/v1/datasets', { name: 'd', task: 'classification', records: blobRows(150, { features: 4, classes: 3, seed: 7 }) });
+  const ds = await t.api.post('/v1/datasets', {
+    name: 'd',
+    task: 'classification',
+    records: blobRows(150, { features: 4, classes: 3, seed: 7 }),
+  });
   expect(ds.status).toBe(201);
   return { ...t, dataset: ds.body.id };
 }
@@ -79,12 +83,22 @@ interface JobRow {
   compute_seconds: number;
 }
 const row = async (id: string) =>
-  (await db.query<JobRow>('SELECT status, attempts, error, started_at, finished_at, compute_seconds FROM jobs WHERE id = $1', [id])).rows[0];
+  (await db.query<JobRow>('SELECT status, attempts, error, started_at, finished_at, compute_seconds FROM jobs WHERE id = $1', [id]))
+    .rows[0];
 const eventsOf = async (id: string) =>
-  (await db.query<{ seq: string; type: string; data: Record<string, any> }>('SELECT seq, type, data FROM job_events WHERE job_id = $1 ORDER BY seq', [id])).rows;
+  (
+    await db.query<{ seq: string; type: string; data: Record<string, any> }>(
+      'SELECT seq, type, data FROM job_events WHERE job_id = $1 ORDER BY seq',
+      [id],
+    )
+  ).rows;
 
 /** The whole SSE stream of a job (it ends with the job), as `{id, type}` per event. */
-async function stream(t: TenantFixture, jobId: string, lastEventId?: string): Promise<Array<{ id: number; type: string; eventId: string }>> {
+async function stream(
+  t: TenantFixture,
+  jobId: string,
+  lastEventId?: string,
+): Promise<Array<{ id: number; type: string; eventId: string }>> {
   const res = await fetch(`${server.url}/v1/jobs/${jobId}/stream`, {
     headers: { authorization: `Bearer ${t.key.secret}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
   });
@@ -93,7 +107,11 @@ async function stream(t: TenantFixture, jobId: string, lastEventId?: string): Pr
   return text
     .split('\n\n')
     .filter((b) => b.startsWith('id:'))
-    .map((b) => ({ id: Number(/^id: (.*)$/m.exec(b)![1]), type: /^event: (.*)$/m.exec(b)![1], eventId: JSON.parse(/^data: (.*)$/m.exec(b)![1]).id }));
+    .map((b) => ({
+      id: Number(/^id: (.*)$/m.exec(b)![1]),
+      type: /^event: (.*)$/m.exec(b)![1],
+      eventId: JSON.parse(/^data: (.*)$/m.exec(b)![1]).id,
+    }));
 }
 
 beforeAll(async () => {
@@ -120,7 +138,10 @@ describe('max_model_parameters at submission', () => {
     const cases = [
       { shape: { task: 'classification' as const, inputWidth: 4, outputWidth: 3 }, hp: { hidden_units: [8, 5] } },
       { shape: { task: 'regression' as const, inputWidth: 7, outputWidth: 1 }, hp: { hidden_units: [] } },
-      { shape: { task: 'text-classification' as const, inputWidth: 12, outputWidth: 2, vocabularySize: 40 }, hp: { hidden_units: [6], embedding_dim: 9 } },
+      {
+        shape: { task: 'text-classification' as const, inputWidth: 12, outputWidth: 2, vocabularySize: 40 },
+        hp: { hidden_units: [6], embedding_dim: 9 },
+      },
     ];
     for (const { shape, hp } of cases) {
       const resolved = resolveHyperparameters(shape.task, hp);
@@ -128,7 +149,9 @@ describe('max_model_parameters at submission', () => {
       expect([shape.task, presetParameters(shape, resolved)]).toEqual([shape.task, model.countParams()]);
       model.dispose();
     }
-    expect(presetParameters({ task: 'classification', inputWidth: 4, outputWidth: 3 }, { hidden_units: Array(16).fill(4096) })).toBe(251_752_451);
+    expect(presetParameters({ task: 'classification', inputWidth: 4, outputWidth: 3 }, { hidden_units: Array(16).fill(4096) })).toBe(
+      251_752_451,
+    );
   });
 
   it('refuses a preset of 16 × 4096 hidden units (251.7 M parameters) with 403 max_model_parameters, and takes a small one', async () => {
@@ -160,7 +183,9 @@ describe('max_job_seconds', () => {
     expect(long.body.error.message).toMatch(/at least 12 s .*120000 steps.*max_job_seconds of 5/);
     expect((await t.api.post('/v1/jobs', training(t.dataset, { epochs: 20 }))).status).toBe(202);
     // Early stopping may end it after patience + 1 epochs: not provably too long, so taken.
-    expect((await t.api.post('/v1/jobs', training(t.dataset, { epochs: 1000, batch_size: 1, early_stopping: { patience: 3 } }))).status).toBe(202);
+    expect(
+      (await t.api.post('/v1/jobs', training(t.dataset, { epochs: 1000, batch_size: 1, early_stopping: { patience: 3 } }))).status,
+    ).toBe(202);
   });
 
   it('stops a running training at its limit (failed max_job_seconds, no retry, metered, webhook), and frees the slot', async () => {
@@ -172,7 +197,11 @@ describe('max_job_seconds', () => {
     const next = await t.api.post('/v1/jobs', training(t.dataset, { epochs: 2 }));
     expect(next.status).toBe(202);
 
-    const ended = await until('the long training to end', async () => ((await row(long.body.id)).finished_at ? row(long.body.id) : null), 30_000);
+    const ended = await until(
+      'the long training to end',
+      async () => ((await row(long.body.id)).finished_at ? row(long.body.id) : null),
+      30_000,
+    );
     expect(ended).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'max_job_seconds' } });
     expect(ended.error!.message).toContain('max_job_seconds of 2 s');
     const ran = (ended.finished_at!.getTime() - ended.started_at!.getTime()) / 1000;
@@ -188,11 +217,21 @@ describe('max_job_seconds', () => {
     if (lastProgress) expect(lastProgress.data.eta_seconds).toBeGreaterThan(4);
 
     // The outbox has the webhook message; the usage has the seconds; the next job gets the slot.
-    const messages = await db.query<{ payload: any }>(`SELECT payload FROM webhook_messages WHERE tenant_id = $1 AND event_type = 'job.failed'`, [t.id]);
+    const messages = await db.query<{ payload: any }>(
+      `SELECT payload FROM webhook_messages WHERE tenant_id = $1 AND event_type = 'job.failed'`,
+      [t.id],
+    );
     expect(messages.rows.map((m) => m.payload.data.error.code)).toEqual(['max_job_seconds']);
-    const usage = await db.query<{ n: number }>(`SELECT coalesce(sum(value), 0)::int AS n FROM usage_counters WHERE tenant_id = $1 AND metric = 'compute_seconds'`, [t.id]);
+    const usage = await db.query<{ n: number }>(
+      `SELECT coalesce(sum(value), 0)::int AS n FROM usage_counters WHERE tenant_id = $1 AND metric = 'compute_seconds'`,
+      [t.id],
+    );
     expect(usage.rows[0].n).toBeGreaterThanOrEqual(2);
-    const second = await until('the next job to succeed', async () => ((await row(next.body.id)).status === 'succeeded' ? row(next.body.id) : null), 30_000);
+    const second = await until(
+      'the next job to succeed',
+      async () => ((await row(next.body.id)).status === 'succeeded' ? row(next.body.id) : null),
+      30_000,
+    );
     expect(second.started_at!.getTime()).toBeGreaterThanOrEqual(ended.finished_at!.getTime() - 50);
     // BullMQ holds it as failed for good: no attempt after this one.
     const entry = await until('BullMQ to fail the job', async () => {
@@ -204,10 +243,14 @@ describe('max_job_seconds', () => {
 
     // An admin's retry is a new run, with a whole max_job_seconds again (not failed at once).
     expect((await new Api(server.url, adminKey()).post(`/v1/admin/jobs/${long.body.id}/retry`, {})).status).toBe(200);
-    const again = await until('the retried training to end', async () => {
-      const r = await row(long.body.id);
-      return r.status === 'failed' && r.attempts === 2 ? r : null;
-    }, 30_000);
+    const again = await until(
+      'the retried training to end',
+      async () => {
+        const r = await row(long.body.id);
+        return r.status === 'failed' && r.attempts === 2 ? r : null;
+      },
+      30_000,
+    );
     expect(again.error).toMatchObject({ code: 'max_job_seconds' });
     expect(again.finished_at!.getTime() - again.started_at!.getTime()).toBeGreaterThanOrEqual(2_000);
   }, 90_000);
@@ -265,7 +308,9 @@ describe('the per-job numbering migration', () => {
     try {
       await migrate(url.toString(), before);
       await old.query(`INSERT INTO tenants (id, name, updated_at) VALUES ('ten_a', 'a', now())`);
-      await old.query(`INSERT INTO jobs (id, tenant_id, type, model_id, updated_at) VALUES ('job_1', 'ten_a', 'training', 'mdl_x', now()), ('job_2', 'ten_a', 'training', 'mdl_x', now())`);
+      await old.query(
+        `INSERT INTO jobs (id, tenant_id, type, model_id, updated_at) VALUES ('job_1', 'ten_a', 'training', 'mdl_x', now()), ('job_2', 'ten_a', 'training', 'mdl_x', now())`,
+      );
       // Two jobs' events interleaved on the old global sequence.
       const interleaved = [
         ['e1', 'job_1', 'job.queued'],
@@ -277,7 +322,9 @@ describe('the per-job numbering migration', () => {
       ];
       for (const e of interleaved) await old.query('INSERT INTO job_events (id, job_id, type) VALUES ($1, $2, $3)', e);
       await migrate(url.toString(), all);
-      const events = (await old.query<{ id: string; job_id: string; seq: string }>('SELECT id, job_id, seq FROM job_events ORDER BY job_id, seq')).rows;
+      const events = (
+        await old.query<{ id: string; job_id: string; seq: string }>('SELECT id, job_id, seq FROM job_events ORDER BY job_id, seq')
+      ).rows;
       expect(events.map((e) => [e.job_id, Number(e.seq), e.id])).toEqual([
         ['job_1', 1, 'e1'],
         ['job_1', 2, 'e3'],
@@ -290,7 +337,9 @@ describe('the per-job numbering migration', () => {
         { id: 'job_1', event_seq: 3 },
         { id: 'job_2', event_seq: 3 },
       ]);
-      await expect(old.query(`INSERT INTO job_events (id, job_id, seq, type) VALUES ('e7', 'job_1', 3, 'job.progress')`)).rejects.toThrow(/duplicate key/);
+      await expect(old.query(`INSERT INTO job_events (id, job_id, seq, type) VALUES ('e7', 'job_1', 3, 'job.progress')`)).rejects.toThrow(
+        /duplicate key/,
+      );
     } finally {
       await old.end();
       await dropDatabase(url.toString());
@@ -309,7 +358,11 @@ describe('a gpu job with no GPU worker', () => {
     await until('the job to wait for a gpu', async () => (await t.api.get(`/v1/jobs/${job.body.id}`)).body.waiting_for === 'gpu', 45_000);
     expect((await t.api.get(`/v1/jobs/${job.body.id}`)).body).toMatchObject({ status: 'queued', waiting_for: 'gpu' });
 
-    const ended = await until('the gpu job to fail', async () => ((await t.api.get(`/v1/jobs/${job.body.id}`)).body.status === 'failed' ? row(job.body.id) : null), 60_000);
+    const ended = await until(
+      'the gpu job to fail',
+      async () => ((await t.api.get(`/v1/jobs/${job.body.id}`)).body.status === 'failed' ? row(job.body.id) : null),
+      60_000,
+    );
     expect(ended.error).toMatchObject({ code: 'no_gpu_worker' });
     expect(ended.error!.message).toContain('within 2 s');
     expect(ended.finished_at!.getTime() - new Date(job.body.created_at).getTime()).toBeGreaterThanOrEqual(2_000);
@@ -327,7 +380,11 @@ describe('max_job_seconds across a worker crash', () => {
     const first = await worker();
     const job = await t.api.post('/v1/jobs', training(t.dataset, { ...LONG, epochs: 300 }));
     expect(job.status).toBe(202);
-    const running = await until('the training to run', async () => ((await row(job.body.id)).status === 'running' ? row(job.body.id) : null), 30_000);
+    const running = await until(
+      'the training to run',
+      async () => ((await row(job.body.id)).status === 'running' ? row(job.body.id) : null),
+      30_000,
+    );
     await until('an epoch to end', async () => (await eventsOf(job.body.id)).some((e) => e.type === 'job.progress'), 30_000);
     await first.stop('SIGKILL');
     workers.splice(workers.indexOf(first), 1);
@@ -335,11 +392,17 @@ describe('max_job_seconds across a worker crash', () => {
 
     const ended = await until('the training to end', async () => ((await row(job.body.id)).finished_at ? row(job.body.id) : null), 40_000);
     expect(ended).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'max_job_seconds' } });
-    const starts = (await db.query<{ created_at: Date }>(`SELECT created_at FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`, [job.body.id])).rows;
+    const starts = (
+      await db.query<{ created_at: Date }>(`SELECT created_at FROM job_events WHERE job_id = $1 AND type = 'job.started' ORDER BY seq`, [
+        job.body.id,
+      ])
+    ).rows;
     expect(starts).toHaveLength(2);
     const deadline = running.started_at!.getTime() + 10_000;
     const sinceStart = (d: Date) => (d.getTime() - running.started_at!.getTime()) / 1000;
-    process.stdout.write(`max_job_seconds after a crash: retry started ${sinceStart(starts[1].created_at)} s, ended ${sinceStart(ended.finished_at!)} s after the first start\n`);
+    process.stdout.write(
+      `max_job_seconds after a crash: retry started ${sinceStart(starts[1].created_at)} s, ended ${sinceStart(ended.finished_at!)} s after the first start\n`,
+    );
     // A fresh 10 s for the retry would end it no sooner than 10 s after the second start.
     expect(ended.finished_at!.getTime()).toBeLessThan(Math.max(deadline, starts[1].created_at.getTime()) + 2_000);
   }, 120_000);

@@ -6,7 +6,18 @@ import { adminKey, createTenant, type TenantFixture } from '../support/factories
 import { Api } from '../support/http.js';
 import { type RunningApi, startApi } from '../support/processes.js';
 
-const ALL_SCOPES = ['datasets:read', 'datasets:write', 'models:read', 'models:write', 'jobs:read', 'jobs:write', 'webhooks:read', 'webhooks:write', 'keys:read', 'keys:write'];
+const ALL_SCOPES = [
+  'datasets:read',
+  'datasets:write',
+  'models:read',
+  'models:write',
+  'jobs:read',
+  'jobs:write',
+  'webhooks:read',
+  'webhooks:write',
+  'keys:read',
+  'keys:write',
+];
 
 let server: RunningApi;
 let admin: Api;
@@ -26,7 +37,12 @@ afterAll(async () => {
 });
 
 const idem = () => ({ 'idempotency-key': `idem-${randomBytes(6).toString('hex')}` });
-const randomKey = () => `aik_${randomBytes(32).toString('base64').replace(/[^A-Za-z0-9]/g, '').padEnd(43, 'a').slice(0, 43)}`;
+const randomKey = () =>
+  `aik_${randomBytes(32)
+    .toString('base64')
+    .replace(/[^A-Za-z0-9]/g, '')
+    .padEnd(43, 'a')
+    .slice(0, 43)}`;
 
 /** Every idempotency record of an Idempotency-Key, as the text of its whole row. */
 async function recordsOf(key: string): Promise<string[]> {
@@ -37,7 +53,12 @@ async function recordsOf(key: string): Promise<string[]> {
 describe('a key makes no key stronger than itself', () => {
   it('refuses scopes, an expiry and a rate limit beyond its own, and inherits them when left out', async () => {
     const expiresAt = new Date(Date.now() + 10 * 60_000).toISOString();
-    const made = await t.api.post('/v1/api-keys', { name: 'narrow', scopes: ['keys:write'], expires_at: expiresAt, rate_limit_per_minute: 30 });
+    const made = await t.api.post('/v1/api-keys', {
+      name: 'narrow',
+      scopes: ['keys:write'],
+      expires_at: expiresAt,
+      rate_limit_per_minute: 30,
+    });
     expect(made.status).toBe(201);
     const narrow = t.api.as(made.body.secret);
 
@@ -60,7 +81,12 @@ describe('a key makes no key stronger than itself', () => {
     expect(child.body).toMatchObject({ scopes: ['keys:write'], rate_limit_per_minute: 30 });
     expect(Date.parse(child.body.expires_at)).toBe(Date.parse(expiresAt));
 
-    const sooner = await narrow.post('/v1/api-keys', { name: 'sooner', scopes: ['keys:write'], expires_at: new Date(Date.now() + 60_000).toISOString(), rate_limit_per_minute: 5 });
+    const sooner = await narrow.post('/v1/api-keys', {
+      name: 'sooner',
+      scopes: ['keys:write'],
+      expires_at: new Date(Date.now() + 60_000).toISOString(),
+      rate_limit_per_minute: 5,
+    });
     expect(sooner.status).toBe(201);
   });
 
@@ -132,7 +158,9 @@ describe('idempotency and secrets', () => {
     const replayed = await t.api.post(`/v1/webhooks/${first.body.id}/rotate-secret`, undefined, { headers: r });
     expect(replayed.headers.get('idempotent-replayed')).toBe('true');
     expect(replayed.body.secret).toBe(rotated.body.secret);
-    expect((await b.post(`/v1/webhooks/${first.body.id}/rotate-secret`, undefined, { headers: r })).body.secret).not.toBe(rotated.body.secret);
+    expect((await b.post(`/v1/webhooks/${first.body.id}/rotate-secret`, undefined, { headers: r })).body.secret).not.toBe(
+      rotated.body.secret,
+    );
 
     for (const row of [...(await recordsOf(h['idempotency-key'])), ...(await recordsOf(r['idempotency-key']))]) {
       expect(row).not.toContain('whsec_');
@@ -196,7 +224,12 @@ describe('with a strict failure throttle and small stored answers', () => {
   let s: TenantFixture;
   beforeAll(async () => {
     // Its own Redis prefix: the failures counted here must not throttle 127.0.0.1 for the other suites.
-    strict = await startApi({ AUTH_FAILURES_PER_MINUTE: '10', IDEMPOTENCY_MAX_ANSWER_BYTES: '1024', REDIS_PREFIX: `${process.env.REDIS_PREFIX}-strict`, WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    strict = await startApi({
+      AUTH_FAILURES_PER_MINUTE: '10',
+      IDEMPOTENCY_MAX_ANSWER_BYTES: '1024',
+      REDIS_PREFIX: `${process.env.REDIS_PREFIX}-strict`,
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+    });
     s = await createTenant(strict.url, { quotas: { max_api_keys: 2, max_webhook_endpoints: 1, max_idempotency_records: 3 } });
   });
   afterAll(() => strict?.stop());
@@ -253,7 +286,7 @@ describe('with a strict failure throttle and small stored answers', () => {
     const spare = keys.body.data.find((k: { name: string }) => k.name === 'spare');
     expect((await s.api.delete(`/v1/api-keys/${spare.id}`)).status).toBe(200);
     expect((await s.api.post('/v1/api-keys', { name: 'third' })).status).toBe(201);
-    expect((await admin.post(`/v1/admin/tenants/${s.id}/api-keys`, { name: 'fourth' }).then((r) => r.body.error?.code))).toBe('max_api_keys');
+    expect(await admin.post(`/v1/admin/tenants/${s.id}/api-keys`, { name: 'fourth' }).then((r) => r.body.error?.code)).toBe('max_api_keys');
 
     expect((await s.api.post('/v1/webhooks', { url: 'http://127.0.0.1:9/a' })).status).toBe(201);
     const second = await s.api.post('/v1/webhooks', { url: 'http://127.0.0.1:9/b' });
@@ -261,7 +294,8 @@ describe('with a strict failure throttle and small stored answers', () => {
     expect(second.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_webhook_endpoints' });
 
     const keysUsed = [idem(), idem(), idem()];
-    for (const [i, h] of keysUsed.entries()) expect((await s.api.post('/v1/models', { name: `m${i}`, task: 'regression' }, { headers: h })).status).toBe(201);
+    for (const [i, h] of keysUsed.entries())
+      expect((await s.api.post('/v1/models', { name: `m${i}`, task: 'regression' }, { headers: h })).status).toBe(201);
     const over = await s.api.post('/v1/models', { name: 'm3', task: 'regression' }, { headers: idem() });
     expect(over.status).toBe(429);
     expect(over.body.error).toMatchObject({ type: 'quota_exceeded_error', code: 'max_idempotency_records' });
@@ -272,6 +306,4 @@ describe('with a strict failure throttle and small stored answers', () => {
     expect(replay.status).toBe(201);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
   });
-
 });
-

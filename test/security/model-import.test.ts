@@ -61,10 +61,26 @@ describe('model imports are loaded once before they become versions', () => {
     const m = await newModel('custom-classes');
     const before = await traces(m);
     const cases: Array<[string, (layer: Record<string, any>) => void, RegExp]> = [
-      ['kernel_regularizer', (l) => (l.config.kernel_regularizer = { class_name: 'Custom>x', config: {} }), /layer 'hidden_1': kernel_regularizer class "Custom>x"/],
-      ['bias_initializer', (l) => (l.config.bias_initializer = { class_name: 'Custom>init', config: {} }), /layer 'hidden_1': bias_initializer class "Custom>init"/],
-      ['kernel_constraint', (l) => (l.config.kernel_constraint = { class_name: 'Custom>c', config: {} }), /kernel_constraint class "Custom>c"/],
-      ['nested', (l) => (l.config.kernel_initializer.config.inner = { class_name: 'Custom>deep' }), /kernel_initializer\.config\.inner names class "Custom>deep"/],
+      [
+        'kernel_regularizer',
+        (l) => (l.config.kernel_regularizer = { class_name: 'Custom>x', config: {} }),
+        /layer 'hidden_1': kernel_regularizer class "Custom>x"/,
+      ],
+      [
+        'bias_initializer',
+        (l) => (l.config.bias_initializer = { class_name: 'Custom>init', config: {} }),
+        /layer 'hidden_1': bias_initializer class "Custom>init"/,
+      ],
+      [
+        'kernel_constraint',
+        (l) => (l.config.kernel_constraint = { class_name: 'Custom>c', config: {} }),
+        /kernel_constraint class "Custom>c"/,
+      ],
+      [
+        'nested',
+        (l) => (l.config.kernel_initializer.config.inner = { class_name: 'Custom>deep' }),
+        /kernel_initializer\.config\.inner names class "Custom>deep"/,
+      ],
       ['activation', (l) => (l.config.activation = 'Custom>act'), /activation "Custom>act"/],
     ];
     for (const [what, mutate, message] of cases) {
@@ -113,7 +129,9 @@ describe('model imports are loaded once before they become versions', () => {
     const shape = await t.api.post(`/v1/models/${m}/versions`, { model: swapped, ...foreignMeta });
     expect(shape.status).toBe(400);
     expect(shape.body.error).toMatchObject({ code: 'model_invalid', param: 'model' });
-    expect(shape.body.error.message).toContain(`weight 'hidden_1/kernel' has shape ${JSON.stringify(kernel.shape)}; the layer needs ${JSON.stringify([...kernel.shape].reverse())}`);
+    expect(shape.body.error.message).toContain(
+      `weight 'hidden_1/kernel' has shape ${JSON.stringify(kernel.shape)}; the layer needs ${JSON.stringify([...kernel.shape].reverse())}`,
+    );
     // Loads fine, fails on the first predict.
     const complex = copy(downloaded);
     firstLayer(complex).config.dtype = 'complex64';
@@ -159,9 +177,27 @@ describe('model imports are loaded once before they become versions', () => {
       ['model a string', { raw: JSON.stringify({ model: 'PK\u0003\u0004' }), headers: json }, 400],
       ['model an array', { raw: JSON.stringify({ model: [1, 2] }), headers: json }, 400],
       ['empty model', { raw: JSON.stringify({ model: {} }), headers: json }, 400],
-      ['topology not an object', { raw: JSON.stringify({ model: { ...foreign(), modelTopology: 'Sequential' }, ...foreignMeta }), headers: json }, 400],
-      ['weightData not base64', { raw: JSON.stringify({ model: { ...foreign(), weightData: '!!!!' }, ...foreignMeta }), headers: json }, 400],
-      ['layers not a list', { raw: JSON.stringify({ model: { ...foreign(), modelTopology: { class_name: 'Sequential', config: { layers: 7 } } }, ...foreignMeta }), headers: json }, 400],
+      [
+        'topology not an object',
+        { raw: JSON.stringify({ model: { ...foreign(), modelTopology: 'Sequential' }, ...foreignMeta }), headers: json },
+        400,
+      ],
+      [
+        'weightData not base64',
+        { raw: JSON.stringify({ model: { ...foreign(), weightData: '!!!!' }, ...foreignMeta }), headers: json },
+        400,
+      ],
+      [
+        'layers not a list',
+        {
+          raw: JSON.stringify({
+            model: { ...foreign(), modelTopology: { class_name: 'Sequential', config: { layers: 7 } } },
+            ...foreignMeta,
+          }),
+          headers: json,
+        },
+        400,
+      ],
       ['config 40 deep', { raw: nestedConfig(40), headers: json }, 400],
       ['config 5,000 deep', { raw: nestedConfig(5_000), headers: json }, 400],
       ['a zip', { raw: 'PK\u0003\u0004garbage', headers: { 'content-type': 'application/zip' } }, 415],
@@ -207,11 +243,15 @@ describe('model imports without a worker', () => {
       const m = await newModel('silent-worker');
       const before = await traces(m);
       const started = Date.now();
-      const [a, b] = await Promise.all([0, 1].map(() => fetch(`${api.url}/v1/models/${m}/versions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${t.key.secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: copy(downloaded) }),
-      })));
+      const [a, b] = await Promise.all(
+        [0, 1].map(() =>
+          fetch(`${api.url}/v1/models/${m}/versions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${t.key.secret}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: copy(downloaded) }),
+          }),
+        ),
+      );
       const statuses = [a.status, b.status].sort();
       expect(statuses).toEqual([429, 503]);
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -74,7 +74,9 @@ describe('webhook destinations: the host itself and the non-public ranges', () =
 
     const mapped = await t.api.post('/v1/webhooks', { url: `http://[::ffff:${own.address}]:3950/` });
     expect([mapped.status, mapped.body.error?.code]).toEqual([400, 'url_not_allowed']);
-    expect(mapped.body.error.message).toMatch(new RegExp(`IPv4-mapped address \\(::ffff:0:0/96\\) of ${own.address.replace(/\./g, '\\.')}, an address of this host`));
+    expect(mapped.body.error.message).toMatch(
+      new RegExp(`IPv4-mapped address \\(::ffff:0:0/96\\) of ${own.address.replace(/\./g, '\\.')}, an address of this host`),
+    );
     expect((await t.api.get('/v1/webhooks')).body.data).toEqual([]);
   });
 
@@ -124,7 +126,13 @@ describe("a job's webhook_url is checked at submission", () => {
     ['ftp://127.0.0.1/hook', 'scheme_not_allowed', /scheme ftp: is not allowed/],
   ];
   it.each(refused)('refuses webhook_url %s with 400 %s and writes no job', async (url, code, message) => {
-    const r = await t.api.post('/v1/jobs', { type: 'training', model: 'hooked', dataset, hyperparameters: { epochs: 1 }, webhook_url: url });
+    const r = await t.api.post('/v1/jobs', {
+      type: 'training',
+      model: 'hooked',
+      dataset,
+      hyperparameters: { epochs: 1 },
+      webhook_url: url,
+    });
     expect([r.status, r.body.error?.code, r.body.error?.param]).toEqual([400, code, 'webhook_url']);
     expect(r.body.error.message).toMatch(message);
     expect((await t.api.get('/v1/jobs')).body.data).toEqual([]);
@@ -145,7 +153,13 @@ describe("a job's webhook_url is checked at submission", () => {
   });
 
   it('still accepts a job whose webhook_url the operator allowed', async () => {
-    const r = await t.api.post('/v1/jobs', { type: 'training', model: 'hooked', dataset, hyperparameters: { epochs: 1 }, webhook_url: 'http://127.0.0.1:9/job' });
+    const r = await t.api.post('/v1/jobs', {
+      type: 'training',
+      model: 'hooked',
+      dataset,
+      hyperparameters: { epochs: 1 },
+      webhook_url: 'http://127.0.0.1:9/job',
+    });
     expect(r.status).toBe(202);
     expect(r.body.webhook_url).toBe('http://127.0.0.1:9/job');
   });
@@ -154,7 +168,11 @@ describe("a job's webhook_url is checked at submission", () => {
 describe('/metrics is for the operator', () => {
   it('answers 401 without a key, 401 with a wrong token, 403 to a tenant key, 200 to the admin key and to METRICS_TOKEN', async () => {
     const anonymous = await new Api(server.url).get('/metrics');
-    expect([anonymous.status, anonymous.body.error?.type, anonymous.body.error?.code]).toEqual([401, 'authentication_error', 'api_key_missing']);
+    expect([anonymous.status, anonymous.body.error?.type, anonymous.body.error?.code]).toEqual([
+      401,
+      'authentication_error',
+      'api_key_missing',
+    ]);
     expect(anonymous.headers.get('request-id')).toMatch(/^req_/);
     expect(anonymous.text).not.toContain('aiaas_http_requests_total');
 
@@ -255,8 +273,14 @@ describe('broken HTTP is answered in the error shape', () => {
     ['a header line without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n'],
     ['a control character in a header value', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n'],
     ['a non-numeric Content-Length', 'POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
-    ['both Content-Length and Transfer-Encoding', 'POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
-    ['a bad chunk size', 'POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aik_x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'a bad chunk size',
+      'POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aik_x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+    ],
     ['an unknown HTTP version', 'GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n'],
   ])('answers %s with 400', async (_what, bytes) => {
     const r = await rawRequest(bytes);

@@ -42,7 +42,9 @@ function stalledUpload(url: string, key: string, name: string, first = 'x,y\n'):
     req.on('response', (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
+      res.on('data', (c: string) => {
+        text += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : null, headers: res.headers }));
     });
     req.on('error', reject);
@@ -54,7 +56,9 @@ function stalledUpload(url: string, key: string, name: string, first = 'x,y\n'):
 
 /** Sessions of the test database left open inside a transaction. */
 async function idleInTransaction(): Promise<number> {
-  const { rows } = await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`);
+  const { rows } = await db.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+  );
   return rows[0].n;
 }
 
@@ -109,7 +113,13 @@ describe('stalled and abandoned uploads', () => {
 
     // The clients leave mid-body: nothing is stored, nothing stays open, and the service is whole.
     for (const u of uploads) u.req.destroy();
-    await until('the abandoned uploads to free their slots', async () => (await hostile.api.post('/v1/datasets', { name: 'after', task: 'regression', label: 'y', records: [{ x: 1, y: 2 }] })).status === 201, 10_000);
+    await until(
+      'the abandoned uploads to free their slots',
+      async () =>
+        (await hostile.api.post('/v1/datasets', { name: 'after', task: 'regression', label: 'y', records: [{ x: 1, y: 2 }] })).status ===
+        201,
+      10_000,
+    );
     expect(await idleInTransaction()).toBe(0);
     const list = await hostile.api.get('/v1/datasets');
     expect(list.body.data.map((d: { name: string }) => d.name)).toEqual(['after']);
@@ -122,25 +132,42 @@ describe('stalled and abandoned uploads', () => {
     const held = Array.from({ length: 4 }, (_, i) => stalledUpload(strict.url, t.key.secret, `held${i}`));
     // Keep them alive past the idle timeout by trickling a row every 200 ms.
     let row = 0;
-    const trickle = setInterval(() => held.forEach((u) => { u.req.write(`${row},${row++}\n`); }), 200);
+    const trickle = setInterval(
+      () =>
+        held.forEach((u) => {
+          u.req.write(`${row},${row++}\n`);
+        }),
+      200,
+    );
     try {
       // The four have reached their route when they hold the tenant's four leases.
       await until('four uploads in flight', async () => (await redis.zcard(`{${process.env.REDIS_PREFIX}}:uploads:${t.id}`)) === 4, 10_000);
-      const refused = await t.api.call('POST', '/v1/datasets?name=fifth&task=regression&label=y', { raw: 'x,y\n1,2\n', headers: { 'content-type': 'text/csv' } });
+      const refused = await t.api.call('POST', '/v1/datasets?name=fifth&task=regression&label=y', {
+        raw: 'x,y\n1,2\n',
+        headers: { 'content-type': 'text/csv' },
+      });
       expect(refused.status).toBe(429);
       expect(refused.body.error).toMatchObject({ type: 'rate_limit_error', code: 'uploads_in_flight' });
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       // Another tenant is not affected.
-      const mine = await other.api.call('POST', '/v1/datasets?name=mine&task=regression&label=y', { raw: 'x,y\n1,2\n', headers: { 'content-type': 'text/csv' } });
+      const mine = await other.api.call('POST', '/v1/datasets?name=mine&task=regression&label=y', {
+        raw: 'x,y\n1,2\n',
+        headers: { 'content-type': 'text/csv' },
+      });
       expect(mine.status).toBe(201);
       clearInterval(trickle);
       held[0].req.end('1,2\n');
       expect((await held[0].response).status).toBe(201);
-      const next = await t.api.call('POST', '/v1/datasets?name=next&task=regression&label=y', { raw: 'x,y\n1,2\n', headers: { 'content-type': 'text/csv' } });
+      const next = await t.api.call('POST', '/v1/datasets?name=next&task=regression&label=y', {
+        raw: 'x,y\n1,2\n',
+        headers: { 'content-type': 'text/csv' },
+      });
       expect(next.status).toBe(201);
     } finally {
       clearInterval(trickle);
-      held.forEach((u) => { u.req.destroy(); });
+      held.forEach((u) => {
+        u.req.destroy();
+      });
     }
   }, 30_000);
 
@@ -165,7 +192,9 @@ describe('stalled and abandoned uploads', () => {
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       req.on('response', (res) => {
         let text = '';
-        res.on('data', (c) => { text += c; });
+        res.on('data', (c) => {
+          text += c;
+        });
         res.on('end', () => resolve({ status: res.statusCode!, body: text }));
       });
       req.on('error', reject);
@@ -183,7 +212,12 @@ describe('long lines, long fields and wide headers', () => {
     const t = await createTenant(roomy.url);
     const body = Buffer.concat([Buffer.from('{"y": 1, "x": "'), Buffer.alloc(30 * 1024 * 1024, 'a'), Buffer.from('"}')]);
     const before = vm(roomy.proc.pid!, 'VmRSS');
-    const { value, ms } = await timed(() => t.api.call('POST', '/v1/datasets?name=long&task=regression&label=y', { raw: body, headers: { 'content-type': 'application/x-ndjson' } }));
+    const { value, ms } = await timed(() =>
+      t.api.call('POST', '/v1/datasets?name=long&task=regression&label=y', {
+        raw: body,
+        headers: { 'content-type': 'application/x-ndjson' },
+      }),
+    );
     expect(value.status).toBe(413);
     expect(value.body.error.code).toBe('record_too_large');
     expect(value.body.error.message).toMatch(/^line 1: .*8388608 bytes/);
@@ -195,7 +229,9 @@ describe('long lines, long fields and wide headers', () => {
   it('refuses a CSV field of 100 MB with no newline as soon as it passes the record limit', async () => {
     const t = await createTenant(roomy.url);
     const body = Buffer.concat([Buffer.from('x,y\n"'), Buffer.alloc(100 * 1024 * 1024, 'b')]);
-    const { value, ms } = await timed(() => t.api.call('POST', '/v1/datasets?name=field&task=regression&label=y', { raw: body, headers: { 'content-type': 'text/csv' } }));
+    const { value, ms } = await timed(() =>
+      t.api.call('POST', '/v1/datasets?name=field&task=regression&label=y', { raw: body, headers: { 'content-type': 'text/csv' } }),
+    );
     expect(value.status).toBe(413);
     expect(value.body.error).toMatchObject({ code: 'record_too_large' });
     expect(value.body.error.message).toMatch(/^line 2: /);
@@ -205,12 +241,18 @@ describe('long lines, long fields and wide headers', () => {
   it('caps the columns of a dataset (CSV header and NDJSON keys), naming the limit', async () => {
     const t = await createTenant(roomy.url);
     const header = `${Array.from({ length: 200_000 }, (_, i) => `c${i}`).join(',')},y\n`;
-    const csv = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', { raw: header, headers: { 'content-type': 'text/csv' } });
+    const csv = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', {
+      raw: header,
+      headers: { 'content-type': 'text/csv' },
+    });
     expect(csv.status).toBe(413);
     expect(csv.body.error).toMatchObject({ code: 'dataset_too_many_columns', param: 'columns' });
     expect(csv.body.error.message).toMatch(/200001 columns, more than the limit of 10000/);
     const record = JSON.stringify(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`c${i}`, i]).concat([['y', 1]])));
-    const ndjson = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', { raw: `${record}\n`, headers: { 'content-type': 'application/x-ndjson' } });
+    const ndjson = await t.api.call('POST', '/v1/datasets?name=wide&task=regression&label=y', {
+      raw: `${record}\n`,
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(ndjson.status).toBe(413);
     expect(ndjson.body.error).toMatchObject({ code: 'dataset_too_many_columns' });
     expect((await t.api.get('/v1/datasets')).body.data).toEqual([]);
@@ -220,11 +262,17 @@ describe('long lines, long fields and wide headers', () => {
     const t = await createTenant(roomy.url);
     const deep = '['.repeat(100_000) + ']'.repeat(100_000);
     const body = `{"x": 1, "y": 2}\n{"x": ${deep}, "y": 3}\n`;
-    const res = await t.api.call('POST', '/v1/datasets?name=deep&task=regression&label=y', { raw: body, headers: { 'content-type': 'application/x-ndjson' } });
+    const res = await t.api.call('POST', '/v1/datasets?name=deep&task=regression&label=y', {
+      raw: body,
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ type: 'invalid_request_error', code: 'dataset_malformed' });
     expect(res.body.error.message).toMatch(/^line 2: nests/);
-    const shallow = await t.api.call('POST', '/v1/datasets?name=obj&task=regression&label=y', { raw: '{"x": {"a": [1]}, "y": 3}\n', headers: { 'content-type': 'application/x-ndjson' } });
+    const shallow = await t.api.call('POST', '/v1/datasets?name=obj&task=regression&label=y', {
+      raw: '{"x": {"a": [1]}, "y": 3}\n',
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     expect(shallow.status).toBe(400);
     expect(shallow.body.error.message).toMatch(/line 1: column 'x' must be a number, got an object/);
   }, 30_000);
@@ -239,7 +287,10 @@ describe('kept-alive connections', () => {
         const req = request(`${roomy.url}${path}`, {
           method,
           agent,
-          headers: { authorization: `Bearer ${t.key.secret}`, ...(body !== undefined ? { 'content-type': type, 'content-length': String(Buffer.byteLength(body)) } : {}) },
+          headers: {
+            authorization: `Bearer ${t.key.secret}`,
+            ...(body !== undefined ? { 'content-type': type, 'content-length': String(Buffer.byteLength(body)) } : {}),
+          },
         });
         req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path}: no answer within 5 s`)));
         req.on('response', (res) => {

@@ -34,7 +34,12 @@ export async function createTenant(
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns something truthy; the error names what never happened. */
-export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 50): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
+export async function until<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

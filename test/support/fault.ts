@@ -38,7 +38,11 @@ export function rssBytes(pid: number): number {
 
 /** One line per fault with its figures, picked up by docs/reliability.md. */
 export function report(fault: string, figures: Record<string, unknown>): void {
-  process.stdout.write(`fault ${fault}${FULL ? ' (full)' : ''}: ${Object.entries(figures).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}\n`);
+  process.stdout.write(
+    `fault ${fault}${FULL ? ' (full)' : ''}: ${Object.entries(figures)
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+      .join(' ')}\n`,
+  );
 }
 
 /** Worker processes a test starts, keeps and kills; all of them SIGKILLed at the end. */
@@ -79,9 +83,19 @@ export class Fleet {
 }
 
 /** A tenant (quotas out of the way unless given) with a classification dataset of `rows` rows and a model `m`. */
-export async function trainingTenant(url: string, rows: number, quotas: Record<string, number> = {}): Promise<TenantFixture & { dataset: string; model: string }> {
-  const t = await createTenant(url, { quotas: { requests_per_minute: 100_000, max_queued_jobs: 10_000, max_concurrent_jobs: 32, ...quotas } });
-  const ds = await t.api.post('/v1/datasets', { name: 'fault', task: 'classification', records: blobRows(rows, { features: 4, classes: 3, seed: 7 }) });
+export async function trainingTenant(
+  url: string,
+  rows: number,
+  quotas: Record<string, number> = {},
+): Promise<TenantFixture & { dataset: string; model: string }> {
+  const t = await createTenant(url, {
+    quotas: { requests_per_minute: 100_000, max_queued_jobs: 10_000, max_concurrent_jobs: 32, ...quotas },
+  });
+  const ds = await t.api.post('/v1/datasets', {
+    name: 'fault',
+    task: 'classification',
+    records: blobRows(rows, { features: 4, classes: 3, seed: 7 }),
+  });
   if (ds.status !== 201) throw new Error(`dataset: ${ds.status} ${ds.text}`);
   const m = await t.api.post('/v1/models', { name: 'm', task: 'classification' });
   if (m.status !== 201) throw new Error(`model: ${m.status} ${m.text}`);

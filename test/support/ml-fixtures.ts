@@ -8,7 +8,9 @@ export const blobs = blobRows(150, { features: 4, classes: 3, seed: 11 });
 let trained: Promise<TrainResult> | undefined;
 
 export function trainedBlobModel(): Promise<TrainResult> {
-  trained ??= initBackend('cpu').then(() => train({ spec: { task: 'classification', label: 'label' }, rows: blobs, hyperparameters: { epochs: 3, seed: 1 } }));
+  trained ??= initBackend('cpu').then(() =>
+    train({ spec: { task: 'classification', label: 'label' }, rows: blobs, hyperparameters: { epochs: 3, seed: 1 } }),
+  );
   return trained;
 }
 

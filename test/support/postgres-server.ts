@@ -10,9 +10,14 @@ const run = promisify(execFile);
 
 /** The directory holding initdb, pg_ctl and postgres: PATH first, else the newest /usr/lib/postgresql/N/bin. */
 function postgresBin(): string {
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
+  for (const dir of (process.env.PATH ?? '').split(':'))
+    if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
   const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(base)
+    ? readdirSync(base)
+        .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   if (!versions.length) throw new Error('no PostgreSQL server binaries (initdb, pg_ctl): apt-get install -y postgresql');
   return join(base, versions[0], 'bin');
 }
@@ -52,7 +57,18 @@ export class PrivatePostgres {
   /** Starts the server on its port (again) and waits until it accepts connections. */
   async resume(): Promise<void> {
     const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
-    await this.as(join(this.bin, 'pg_ctl'), ['-D', this.data, '-o', options, '-l', join(this.dir, 'postgres.log'), '-w', '-t', '60', 'start']);
+    await this.as(join(this.bin, 'pg_ctl'), [
+      '-D',
+      this.data,
+      '-o',
+      options,
+      '-l',
+      join(this.dir, 'postgres.log'),
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
   }
 
   /**

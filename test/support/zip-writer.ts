@@ -72,7 +72,7 @@ export function zipArchive(entries: ZipInput[]): Buffer {
     cd.writeUInt32LE(size, 24);
     cd.writeUInt16LE(name.length, 28);
     const mode = e.mode ?? (e.name.endsWith('/') ? 0o040755 : 0o100644);
-    cd.writeUInt32LE((((mode << 16) | (e.name.endsWith('/') ? 0x10 : 0)) >>> 0), 38);
+    cd.writeUInt32LE(((mode << 16) | (e.name.endsWith('/') ? 0x10 : 0)) >>> 0, 38);
     cd.writeUInt32LE(offset, 42);
     written.push({ offset, crc, compressed: body.length, size, method });
     locals.push(local, name, body);

@@ -51,8 +51,13 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   const parseJson = fastify.getDefaultJsonParser('error', 'error');
   app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, (req, body, done) => {
     const problem = jsonBodyProblem(body);
-    if (problem === 'too_deep') return done(ApiError.invalid('body_too_deep', `The body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`), undefined);
-    if (problem === 'nul') return done(ApiError.invalid('body_invalid_characters', 'The body contains the character U+0000, which cannot be stored'), undefined);
+    if (problem === 'too_deep')
+      return done(
+        ApiError.invalid('body_too_deep', `The body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`),
+        undefined,
+      );
+    if (problem === 'nul')
+      return done(ApiError.invalid('body_invalid_characters', 'The body contains the character U+0000, which cannot be stored'), undefined);
     parseJson(req as FastifyRequest, body as unknown as string, done);
   });
   // Uploads stream to the route, which parses them row by row; routes that take none answer 415.
@@ -77,7 +82,10 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   fastify.addHook('preParsing', (req, reply, payload, done) => {
     if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload);
     const streamed = isStreamedUpload(req.headers['content-type']);
-    const body = new TimedBody(payload, { idleMs: config.bodyIdleTimeoutMs, totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs });
+    const body = new TimedBody(payload, {
+      idleMs: config.bodyIdleTimeoutMs,
+      totalMs: streamed ? config.uploadTimeoutMs : config.bodyTimeoutMs,
+    });
     // An answer sent before the body was read (a refusal): drop the rest, or the connection stalls.
     reply.raw.once('finish', () => body.drain());
     done(null, body);
@@ -106,4 +114,3 @@ export async function startApi(config: AppConfig): Promise<StartedApi> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   return { app, url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`, adminKey };
 }
-

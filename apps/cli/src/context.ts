@@ -37,7 +37,10 @@ export function contextOf(cmd: Command, kind: 'tenant' | 'admin' = 'tenant'): Co
     baseUrl,
     apiKey,
     headers: { 'User-Agent': 'aiaas-cli/1' },
-    onRetry: g.verbose ? ({ attempt, delayMs, status, error }) => process.stderr.write(`retry ${attempt} in ${Math.round(delayMs)} ms (${status ?? (error as Error).message})\n`) : undefined,
+    onRetry: g.verbose
+      ? ({ attempt, delayMs, status, error }) =>
+          process.stderr.write(`retry ${attempt} in ${Math.round(delayMs)} ms (${status ?? (error as Error).message})\n`)
+      : undefined,
   });
   return { client, out: new Output(Boolean(g.json)), json: Boolean(g.json) };
 }
@@ -53,7 +56,11 @@ export const parse = {
     if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, not '${v}'`);
     return n;
   },
-  list: (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean),
+  list: (v: string) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   json: (name: string) => (v: string) => {
     try {
       return JSON.parse(v) as unknown;

@@ -24,7 +24,12 @@ export function table<T>(rows: readonly T[], columns: Column<T>[], opts: { upper
   const headers = columns.map(([h]) => (opts.upperCaseHeaders === false ? h : h.toUpperCase()));
   const cells = [headers, ...rows.map((r) => columns.map(([, get]) => cell(get(r))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
-  return cells.map((c) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ').trimEnd());
+  return cells.map((c) =>
+    c
+      .map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** `key  value` lines, for one object. */
@@ -42,7 +47,12 @@ export function cell(v: unknown): string {
 
 export function formatNumber(n: number): string {
   if (Number.isInteger(n)) return String(n);
-  return Math.abs(n) >= 1000 ? n.toFixed(1) : n.toPrecision(4).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+  return Math.abs(n) >= 1000
+    ? n.toFixed(1)
+    : n
+        .toPrecision(4)
+        .replace(/(\.\d*?)0+$/, '$1')
+        .replace(/\.$/, '');
 }
 
 export function formatSeconds(s: number | null | undefined): string {
@@ -69,19 +79,24 @@ export function metricsTable(metrics: Record<string, unknown> | null | undefined
   ]);
   const perClass = metrics.per_class as Record<string, Record<string, number>> | undefined;
   if (perClass && typeof perClass === 'object') {
-    lines.push('', ...table(Object.entries(perClass), [
-      ['class', ([k]) => k],
-      ['precision', ([, v]) => v.precision],
-      ['recall', ([, v]) => v.recall],
-      ['f1', ([, v]) => v.f1],
-      ['support', ([, v]) => v.support],
-    ]));
+    lines.push(
+      '',
+      ...table(Object.entries(perClass), [
+        ['class', ([k]) => k],
+        ['precision', ([, v]) => v.precision],
+        ['recall', ([, v]) => v.recall],
+        ['f1', ([, v]) => v.f1],
+        ['support', ([, v]) => v.support],
+      ]),
+    );
   }
   const cm = metrics.confusion_matrix as { labels: string[]; matrix: number[][] } | undefined;
   if (cm?.labels && cm.matrix) {
     lines.push('', 'confusion matrix (rows: true label, columns: predicted)');
     const rows = cm.labels.map((l, i) => [l, ...cm.matrix[i]] as unknown[]);
-    lines.push(...table(rows, [['', (r) => r[0]], ...cm.labels.map((l, j): Column<unknown[]> => [l, (r) => r[j + 1]])], { upperCaseHeaders: false }));
+    lines.push(
+      ...table(rows, [['', (r) => r[0]], ...cm.labels.map((l, j): Column<unknown[]> => [l, (r) => r[j + 1]])], { upperCaseHeaders: false }),
+    );
   }
   return lines;
 }

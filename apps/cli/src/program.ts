@@ -17,7 +17,9 @@ import { details, table } from './output.js';
  */
 export function buildProgram(): Command {
   const program = new Command('aiaas')
-    .description('The aiaas API from a terminal: datasets, models, training, evaluation, predictions, jobs, webhooks, keys; admin commands for operators.')
+    .description(
+      'The aiaas API from a terminal: datasets, models, training, evaluation, predictions, jobs, webhooks, keys; admin commands for operators.',
+    )
     .option('--url <url>', `the API (default: $AIAAS_URL, else ${DEFAULT_URL})`)
     .option('--api-key <key>', 'the API key (default: $AIAAS_API_KEY; admin commands: $AIAAS_ADMIN_KEY first)')
     .option('--json', 'print JSON, for scripts')
@@ -32,7 +34,10 @@ export function buildProgram(): Command {
       const ctx = contextOf(cmd);
       const me = await ctx.client.call(ctx.client.api.GET('/v1/me', {}));
       ctx.out.result(me, (m) => [
-        ...details([['tenant', `${m.tenant.id} (${m.tenant.name}), plan ${m.tenant.plan}, ${m.tenant.status}`], ['key', `${m.key.id}: ${m.key.scopes.join(' ')}`]]),
+        ...details([
+          ['tenant', `${m.tenant.id} (${m.tenant.name}), plan ${m.tenant.plan}, ${m.tenant.status}`],
+          ['key', `${m.key.id}: ${m.key.scopes.join(' ')}`],
+        ]),
         '',
         ...table(Object.entries(m.usage), [
           ['usage', ([k]) => k],
@@ -61,9 +66,12 @@ export async function run(argv: string[] = process.argv): Promise<void> {
 /** Prints an error as people or scripts (--json, on stderr) want it; returns the exit code. */
 function report(err: unknown, json: boolean): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // Commander printed it
-  const print = (body: Record<string, unknown>, lines: string[]) => process.stderr.write(`${json ? JSON.stringify({ error: body }) : lines.join('\n')}\n`);
+  const print = (body: Record<string, unknown>, lines: string[]) =>
+    process.stderr.write(`${json ? JSON.stringify({ error: body }) : lines.join('\n')}\n`);
   if (err instanceof AiaasError) {
-    const where = [err.type, err.code, err.param ? `param ${err.param}` : '', err.status ? `HTTP ${err.status}` : ''].filter(Boolean).join(', ');
+    const where = [err.type, err.code, err.param ? `param ${err.param}` : '', err.status ? `HTTP ${err.status}` : '']
+      .filter(Boolean)
+      .join(', ');
     print(err.toJSON(), [`error: ${err.message}`, `  (${where})`, ...(err.requestId ? [`  request id: ${err.requestId}`] : [])]);
     return 1;
   }

@@ -18,10 +18,21 @@ export class UploadBar {
   /** For `onProgress`. */
   readonly update = (p: UploadProgress): void => {
     if (!this.enabled || p.totalBytes === null) return;
-    const payload = { sent: formatBytes(p.sentBytes), size: formatBytes(p.totalBytes), rate: `${formatBytes(p.sentBytes / Math.max(0.001, (Date.now() - this.started) / 1000))}/s` };
+    const payload = {
+      sent: formatBytes(p.sentBytes),
+      size: formatBytes(p.totalBytes),
+      rate: `${formatBytes(p.sentBytes / Math.max(0.001, (Date.now() - this.started) / 1000))}/s`,
+    };
     if (!this.bar) {
       this.bar = new cliProgress.SingleBar(
-        { format: 'uploading {bar} {percentage}% | {sent}/{size} | {rate}', hideCursor: true, clearOnComplete: false, stopOnComplete: false, stream: process.stderr, fps: 10 },
+        {
+          format: 'uploading {bar} {percentage}% | {sent}/{size} | {rate}',
+          hideCursor: true,
+          clearOnComplete: false,
+          stopOnComplete: false,
+          stream: process.stderr,
+          fps: 10,
+        },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(p.totalBytes, p.sentBytes, payload);

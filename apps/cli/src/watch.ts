@@ -64,7 +64,10 @@ interface View {
   pause(): void;
 }
 
-type Progress = { epoch?: number; epochs?: number; loss?: number | null; val_loss?: number | null; eta_seconds?: number } & Record<string, unknown>;
+type Progress = { epoch?: number; epochs?: number; loss?: number | null; val_loss?: number | null; eta_seconds?: number } & Record<
+  string,
+  unknown
+>;
 
 const num = (v: unknown) => (typeof v === 'number' ? formatNumber(v) : '-');
 
@@ -101,7 +104,9 @@ class LineView implements View {
         .filter(([k, v]) => typeof v === 'number' && !['epoch', 'epochs', 'loss', 'val_loss', 'eta_seconds'].includes(k))
         .map(([k, v]) => `  ${k} ${num(v)}`)
         .join('');
-      this.line(`epoch ${p.epoch}/${p.epochs}  loss ${num(p.loss)}  val_loss ${num(p.val_loss)}${extra}  eta ${formatSeconds(p.eta_seconds)}`);
+      this.line(
+        `epoch ${p.epoch}/${p.epochs}  loss ${num(p.loss)}  val_loss ${num(p.val_loss)}${extra}  eta ${formatSeconds(p.eta_seconds)}`,
+      );
       return;
     }
     const text = describe(e);

@@ -21,14 +21,7 @@ import {
   Scheduler,
   schedulerLeaseMs,
 } from '@app/queue';
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { type Job as BullJob, DelayedError, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
@@ -76,7 +69,15 @@ class RunningJob {
   }
 }
 
-const PERMANENT_ML_CODES = new Set(['invalid_data', 'invalid_input', 'invalid_hyperparameters', 'architecture_not_allowed', 'too_many_parameters', 'invalid_model', 'invalid_artifact']);
+const PERMANENT_ML_CODES = new Set([
+  'invalid_data',
+  'invalid_input',
+  'invalid_hyperparameters',
+  'architecture_not_allowed',
+  'too_many_parameters',
+  'invalid_model',
+  'invalid_artifact',
+]);
 
 /**
  * The worker's job engine: BullMQ consumers of the training, evaluation and inference queues
@@ -153,7 +154,11 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
 
     for (const name of this.queueNames) {
       const worker = new Worker<JobPayload>(name, (job, token) => this.process(job, token), {
-        connection: { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
+        connection: {
+          url: this.config.redisUrl,
+          maxRetriesPerRequest: null,
+          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+        },
         prefix: bullPrefix(this.config),
         name: this.config.instanceId,
         concurrency: this.config.workerConcurrency,
@@ -162,15 +167,25 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         maxStalledCount: this.config.workerMaxStalledCount,
       });
       worker.on('error', (err) => this.log.warn(`queue ${name}: ${err.message}`));
-      worker.on('stalled', (jobId) => this.log.warn(`job ${jobId} stalled (its worker stopped renewing the lock); handed back to the queue`));
+      worker.on('stalled', (jobId) =>
+        this.log.warn(`job ${jobId} stalled (its worker stopped renewing the lock); handed back to the queue`),
+      );
       this.workers.push(worker);
     }
 
-    this.reconciler = new Reconciler(this.config, this.jobs, this.queues, this.redis, this.log, (e, tenantId) => this.publish(e, tenantId), {
-      holds: (jobId) => this.scheduler.holds(jobId),
-      enqueue: (job) => this.schedule(job),
-      remove: (job) => this.scheduler.remove(job),
-    });
+    this.reconciler = new Reconciler(
+      this.config,
+      this.jobs,
+      this.queues,
+      this.redis,
+      this.log,
+      (e, tenantId) => this.publish(e, tenantId),
+      {
+        holds: (jobId) => this.scheduler.holds(jobId),
+        enqueue: (job) => this.schedule(job),
+        remove: (job) => this.scheduler.remove(job),
+      },
+    );
     this.reconciler.start();
     const leaseMs = schedulerLeaseMs(this.config);
     this.timers.push(
@@ -223,7 +238,13 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         const row = rows.get(d.jobId);
         if (row?.status !== 'queued') return this.scheduler.release(d.tenantId, d.jobId);
         const [type, accelerator] = d.queue.split('-') as [JobType, string | undefined];
-        await this.queues.enqueue({ id: d.jobId, tenantId: d.tenantId, type, accelerator: accelerator ?? null, maxAttempts: row.maxAttempts });
+        await this.queues.enqueue({
+          id: d.jobId,
+          tenantId: d.tenantId,
+          type,
+          accelerator: accelerator ?? null,
+          maxAttempts: row.maxAttempts,
+        });
       }),
     );
   }
@@ -252,7 +273,10 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     for (const t of this.timers) clearInterval(t);
     const closing = Promise.all(this.workers.map((w) => w.close().catch((err: Error) => this.log.warn(`close: ${err.message}`))));
     let timer: NodeJS.Timeout | undefined;
-    const inTime = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.config.workerShutdownDeadlineMs)))]);
+    const inTime = await Promise.race([
+      closing.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.config.workerShutdownDeadlineMs))),
+    ]);
     clearTimeout(timer);
     if (!inTime) {
       this.log.warn(`shutdown deadline passed; handing back ${this.running.size} job(s)`);
@@ -281,7 +305,8 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         run.dispose();
         this.running.delete(jobId);
         this.heartbeat.currentJobs.delete(jobId);
-        if (run.leased) await this.scheduler.release(run.tenantId, jobId).catch((err: Error) => this.log.warn(`release of ${jobId}: ${err.message}`));
+        if (run.leased)
+          await this.scheduler.release(run.tenantId, jobId).catch((err: Error) => this.log.warn(`release of ${jobId}: ${err.message}`));
       }
     } finally {
       release();
@@ -362,7 +387,14 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
   }
 
-  private async failed(bull: BullJob<JobPayload>, token: string | undefined, job: Job, run: RunningJob, err: unknown, seconds: number): Promise<unknown> {
+  private async failed(
+    bull: BullJob<JobPayload>,
+    token: string | undefined,
+    job: Job,
+    run: RunningJob,
+    err: unknown,
+    seconds: number,
+  ): Promise<unknown> {
     if (run.reason === 'deadline') {
       const error = {
         code: 'max_job_seconds',
@@ -385,14 +417,22 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       await this.finishFailed(job, permanent, seconds);
       throw new UnrecoverableError(`${permanent.code}: ${permanent.message}`);
     }
-    const error = err instanceof ChildCrashed ? { code: 'worker_crashed', message: err.message } : { code: 'internal_error', message: 'The job hit an internal error; see the worker logs' };
+    const error =
+      err instanceof ChildCrashed
+        ? { code: 'worker_crashed', message: err.message }
+        : { code: 'internal_error', message: 'The job hit an internal error; see the worker logs' };
     this.log.warn(`job ${job.id} attempt ${job.attempts} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     if (job.attempts >= job.maxAttempts) {
       await this.finishFailed(job, { code: error.code, message: `${error.message} (after ${job.attempts} attempts)` }, seconds);
       throw new UnrecoverableError(error.message);
     }
     const next = nextBackoffMs(bull);
-    const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', computeSeconds: { increment: seconds } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: next } });
+    const r = await this.jobs.transition(
+      job.id,
+      ['running'],
+      { status: 'queued', computeSeconds: { increment: seconds } },
+      { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: next } },
+    );
     this.publish(r?.event ?? null, job.tenantId);
     await this.meter(job, seconds);
     // BullMQ retries it after the backoff.
@@ -410,7 +450,12 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private async handBack(bull: BullJob<JobPayload>, token: string | undefined, job: Job | null): Promise<never> {
     if (job) {
       const error = { code: 'worker_shutdown', message: 'The worker shut down; the job goes back to the queue' };
-      const r = await this.jobs.transition(job.id, ['running'], { status: 'queued', attempts: { decrement: 1 } }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
+      const r = await this.jobs.transition(
+        job.id,
+        ['running'],
+        { status: 'queued', attempts: { decrement: 1 } },
+        { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } },
+      );
       this.publish(r?.event ?? null, job.tenantId);
     }
     await bull.moveToWait(token);
@@ -418,13 +463,23 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   }
 
   private async finishCanceled(job: Job, from: Array<'queued' | 'running'>, seconds: number, reason: string): Promise<void> {
-    const r = await this.jobs.transition(job.id, from, { status: 'canceled', finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.canceled', data: { reason } });
+    const r = await this.jobs.transition(
+      job.id,
+      from,
+      { status: 'canceled', finishedAt: new Date(), computeSeconds: { increment: seconds } },
+      { type: 'job.canceled', data: { reason } },
+    );
     this.publish(r?.event ?? null, job.tenantId);
     this.observe(r?.job);
   }
 
   private async finishFailed(job: Job, error: { code: string; message: string }, seconds: number): Promise<void> {
-    const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date(), computeSeconds: { increment: seconds } }, { type: 'job.failed', data: { error, attempt: job.attempts } });
+    const r = await this.jobs.transition(
+      job.id,
+      ['running'],
+      { status: 'failed', error, finishedAt: new Date(), computeSeconds: { increment: seconds } },
+      { type: 'job.failed', data: { error, attempt: job.attempts } },
+    );
     this.publish(r?.event ?? null, job.tenantId);
     this.observe(r?.job);
     await this.meter(job, seconds);
@@ -462,7 +517,8 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     if (!event) return;
     const warn = (err: Error) => this.log.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`);
     this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch(warn);
-    if (tenantId && event.type !== 'job.progress') this.redis.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
+    if (tenantId && event.type !== 'job.progress')
+      this.redis.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
   }
 
   /** A job that ended: its wait and run times go to the cluster-wide histograms of GET /metrics. */

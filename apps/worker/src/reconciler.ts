@@ -47,7 +47,13 @@ export class Reconciler {
     if (this.busy) return null;
     this.busy = true;
     try {
-      const won = await this.redis.set(redisKey(this.config, 'reconciler', 'lock'), this.config.instanceId, 'PX', this.config.workerReconcileIntervalMs, 'NX');
+      const won = await this.redis.set(
+        redisKey(this.config, 'reconciler', 'lock'),
+        this.config.instanceId,
+        'PX',
+        this.config.workerReconcileIntervalMs,
+        'NX',
+      );
       if (won !== 'OK') return null;
       await this.expireGpuWaits();
       return (await this.queued()) + (await this.running());
@@ -63,12 +69,20 @@ export class Reconciler {
     const limit = this.config.jobGpuWaitTimeoutSeconds;
     const waiting = await this.jobs.queuedForGpuBefore(limit * 1000);
     if (waiting.length === 0 || (await this.jobs.gpuWorkerOnline(WORKER_STALE_MS))) return;
-    const error = { code: 'no_gpu_worker', message: `The job asked for a GPU (resources.accelerator "gpu") and no GPU worker came online within ${limit} s` };
+    const error = {
+      code: 'no_gpu_worker',
+      message: `The job asked for a GPU (resources.accelerator "gpu") and no GPU worker came online within ${limit} s`,
+    };
     for (const job of waiting) {
-      const r = await this.jobs.transition(job.id, ['queued'], { status: 'failed', error, finishedAt: new Date() }, {
-        type: 'job.failed',
-        data: { error, attempt: job.attempts },
-      });
+      const r = await this.jobs.transition(
+        job.id,
+        ['queued'],
+        { status: 'failed', error, finishedAt: new Date() },
+        {
+          type: 'job.failed',
+          data: { error, attempt: job.attempts },
+        },
+      );
       if (!r) continue;
       this.publish(r.event, job.tenantId);
       // Out of the scheduler's waiting list, and out of BullMQ should it have been dispatched.
@@ -103,7 +117,12 @@ export class Reconciler {
       if (state !== 'missing' && state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
       if (job.attempts >= job.maxAttempts) {
         const error = { code: 'worker_lost', message: `The worker running attempt ${job.attempts} was lost and no attempts are left` };
-        const r = await this.jobs.transition(job.id, ['running'], { status: 'failed', error, finishedAt: new Date() }, { type: 'job.failed', data: { error, attempt: job.attempts } });
+        const r = await this.jobs.transition(
+          job.id,
+          ['running'],
+          { status: 'failed', error, finishedAt: new Date() },
+          { type: 'job.failed', data: { error, attempt: job.attempts } },
+        );
         this.publish(r?.event ?? null, job.tenantId);
         continue;
       }
@@ -114,7 +133,12 @@ export class Reconciler {
 
   private async requeue(job: Job, held: { remove(): Promise<unknown> } | undefined): Promise<boolean> {
     const error = { code: 'worker_lost', message: 'The worker running this job was lost' };
-    const r = await this.jobs.transition(job.id, ['running'], { status: 'queued' }, { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } });
+    const r = await this.jobs.transition(
+      job.id,
+      ['running'],
+      { status: 'queued' },
+      { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } },
+    );
     if (!r) return false;
     this.publish(r.event, job.tenantId);
     if (held) await held.remove().catch(() => undefined);

@@ -1,5 +1,15 @@
 import { effectiveQuotas, pickByWeight } from '@app/common';
-import { AuditRepository, type Database, DatasetRepository, FeatureCacheRepository, fromDbTask, type Job, ModelRegistry, type ModelVersion, versionDataOf } from '@app/db';
+import {
+  AuditRepository,
+  type Database,
+  DatasetRepository,
+  FeatureCacheRepository,
+  fromDbTask,
+  type Job,
+  ModelRegistry,
+  type ModelVersion,
+  versionDataOf,
+} from '@app/db';
 import { type EpochProgress, foundationModel, foundationWeights, type Hyperparameters, MlError, type Row } from '@app/ml';
 import { inferenceResult } from '@app/queue';
 import type { ComputePool } from './compute/pool.js';
@@ -92,7 +102,11 @@ export class Runners {
     // A base whose top layers train (trainable_base_layers) sees the raw images at every step: no features to cache.
     const unfrozen = Number((hyperparameters as { trainable_base_layers?: number }).trainable_base_layers ?? 0) > 0;
     const field = spec.imageField ?? spec.textField ?? 'text';
-    const baseModel = !baseModelId ? undefined : unfrozen ? { ...(await this.baseOf(baseModelId)), features: [] } : await this.baseFeatures(job, baseModelId, field, rows, ctx.signal);
+    const baseModel = !baseModelId
+      ? undefined
+      : unfrozen
+        ? { ...(await this.baseOf(baseModelId)), features: [] }
+        : await this.baseFeatures(job, baseModelId, field, rows, ctx.signal);
     const trained = await this.pool.run(
       'train',
       {
@@ -153,7 +167,8 @@ export class Runners {
     for (let start = 0; start < rows.length; start += slice) {
       const part = rows.slice(start, start + slice);
       // images are stored as base64 of their file; the child decodes the bytes
-      const inputs = input === 'image' ? part.map((r) => Buffer.from(String(r[field] ?? ''), 'base64')) : part.map((r) => String(r[field] ?? ''));
+      const inputs =
+        input === 'image' ? part.map((r) => Buffer.from(String(r[field] ?? ''), 'base64')) : part.map((r) => String(r[field] ?? ''));
       const out = await this.pool.run('features', { model: baseId, inputs }, { signal });
       features.push(...out.features);
     }
@@ -167,7 +182,11 @@ export class Runners {
     const artifact = await this.artifactOf(job, version);
     const { rows } = await this.dataset(job, ctx.signal);
     const baseFeatures = await this.cachedBaseFeatures(job, version, rows, ctx.signal);
-    const metrics = await this.pool.run('evaluate', { artifact: new Uint8Array(artifact), rows, ...(baseFeatures ? { baseFeatures } : {}) }, { signal: ctx.signal });
+    const metrics = await this.pool.run(
+      'evaluate',
+      { artifact: new Uint8Array(artifact), rows, ...(baseFeatures ? { baseFeatures } : {}) },
+      { signal: ctx.signal },
+    );
     return { version: version.number, result: { version: version.number, metrics } };
   }
 
@@ -210,7 +229,10 @@ export class Runners {
     return model;
   }
 
-  private async dataset(job: Job, signal: AbortSignal): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string; imageField?: string }; rows: Row[] }> {
+  private async dataset(
+    job: Job,
+    signal: AbortSignal,
+  ): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string; imageField?: string }; rows: Row[] }> {
     if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
     const ds = await this.datasets.get(job.tenantId, job.datasetId);
     if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
@@ -222,7 +244,15 @@ export class Runners {
     }
     const task = fromDbTask(ds.task);
     // An image dataset's images are always in its `image` column (base64 of each file).
-    return { spec: { task, label: ds.label, ...(ds.textField ? { textField: ds.textField } : {}), ...(task === 'image-classification' ? { imageField: 'image' } : {}) }, rows };
+    return {
+      spec: {
+        task,
+        label: ds.label,
+        ...(ds.textField ? { textField: ds.textField } : {}),
+        ...(task === 'image-classification' ? { imageField: 'image' } : {}),
+      },
+      rows,
+    };
   }
 
   private async artifactOf(job: Job, version: ModelVersion): Promise<Buffer> {
@@ -237,7 +267,10 @@ export class Runners {
     if (number === null) {
       const alias = job.alias ?? 'latest';
       if (alias === 'latest') {
-        const newest = await this.db.prisma.modelVersion.findFirst({ where: { tenantId: job.tenantId, modelId: job.modelId }, orderBy: { number: 'desc' } });
+        const newest = await this.db.prisma.modelVersion.findFirst({
+          where: { tenantId: job.tenantId, modelId: job.modelId },
+          orderBy: { number: 'desc' },
+        });
         if (!newest) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version yet`);
         return newest;
       }

@@ -45,7 +45,10 @@ export class WorkerModule {
       providers: [
         { provide: APP_CONFIG, useValue: config },
         // The job engine, the inference lane's bulk writes and WEBHOOK_CONCURRENCY deliveries share it.
-        { provide: Database, useFactory: () => new Database(config.databaseUrl, config.databasePoolSize, config.databaseIdleInTransactionMs) },
+        {
+          provide: Database,
+          useFactory: () => new Database(config.databaseUrl, config.databasePoolSize, config.databaseIdleInTransactionMs),
+        },
         // Workers wait for Redis rather than fail (BullMQ's advice: maxRetriesPerRequest null).
         { provide: WORKER_REDIS, useFactory: () => createRedis(config, 'blocking', 'worker') },
         Connections,

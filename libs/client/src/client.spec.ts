@@ -55,7 +55,12 @@ describe('retries', () => {
   it('backs off exponentially on 503 and, out of retries, throws the last answer as an AiaasError', async () => {
     const api = await fakeApi((_req, res) => json(res, 503, unavailable));
     const delays: number[] = [];
-    const client = new Aiaas({ baseUrl: api.url, apiKey: 'aik_test', retry: { maxRetries: 3, initialDelayMs: 1 }, onRetry: ({ delayMs }) => delays.push(delayMs) });
+    const client = new Aiaas({
+      baseUrl: api.url,
+      apiKey: 'aik_test',
+      retry: { maxRetries: 3, initialDelayMs: 1 },
+      onRetry: ({ delayMs }) => delays.push(delayMs),
+    });
     const err = await client.call(client.api.GET('/v1/me', {})).catch((e: unknown) => e);
     expect(api.seen).toHaveLength(4);
     expect(delays).toHaveLength(3);
@@ -65,7 +70,13 @@ describe('retries', () => {
       expect(d).toBeLessThanOrEqual(1.25 * 2 ** i);
     });
     expect(err).toBeInstanceOf(AiaasError);
-    expect((err as AiaasError).toJSON()).toEqual({ status: 503, type: 'api_error', code: 'dependency_unavailable', message: 'PostgreSQL does not answer', request_id: 'req_503' });
+    expect((err as AiaasError).toJSON()).toEqual({
+      status: 503,
+      type: 'api_error',
+      code: 'dependency_unavailable',
+      message: 'PostgreSQL does not answer',
+      request_id: 'req_503',
+    });
   });
 
   it('does not wait for a Retry-After longer than its longest delay', async () => {
@@ -73,23 +84,49 @@ describe('retries', () => {
     const client = new Aiaas({ baseUrl: api.url, apiKey: 'aik_test', retry: { maxDelayMs: 5_000 } });
     const err = (await client.call(client.api.GET('/v1/me', {})).catch((e: unknown) => e)) as AiaasError;
     expect(api.seen).toHaveLength(1);
-    expect([err.status, err.type, err.code, err.retryAfterSeconds, err.requestId]).toEqual([429, 'rate_limit_error', 'requests_per_minute', 120, 'req_429']);
+    expect([err.status, err.type, err.code, err.retryAfterSeconds, err.requestId]).toEqual([
+      429,
+      'rate_limit_error',
+      'requests_per_minute',
+      120,
+      'req_429',
+    ]);
   });
 
   it('never retries other errors, and types them from the body and Request-Id', async () => {
-    const api = await fakeApi((_req, res) => json(res, 404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: "No such model: 'x'", param: 'id' } }));
+    const api = await fakeApi((_req, res) =>
+      json(res, 404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: "No such model: 'x'", param: 'id' } }),
+    );
     const client = new Aiaas({ baseUrl: api.url, apiKey: 'aik_test' });
-    const err = (await client.call(client.api.GET('/v1/models/{id}', { params: { path: { id: 'x' } } })).catch((e: unknown) => e)) as AiaasError;
+    const err = (await client
+      .call(client.api.GET('/v1/models/{id}', { params: { path: { id: 'x' } } }))
+      .catch((e: unknown) => e)) as AiaasError;
     expect(api.seen).toHaveLength(1);
     expect(err).toBeInstanceOf(AiaasError);
-    expect([err.status, err.type, err.code, err.message, err.param, err.request_id]).toEqual([404, 'invalid_request_error', 'resource_missing', "No such model: 'x'", 'id', 'req_404']);
+    expect([err.status, err.type, err.code, err.message, err.param, err.request_id]).toEqual([
+      404,
+      'invalid_request_error',
+      'resource_missing',
+      "No such model: 'x'",
+      'id',
+      'req_404',
+    ]);
   });
 
   it('does not retry a replayed answer, and keeps an Idempotency-Key the caller gave', async () => {
-    const api = await fakeApi((_req, res) => json(res, 429, { error: { type: 'quota_exceeded_error', code: 'max_queued_jobs', message: 'Too many queued jobs' } }, { 'retry-after': '0', 'idempotent-replayed': 'true' }));
+    const api = await fakeApi((_req, res) =>
+      json(
+        res,
+        429,
+        { error: { type: 'quota_exceeded_error', code: 'max_queued_jobs', message: 'Too many queued jobs' } },
+        { 'retry-after': '0', 'idempotent-replayed': 'true' },
+      ),
+    );
     const client = new Aiaas({ baseUrl: api.url, apiKey: 'aik_test' });
     const err = (await client
-      .call(client.api.POST('/v1/jobs', { body: { type: 'evaluation', model: 'm', dataset: 'ds_1' }, headers: { 'Idempotency-Key': 'mine' } }))
+      .call(
+        client.api.POST('/v1/jobs', { body: { type: 'evaluation', model: 'm', dataset: 'ds_1' }, headers: { 'Idempotency-Key': 'mine' } }),
+      )
       .catch((e: unknown) => e)) as AiaasError;
     expect(api.seen).toHaveLength(1);
     expect(api.seen[0].headers['idempotency-key']).toBe('mine');
@@ -122,7 +159,8 @@ describe('retries', () => {
 });
 
 describe('jobs.stream', () => {
-  const sse = (seq: number, type: string, data: object = {}) => `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ id: `evt_${seq}`, object: 'job_event', job_id: 'job_1', type, data, created_at: '2026-11-28T00:00:00.000Z' })}\n\n`;
+  const sse = (seq: number, type: string, data: object = {}) =>
+    `id: ${seq}\nevent: ${type}\ndata: ${JSON.stringify({ id: `evt_${seq}`, object: 'job_event', job_id: 'job_1', type, data, created_at: '2026-11-28T00:00:00.000Z' })}\n\n`;
 
   it('yields events in order and resumes a dropped stream from Last-Event-ID', async () => {
     const api = await fakeApi((req, res, n) => {
@@ -149,7 +187,11 @@ describe('webhooks.verify', () => {
     const body = JSON.stringify({ type: 'job.succeeded', timestamp: '2026-11-28T00:00:00.000Z', data: { id: 'job_1' } });
     const headers = headersFor({ id: 'msg_1', timestamp: Math.floor(Date.now() / 1000), body, secrets: [secret] });
     const client = new Aiaas({ baseUrl: 'http://127.0.0.1:1' });
-    expect(client.webhooks.verify(body, headers, secret)).toEqual({ type: 'job.succeeded', timestamp: '2026-11-28T00:00:00.000Z', data: { id: 'job_1' } });
+    expect(client.webhooks.verify(body, headers, secret)).toEqual({
+      type: 'job.succeeded',
+      timestamp: '2026-11-28T00:00:00.000Z',
+      data: { id: 'job_1' },
+    });
     expect(client.webhooks.verify(Buffer.from(body), new Headers(headers), secret).data).toEqual({ id: 'job_1' });
     expect(() => client.webhooks.verify(body.replace('job_1', 'job_2'), headers, secret)).toThrow(WebhookVerificationError);
   });

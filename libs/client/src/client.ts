@@ -98,7 +98,8 @@ export class JobsClient {
       const job = await this.get(id, opts.signal);
       opts.onUpdate?.(job);
       if (isFinished(job)) return job;
-      if (opts.timeoutMs !== undefined && Date.now() - started + interval > opts.timeoutMs) throw new JobWaitTimeoutError(id, opts.timeoutMs);
+      if (opts.timeoutMs !== undefined && Date.now() - started + interval > opts.timeoutMs)
+        throw new JobWaitTimeoutError(id, opts.timeoutMs);
       await abortableSleep(interval, opts.signal);
       interval = Math.min(opts.maxIntervalMs ?? 2_000, interval * 1.5);
     }
@@ -108,7 +109,10 @@ export class JobsClient {
    * The job's events, oldest first, live until it ends (`GET /v1/jobs/{id}/stream`). A dropped
    * connection is resumed from the last event seen (`Last-Event-ID`), so no event is lost or repeated.
    */
-  async *stream(id: string, opts: { signal?: AbortSignal; lastEventId?: string; maxReconnects?: number } = {}): AsyncGenerator<JobEvent, void, undefined> {
+  async *stream(
+    id: string,
+    opts: { signal?: AbortSignal; lastEventId?: string; maxReconnects?: number } = {},
+  ): AsyncGenerator<JobEvent, void, undefined> {
     let lastEventId = opts.lastEventId;
     let failures = 0;
     for (;;) {

@@ -58,7 +58,10 @@ export class DatasetsClient {
    */
   uploadImages(source: string | ImageArchive, opts?: ImageUploadOptions): Promise<Dataset>;
   uploadImages(source: ZipStream, opts: ImageUploadOptions & { name: string; contentLength?: number }): Promise<Dataset>;
-  async uploadImages(source: string | ImageArchive | ZipStream, opts: ImageUploadOptions & { contentLength?: number } = {}): Promise<Dataset> {
+  async uploadImages(
+    source: string | ImageArchive | ZipStream,
+    opts: ImageUploadOptions & { contentLength?: number } = {},
+  ): Promise<Dataset> {
     const archive = typeof source === 'string' ? await imageArchiveOf(source) : isArchive(source) ? source : null;
     const name = opts.name ?? archive?.name;
     if (!name) throw new TypeError('uploadImages: a stream needs opts.name');
@@ -95,7 +98,12 @@ function isArchive(source: ImageArchive | ZipStream): source is ImageArchive {
 }
 
 /** The chunks as a pull stream (nothing is read ahead of the connection), counting what goes out. */
-function counted(source: ZipStream, totalBytes: number | null, onProgress: ImageUploadOptions['onProgress'], onError: (err: unknown) => void): ReadableStream<Uint8Array> {
+function counted(
+  source: ZipStream,
+  totalBytes: number | null,
+  onProgress: ImageUploadOptions['onProgress'],
+  onError: (err: unknown) => void,
+): ReadableStream<Uint8Array> {
   // A web ReadableStream is async-iterable in Node too.
   const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   let sentBytes = 0;

@@ -16,7 +16,16 @@ export class AiaasError extends Error {
   /** From `Retry-After`, when the API sent one (429, 503). */
   readonly retryAfterSeconds?: number;
 
-  constructor(init: { status: number; type: AiaasError['type']; code: string; message: string; param?: string; requestId?: string | null; retryAfterSeconds?: number; cause?: unknown }) {
+  constructor(init: {
+    status: number;
+    type: AiaasError['type'];
+    code: string;
+    message: string;
+    param?: string;
+    requestId?: string | null;
+    retryAfterSeconds?: number;
+    cause?: unknown;
+  }) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
     this.status = init.status;
     this.type = init.type;
@@ -38,7 +47,15 @@ export class AiaasError extends Error {
     const retryAfterSeconds = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined;
     const error = (body as { error?: Partial<components['schemas']['Error']['error']> } | undefined)?.error;
     if (error && typeof error.type === 'string' && typeof error.code === 'string' && typeof error.message === 'string') {
-      return new AiaasError({ status: response.status, type: error.type, code: error.code, message: error.message, param: error.param, requestId, retryAfterSeconds });
+      return new AiaasError({
+        status: response.status,
+        type: error.type,
+        code: error.code,
+        message: error.message,
+        param: error.param,
+        requestId,
+        retryAfterSeconds,
+      });
     }
     // Not the API's shape (a proxy's page, say): keep what can be said.
     const text = typeof body === 'string' && body.trim() ? `: ${body.trim().slice(0, 200)}` : '';
@@ -53,7 +70,14 @@ export class AiaasError extends Error {
   }
 
   toJSON() {
-    return { status: this.status, type: this.type, code: this.code, message: this.message, ...(this.param !== undefined ? { param: this.param } : {}), request_id: this.requestId };
+    return {
+      status: this.status,
+      type: this.type,
+      code: this.code,
+      message: this.message,
+      ...(this.param !== undefined ? { param: this.param } : {}),
+      request_id: this.requestId,
+    };
   }
 }
 

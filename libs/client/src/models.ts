@@ -45,17 +45,25 @@ export class ModelsClient {
    * (read and checked here: ImageFileError names a missing file or a non-image). One prediction
    * per image, in order. An error of the API about one input names its file (or its index).
    */
-  async predictImages(model: string, images: ReadonlyArray<Uint8Array | string>, opts: ImagePredictOptions = {}): Promise<ImagePrediction[]> {
+  async predictImages(
+    model: string,
+    images: ReadonlyArray<Uint8Array | string>,
+    opts: ImagePredictOptions = {},
+  ): Promise<ImagePrediction[]> {
     if (images.length === 0) throw new RangeError('predictImages: no images');
     const batchSize = Math.max(1, opts.batchSize ?? 32);
     const predictions: ImagePrediction[] = [];
     for (let start = 0; start < images.length; start += batchSize) {
       const batch = images.slice(start, start + batchSize);
-      const inputs = await Promise.all(batch.map(async (image, i) => ({ image: Buffer.from(await bytesOf(image, start + i)).toString('base64') })));
+      const inputs = await Promise.all(
+        batch.map(async (image, i) => ({ image: Buffer.from(await bytesOf(image, start + i)).toString('base64') })),
+      );
       const answer = await this.predictBatch(model, inputs, opts).catch((err: unknown) => {
         throw namingInput(err, images, start);
       });
-      answer.forEach((p, i) => { predictions.push(typeof batch[i] === 'string' ? { ...p, file: batch[i] as string } : p); });
+      answer.forEach((p, i) => {
+        predictions.push(typeof batch[i] === 'string' ? { ...p, file: batch[i] as string } : p);
+      });
     }
     return predictions;
   }
@@ -64,7 +72,12 @@ export class ModelsClient {
     const answer = await this.c.call(
       this.c.api.POST('/v1/models/{id}/predict', {
         params: { path: { id: model } },
-        body: { inputs, ...(opts.version !== undefined ? { version: opts.version } : {}), ...(opts.alias ? { alias: opts.alias } : {}), ...(opts.explain ? { explain: true } : {}) },
+        body: {
+          inputs,
+          ...(opts.version !== undefined ? { version: opts.version } : {}),
+          ...(opts.alias ? { alias: opts.alias } : {}),
+          ...(opts.explain ? { explain: true } : {}),
+        },
         headers: { Prefer: `wait=${opts.waitSeconds ?? 60}` },
         signal: opts.signal,
       }),
@@ -99,5 +112,14 @@ function namingInput(err: unknown, images: ReadonlyArray<Uint8Array | string>, s
   const at = start + Number(index[1]);
   if (at >= images.length) return err;
   const which = typeof images[at] === 'string' ? (images[at] as string) : `images[${at}]`;
-  return new AiaasError({ status: err.status, type: err.type, code: err.code, message: `${which}: ${err.message}`, param: err.param, requestId: err.requestId, retryAfterSeconds: err.retryAfterSeconds, cause: err });
+  return new AiaasError({
+    status: err.status,
+    type: err.type,
+    code: err.code,
+    message: `${which}: ${err.message}`,
+    param: err.param,
+    requestId: err.requestId,
+    retryAfterSeconds: err.retryAfterSeconds,
+    cause: err,
+  });
 }

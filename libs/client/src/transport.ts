@@ -31,7 +31,8 @@ export interface TransportOptions extends RetryOptions {
  */
 export function retryingFetch(opts: TransportOptions): (request: Request) => Promise<Response> {
   // A body can be read once: every attempt but the last sends a copy.
-  return (original) => sendWithRetries(opts, withIdempotencyKey(original), opts.maxRetries, (request, last) => (last ? request : request.clone()));
+  return (original) =>
+    sendWithRetries(opts, withIdempotencyKey(original), opts.maxRetries, (request, last) => (last ? request : request.clone()));
 }
 
 /**
@@ -42,7 +43,16 @@ export function retryingFetch(opts: TransportOptions): (request: Request) => Pro
 export function streamingFetch(opts: TransportOptions, reopen?: () => ReadableStream<Uint8Array>): (request: Request) => Promise<Response> {
   return (original) =>
     sendWithRetries(opts, withIdempotencyKey(original), reopen ? opts.maxRetries : 0, (request, _last, attempt) =>
-      attempt === 0 ? request : new Request(request.url, { method: request.method, headers: request.headers, body: reopen!(), signal: request.signal, redirect: request.redirect, duplex: 'half' } as RequestInit),
+      attempt === 0
+        ? request
+        : new Request(request.url, {
+            method: request.method,
+            headers: request.headers,
+            body: reopen!(),
+            signal: request.signal,
+            redirect: request.redirect,
+            duplex: 'half',
+          } as RequestInit),
     );
 }
 
@@ -53,7 +63,12 @@ function withIdempotencyKey(request: Request): Request {
   return new Request(request, { headers });
 }
 
-async function sendWithRetries(opts: TransportOptions, request: Request, maxRetries: number, attemptOf: (request: Request, last: boolean, attempt: number) => Request): Promise<Response> {
+async function sendWithRetries(
+  opts: TransportOptions,
+  request: Request,
+  maxRetries: number,
+  attemptOf: (request: Request, last: boolean, attempt: number) => Request,
+): Promise<Response> {
   const send = opts.fetch ?? ((r: Request) => fetch(r));
   const sleep = opts.sleep ?? abortableSleep;
   const random = opts.random ?? Math.random;

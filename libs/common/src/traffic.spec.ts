@@ -15,7 +15,10 @@ describe('pickByWeight', () => {
   });
 
   it('never picks a version of weight 0, and a single target always', () => {
-    const zero = [{ version: 1, weight: 0 }, { version: 2, weight: 100 }];
+    const zero = [
+      { version: 1, weight: 0 },
+      { version: 2, weight: 100 },
+    ];
     for (const r of [0, 0.3, 0.99]) expect(pickByWeight(zero, r)).toBe(2);
     expect(pickByWeight([{ version: 7, weight: 100 }], 0.5)).toBe(7);
   });

@@ -28,8 +28,18 @@ describe('loadConfig', () => {
 
   it('defaults the sync inference settings and refuses a batch of no rows', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ predictBatchMaxRows: 64, predictBatchDelayMs: 2, predictConcurrency: 256, predictLookupTtlMs: 1_000, workerModelCacheBytes: 256 * 1024 * 1024, workerInferenceChildren: 1 });
-    expect(loadConfig({ PREDICT_BATCH_MAX_ROWS: '1', PREDICT_BATCH_DELAY_MS: '0.5' })).toMatchObject({ predictBatchMaxRows: 1, predictBatchDelayMs: 0.5 });
+    expect(c).toMatchObject({
+      predictBatchMaxRows: 64,
+      predictBatchDelayMs: 2,
+      predictConcurrency: 256,
+      predictLookupTtlMs: 1_000,
+      workerModelCacheBytes: 256 * 1024 * 1024,
+      workerInferenceChildren: 1,
+    });
+    expect(loadConfig({ PREDICT_BATCH_MAX_ROWS: '1', PREDICT_BATCH_DELAY_MS: '0.5' })).toMatchObject({
+      predictBatchMaxRows: 1,
+      predictBatchDelayMs: 0.5,
+    });
     expect(() => loadConfig({ PREDICT_BATCH_MAX_ROWS: '0' })).toThrow(/PREDICT_BATCH_MAX_ROWS/);
   });
 

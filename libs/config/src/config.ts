@@ -13,16 +13,32 @@ const EnvSchema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Prefix of every Redis key this deployment writes; tests give each run its own. */
-  REDIS_PREFIX: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.:-]+$/).default('aiaas'),
-  ADMIN_API_KEY: z.string().regex(/^adm_[A-Za-z0-9]{20,}$/, 'must be adm_ followed by at least 20 letters or digits').optional(),
+  REDIS_PREFIX: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.:-]+$/)
+    .default('aiaas'),
+  ADMIN_API_KEY: z
+    .string()
+    .regex(/^adm_[A-Za-z0-9]{20,}$/, 'must be adm_ followed by at least 20 letters or digits')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a validated key stays in an API instance's memory; revocations are pushed sooner over Redis. */
   KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** JSON bodies (dataset records and imported models are the large ones); CSV and NDJSON uploads stream. */
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(16 * 1024 * 1024),
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(24),
   /** A POST's answer larger than this is not kept for replay (the key stays claimed; a replay answers 409). */
-  IDEMPOTENCY_MAX_ANSWER_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  IDEMPOTENCY_MAX_ANSWER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024),
   /** Unknown keys one client address may present per minute before it gets 429 without a database lookup; 0: no limit. */
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).default(60),
 
@@ -32,21 +48,45 @@ const EnvSchema = z.object({
   /** Longest time to receive a JSON body (at most BODY_LIMIT_BYTES). */
   BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Longest time to receive a streamed upload (CSV, NDJSON). */
-  UPLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).default(15 * 60_000),
+  UPLOAD_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(15 * 60_000),
   /** Streamed uploads one tenant may have in flight across all API instances; more are a 429. */
   UPLOADS_PER_TENANT: z.coerce.number().int().min(1).max(1_000).default(4),
   /** Bytes of one NDJSON line or CSV record. */
-  DATASET_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  DATASET_MAX_RECORD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(8 * 1024 * 1024),
   /** Bytes of foundation-model features the workers keep for reuse (transfer learning), across all tenants. */
-  FEATURE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(2 * 1024 ** 3),
+  FEATURE_CACHE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(2 * 1024 ** 3),
   /** Encoded bytes of one image of an image dataset (a zip entry, or a record's base64 once decoded). */
-  DATASET_IMAGE_MAX_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  DATASET_IMAGE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(8 * 1024 * 1024),
   /** width × height of one image of an image dataset, refused from its header before any pixel is allocated. */
-  DATASET_IMAGE_MAX_PIXELS: z.coerce.number().int().min(1).default(4096 * 4096),
+  DATASET_IMAGE_MAX_PIXELS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(4096 * 4096),
   /** A zip entry may inflate to at most this many times its compressed size (past its first MiB): zip bombs. */
   DATASET_ZIP_MAX_RATIO: z.coerce.number().min(1).default(100),
   /** Inflated bytes of one zip upload, whatever the tenant's storage quota. */
-  DATASET_ZIP_MAX_INFLATED_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 ** 3),
+  DATASET_ZIP_MAX_INFLATED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(2 * 1024 ** 3),
   /** Columns of one dataset. */
   DATASET_MAX_COLUMNS: z.coerce.number().int().min(2).default(10_000),
   /** PostgreSQL ends a session idle inside a transaction this long (a backstop; 0 turns it off). */
@@ -81,7 +121,11 @@ const EnvSchema = z.object({
   /** Hosts exempt from the private-address guard, comma-separated (tests: `127.0.0.1,localhost`). */
   WEBHOOK_ALLOWED_HOSTS: z.string().default(''),
   /** After a rotation, how long the previous secret still signs (both signatures are sent). */
-  WEBHOOK_SECRET_GRACE_MS: z.coerce.number().int().min(0).default(24 * 3600 * 1000),
+  WEBHOOK_SECRET_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600 * 1000),
   /** Deliveries one worker makes at once. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
@@ -103,7 +147,11 @@ const EnvSchema = z.object({
   WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   WORKER_RECONCILE_AGE_MS: z.coerce.number().int().min(0).default(5_000),
   /** A gpu job queued this long while no GPU worker is online is failed (`no_gpu_worker`) by the reconciler. */
-  JOB_GPU_WAIT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(24 * 3600),
+  JOB_GPU_WAIT_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(24 * 3600),
   /** Inference outputs: predictions kept in a job's result and per page of `GET /v1/jobs/{id}/output`. */
   JOB_OUTPUT_PAGE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
   /** TEST ONLY: the worker claims a GPU backend (and takes the -gpu queues); no machine here has one. */
@@ -119,7 +167,11 @@ const EnvSchema = z.object({
   /** How long an API instance reuses a model's resolved versions and aliases (changes are also pushed). */
   PREDICT_LOOKUP_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   /** Loaded models each inference child keeps, bounded by their artifacts' bytes (LRU). */
-  WORKER_MODEL_CACHE_BYTES: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
+  WORKER_MODEL_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(256 * 1024 * 1024),
   /** Compute children that serve predictions (sync, and async inference jobs), apart from the training children. */
   WORKER_INFERENCE_CHILDREN: z.coerce.number().int().min(1).max(64).default(1),
 
@@ -302,7 +354,8 @@ export function parseCidrs(text: string): Cidr[] {
     const version = isIP(address);
     const max = version === 6 ? 128 : 32;
     const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-    if (version === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) throw new Error(`'${entry}' is not an IP address or CIDR (a.b.c.d/n, x:y::/n)`);
+    if (version === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max))
+      throw new Error(`'${entry}' is not an IP address or CIDR (a.b.c.d/n, x:y::/n)`);
     out.push({ address, prefix, family: version === 6 ? 'ipv6' : 'ipv4' });
   }
   return out;
@@ -315,7 +368,8 @@ export function parseCidrs(text: string): Cidr[] {
  */
 function webhookKey(env: string, configured: string | undefined): Buffer {
   if (configured) return parseEncryptionKey(configured);
-  if (env === 'production') throw new ConfigError('invalid environment:\n  WEBHOOK_SECRET_KEY: required in production (32 bytes, hex or base64)');
+  if (env === 'production')
+    throw new ConfigError('invalid environment:\n  WEBHOOK_SECRET_KEY: required in production (32 bytes, hex or base64)');
   return createHash('sha256').update('aiaas development webhook key').digest();
 }
 

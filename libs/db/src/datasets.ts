@@ -137,7 +137,13 @@ export class DatasetRepository {
    * (refused past `maxStorageBytes`: then null and nothing is written), the row, its chunks.
    * The transaction never waits on a client, so it holds its connection only for the writes.
    */
-  async store(tenantId: string, meta: NewDataset, spool: DatasetSpool, stats: DatasetStats, maxStorageBytes: number): Promise<Dataset | null> {
+  async store(
+    tenantId: string,
+    meta: NewDataset,
+    spool: DatasetSpool,
+    stats: DatasetStats,
+    maxStorageBytes: number,
+  ): Promise<Dataset | null> {
     const client = await this.db.pool.connect();
     let release: Error | undefined;
     try {
@@ -155,10 +161,27 @@ export class DatasetRepository {
         `INSERT INTO datasets (id, tenant_id, name, task, label, text_field, format, rows, columns, bytes, sha256)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING id, tenant_id AS "tenantId", name, task, label, text_field AS "textField", format, rows, columns, bytes, sha256, created_at AS "createdAt"`,
-        [id, tenantId, meta.name, meta.task, meta.label, meta.textField, meta.format, stats.rows, JSON.stringify(stats.columns), stats.bytes, stats.sha256],
+        [
+          id,
+          tenantId,
+          meta.name,
+          meta.task,
+          meta.label,
+          meta.textField,
+          meta.format,
+          stats.rows,
+          JSON.stringify(stats.columns),
+          stats.bytes,
+          stats.sha256,
+        ],
       );
       for await (const chunk of spool.read()) {
-        await client.query('INSERT INTO dataset_chunks (dataset_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [id, chunk.seq, chunk.rows, chunk.data]);
+        await client.query('INSERT INTO dataset_chunks (dataset_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [
+          id,
+          chunk.seq,
+          chunk.rows,
+          chunk.data,
+        ]);
       }
       await client.query('COMMIT');
       return rows[0] as Dataset;
@@ -202,7 +225,10 @@ export class DatasetRepository {
     const ds = await this.get(tenantId, id);
     if (!ds) return;
     for (let seq = 0; ; seq++) {
-      const { rows } = await this.db.pool.query<{ data: Buffer }>('SELECT data FROM dataset_chunks WHERE dataset_id = $1 AND seq = $2', [id, seq]);
+      const { rows } = await this.db.pool.query<{ data: Buffer }>('SELECT data FROM dataset_chunks WHERE dataset_id = $1 AND seq = $2', [
+        id,
+        seq,
+      ]);
       if (rows.length === 0) return;
       const text = (await gunzipAsync(rows[0].data)).toString('utf8');
       for (const line of text.split('\n')) if (line) yield JSON.parse(line) as DatasetRow;
@@ -212,9 +238,17 @@ export class DatasetRepository {
 
 /** Prisma names the enum values `text_classification`, `image_classification`; the API and the database say `text-classification`, `image-classification`. */
 export function toDbTask(task: NewDataset['task']) {
-  return task === 'text-classification' ? ('text_classification' as const) : task === 'image-classification' ? ('image_classification' as const) : task;
+  return task === 'text-classification'
+    ? ('text_classification' as const)
+    : task === 'image-classification'
+      ? ('image_classification' as const)
+      : task;
 }
 
 export function fromDbTask(task: string): NewDataset['task'] {
-  return task === 'text_classification' ? 'text-classification' : task === 'image_classification' ? 'image-classification' : (task as NewDataset['task']);
+  return task === 'text_classification'
+    ? 'text-classification'
+    : task === 'image_classification'
+      ? 'image-classification'
+      : (task as NewDataset['task']);
 }

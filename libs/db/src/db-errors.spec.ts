@@ -4,7 +4,11 @@ import { isDatabaseUnavailable, isUnstorableText, sqlState } from './db-errors.j
 /** Shaped like what `pg` throws, and like Prisma's wrapping of it through the driver adapter. */
 const pgError = (code: string, message = 'x') => Object.assign(new Error(message), { code, severity: 'ERROR' });
 const prismaError = (code: string, cause: Record<string, unknown>) =>
-  Object.assign(new Error('Invalid `prisma.x()` invocation'), { code, clientVersion: '7', meta: { driverAdapterError: Object.assign(new Error('adapter'), { cause }) } });
+  Object.assign(new Error('Invalid `prisma.x()` invocation'), {
+    code,
+    clientVersion: '7',
+    meta: { driverAdapterError: Object.assign(new Error('adapter'), { cause }) },
+  });
 
 describe('database errors', () => {
   it('reads the SQLSTATE from pg and from Prisma alike', () => {
@@ -20,7 +24,11 @@ describe('database errors', () => {
   });
 
   it('knows an unreachable or restarting server, and nothing else', () => {
-    expect(isDatabaseUnavailable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' }))).toBe(true);
+    expect(
+      isDatabaseUnavailable(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' }),
+      ),
+    ).toBe(true);
     expect(isDatabaseUnavailable(pgError('57P01', 'terminating connection due to administrator command'))).toBe(true);
     expect(isDatabaseUnavailable(pgError('57P03', 'the database system is starting up'))).toBe(true);
     expect(isDatabaseUnavailable(pgError('08006'))).toBe(true);

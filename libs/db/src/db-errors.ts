@@ -22,9 +22,18 @@ const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 
 /** What `pg` says when the pool cannot connect in time or a connection dies under a query. */
-const MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|the database system is (?:starting up|shutting down|in recovery mode)|terminating connection due to administrator command|Can't reach database server|Server has closed the connection/i;
+const MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|the database system is (?:starting up|shutting down|in recovery mode)|terminating connection due to administrator command|Can't reach database server|Server has closed the connection/i;
 
-type Wrapped = { code?: unknown; severity?: unknown; kind?: unknown; originalCode?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown } };
+type Wrapped = {
+  code?: unknown;
+  severity?: unknown;
+  kind?: unknown;
+  originalCode?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  meta?: { driverAdapterError?: unknown };
+};
 
 /** Every layer of an error: the error, its `cause`, Prisma's driver adapter error, and theirs. */
 function* layers(err: unknown, depth = 0): Generator<Wrapped> {

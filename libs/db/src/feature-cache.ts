@@ -33,7 +33,10 @@ export class FeatureCacheRepository {
     );
     if (sets.length === 0) return null;
     const { id, rows, width } = sets[0];
-    const { rows: chunks } = await this.db.pool.query<{ rows: number; data: Buffer }>('SELECT rows, data FROM feature_chunks WHERE set_id = $1 ORDER BY seq', [id]);
+    const { rows: chunks } = await this.db.pool.query<{ rows: number; data: Buffer }>(
+      'SELECT rows, data FROM feature_chunks WHERE set_id = $1 ORDER BY seq',
+      [id],
+    );
     const out: Float32Array[] = [];
     for (const c of chunks) {
       // Copied out of the pg buffer: a Float32Array view needs 4-byte alignment.
@@ -61,13 +64,17 @@ export class FeatureCacheRepository {
         for (let start = 0, seq = 0; start < features.length; start += CHUNK_ROWS, seq++) {
           const part = features.slice(start, start + CHUNK_ROWS);
           const data = Buffer.alloc(part.length * width * 4);
-          part.forEach((f, r) => { Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(data, r * width * 4); });
+          part.forEach((f, r) => {
+            Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(data, r * width * 4);
+          });
           await client.query('INSERT INTO feature_chunks (set_id, seq, rows, data) VALUES ($1, $2, $3, $4)', [id, seq, part.length, data]);
         }
       }
       await client.query('COMMIT');
     } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+      await client.query('ROLLBACK').catch((e: Error) => {
+        broken = e;
+      });
       throw err;
     } finally {
       client.release(broken);

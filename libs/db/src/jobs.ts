@@ -85,7 +85,10 @@ export class JobRepository {
     );
     const row = rows[0];
     if (row?.refused) {
-      return { refused: row.refused as 'max_queued_jobs' | 'monthly_compute_seconds', count: row.refused === 'max_queued_jobs' ? row.queued : row.spent };
+      return {
+        refused: row.refused as 'max_queued_jobs' | 'monthly_compute_seconds',
+        count: row.refused === 'max_queued_jobs' ? row.queued : row.spent,
+      };
     }
     const { rows: created } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1', [id]);
     return { job: camelRow<Job>(created[0])! };
@@ -123,13 +126,24 @@ export class JobRepository {
 
   /** Whether a queued or running job uses the dataset or the model (deleting either is then a 409). */
   async inUse(tenantId: string, what: { datasetId?: string; modelId?: string }): Promise<boolean> {
-    const n = await this.db.prisma.job.count({ where: { tenantId, status: { in: ACTIVE }, ...(what.datasetId ? { datasetId: what.datasetId } : {}), ...(what.modelId ? { modelId: what.modelId } : {}) } });
+    const n = await this.db.prisma.job.count({
+      where: {
+        tenantId,
+        status: { in: ACTIVE },
+        ...(what.datasetId ? { datasetId: what.datasetId } : {}),
+        ...(what.modelId ? { modelId: what.modelId } : {}),
+      },
+    });
     return n > 0;
   }
 
   /** Queued jobs older than `olderThanMs`, oldest first: what the reconciler checks against the queues. */
   queuedBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
-    return this.db.prisma.job.findMany({ where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { createdAt: 'asc' }, take: limit });
+    return this.db.prisma.job.findMany({
+      where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } },
+      orderBy: { createdAt: 'asc' },
+      take: limit,
+    });
   }
 
   /** GPU jobs queued (since their last change of state) for longer than `olderThanMs`, oldest first. */
@@ -159,7 +173,9 @@ export class JobRepository {
       if (count === 0) return null;
       const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
       if (extra) await extra(tx, job);
-      const written = event ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, seq: job.eventSeq, type: event.type, data: event.data ?? {} } }) : null;
+      const written = event
+        ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, seq: job.eventSeq, type: event.type, data: event.data ?? {} } })
+        : null;
       if (event && isWebhookEvent(event.type)) await writeOutbox(tx, { tenantId: job.tenantId, type: event.type, data: jobView(job), job });
       return { job, event: written };
     });
@@ -175,12 +191,19 @@ export class JobRepository {
    * attempt is picked up elsewhere), counting the attempt, with its `job.started` event
    * (`{attempt, worker_id, backend}`), and the quotas it runs under. Null when the job has left queued/running.
    */
-  async start(jobId: string, workerId: string, backend: string): Promise<{ job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | null> {
+  async start(
+    jobId: string,
+    workerId: string,
+    backend: string,
+  ): Promise<{ job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | null> {
     return this.db.prisma.$transaction(async (tx) => {
       // max_concurrent_jobs holds across all workers: starts of one tenant's jobs take turns under
       // this lock, and a queued job past the limit does not start (a job already running, handed
       // back by a stall, does: it holds its own slot).
-      const owner = await tx.job.findUnique({ where: { id: jobId }, select: { tenantId: true, status: true, tenant: { select: { plan: true, quotas: true } } } });
+      const owner = await tx.job.findUnique({
+        where: { id: jobId },
+        select: { tenantId: true, status: true, tenant: { select: { plan: true, quotas: true } } },
+      });
       if (!owner) return null;
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`run:${owner.tenantId}`}))`;
       const quotas = effectiveQuotas(owner.tenant.plan, owner.tenant.quotas as Record<string, unknown>);
@@ -196,7 +219,13 @@ export class JobRepository {
       await tx.$executeRaw`UPDATE jobs SET started_at = now() WHERE id = ${jobId} AND started_at IS NULL`;
       const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
       const event = await tx.jobEvent.create({
-        data: { id: newId('evt'), jobId, seq: job.eventSeq, type: 'job.started', data: { attempt: job.attempts, worker_id: workerId, backend } },
+        data: {
+          id: newId('evt'),
+          jobId,
+          seq: job.eventSeq,
+          type: 'job.started',
+          data: { attempt: job.attempts, worker_id: workerId, backend },
+        },
       });
       await writeOutbox(tx, { tenantId: job.tenantId, type: 'job.started', data: jobView(job), job });
       return { job, event, quotas };
@@ -205,13 +234,20 @@ export class JobRepository {
 
   /** Status and attempt limit of some jobs, in one round trip (the dispatcher hands them to BullMQ). */
   async attemptsOf(ids: string[]): Promise<Map<string, { status: string; maxAttempts: number }>> {
-    const { rows } = await this.db.pool.query<{ id: string; status: string; max_attempts: number }>('SELECT id, status, max_attempts FROM jobs WHERE id = ANY($1)', [ids]);
+    const { rows } = await this.db.pool.query<{ id: string; status: string; max_attempts: number }>(
+      'SELECT id, status, max_attempts FROM jobs WHERE id = ANY($1)',
+      [ids],
+    );
     return new Map(rows.map((r) => [r.id, { status: r.status, maxAttempts: r.max_attempts }]));
   }
 
   /** Running jobs not updated for `olderThanMs`: the reconciler checks them against the queues (their worker may be gone). */
   runningBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
-    return this.db.prisma.job.findMany({ where: { status: 'running', updatedAt: { lt: new Date(Date.now() - olderThanMs) } }, orderBy: { updatedAt: 'asc' }, take: limit });
+    return this.db.prisma.job.findMany({
+      where: { status: 'running', updatedAt: { lt: new Date(Date.now() - olderThanMs) } },
+      orderBy: { updatedAt: 'asc' },
+      take: limit,
+    });
   }
 
   /** Writes a job's output pages (inside the transition that finishes it), replacing any of an earlier attempt. */
@@ -251,7 +287,14 @@ export class JobRepository {
 
 /** The JSON of an event row, as API.md shows it and as it is published. */
 export function eventView(e: JobEvent) {
-  return { id: e.id, job_id: e.jobId, seq: Number(e.seq), type: e.type, data: e.data as Record<string, unknown>, created_at: e.createdAt.toISOString() };
+  return {
+    id: e.id,
+    job_id: e.jobId,
+    seq: Number(e.seq),
+    type: e.type,
+    data: e.data as Record<string, unknown>,
+    created_at: e.createdAt.toISOString(),
+  };
 }
 
 /** A worker whose heartbeat is older than this is gone (the API's views, the overview, the metrics). */
@@ -259,8 +302,9 @@ export const WORKER_STALE_MS = 30_000;
 
 /** Workers whose heartbeat is younger than WORKER_STALE_MS (plain pg: request paths ask it). */
 export async function onlineWorkerCount(db: Database): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)', [
-    WORKER_STALE_MS / 1000,
-  ]);
+  const { rows } = await db.pool.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM worker_heartbeats WHERE last_seen_at > now() - make_interval(secs => $1)',
+    [WORKER_STALE_MS / 1000],
+  );
   return rows[0].n;
 }

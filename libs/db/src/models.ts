@@ -79,7 +79,15 @@ export class ModelRegistry {
         const model = await tx.model.create({
           data: { id: newId('mdl'), tenantId, name: data.name, task: toDbTask(data.task), description: data.description ?? null },
         });
-        await this.audit.record(tx, { actorType: 'tenant', actorKeyId, tenantId, action: 'model.created', targetType: 'model', targetId: model.id, data: { name: model.name } });
+        await this.audit.record(tx, {
+          actorType: 'tenant',
+          actorKeyId,
+          tenantId,
+          action: 'model.created',
+          targetType: 'model',
+          targetId: model.id,
+          data: { name: model.name },
+        });
         return model;
       });
     } catch (err) {
@@ -99,7 +107,10 @@ export class ModelRegistry {
   async list(tenantId: string, query: PageQuery & { task?: Task }): Promise<Model[]> {
     const cursor = query.starting_after ? await this.db.prisma.model.findFirst({ where: { tenantId, id: query.starting_after } }) : null;
     const args = pageArgs(query, cursor);
-    return this.db.prisma.model.findMany({ ...args, where: { ...args.where, tenantId, ...(query.task ? { task: toDbTask(query.task) } : {}) } });
+    return this.db.prisma.model.findMany({
+      ...args,
+      where: { ...args.where, tenantId, ...(query.task ? { task: toDbTask(query.task) } : {}) },
+    });
   }
 
   async delete(tenantId: string, actorKeyId: string, modelId: string): Promise<Model | null> {
@@ -109,7 +120,15 @@ export class ModelRegistry {
       const { _sum } = await tx.modelVersion.aggregate({ where: { modelId }, _sum: { bytes: true } });
       await tx.model.delete({ where: { id: modelId } });
       await tx.$executeRaw`UPDATE tenant_usage SET storage_bytes = GREATEST(0, storage_bytes - ${_sum.bytes ?? 0}) WHERE tenant_id = ${tenantId}`;
-      await this.audit.record(tx, { actorType: 'tenant', actorKeyId, tenantId, action: 'model.deleted', targetType: 'model', targetId: modelId, data: { name: model.name } });
+      await this.audit.record(tx, {
+        actorType: 'tenant',
+        actorKeyId,
+        tenantId,
+        action: 'model.deleted',
+        targetType: 'model',
+        targetId: modelId,
+        data: { name: model.name },
+      });
       return model;
     });
   }
@@ -129,8 +148,16 @@ export class ModelRegistry {
   async versions(tenantId: string, modelId: string, query: PageQuery): Promise<ModelVersion[]> {
     let below: number | undefined;
     if (query.starting_after) {
-      const cursor = await this.db.prisma.modelVersion.findFirst({ where: { tenantId, modelId, id: query.starting_after }, select: { number: true } });
-      if (!cursor) throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not a version of this model`, 'starting_after');
+      const cursor = await this.db.prisma.modelVersion.findFirst({
+        where: { tenantId, modelId, id: query.starting_after },
+        select: { number: true },
+      });
+      if (!cursor)
+        throw ApiError.invalid(
+          'invalid_cursor',
+          `starting_after '${query.starting_after}' is not a version of this model`,
+          'starting_after',
+        );
       below = cursor.number;
     }
     return this.db.prisma.modelVersion.findMany({
@@ -153,14 +180,24 @@ export class ModelRegistry {
    * The version a training job produced. Idempotent: a second call for the same job returns the
    * version the first one wrote, so a job that runs twice still makes exactly one version.
    */
-  async createFromTraining(tenantId: string, modelId: string, trainingJobId: string, data: VersionData): Promise<{ version: ModelVersion; created: boolean }> {
+  async createFromTraining(
+    tenantId: string,
+    modelId: string,
+    trainingJobId: string,
+    data: VersionData,
+  ): Promise<{ version: ModelVersion; created: boolean }> {
     const existing = await this.db.prisma.modelVersion.findUnique({ where: { trainingJobId } });
     if (existing) return { version: existing, created: false };
     try {
       const version = await this.db.prisma.$transaction(async (tx) => {
         // Storage is counted, not refused: the compute is spent, and the quota stops new uploads and jobs.
         await tx.$executeRaw`UPDATE tenant_usage SET storage_bytes = storage_bytes + ${data.artifact.length} WHERE tenant_id = ${tenantId}`;
-        return this.insertVersion(tx, tenantId, modelId, data, { trainingJobId, source: 'training', actorKeyId: 'system', actorType: 'system' });
+        return this.insertVersion(tx, tenantId, modelId, data, {
+          trainingJobId,
+          source: 'training',
+          actorKeyId: 'system',
+          actorType: 'system',
+        });
       });
       return { version, created: true };
     } catch (err) {
@@ -174,9 +211,16 @@ export class ModelRegistry {
   }
 
   /** A version imported from a TF.js layers model trained elsewhere. */
-  createImported(tenantId: string, actorKeyId: string, modelId: string, data: VersionData, maxStorageBytes: number): Promise<ModelVersion | null> {
+  createImported(
+    tenantId: string,
+    actorKeyId: string,
+    modelId: string,
+    data: VersionData,
+    maxStorageBytes: number,
+  ): Promise<ModelVersion | null> {
     return this.db.prisma.$transaction(async (tx) => {
-      const room = await tx.$executeRaw`UPDATE tenant_usage SET storage_bytes = storage_bytes + ${data.artifact.length} WHERE tenant_id = ${tenantId} AND storage_bytes + ${data.artifact.length} <= ${maxStorageBytes}`;
+      const room =
+        await tx.$executeRaw`UPDATE tenant_usage SET storage_bytes = storage_bytes + ${data.artifact.length} WHERE tenant_id = ${tenantId} AND storage_bytes + ${data.artifact.length} <= ${maxStorageBytes}`;
       if (room !== 1) return null;
       return this.insertVersion(tx, tenantId, modelId, data, { trainingJobId: null, source: 'import', actorKeyId, actorType: 'tenant' });
     });
@@ -189,7 +233,15 @@ export class ModelRegistry {
         create: { modelId, name, versions: targets as unknown as Prisma.InputJsonValue },
         update: { versions: targets as unknown as Prisma.InputJsonValue },
       });
-      await this.audit.record(tx, { actorType: 'tenant', actorKeyId, tenantId, action: 'model.alias.set', targetType: 'model', targetId: modelId, data: { alias: name, versions: targets as unknown as Prisma.InputJsonValue } });
+      await this.audit.record(tx, {
+        actorType: 'tenant',
+        actorKeyId,
+        tenantId,
+        action: 'model.alias.set',
+        targetType: 'model',
+        targetId: modelId,
+        data: { alias: name, versions: targets as unknown as Prisma.InputJsonValue },
+      });
       return alias;
     });
   }
@@ -198,7 +250,15 @@ export class ModelRegistry {
     return this.db.prisma.$transaction(async (tx) => {
       const { count } = await tx.modelAlias.deleteMany({ where: { modelId, name, model: { tenantId } } });
       if (count === 0) return false;
-      await this.audit.record(tx, { actorType: 'tenant', actorKeyId, tenantId, action: 'model.alias.deleted', targetType: 'model', targetId: modelId, data: { alias: name } });
+      await this.audit.record(tx, {
+        actorType: 'tenant',
+        actorKeyId,
+        tenantId,
+        action: 'model.alias.deleted',
+        targetType: 'model',
+        targetId: modelId,
+        data: { alias: name },
+      });
       return true;
     });
   }
@@ -216,7 +276,9 @@ export class ModelRegistry {
     how: { trainingJobId: string | null; source: string; actorKeyId: string; actorType: 'tenant' | 'system' },
   ): Promise<ModelVersion> {
     // The model row's lock numbers versions one at a time: 1, 2, 3 … with no gaps or twins.
-    const locked = await tx.$queryRaw<Array<{ id: string }>>`SELECT id FROM models WHERE id = ${modelId} AND tenant_id = ${tenantId} FOR UPDATE`;
+    const locked = await tx.$queryRaw<
+      Array<{ id: string }>
+    >`SELECT id FROM models WHERE id = ${modelId} AND tenant_id = ${tenantId} FOR UPDATE`;
     if (locked.length === 0) throw new Error(`model ${modelId} of tenant ${tenantId} does not exist`);
     const { _max } = await tx.modelVersion.aggregate({ where: { modelId }, _max: { number: true } });
     const version = await tx.modelVersion.create({

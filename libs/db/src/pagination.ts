@@ -24,9 +24,7 @@ export function pageArgs(query: PageQuery, cursor: Cursorable | null) {
   if (query.starting_after !== undefined && cursor === null) {
     throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not an object of this list`, 'starting_after');
   }
-  const where = cursor
-    ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] }
-    : {};
+  const where = cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {};
   return {
     where,
     orderBy: [{ createdAt: 'desc' as const }, { id: 'desc' as const }],

@@ -41,7 +41,10 @@ export class StagedImportRepository {
 
   /** The verdict a worker recorded, if any (for a reply missed on the way). */
   async outcome(tenantId: string, id: string): Promise<LoadCheckOutcome | null> {
-    const { rows } = await this.db.pool.query<{ outcome: LoadCheckOutcome | null }>('SELECT outcome FROM staged_imports WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    const { rows } = await this.db.pool.query<{ outcome: LoadCheckOutcome | null }>(
+      'SELECT outcome FROM staged_imports WHERE tenant_id = $1 AND id = $2',
+      [tenantId, id],
+    );
     return rows[0]?.outcome ?? null;
   }
 
@@ -66,7 +69,9 @@ export class LoadCheckRepository {
 
   /** Drops staged imports older than `ageMs` (their API instance died before discarding them). */
   async sweep(ageMs: number): Promise<number> {
-    const { rowCount } = await this.db.pool.query('DELETE FROM staged_imports WHERE created_at < now() - make_interval(secs => $1)', [ageMs / 1000]);
+    const { rowCount } = await this.db.pool.query('DELETE FROM staged_imports WHERE created_at < now() - make_interval(secs => $1)', [
+      ageMs / 1000,
+    ]);
     return rowCount ?? 0;
   }
 }

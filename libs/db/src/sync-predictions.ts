@@ -154,7 +154,19 @@ export class SyncPredictionRepository {
          RETURNING id
        )
        INSERT INTO job_events (id, job_id, seq, type, data) SELECT $11::text, id, 1, 'job.queued', '{}'::jsonb FROM inserted`,
-      [q.id, q.tenantId, q.modelId, q.version, q.alias, JSON.stringify(q.metadata), JSON.stringify(q.inputs), q.explain, q.maxAttempts, q.createdAt, newId('evt')],
+      [
+        q.id,
+        q.tenantId,
+        q.modelId,
+        q.version,
+        q.alias,
+        JSON.stringify(q.metadata),
+        JSON.stringify(q.inputs),
+        q.explain,
+        q.maxAttempts,
+        q.createdAt,
+        newId('evt'),
+      ],
     );
     const { rows } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1 AND tenant_id = $2', [q.id, q.tenantId]);
     return camelRow<Job>(rows[0]);

@@ -28,12 +28,7 @@ export class UsageRepository {
        FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) AS u(tenant_id, metric, day, value)
        WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.tenant_id)
        ON CONFLICT (tenant_id, metric, day) DO UPDATE SET value = usage_counters.value + EXCLUDED.value`,
-      [
-        increments.map((i) => i.tenantId),
-        increments.map((i) => i.metric),
-        increments.map((i) => i.day),
-        increments.map((i) => i.value),
-      ],
+      [increments.map((i) => i.tenantId), increments.map((i) => i.metric), increments.map((i) => i.day), increments.map((i) => i.value)],
     );
   }
 

@@ -68,7 +68,10 @@ export function versionView(v: ModelVersion) {
     training_job_id: v.trainingJobId,
     dataset_id: v.datasetId,
     base_version: v.baseVersion,
-    base_model: ((v.inputSchema as { base_model?: { id: string; sha256: string } } | null)?.base_model ?? null) as { id: string; sha256: string } | null,
+    base_model: ((v.inputSchema as { base_model?: { id: string; sha256: string } } | null)?.base_model ?? null) as {
+      id: string;
+      sha256: string;
+    } | null,
     created_at: iso(v.createdAt)!,
   };
 }

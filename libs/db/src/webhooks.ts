@@ -4,7 +4,14 @@ import { pageArgs, type PageQuery } from './pagination.js';
 import { type Job, Prisma, type WebhookAttempt, type WebhookEndpoint, type WebhookMessage } from './generated/client.js';
 
 /** The event types a webhook endpoint can ask for (API.md, "Webhooks"). */
-export const WEBHOOK_EVENT_TYPES = ['job.started', 'job.progress', 'job.succeeded', 'job.failed', 'job.canceled', 'model.version.created'] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  'job.started',
+  'job.progress',
+  'job.succeeded',
+  'job.failed',
+  'job.canceled',
+  'model.version.created',
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** A job's own `webhook_events` name categories of events. */
@@ -118,9 +125,15 @@ export class WebhookRepository {
 
   /** An endpoint's messages with their attempts, newest first. */
   async messages(endpointId: string, query: PageQuery): Promise<MessageWithLog[]> {
-    const cursor = query.starting_after ? await this.db.prisma.webhookMessage.findFirst({ where: { id: query.starting_after, endpointId } }) : null;
+    const cursor = query.starting_after
+      ? await this.db.prisma.webhookMessage.findFirst({ where: { id: query.starting_after, endpointId } })
+      : null;
     const args = pageArgs(query, cursor);
-    return this.db.prisma.webhookMessage.findMany({ ...args, where: { ...args.where, endpointId }, include: { log: { orderBy: { attemptedAt: 'asc' } } } });
+    return this.db.prisma.webhookMessage.findMany({
+      ...args,
+      where: { ...args.where, endpointId },
+      include: { log: { orderBy: { attemptedAt: 'asc' } } },
+    });
   }
 
   message(id: string): Promise<(WebhookMessage & { endpoint: WebhookEndpoint | null }) | null> {
@@ -181,7 +194,10 @@ export class WebhookRepository {
 
   /** A message that can no longer be delivered (its endpoint gone or disabled). */
   async fail(messageId: string, reason: string): Promise<void> {
-    await this.db.prisma.webhookMessage.updateMany({ where: { id: messageId, status: { in: ['pending', 'queued'] } }, data: { status: 'failed', lastError: reason } });
+    await this.db.prisma.webhookMessage.updateMany({
+      where: { id: messageId, status: { in: ['pending', 'queued'] } },
+      data: { status: 'failed', lastError: reason },
+    });
   }
 
   /** The receiver answered 410: the endpoint is disabled, as the service's own decision. */

@@ -11,7 +11,10 @@ import { baseFeatures } from '../src/foundation/features.js';
 import { loadFoundation } from '../src/foundation/runtime.js';
 
 const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
-const WORDS = 'the committee reviewed budget proposals for schools roads hospitals and the national parks while members argued about taxes trade and jobs'.split(' ');
+const WORDS =
+  'the committee reviewed budget proposals for schools roads hospitals and the national parks while members argued about taxes trade and jobs'.split(
+    ' ',
+  );
 
 function prose(chars: number, seed: number): string {
   let s = '';
@@ -57,7 +60,12 @@ export async function measureFoundationSpeed(backendName = 'wasm'): Promise<Reco
       tokens_per_1000_char_doc: docOut.tokens[0],
       base_features_ms_per_4000_char_doc: Math.round(longMs / long.length),
     },
-    image: { load_ms: Math.round(imageLoad), rss_mb: mb(rss2 - rss1), tensor_mb: mb(tf2 - tf1), ms_per_640x480_jpeg_batch_8: Math.round(imageMs / 8) },
+    image: {
+      load_ms: Math.round(imageLoad),
+      rss_mb: mb(rss2 - rss1),
+      tensor_mb: mb(tf2 - tf1),
+      ms_per_640x480_jpeg_batch_8: Math.round(imageMs / 8),
+    },
   };
 }
 

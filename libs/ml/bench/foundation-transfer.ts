@@ -116,7 +116,11 @@ function segments(text: string, size: number): string[] {
 
 async function cachedFeatures(handle: FoundationHandle, docs: Doc[]): Promise<Float32Array[]> {
   mkdirSync(CACHE, { recursive: true });
-  const key = createHash('sha256').update(`${handle.sha256}|${CHUNK_TOKENS}|${MAX_CHUNKS}|`).update(docs.map((d) => d.text).join('\u0000')).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(`${handle.sha256}|${CHUNK_TOKENS}|${MAX_CHUNKS}|`)
+    .update(docs.map((d) => d.text).join('\u0000'))
+    .digest('hex')
+    .slice(0, 16);
   const file = join(CACHE, `${key}.f32`);
   if (existsSync(file)) {
     const bytes = readFileSync(file);
@@ -132,7 +136,9 @@ async function cachedFeatures(handle: FoundationHandle, docs: Doc[]): Promise<Fl
   const seconds = (performance.now() - started) / 1000;
   console.error(`  base features of ${docs.length} docs: ${seconds.toFixed(1)} s (${((seconds * 1000) / docs.length).toFixed(0)} ms/doc)`);
   const all = new Float32Array(features.length * features[0].length);
-  features.forEach((f, i) => { all.set(f, i * f.length); });
+  features.forEach((f, i) => {
+    all.set(f, i * f.length);
+  });
   writeFileSync(file, Buffer.from(all.buffer));
   return features;
 }
@@ -140,9 +146,21 @@ async function cachedFeatures(handle: FoundationHandle, docs: Doc[]): Promise<Fl
 const rowsOf = (docs: Doc[]): Row[] => docs.map((d) => ({ text: d.text, label: d.label }));
 const spec = { task: 'text-classification' as const, label: 'label', textField: 'text' };
 
-async function transferAccuracy(handle: FoundationHandle, trainDocs: Doc[], trainF: Float32Array[], holdout: Doc[], holdF: Float32Array[], seed: number): Promise<number> {
+async function transferAccuracy(
+  handle: FoundationHandle,
+  trainDocs: Doc[],
+  trainF: Float32Array[],
+  holdout: Doc[],
+  holdF: Float32Array[],
+  seed: number,
+): Promise<number> {
   const hp = process.env.HP ? (JSON.parse(process.env.HP) as object) : {};
-  const result = await train({ spec, rows: rowsOf(trainDocs), hyperparameters: { ...hp, seed }, baseModel: { id: BASE, sha256: handle.sha256, features: trainF } });
+  const result = await train({
+    spec,
+    rows: rowsOf(trainDocs),
+    hyperparameters: { ...hp, seed },
+    baseModel: { id: BASE, sha256: handle.sha256, features: trainF },
+  });
   const model = await LoadedModel.load(result.artifact);
   try {
     return ((await model.evaluate(rowsOf(holdout), holdF)) as ClassificationMetrics).accuracy;
@@ -160,7 +178,14 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
   const backend = await initBackend(process.env.TF_BACKEND ?? 'wasm');
   if (process.env.HEAD) Object.assign(HEAD_FEATURES, JSON.parse(process.env.HEAD));
   const handle = await loadFoundation(BASE);
-  const report: Record<string, unknown> = { backend: backend.name, base: BASE, train_docs: trainSize, seeds, head: { ...HEAD_FEATURES }, hp: process.env.HP ?? null };
+  const report: Record<string, unknown> = {
+    backend: backend.name,
+    base: BASE,
+    train_docs: trainSize,
+    seeds,
+    head: { ...HEAD_FEATURES },
+    hp: process.env.HP ?? null,
+  };
   for (const name of taskNames) {
     const task = name === 'spam' ? spamTask(holdoutSize, poolSize) : sotuTask(name as 'party' | 'era', holdoutSize, poolSize);
     const chars = task.holdout.map((d) => d.text.length).sort((a, b) => a - b);
@@ -183,7 +208,7 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
       const trainDocs = idx.map((i) => task.pool[i]);
       const trainF = idx.map((i) => poolF[i]);
       const scratch = await train({ spec, rows: rowsOf(trainDocs), hyperparameters: { seed } });
-      figures.scratch.push((((await evaluate(scratch.artifact, rowsOf(task.holdout))) as ClassificationMetrics).accuracy));
+      figures.scratch.push(((await evaluate(scratch.artifact, rowsOf(task.holdout))) as ClassificationMetrics).accuracy);
       if (other) {
         const model = await other.train({ spec, rows: rowsOf(trainDocs), hyperparameters: { seed } });
         figures.scratch_other.push(((await other.evaluate(model.artifact, rowsOf(task.holdout))) as ClassificationMetrics).accuracy);
@@ -197,10 +222,20 @@ export async function runTransferBench(taskNames: string[]): Promise<Record<stri
         figures.transfer_ngrams_only.push(await transferAccuracy(handle, trainDocs, trainF, task.holdout, holdF, seed));
         Object.assign(HEAD_FEATURES, saved);
       }
-      console.error(`  seed ${seed}: ${Object.entries(figures).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(3)}`).join(', ')}`);
+      console.error(
+        `  seed ${seed}: ${Object.entries(figures)
+          .map(([k, v]) => `${k} ${v[v.length - 1].toFixed(3)}`)
+          .join(', ')}`,
+      );
     }
     const mean = (v: number[]) => Math.round((v.reduce((a, b) => a + b, 0) / v.length) * 1000) / 1000;
-    report[name] = { holdout: task.holdout.length, median_chars: chars[chars.length >> 1], ...Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, { mean: mean(v), runs: v.map((x) => Math.round(x * 1000) / 1000) }])) };
+    report[name] = {
+      holdout: task.holdout.length,
+      median_chars: chars[chars.length >> 1],
+      ...Object.fromEntries(
+        Object.entries(figures).map(([k, v]) => [k, { mean: mean(v), runs: v.map((x) => Math.round(x * 1000) / 1000) }]),
+      ),
+    };
   }
   return report;
 }

@@ -48,7 +48,10 @@ async function main(): Promise<void> {
     spec: { task: 'image-classification', label: 'label', imageField: 'image' },
     rows: trainRows,
     hyperparameters,
-    onEpoch: (p) => console.log(`epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} val_loss ${p.val_loss?.toFixed(4)} val_acc ${p.metrics.val_accuracy?.toFixed(4)} ${p.elapsed_seconds.toFixed(1)} s`),
+    onEpoch: (p) =>
+      console.log(
+        `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} val_loss ${p.val_loss?.toFixed(4)} val_acc ${p.metrics.val_accuracy?.toFixed(4)} ${p.elapsed_seconds.toFixed(1)} s`,
+      ),
   });
   const metrics = await evaluate(result.artifact, holdout);
   const epochs = result.history.length;

@@ -86,7 +86,9 @@ function sotu(dir: string): Task[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { year: number; name: string; party: string; text: string });
-  const party = docs.filter((d) => d.year > 1900 && ['democratic', 'republican'].includes(d.party.toLowerCase())).map((d) => ({ text: d.text, label: d.party }));
+  const party = docs
+    .filter((d) => d.year > 1900 && ['democratic', 'republican'].includes(d.party.toLowerCase()))
+    .map((d) => ({ text: d.text, label: d.party }));
   const century = docs.map((d) => ({ text: d.text, label: `${Math.floor((d.year - 1) / 100) + 1}th` }));
   const counts = new Map<string, number>();
   for (const d of docs) counts.set(d.name, (counts.get(d.name) ?? 0) + 1);
@@ -118,7 +120,13 @@ export interface QualityFigure {
   parameters: number;
 }
 
-export async function measureTextQuality(corpora: string, models: string[], seeds: number[], only = '', log = console.error): Promise<QualityFigure[]> {
+export async function measureTextQuality(
+  corpora: string,
+  models: string[],
+  seeds: number[],
+  only = '',
+  log = console.error,
+): Promise<QualityFigure[]> {
   await initBackend('wasm');
   const tasks: Task[] = [];
   const spam = join(corpora, 'spam-assassin', 'data');
@@ -169,10 +177,15 @@ export async function measureTextQuality(corpora: string, models: string[], seed
 }
 
 export function markdownTable(figures: QualityFigure[]): string {
-  const lines = ['| task | rows | classes | mean chars | model | holdout accuracy (mean; per seed) | train s | parameters |', '| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |'];
+  const lines = [
+    '| task | rows | classes | mean chars | model | holdout accuracy (mean; per seed) | train s | parameters |',
+    '| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |',
+  ];
   for (const f of figures) {
     const per = f.accuracy.map((a) => a.toFixed(3)).join(', ');
-    lines.push(`| ${f.task} | ${f.rows} | ${f.classes} | ${f.mean_chars} | ${f.model} | **${f.mean_accuracy.toFixed(3)}** (${per}) | ${f.train_seconds.toFixed(1)} | ${f.parameters.toLocaleString('en')} |`);
+    lines.push(
+      `| ${f.task} | ${f.rows} | ${f.classes} | ${f.mean_chars} | ${f.model} | **${f.mean_accuracy.toFixed(3)}** (${per}) | ${f.train_seconds.toFixed(1)} | ${f.parameters.toLocaleString('en')} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -117,14 +117,19 @@ export async function measureMlThroughput(options: ThroughputOptions = {}): Prom
         ends.push(run.totalSeconds);
         ratios.push(run.loopSeconds / fitSeconds);
         artifact = run.artifact;
-        log(`${backend} ${model} round ${round + 1}: libs/ml ${rate(samples, size.epochs, run.loopSeconds)}/s, fit ${rate(samples, size.epochs, fitSeconds)}/s`);
+        log(
+          `${backend} ${model} round ${round + 1}: libs/ml ${rate(samples, size.epochs, run.loopSeconds)}/s, fit ${rate(samples, size.epochs, fitSeconds)}/s`,
+        );
       }
       const target = backend === 'wasm' ? TARGETS.wasm[model] : null;
       const libsRate = rate(samples, size.epochs, median(libs));
       const figure: TrainingFigure = {
         backend,
         model,
-        shape: model === 'mlp' ? `${MLP.features}→${MLP.hidden.join('→')}→${MLP.classes}` : `vocabulary ${TEXT.vocabulary}, embedding ${TEXT.embedding}, sequence ${TEXT.sequence} → ${TEXT.classes}`,
+        shape:
+          model === 'mlp'
+            ? `${MLP.features}→${MLP.hidden.join('→')}→${MLP.classes}`
+            : `vocabulary ${TEXT.vocabulary}, embedding ${TEXT.embedding}, sequence ${TEXT.sequence} → ${TEXT.classes}`,
         samples,
         epochs: size.epochs,
         batch_size: BATCH,
@@ -158,7 +163,12 @@ function textWorkload(samples: number, epochs: number): Workload {
     words[Math.floor(random() * TEXT.sequence)] = `topic${i % TEXT.classes}`;
     return { text: words.join(' '), topic: `t${i % TEXT.classes}` };
   });
-  const hp = hyperparameters(epochs, { hidden_units: [], embedding_dim: TEXT.embedding, max_vocabulary: TEXT.vocabulary, sequence_length: TEXT.sequence });
+  const hp = hyperparameters(epochs, {
+    hidden_units: [],
+    embedding_dim: TEXT.embedding,
+    max_vocabulary: TEXT.vocabulary,
+    sequence_length: TEXT.sequence,
+  });
   // The token-embedding model (what custom Embedding architectures train): the kernel-bound path this
   // bench watches. The default hashed-n-gram model is measured by libs/ml/bench/text-quality.ts.
   const architecture = sequenceTextArchitecture(TEXT.classes, TEXT.embedding, TEXT.vocabulary, TEXT.sequence);
@@ -166,7 +176,14 @@ function textWorkload(samples: number, epochs: number): Workload {
 }
 
 /** Plain fit gets exactly the arrays that train() makes from the rows: libs/ml's own encoding. */
-function workload(model: BenchModel, rows: Row[], spec: DatasetSpec, hp: ResolvedHyperparameters, classes: number, architecture?: unknown): Workload {
+function workload(
+  model: BenchModel,
+  rows: Row[],
+  spec: DatasetSpec,
+  hp: ResolvedHyperparameters,
+  classes: number,
+  architecture?: unknown,
+): Workload {
   const { train: data } = prepareTraining(spec, rows, {
     validationSplit: 0,
     random: seededRandom(hp.seed),
@@ -175,17 +192,44 @@ function workload(model: BenchModel, rows: Row[], spec: DatasetSpec, hp: Resolve
     ...(architecture ? { textModel: 'sequence' as const } : {}),
   });
   const y = new Float32Array(data.n * classes);
-  data.y!.forEach((c, i) => { y[i * classes + c] = 1; });
-  return { model, rows, options: { spec, hyperparameters: { ...hp, early_stopping: null }, ...(architecture ? { architecture } : {}) }, x: data.x as Float32Array | Int32Array, y, width: data.width, hp };
+  data.y!.forEach((c, i) => {
+    y[i * classes + c] = 1;
+  });
+  return {
+    model,
+    rows,
+    options: { spec, hyperparameters: { ...hp, early_stopping: null }, ...(architecture ? { architecture } : {}) },
+    x: data.x as Float32Array | Int32Array,
+    y,
+    width: data.width,
+    hp,
+  };
 }
 
 function hyperparameters(epochs: number, extra: Partial<ResolvedHyperparameters>): ResolvedHyperparameters {
-  return { epochs, batch_size: BATCH, learning_rate: 0.001, optimizer: 'adam', validation_split: 0, early_stopping: null, seed: 1, ...extra };
+  return {
+    epochs,
+    batch_size: BATCH,
+    learning_rate: 0.001,
+    optimizer: 'adam',
+    validation_split: 0,
+    early_stopping: null,
+    seed: 1,
+    ...extra,
+  };
 }
 
-async function trainOnce(work: Workload, samples: number, epochs: number): Promise<{ loopSeconds: number; totalSeconds: number; artifact: Buffer }> {
+async function trainOnce(
+  work: Workload,
+  samples: number,
+  epochs: number,
+): Promise<{ loopSeconds: number; totalSeconds: number; artifact: Buffer }> {
   const started = performance.now();
-  const result = await train({ ...work.options, rows: work.rows.slice(0, samples), hyperparameters: { ...work.options.hyperparameters, epochs } });
+  const result = await train({
+    ...work.options,
+    rows: work.rows.slice(0, samples),
+    hyperparameters: { ...work.options.hyperparameters, epochs },
+  });
   const totalSeconds = (performance.now() - started) / 1000;
   return { loopSeconds: result.history.at(-1)!.elapsed_seconds, totalSeconds, artifact: result.artifact };
 }
@@ -193,11 +237,20 @@ async function trainOnce(work: Workload, samples: number, epochs: number): Promi
 async function fitOnce(work: Workload, samples: number, epochs: number): Promise<number> {
   const classes = work.model === 'mlp' ? MLP.classes : TEXT.classes;
   const model = buildPreset(
-    { task: work.model === 'mlp' ? 'classification' : 'text-classification', inputWidth: work.width, outputWidth: classes, vocabularySize: TEXT.vocabulary, textModel: 'sequence' },
+    {
+      task: work.model === 'mlp' ? 'classification' : 'text-classification',
+      inputWidth: work.width,
+      outputWidth: classes,
+      vocabularySize: TEXT.vocabulary,
+      textModel: 'sequence',
+    },
     { ...work.hp, embedding_dim: work.hp.embedding_dim ?? HYPERPARAMETER_DEFAULTS.text.embedding_dim },
   );
   model.compile({ optimizer: tf.train.adam(work.hp.learning_rate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const x = work.x instanceof Int32Array ? tf.tensor2d(work.x.subarray(0, samples * work.width), [samples, work.width], 'int32') : tf.tensor2d(work.x.subarray(0, samples * work.width), [samples, work.width]);
+  const x =
+    work.x instanceof Int32Array
+      ? tf.tensor2d(work.x.subarray(0, samples * work.width), [samples, work.width], 'int32')
+      : tf.tensor2d(work.x.subarray(0, samples * work.width), [samples, work.width]);
   const y = tf.tensor2d(work.y.subarray(0, samples * classes), [samples, classes]);
   try {
     const started = performance.now();

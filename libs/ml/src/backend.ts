@@ -10,7 +10,12 @@ const require = createRequire(import.meta.url);
 
 /** The TF.js engine's name for each backend we pick from. */
 const ENGINE_NAME: Record<BackendName, string> = { 'tfjs-node-gpu': 'tensorflow', 'tfjs-node': 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
-const ALIASES: Record<string, BackendName> = { 'node-gpu': 'tfjs-node-gpu', gpu: 'tfjs-node-gpu', node: 'tfjs-node', tensorflow: 'tfjs-node' };
+const ALIASES: Record<string, BackendName> = {
+  'node-gpu': 'tfjs-node-gpu',
+  gpu: 'tfjs-node-gpu',
+  node: 'tfjs-node',
+  tensorflow: 'tfjs-node',
+};
 
 let current: BackendInfo | null = null;
 let pending: Promise<BackendInfo> | null = null;
@@ -72,7 +77,8 @@ async function activate(name: BackendName): Promise<boolean> {
     // Optional peers: a variable specifier keeps TypeScript and bundlers from requiring them.
     const specifier = name === 'tfjs-node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
     await import(specifier);
-    if (!tf.findBackendFactory('tensorflow')) throw new Error(`${specifier} loaded but registered with another copy of @tensorflow/tfjs-core (versions differ)`);
+    if (!tf.findBackendFactory('tensorflow'))
+      throw new Error(`${specifier} loaded but registered with another copy of @tensorflow/tfjs-core (versions differ)`);
     await setBackend('tensorflow');
     const backend = tf.backend() as unknown as { isUsingGpuDevice?: boolean };
     return name === 'tfjs-node-gpu' && backend.isUsingGpuDevice !== false;

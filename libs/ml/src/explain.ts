@@ -24,7 +24,10 @@ export function explain(model: tf.LayersModel, metadata: ArtifactMetadata, data:
     const rows = Math.min(chunk, data.n - start);
     const x = denseRows(data, start, rows);
     const selected = predicted ? predicted.subarray(start, start + rows) : null;
-    const scores = pre.kind === 'text' ? textScores(model, x as Int32Array, rows, data.width, selected) : tabularScores(model, x as Float32Array, rows, data.width, selected);
+    const scores =
+      pre.kind === 'text'
+        ? textScores(model, x as Int32Array, rows, data.width, selected)
+        : tabularScores(model, x as Float32Array, rows, data.width, selected);
     for (let k = 0; k < rows; k++) {
       const row = scores.subarray(k * data.width, (k + 1) * data.width);
       if (pre.kind === 'hashed-ngrams') {
@@ -41,7 +44,11 @@ export function explain(model: tf.LayersModel, metadata: ArtifactMetadata, data:
 }
 
 /** Each token's share of the scores of the hashed n-grams that contain it, in text order. */
-function ngramTokenScores(pre: HashedNgramPreprocessing, tokens: string[], bucketScores: Float32Array): Array<{ token: string; score: number }> {
+function ngramTokenScores(
+  pre: HashedNgramPreprocessing,
+  tokens: string[],
+  bucketScores: Float32Array,
+): Array<{ token: string; score: number }> {
   const options = hashedOptions(pre);
   const occurrences = new Map<number, number>();
   forEachNgram(tokens, options, (bucket) => occurrences.set(bucket, (occurrences.get(bucket) ?? 0) + 1));

@@ -2,7 +2,6 @@ import { describe, expect, it } from '@jest/globals';
 import { thrown } from './testing.js';
 import { HYPERPARAMETER_DEFAULTS, resolveHyperparameters } from './hyperparameters.js';
 
-
 describe('hyperparameters', () => {
   it('fills in the defaults of the task, with a random seed that is recorded', () => {
     const tabular = resolveHyperparameters('classification', undefined);
@@ -15,7 +14,11 @@ describe('hyperparameters', () => {
   });
 
   it('completes early stopping', () => {
-    expect(resolveHyperparameters('regression', { early_stopping: { patience: 3 } }).early_stopping).toEqual({ patience: 3, min_delta: 0, restore_best_weights: true });
+    expect(resolveHyperparameters('regression', { early_stopping: { patience: 3 } }).early_stopping).toEqual({
+      patience: 3,
+      min_delta: 0,
+      restore_best_weights: true,
+    });
   });
 
   it('drops preset settings when the architecture is not a preset', () => {
@@ -52,16 +55,33 @@ describe('hyperparameters', () => {
     ]);
   });
 
-  it('gives images the convolutional preset\'s defaults, augmentation off, and trainable_base_layers only on a base', () => {
+  it("gives images the convolutional preset's defaults, augmentation off, and trainable_base_layers only on a base", () => {
     const hp = resolveHyperparameters('image-classification', { seed: 1 });
-    expect(hp).toEqual({ epochs: 8, batch_size: 32, learning_rate: 0.001, optimizer: 'adam', validation_split: 0.1, early_stopping: null, seed: 1, hidden_units: [128], augmentation: null });
-    expect(resolveHyperparameters('image-classification', { seed: 1, augmentation: { flip: true } }).augmentation).toEqual({ flip: true, shift: 0 });
-    expect(resolveHyperparameters('image-classification', { seed: 1, trainable_base_layers: 3 }, { baseModel: true }).trainable_base_layers).toBe(3);
+    expect(hp).toEqual({
+      epochs: 8,
+      batch_size: 32,
+      learning_rate: 0.001,
+      optimizer: 'adam',
+      validation_split: 0.1,
+      early_stopping: null,
+      seed: 1,
+      hidden_units: [128],
+      augmentation: null,
+    });
+    expect(resolveHyperparameters('image-classification', { seed: 1, augmentation: { flip: true } }).augmentation).toEqual({
+      flip: true,
+      shift: 0,
+    });
+    expect(
+      resolveHyperparameters('image-classification', { seed: 1, trainable_base_layers: 3 }, { baseModel: true }).trainable_base_layers,
+    ).toBe(3);
     const error = thrown(() => resolveHyperparameters('image-classification', { augmentation: 'yes' as never, trainable_base_layers: 1 }));
     expect(error.details).toEqual([
       'trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer',
       'augmentation must be an object {flip?: boolean, shift?: number from 0 to 0.25}, or null for none',
     ]);
-    expect(thrown(() => resolveHyperparameters('classification', { augmentation: { flip: true } })).details).toEqual(["unknown hyperparameter 'augmentation' for task classification"]);
+    expect(thrown(() => resolveHyperparameters('classification', { augmentation: { flip: true } })).details).toEqual([
+      "unknown hyperparameter 'augmentation' for task classification",
+    ]);
   });
 });

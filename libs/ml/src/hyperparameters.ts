@@ -79,7 +79,11 @@ export interface ResolveOptions {
  * Checks hyperparameters and fills in the defaults. Unknown keys, wrong types and values out
  * of range are one MlError `invalid_hyperparameters` listing every problem.
  */
-export function resolveHyperparameters(task: Task, input: Hyperparameters | undefined | null, options: ResolveOptions = {}): ResolvedHyperparameters {
+export function resolveHyperparameters(
+  task: Task,
+  input: Hyperparameters | undefined | null,
+  options: ResolveOptions = {},
+): ResolvedHyperparameters {
   const preset = options.preset ?? true;
   const textData = options.textData ?? true;
   const text = task === 'text-classification';
@@ -96,7 +100,8 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
     ...(image && options.baseModel ? ['trainable_base_layers'] : []),
   ]);
   for (const key of Object.keys(hp)) {
-    if (key === 'trainable_base_layers' && image && allowed.has(key) === false) problems.push('trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer');
+    if (key === 'trainable_base_layers' && image && allowed.has(key) === false)
+      problems.push('trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer');
     else if (!allowed.has(key)) problems.push(`unknown hyperparameter '${key}' for task ${task}`);
   }
   const defaults = text ? HYPERPARAMETER_DEFAULTS.text : image ? HYPERPARAMETER_DEFAULTS.image : HYPERPARAMETER_DEFAULTS.tabular;
@@ -132,7 +137,8 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
   let earlyStopping: ResolvedHyperparameters['early_stopping'] = null;
   const es = hp.early_stopping;
   if (es !== undefined && es !== null) {
-    if (typeof es !== 'object' || Array.isArray(es)) problems.push('early_stopping must be an object {patience, min_delta?, restore_best_weights?}');
+    if (typeof es !== 'object' || Array.isArray(es))
+      problems.push('early_stopping must be an object {patience, min_delta?, restore_best_weights?}');
     else {
       const e = es as Record<string, unknown>;
       for (const key of Object.keys(e)) {
@@ -170,7 +176,9 @@ export function resolveHyperparameters(task: Task, input: Hyperparameters | unde
       hidden.length > L.hidden_layers[1] ||
       !hidden.every((u) => typeof u === 'number' && Number.isInteger(u) && u >= L.hidden_units[0] && u <= L.hidden_units[1])
     ) {
-      problems.push(`hidden_units must be a list of at most ${L.hidden_layers[1]} integers from ${L.hidden_units[0]} to ${L.hidden_units[1]}`);
+      problems.push(
+        `hidden_units must be a list of at most ${L.hidden_layers[1]} integers from ${L.hidden_units[0]} to ${L.hidden_units[1]}`,
+      );
     } else hiddenUnits = hidden;
   }
   if (preset) resolved.hidden_units = hiddenUnits;
@@ -205,11 +213,13 @@ function resolveAugmentation(value: unknown, problems: string[]): ResolvedHyperp
     return null;
   }
   const a = value as Record<string, unknown>;
-  for (const key of Object.keys(a)) if (key !== 'flip' && key !== 'shift') problems.push(`unknown augmentation field '${key}' (flip, shift)`);
+  for (const key of Object.keys(a))
+    if (key !== 'flip' && key !== 'shift') problems.push(`unknown augmentation field '${key}' (flip, shift)`);
   const flip = a.flip ?? false;
   if (typeof flip !== 'boolean') problems.push('augmentation.flip must be a boolean');
   const shift = a.shift ?? 0;
   const [min, max] = HYPERPARAMETER_LIMITS.shift;
-  if (typeof shift !== 'number' || !Number.isFinite(shift) || shift < min || shift > max) problems.push(`augmentation.shift must be a number from ${min} to ${max} (a fraction of the image's size)`);
+  if (typeof shift !== 'number' || !Number.isFinite(shift) || shift < min || shift > max)
+    problems.push(`augmentation.shift must be a number from ${min} to ${max} (a fraction of the image's size)`);
   return { flip: flip === true, shift: typeof shift === 'number' && shift >= min && shift <= max ? shift : 0 };
 }

@@ -30,7 +30,12 @@ describe('image classification from scratch', () => {
   });
 
   it('picks a grey 20×20 input from grey 20×20 images and learns the shapes', async () => {
-    expect(trained.input_schema).toEqual({ task: 'image-classification', label: 'label', image_field: 'image', image: { width: 20, height: 20, channels: 1 } });
+    expect(trained.input_schema).toEqual({
+      task: 'image-classification',
+      label: 'label',
+      image_field: 'image',
+      image: { width: 20, height: 20, channels: 1 },
+    });
     expect(trained.labels).toEqual(['bar', 'cross', 'square']);
     const holdout = await evaluate(trained.artifact, shapeRows(15, 20, 99));
     expect((holdout as ClassificationMetrics).accuracy).toBeGreaterThanOrEqual(0.9);
@@ -39,7 +44,9 @@ describe('image classification from scratch', () => {
 
   it('counts its parameters before building, as the API does, and serves once loaded', async () => {
     const image = trained.input_schema.image!;
-    expect(presetParameters({ task: 'image-classification', inputWidth: 0, outputWidth: 3, image }, trained.hyperparameters)).toBe(trained.parameters);
+    expect(presetParameters({ task: 'image-classification', inputWidth: 0, outputWidth: 3, image }, trained.hyperparameters)).toBe(
+      trained.parameters,
+    );
     await expect(checkLoads(trained.artifact)).resolves.toBeUndefined();
   });
 
@@ -105,7 +112,13 @@ describe('image classification from scratch', () => {
     const controller = new AbortController();
     const started = performance.now();
     const err = await rejection(
-      train({ spec, rows: shapeRows(40, 20, 4), hyperparameters: { epochs: 50, seed: 1, batch_size: 8 }, signal: controller.signal, onBatch: (b) => b.batch === 2 && controller.abort() }),
+      train({
+        spec,
+        rows: shapeRows(40, 20, 4),
+        hyperparameters: { epochs: 50, seed: 1, batch_size: 8 },
+        signal: controller.signal,
+        onBatch: (b) => b.batch === 2 && controller.abort(),
+      }),
     );
     expect(err.code).toBe('canceled');
     expect(performance.now() - started).toBeLessThan(5000);
@@ -121,12 +134,18 @@ describe('image classification from scratch', () => {
   });
 
   it('refuses trainable_base_layers and bad augmentation without a base model', async () => {
-    const err = await rejection(train({ spec, rows: shapeRows(2, 12, 1), hyperparameters: { trainable_base_layers: 2, augmentation: { flip: 'yes', shift: 2 } as never } }));
+    const err = await rejection(
+      train({
+        spec,
+        rows: shapeRows(2, 12, 1),
+        hyperparameters: { trainable_base_layers: 2, augmentation: { flip: 'yes', shift: 2 } as never },
+      }),
+    );
     expect(err.code).toBe('invalid_hyperparameters');
     expect(err.details).toEqual([
       'trainable_base_layers applies to a head on a base model (base_model); a model from scratch trains every layer',
       'augmentation.flip must be a boolean',
-      'augmentation.shift must be a number from 0 to 0.25 (a fraction of the image\'s size)',
+      "augmentation.shift must be a number from 0 to 0.25 (a fraction of the image's size)",
     ]);
   });
 });

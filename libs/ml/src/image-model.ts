@@ -16,9 +16,24 @@ export interface ImageShape {
  */
 export function buildImagePreset(image: ImageShape, classes: number, hp: ResolvedHyperparameters): tf.LayersModel {
   const model = tf.sequential({ name: 'image_cnn' });
-  model.add(tf.layers.reshape({ name: 'pixels', targetShape: [image.height, image.width, image.channels], batchInputShape: [null, image.width * image.height * image.channels] }));
+  model.add(
+    tf.layers.reshape({
+      name: 'pixels',
+      targetShape: [image.height, image.width, image.channels],
+      batchInputShape: [null, image.width * image.height * image.channels],
+    }),
+  );
   imageBlocks(image).forEach((filters, i) => {
-    model.add(tf.layers.conv2d({ name: `conv_${i + 1}`, filters, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: 'heNormal' }));
+    model.add(
+      tf.layers.conv2d({
+        name: `conv_${i + 1}`,
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: 'heNormal',
+      }),
+    );
     model.add(tf.layers.maxPooling2d({ name: `pool_${i + 1}`, poolSize: 2 }));
   });
   model.add(tf.layers.flatten({ name: 'flatten' }));
@@ -44,7 +59,10 @@ export function imageLearningRateFactor(epoch: number, epochs: number): number {
  * Augments a batch of flat images in place: each mirrored left to right with probability 1/2 (`flip`) and moved by a
  * whole number of pixels up to `shift` × its size in each direction, the uncovered border black (0).
  */
-export function imageAugmenter(image: ImageShape, augmentation: Required<ImageAugmentation>): (batch: Float32Array, rows: number, random: () => number) => void {
+export function imageAugmenter(
+  image: ImageShape,
+  augmentation: Required<ImageAugmentation>,
+): (batch: Float32Array, rows: number, random: () => number) => void {
   const { width: W, height: H, channels: C } = image;
   const size = W * H * C;
   const scratch = new Float32Array(size);

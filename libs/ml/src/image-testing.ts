@@ -46,7 +46,8 @@ export function shapeRows(perClass: number, size: number, seed: number): Row[] {
   const random = seededRandom(seed);
   const rows: Row[] = [];
   for (let k = 0; k < perClass; k++) {
-    for (const shape of SHAPES) rows.push({ image: encodePng(drawShape(shape, size, random), size, size).toString('base64'), label: shape });
+    for (const shape of SHAPES)
+      rows.push({ image: encodePng(drawShape(shape, size, random), size, size).toString('base64'), label: shape });
   }
   return rows;
 }

@@ -43,7 +43,9 @@ describe('the @app/ml entry point', () => {
 
   it('gives the API the checks it needs without TF.js', () => {
     expect(ml.resolveHyperparameters('regression', { epochs: 3, seed: 1 })).toMatchObject({ epochs: 3, seed: 1 });
-    expect(() => ml.checkTopology({ class_name: 'Sequential', config: { layers: [{ class_name: 'Lambda', config: {} }] } }, { task: 'regression' })).toThrow(ml.MlError);
+    expect(() =>
+      ml.checkTopology({ class_name: 'Sequential', config: { layers: [{ class_name: 'Lambda', config: {} }] } }, { task: 'regression' }),
+    ).toThrow(ml.MlError);
     expect(ml.tokenize('Hi!')).toEqual(['hi', '!']);
     const metadata: ml.ArtifactMetadata = {
       version: 1,

@@ -17,8 +17,22 @@ export * from './types.js';
 export { MlError, isMlError, type MlErrorCode } from './errors.js';
 export { HYPERPARAMETER_DEFAULTS, HYPERPARAMETER_LIMITS, resolveHyperparameters, type ResolveOptions } from './hyperparameters.js';
 export { readArtifact, decodeArtifact, sha256, type ArtifactJson, type ArtifactSummary, type WeightSpec } from './artifact/format.js';
-export { checkTopology, normalizeTopology, ALLOWED_LAYERS, ALLOWED_ACTIVATIONS, type TopologyReport, type TopologyRequirements } from './artifact/topology.js';
-export { importArtifact, importLayersModel, inlineWeightFiles, weightValueProblems, type ImportMeta, type ImportResult } from './artifact/import.js';
+export {
+  checkTopology,
+  normalizeTopology,
+  ALLOWED_LAYERS,
+  ALLOWED_ACTIVATIONS,
+  type TopologyReport,
+  type TopologyRequirements,
+} from './artifact/topology.js';
+export {
+  importArtifact,
+  importLayersModel,
+  inlineWeightFiles,
+  weightValueProblems,
+  type ImportMeta,
+  type ImportResult,
+} from './artifact/import.js';
 export { MIN_STEP_SECONDS, minimumTrainingTime, presetParameters, type PresetShape, type TrainingTimeBound } from './sizing.js';
 export { checkInputs, encodeRows, type EncodedData } from './data/prepare.js';
 export { tokenize } from './data/text.js';
@@ -86,7 +100,11 @@ export async function loadFoundation(id: string): Promise<FoundationHandle> {
 }
 
 /** TF.js. The per-row features a head sees from its base (deterministic per input): what a feature cache stores. */
-export async function baseFeatures(handle: FoundationHandle, inputs: string[] | Uint8Array[], options?: TextFeatureOptions): Promise<Float32Array[]> {
+export async function baseFeatures(
+  handle: FoundationHandle,
+  inputs: string[] | Uint8Array[],
+  options?: TextFeatureOptions,
+): Promise<Float32Array[]> {
   return (await import('./foundation/features.js')).baseFeatures(handle, inputs, options);
 }
 

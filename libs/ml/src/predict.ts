@@ -67,7 +67,14 @@ export class LoadedModel {
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
   async predict(inputs: Row[], options: PredictOptions = {}): Promise<PredictResult> {
     this.assertOpen();
-    const encoded = encodeRows(this.metadata, inputs, { labels: false, what: 'inputs', missing: 'refuse', keepTokens: options.explain, vocabulary: this.vocabulary, idf: this.idf });
+    const encoded = encodeRows(this.metadata, inputs, {
+      labels: false,
+      what: 'inputs',
+      missing: 'refuse',
+      keepTokens: options.explain,
+      vocabulary: this.vocabulary,
+      idf: this.idf,
+    });
     const data = await this.withBaseFeatures(encoded, 'invalid_input', options.baseFeatures);
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
@@ -80,7 +87,9 @@ export class LoadedModel {
       for (let i = 0; i < data.n; i++) {
         predicted[i] = argMax(outputs, i * k, k);
         const probabilities: Record<string, number> = {};
-        labels.forEach((label, j) => { probabilities[label] = outputs[i * k + j]; });
+        labels.forEach((label, j) => {
+          probabilities[label] = outputs[i * k + j];
+        });
         predictions.push({ label: labels[predicted[i]], probabilities });
       }
     } else {
@@ -113,11 +122,18 @@ export class LoadedModel {
    * A head's input rows from raw texts: the base's features (or `features`, the caller's cache of them, in row order)
    * beside the text's n-grams. Other models' data is returned as it is.
    */
-  private async withBaseFeatures(data: EncodedData, code: 'invalid_input' | 'invalid_data', features?: Float32Array[]): Promise<EncodedData> {
+  private async withBaseFeatures(
+    data: EncodedData,
+    code: 'invalid_input' | 'invalid_data',
+    features?: Float32Array[],
+  ): Promise<EncodedData> {
     const pre = this.metadata.preprocessing;
     if (pre.kind !== 'foundation' || !this.base) return data;
     const named = (err: { index: number; message: string }) =>
-      new MlError(code, `${code === 'invalid_input' ? `inputs[${err.index}]` : `row ${err.index + 1}`}: ${err.message.replace(/^input\[\d+\] /, '')}`);
+      new MlError(
+        code,
+        `${code === 'invalid_input' ? `inputs[${err.index}]` : `row ${err.index + 1}`}: ${err.message.replace(/^input\[\d+\] /, '')}`,
+      );
     if (pre.input === 'image') {
       const images = data.images!;
       try {
@@ -167,10 +183,16 @@ async function loadBase(metadata: ArtifactMetadata): Promise<FoundationHandle | 
   try {
     handle = await loadFoundation(pre.base.id);
   } catch (err) {
-    throw new MlError('invalid_artifact', `The base model '${pre.base.id}' cannot be loaded: ${err instanceof Error ? err.message : String(err)}`);
+    throw new MlError(
+      'invalid_artifact',
+      `The base model '${pre.base.id}' cannot be loaded: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   if (handle.sha256 !== pre.base.sha256) {
-    throw new MlError('invalid_artifact', `The head was trained on '${pre.base.id}' with weights ${pre.base.sha256.slice(0, 12)}…; this process has ${handle.sha256.slice(0, 12)}…`);
+    throw new MlError(
+      'invalid_artifact',
+      `The head was trained on '${pre.base.id}' with weights ${pre.base.sha256.slice(0, 12)}…; this process has ${handle.sha256.slice(0, 12)}…`,
+    );
   }
   return handle;
 }
@@ -228,7 +250,9 @@ async function weightFitProblems(artifact: Uint8Array): Promise<MlError | null> 
     decoded = decodeArtifact(artifact);
     built = await tf.models.modelFromJSON({ modelTopology: decoded.json.modelTopology } as Parameters<typeof tf.models.modelFromJSON>[0]);
   } catch (err) {
-    return isMlError(err) ? err : new MlError('invalid_model', `TF.js cannot build the model: ${err instanceof Error ? err.message : String(err)}`);
+    return isMlError(err)
+      ? err
+      : new MlError('invalid_model', `TF.js cannot build the model: ${err instanceof Error ? err.message : String(err)}`);
   }
   try {
     const specs = new Map(decoded.weightSpecs.map((s) => [s.name, s]));
@@ -237,7 +261,8 @@ async function weightFitProblems(artifact: Uint8Array): Promise<MlError | null> 
       const spec = specs.get(w.originalName);
       specs.delete(w.originalName);
       if (!spec) problems.push(`the model needs weight '${w.originalName}' ${JSON.stringify(w.shape)}, which is not in weightsManifest`);
-      else if (JSON.stringify(spec.shape) !== JSON.stringify(w.shape)) problems.push(`weight '${spec.name}' has shape ${JSON.stringify(spec.shape)}; the layer needs ${JSON.stringify(w.shape)}`);
+      else if (JSON.stringify(spec.shape) !== JSON.stringify(w.shape))
+        problems.push(`weight '${spec.name}' has shape ${JSON.stringify(spec.shape)}; the layer needs ${JSON.stringify(w.shape)}`);
       else if (spec.dtype !== w.dtype) problems.push(`weight '${spec.name}' has dtype ${spec.dtype}; the layer needs ${w.dtype}`);
     }
     for (const name of specs.keys()) problems.push(`weight '${name}' is not a weight of any layer of the model`);
@@ -270,4 +295,5 @@ export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?:
 }
 
 /** An 8×8 black PNG: the zero input of an image model. */
-const BLACK_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAIElEQVR4AYXBAQEAAAiAIPP/53qQMMDykCBBggQJEiQcDFMBD2KE+E8AAAAASUVORK5CYII=';
+const BLACK_PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAIElEQVR4AYXBAQEAAAiAIPP/53qQMMDykCBBggQJEiQcDFMBD2KE+E8AAAAASUVORK5CYII=';

@@ -15,16 +15,24 @@ const BACKBONE_CHUNK = 2;
  * Gradient × input of the predicted class's probability for each pixel and channel, pooled by `poolSaliency`. A model
  * from scratch: through the whole network, on the resized image it reads.
  */
-export function cnnSaliency(model: tf.LayersModel, pre: ImagePreprocessing, data: EncodedData, predicted: Int32Array): Array<{ saliency: SaliencyMap }> {
+export function cnnSaliency(
+  model: tf.LayersModel,
+  pre: ImagePreprocessing,
+  data: EncodedData,
+  predicted: Int32Array,
+): Array<{ saliency: SaliencyMap }> {
   const out: Array<{ saliency: SaliencyMap }> = [];
   for (let start = 0; start < data.n; start += CNN_CHUNK) {
     const rows = Math.min(CNN_CHUNK, data.n - start);
     const scores = tf.tidy(() => {
       const xs = tf.tensor2d(denseRows(data, start, rows) as Float32Array, [rows, data.width]);
-      const gradient = tf.grad((input: tf.Tensor) => selected(model.apply(input, { training: false }) as tf.Tensor2D, predicted.subarray(start, start + rows)))(xs);
+      const gradient = tf.grad((input: tf.Tensor) =>
+        selected(model.apply(input, { training: false }) as tf.Tensor2D, predicted.subarray(start, start + rows)),
+      )(xs);
       return tf.mul(gradient, xs).dataSync() as Float32Array;
     });
-    for (let k = 0; k < rows; k++) out.push({ saliency: poolSaliency(scores.subarray(k * data.width, (k + 1) * data.width), pre.width, pre.height, pre.channels) });
+    for (let k = 0; k < rows; k++)
+      out.push({ saliency: poolSaliency(scores.subarray(k * data.width, (k + 1) * data.width), pre.width, pre.height, pre.channels) });
   }
   return out;
 }
@@ -34,7 +42,13 @@ export function cnnSaliency(model: tf.LayersModel, pre: ImagePreprocessing, data
  * 224×224 image the base reads. Frozen base: the head over the standardized features; fine-tuned: the trained top and
  * head over the frozen bottom's activations.
  */
-export function headSaliency(encoder: ImageEncoder, head: tf.LayersModel, pre: FoundationImagePreprocessing, images: Uint8Array[], predicted: Int32Array): Array<{ saliency: SaliencyMap }> {
+export function headSaliency(
+  encoder: ImageEncoder,
+  head: tf.LayersModel,
+  pre: FoundationImagePreprocessing,
+  images: Uint8Array[],
+  predicted: Int32Array,
+): Array<{ saliency: SaliencyMap }> {
   const out: Array<{ saliency: SaliencyMap }> = [];
   const scaling = pre.fine_tuned ? null : imageHeadScaling(pre);
   const bottom = pre.fine_tuned ? encoder.bottom(pre.fine_tuned.cut) : encoder.featureModel;

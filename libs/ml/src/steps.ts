@@ -7,7 +7,12 @@ import type { ResolvedHyperparameters, TrainOptions } from './types.js';
  * the tenant set them, the learning rate is HASHED_TRAINING.learningRate and the epochs reach at
  * least HASHED_TRAINING.minSteps steps (at most maxEpochs); large datasets keep the 10 epochs.
  */
-export function scaleToData(opts: TrainOptions, hp: ResolvedHyperparameters, trainRows: number, defaults: { learningRate?: number } = {}): void {
+export function scaleToData(
+  opts: TrainOptions,
+  hp: ResolvedHyperparameters,
+  trainRows: number,
+  defaults: { learningRate?: number } = {},
+): void {
   const given = (opts.hyperparameters ?? {}) as Record<string, unknown>;
   if (given.learning_rate === undefined) hp.learning_rate = defaults.learningRate ?? HASHED_TRAINING.learningRate;
   if (given.epochs === undefined) {

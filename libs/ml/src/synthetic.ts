@@ -24,7 +24,10 @@ export function blobRows(n: number, options: { features?: number; classes?: numb
 }
 
 /** y = w·x + b with a little noise; returns the law too. */
-export function linearRows(n: number, options: { features?: number; seed?: number; noise?: number } = {}): { rows: Row[]; weights: number[]; bias: number } {
+export function linearRows(
+  n: number,
+  options: { features?: number; seed?: number; noise?: number } = {},
+): { rows: Row[]; weights: number[]; bias: number } {
   const d = options.features ?? 3;
   const random = seededRandom(options.seed ?? 2);
   const weights = Array.from({ length: d }, (_, j) => (j % 2 === 0 ? 1 : -1) * (2 + j));

@@ -9,7 +9,8 @@ import { sequenceTextArchitecture, thrown } from './testing.js';
 import { train } from './train.js';
 import type { ClassificationMetrics, Row } from './types.js';
 
-const FILLER = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were'.split(' ');
+const FILLER =
+  'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were'.split(' ');
 
 /** Long documents (~3,000 characters) of filler; the class shows only in a keyword near the end, past any truncation. */
 function longDocuments(n: number, seed: number): Row[] {
@@ -73,7 +74,12 @@ describe.each(['cpu', 'wasm'] as const)('the default text model on %s', (backend
   });
 
   it('still trains, loads and explains the sequence model (versions of the former default)', async () => {
-    const result = await train({ spec, rows: rows.slice(0, 60), hyperparameters: { epochs: 1, seed: 1 }, architecture: sequenceTextArchitecture(3) });
+    const result = await train({
+      spec,
+      rows: rows.slice(0, 60),
+      hyperparameters: { epochs: 1, seed: 1 },
+      architecture: sequenceTextArchitecture(3),
+    });
     expect(decodeArtifact(result.artifact).metadata.preprocessing.kind).toBe('text');
     const model = await loadModel(result.artifact);
     const { explanations } = await model.predict([{ text: 'Vaccine for the harbour' }], { explain: true });
@@ -93,9 +99,7 @@ describe('a downloaded hashed n-gram artifact through the import path', () => {
     const tampered = JSON.parse(result.artifact.toString('utf8'));
     tampered.userDefinedMetadata.aiaas.preprocessing.idf = 'AAAA';
     tampered.userDefinedMetadata.aiaas.preprocessing.ngrams = 9;
-    expect(thrown(() => importArtifact(tampered)).details).toEqual([
-      'preprocessing.ngrams must be an integer from 1 to 3',
-    ]);
+    expect(thrown(() => importArtifact(tampered)).details).toEqual(['preprocessing.ngrams must be an integer from 1 to 3']);
     delete tampered.userDefinedMetadata.aiaas.preprocessing.ngrams;
     tampered.userDefinedMetadata.aiaas.preprocessing.ngrams = 2;
     expect(thrown(() => importArtifact(tampered)).details).toEqual(['preprocessing.idf must be base64 of 4096 float32 values']);

@@ -97,7 +97,11 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
     if (pre.kind !== 'hashed-ngrams') throw new Error('hashed n-gram preprocessing expected');
     expect(pre).toMatchObject({ buckets: 4096, ngrams: 1, tokenizer: 'lowercase-words-punctuation', weighting: 'sublinear-tf-idf-l2' });
 
-    const { predictions, explanations } = await predict(result.artifact, [{ text: 'just some words with BETA1 in it' }, { text: 'zzz unknown qqq' }], { explain: true });
+    const { predictions, explanations } = await predict(
+      result.artifact,
+      [{ text: 'just some words with BETA1 in it' }, { text: 'zzz unknown qqq' }],
+      { explain: true },
+    );
     expect(predictions[0]).toMatchObject({ label: 'topic_1' });
     const probabilities = (predictions[0] as { probabilities: Record<string, number> }).probabilities;
     expect(Object.keys(probabilities)).toEqual(['topic_0', 'topic_1', 'topic_2']);
@@ -111,7 +115,12 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
   });
 
   it('gives identical weights for the same seed, and other weights for another seed', async () => {
-    const run = (seed: number) => train({ spec: { task: 'classification', label: 'label' }, rows: tabular.slice(0, 150), hyperparameters: { ...quick, epochs: 3, seed } });
+    const run = (seed: number) =>
+      train({
+        spec: { task: 'classification', label: 'label' },
+        rows: tabular.slice(0, 150),
+        hyperparameters: { ...quick, epochs: 3, seed },
+      });
     const [a, b, c] = [await run(21), await run(21), await run(22)];
     expect(a.sha256).toBe(b.sha256);
     expect(a.artifact.equals(b.artifact)).toBe(true);
@@ -163,7 +172,11 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
   });
 
   it('loads a saved artifact back with identical predictions, evaluation and explanations', async () => {
-    const result = await train({ spec: { task: 'classification', label: 'label' }, rows: tabular, hyperparameters: { ...quick, epochs: 4 } });
+    const result = await train({
+      spec: { task: 'classification', label: 'label' },
+      rows: tabular,
+      hyperparameters: { ...quick, epochs: 4 },
+    });
     const inputs: Row[] = tabular.slice(0, 20).map(({ label: _, ...features }) => features);
     const first = await predict(result.artifact, inputs, { explain: true });
     const copy = Buffer.from(result.artifact.toString('utf8'), 'utf8');
@@ -194,7 +207,11 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
   });
 
   it('fine-tunes from a base artifact, keeping its preprocessing and labels', async () => {
-    const base = await train({ spec: { task: 'classification', label: 'label' }, rows: tabular.slice(0, 200), hyperparameters: { ...quick, epochs: 2 } });
+    const base = await train({
+      spec: { task: 'classification', label: 'label' },
+      rows: tabular.slice(0, 200),
+      hyperparameters: { ...quick, epochs: 2 },
+    });
     const tuned = await train({
       spec: { task: 'classification', label: 'label' },
       rows: tabular.slice(200),
@@ -224,12 +241,21 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
         ],
       },
     };
-    const run = () => train({ spec: { task: 'classification', label: 'label' }, rows: tabular, architecture, hyperparameters: { ...quick, hidden_units: undefined, seed: 8 }, maxParameters: 100 });
+    const run = () =>
+      train({
+        spec: { task: 'classification', label: 'label' },
+        rows: tabular,
+        architecture,
+        hyperparameters: { ...quick, hidden_units: undefined, seed: 8 },
+        maxParameters: 100,
+      });
     const [a, b] = [await run(), await run()];
     expect(a.parameters).toBe(4 * 8 + 8 + 8 * 3 + 3);
     expect((a.metrics as ClassificationMetrics).accuracy).toBeGreaterThanOrEqual(0.9);
     expect(a.sha256).toBe(b.sha256); // dropout masks come from the seed too
-    const tooBig = await rejection(train({ spec: { task: 'classification', label: 'label' }, rows: tabular, architecture, maxParameters: 50 }));
+    const tooBig = await rejection(
+      train({ spec: { task: 'classification', label: 'label' }, rows: tabular, architecture, maxParameters: 50 }),
+    );
     expect(tooBig.code).toBe('too_many_parameters');
     const wrongOutput = JSON.parse(JSON.stringify(architecture)) as typeof architecture;
     wrongOutput.config.layers[2].config.units = 2;
@@ -245,9 +271,15 @@ describe.each(['cpu', 'wasm'] as const)('training on %s', (backend) => {
     const error = await rejection(train({ spec: { task: 'classification', label: 'label' }, rows }));
     expect(error.code).toBe('invalid_data');
     expect(error.message).toContain("row 7: feature 'x2' is not a number ('abc')");
-    const oneClass = await rejection(train({ spec: { task: 'classification', label: 'label' }, rows: tabular.filter((r) => r.label === 'class_a') }));
+    const oneClass = await rejection(
+      train({ spec: { task: 'classification', label: 'label' }, rows: tabular.filter((r) => r.label === 'class_a') }),
+    );
     expect(oneClass.message).toMatch(/at least 2 classes/);
-    const badInputs = await train({ spec: { task: 'classification', label: 'label' }, rows: tabular.slice(0, 60), hyperparameters: { ...quick, epochs: 1 } });
+    const badInputs = await train({
+      spec: { task: 'classification', label: 'label' },
+      rows: tabular.slice(0, 60),
+      hyperparameters: { ...quick, epochs: 1 },
+    });
     const missing = await rejection(predict(badInputs.artifact, [{ x1: 1, x2: 2, x3: 3 }]));
     expect(missing.code).toBe('invalid_input');
     expect(missing.message).toContain("inputs[0] is missing feature 'x4'");

@@ -29,9 +29,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (!spec || !TASKS.includes(spec.task)) throw new MlError('invalid_data', `task must be one of ${TASKS.join(', ')}`);
   if (opts.baseModel) return (await import('./foundation/train-head.js')).trainHead(opts, backend.name, started);
   if (spec.task === 'image-classification' && opts.architecture !== undefined) {
-    throw new MlError('architecture_not_allowed', 'Image models train the convolutional preset or a head on a base model (base_model); custom architectures are for tabular and text tasks');
+    throw new MlError(
+      'architecture_not_allowed',
+      'Image models train the convolutional preset or a head on a base model (base_model); custom architectures are for tabular and text tasks',
+    );
   }
-  if (opts.base && opts.architecture !== undefined) throw new MlError('architecture_not_allowed', 'A fine-tuned model keeps its base architecture: give base or architecture, not both');
+  if (opts.base && opts.architecture !== undefined)
+    throw new MlError('architecture_not_allowed', 'A fine-tuned model keeps its base architecture: give base or architecture, not both');
   const text = spec.task === 'text-classification';
   const base = opts.base ? decodeArtifact(opts.base) : null;
   const hp = resolveHyperparameters(spec.task, opts.hyperparameters, { preset: !base && opts.architecture === undefined, textData: !base });
@@ -101,7 +105,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   });
 }
 
-async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHyperparameters, base: DecodedArtifact | null): Promise<tf.LayersModel> {
+async function buildModel(
+  opts: TrainOptions,
+  shape: PresetShape,
+  hp: ResolvedHyperparameters,
+  base: DecodedArtifact | null,
+): Promise<tf.LayersModel> {
   if (base) return loadLayersModel(base);
   const init = seededRandom((hp.seed ^ 0x5bd1e995) >>> 0);
   if (opts.architecture !== undefined) {
@@ -114,11 +123,16 @@ async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHy
       fillInputShape: true,
     });
     // modelFromJSON builds (and initializes) every layer before its first await: seeded.
-    const pending = withSeededMathRandom(init, () => tf.models.modelFromJSON({ modelTopology: report.topology } as Parameters<typeof tf.models.modelFromJSON>[0]));
+    const pending = withSeededMathRandom(init, () =>
+      tf.models.modelFromJSON({ modelTopology: report.topology } as Parameters<typeof tf.models.modelFromJSON>[0]),
+    );
     try {
       return await pending;
     } catch (err) {
-      throw new MlError('architecture_not_allowed', `TF.js cannot build the architecture: ${err instanceof Error ? err.message : String(err)}`);
+      throw new MlError(
+        'architecture_not_allowed',
+        `TF.js cannot build the architecture: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
   const planned = presetParameters(shape, hp);
@@ -127,7 +141,6 @@ async function buildModel(opts: TrainOptions, shape: PresetShape, hp: ResolvedHy
   }
   return withSeededMathRandom(init, () => (shape.image ? buildImagePreset(shape.image, shape.outputWidth, hp) : buildPreset(shape, hp)));
 }
-
 
 /**
  * The preset's hash buckets: max_vocabulary when given, else the default halved until the model
@@ -139,7 +152,11 @@ function fittingBuckets(opts: TrainOptions, spec: TrainOptions['spec'], hp: Reso
   let buckets: number = HASHED_DEFAULTS.buckets;
   if (opts.maxParameters === undefined || !Array.isArray(opts.rows)) return buckets;
   const classes = new Set(opts.rows.map((r) => (r && typeof r === 'object' ? String(r[spec.label]) : ''))).size;
-  const size = (b: number) => presetParameters({ task: spec.task, inputWidth: b, outputWidth: Math.max(2, classes), vocabularySize: b, textModel: 'hashed-ngrams' }, hp);
+  const size = (b: number) =>
+    presetParameters(
+      { task: spec.task, inputWidth: b, outputWidth: Math.max(2, classes), vocabularySize: b, textModel: 'hashed-ngrams' },
+      hp,
+    );
   while (buckets > HASHED_DEFAULTS.minBuckets && size(buckets) > opts.maxParameters) buckets >>= 1;
   return buckets;
 }

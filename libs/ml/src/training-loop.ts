@@ -62,7 +62,8 @@ export class TrainingLoop {
   ) {
     this.classes = labels ? labels.length : 1;
     this.batchSize = Math.min(hp.batch_size, data.n);
-    this.batchX = data.x instanceof Int32Array ? new Int32Array(this.batchSize * data.width) : new Float32Array(this.batchSize * data.width);
+    this.batchX =
+      data.x instanceof Int32Array ? new Int32Array(this.batchSize * data.width) : new Float32Array(this.batchSize * data.width);
     this.batchY = new Float32Array(this.batchSize * this.classes);
     this.variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.lossScale = lossScale;
@@ -85,7 +86,8 @@ export class TrainingLoop {
     const started = performance.now();
     try {
       for (let epoch = 1; epoch <= hp.epochs; epoch++) {
-        if (this.extras.learningRateFactor) setLearningRate(this.optimizer, hp.learning_rate * this.extras.learningRateFactor(epoch, hp.epochs));
+        if (this.extras.learningRateFactor)
+          setLearningRate(this.optimizer, hp.learning_rate * this.extras.learningRateFactor(epoch, hp.epochs));
         const { loss, metric } = await this.epoch(epoch);
         const progress: EpochProgress = { epoch, epochs: hp.epochs, loss, val_loss: null, metrics: {}, elapsed_seconds: 0, eta_seconds: 0 };
         const metricName = this.labels ? 'accuracy' : 'mae';

@@ -143,7 +143,6 @@ export interface HashedNgramPreprocessing {
   idf: string;
 }
 
-
 /**
  * Images as a model from scratch reads them: decoded (PNG or JPEG, EXIF orientation applied), resized to
  * `width` × `height` (see data/image.ts: bilinear with pixel centres aligned, after a box filter when shrinking

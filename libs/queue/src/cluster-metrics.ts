@@ -53,7 +53,11 @@ export class ClusterMetrics {
     ] as const) {
       const metric = `aiaas_job_${name}_seconds`;
       out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} histogram`);
-      const types = new Set(Object.keys(jobs).filter((k) => k.startsWith(`${name}|`)).map((k) => k.split('|')[1]));
+      const types = new Set(
+        Object.keys(jobs)
+          .filter((k) => k.startsWith(`${name}|`))
+          .map((k) => k.split('|')[1]),
+      );
       for (const type of [...types].sort()) {
         let cumulative = 0;
         for (const le of [...JOB_SECONDS_BUCKETS, '+Inf']) {
@@ -65,11 +69,16 @@ export class ClusterMetrics {
       }
     }
     out.push('# HELP aiaas_jobs_ended_total Jobs that ended, by type and status (cluster-wide)', '# TYPE aiaas_jobs_ended_total counter');
-    for (const [field, n] of Object.entries(jobs).filter(([k]) => k.startsWith('ended|')).sort()) {
+    for (const [field, n] of Object.entries(jobs)
+      .filter(([k]) => k.startsWith('ended|'))
+      .sort()) {
       const [, type, status] = field.split('|');
       out.push(`aiaas_jobs_ended_total{scope="cluster",type="${type}",status="${status}"} ${n}`);
     }
-    out.push('# HELP aiaas_webhook_attempts_total Webhook delivery attempts by outcome (cluster-wide)', '# TYPE aiaas_webhook_attempts_total counter');
+    out.push(
+      '# HELP aiaas_webhook_attempts_total Webhook delivery attempts by outcome (cluster-wide)',
+      '# TYPE aiaas_webhook_attempts_total counter',
+    );
     for (const outcome of ['succeeded', 'retried', 'failed', 'gone'] as const) {
       out.push(`aiaas_webhook_attempts_total{scope="cluster",outcome="${outcome}"} ${Number(webhooks[outcome] ?? 0)}`);
     }

@@ -30,7 +30,12 @@ export class JobQueues {
         // Not `enableOfflineQueue: false`: BullMQ 6 sends its first command (INFO) while the socket is still
         // connecting, and a Queue whose init failed stays failed for good. `maxRetriesPerRequest: 1` still fails
         // an add within ~0.1 s while Redis is down; `call` drops a failed Queue so the next call gets a fresh one.
-        connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1, connectTimeout: 2_000, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) },
+        connection: {
+          url: this.config.redisUrl,
+          maxRetriesPerRequest: 1,
+          connectTimeout: 2_000,
+          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+        },
         prefix: bullPrefix(this.config),
         skipWaitingForReady: true,
       });
@@ -43,17 +48,19 @@ export class JobQueues {
 
   /** Adds the job under its own id: adding an id the queue holds already is a no-op. */
   async enqueue(job: EnqueueableJob): Promise<void> {
-    await this.call(queueName(job.type, job.accelerator), (q) => q.add(
-      job.type,
-      { jobId: job.id, tenantId: job.tenantId },
-      {
-        jobId: job.id,
-        attempts: job.maxAttempts,
-        backoff: { type: 'exponential', delay: 1_000 },
-        removeOnComplete: { age: KEEP_COMPLETED_S },
-        removeOnFail: { age: KEEP_FAILED_S },
-      },
-    ));
+    await this.call(queueName(job.type, job.accelerator), (q) =>
+      q.add(
+        job.type,
+        { jobId: job.id, tenantId: job.tenantId },
+        {
+          jobId: job.id,
+          attempts: job.maxAttempts,
+          backoff: { type: 'exponential', delay: 1_000 },
+          removeOnComplete: { age: KEEP_COMPLETED_S },
+          removeOnFail: { age: KEEP_FAILED_S },
+        },
+      ),
+    );
   }
 
   /** Whether the queue holds the job (in any state). */

@@ -24,7 +24,9 @@ export class RequestList<P> {
 
   /** Takes up to `max` requests, waiting up to `timeoutSeconds` for the first. Needs a connection of its own (a blocking command holds it). */
   async take(blocking: Redis, max: number, timeoutSeconds: number): Promise<P[]> {
-    const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as [string, string[]] | null;
+    const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as
+      | [string, string[]]
+      | null;
     return got ? got[1].map((raw) => JSON.parse(raw) as P) : [];
   }
 

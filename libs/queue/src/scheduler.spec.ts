@@ -22,7 +22,12 @@ function scheduler(leaseMs = 60_000): Scheduler {
   return new Scheduler({ redisPrefix: prefix }, redis, leaseMs, ALL_QUEUES);
 }
 
-const job = (tenantId: string, i: number, type: SchedulableJob['type'] = 'training'): SchedulableJob => ({ id: `${tenantId}-${i}`, tenantId, type, accelerator: null });
+const job = (tenantId: string, i: number, type: SchedulableJob['type'] = 'training'): SchedulableJob => ({
+  id: `${tenantId}-${i}`,
+  tenantId,
+  type,
+  accelerator: null,
+});
 const share = (cap = 100, weight = 1) => ({ cap, weight });
 
 /** Dispatches one job at a time and releases it, as a single-slot worker would. */
@@ -114,7 +119,7 @@ test('enqueue is idempotent, remove takes a waiting job out, holds says where a 
   expect(await s.waiting()).toEqual([]);
 });
 
-test('free slots are net of jobs already waiting in BullMQ, and only the worker\'s queues are served', async () => {
+test("free slots are net of jobs already waiting in BullMQ, and only the worker's queues are served", async () => {
   const s = scheduler();
   for (let i = 0; i < 3; i++) await s.enqueue(job('a', i, 'evaluation'), share());
   await s.enqueue(job('b', 0, 'training'), share());
@@ -132,5 +137,7 @@ test('queue_position follows the dispatch order', async () => {
   for (let i = 0; i < 10; i++) positions.set(`a-${i}`, (await s.position(job('a', i)))!);
   for (let i = 0; i < 3; i++) positions.set(`b-${i}`, (await s.position(job('b', i)))!);
   const actual = await order(s, 13);
-  actual.forEach((id, i) => { expect([id, positions.get(id)]).toEqual([id, i + 1]); });
+  actual.forEach((id, i) => {
+    expect([id, positions.get(id)]).toEqual([id, i + 1]);
+  });
 });

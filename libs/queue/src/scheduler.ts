@@ -268,7 +268,15 @@ export class Scheduler {
   /** Up to `free` jobs for a worker consuming `queues`, each with a lease taken, fairest first. */
   async dispatch(queues: readonly string[], free: number): Promise<Dispatched[]> {
     if (free <= 0) return [];
-    const flat = await this.redis.aiaasSchedDispatch(this.base, this.bull, String(Date.now()), String(this.leaseMs), String(free), ...ALL_QUEUES_ARGS(queues), ...ALL_QUEUES_ARGS(this.allQueues));
+    const flat = await this.redis.aiaasSchedDispatch(
+      this.base,
+      this.bull,
+      String(Date.now()),
+      String(this.leaseMs),
+      String(free),
+      ...ALL_QUEUES_ARGS(queues),
+      ...ALL_QUEUES_ARGS(this.allQueues),
+    );
     const out: Dispatched[] = [];
     for (let i = 0; i < flat.length; i += 3) out.push({ queue: flat[i], jobId: flat[i + 1], tenantId: flat[i + 2] });
     return out;
@@ -279,7 +287,9 @@ export class Scheduler {
    * running already (handed back by a stall): it holds its slot, whatever the count says.
    */
   async claim(tenantId: string, jobId: string, force: boolean): Promise<boolean> {
-    return (await this.redis.aiaasSchedClaim(this.base, tenantId, jobId, String(Date.now()), String(this.leaseMs), force ? '1' : '0')) === 1;
+    return (
+      (await this.redis.aiaasSchedClaim(this.base, tenantId, jobId, String(Date.now()), String(this.leaseMs), force ? '1' : '0')) === 1
+    );
   }
 
   async renew(held: Array<{ tenantId: string; jobId: string }>): Promise<void> {

@@ -65,7 +65,13 @@ describe('deliver', () => {
     const r = await receiver((_, res) => res.writeHead(204).end());
     const secret = newSecret();
     const headers = { ...signed(secret), Host: 'evil.example', 'Content-Length': '1' };
-    const result = await deliver({ url: `http://127.0.0.1:${r.port}/hooks/in?tenant=a`, headers, body, timeoutMs: 2000, allowedHosts: loopback });
+    const result = await deliver({
+      url: `http://127.0.0.1:${r.port}/hooks/in?tenant=a`,
+      headers,
+      body,
+      timeoutMs: 2000,
+      allowedHosts: loopback,
+    });
 
     expect(result).toEqual({ ok: true, statusCode: 204, error: null, retryAfterMs: null, durationMs: expect.any(Number) });
     expect(r.received).toHaveLength(1);
@@ -87,7 +93,13 @@ describe('deliver', () => {
 
   it('does not follow a redirect, and names its Location', async () => {
     const r = await receiver((_, res) => res.writeHead(302, { Location: `http://127.0.0.1:${r.port}/elsewhere` }).end());
-    const result = await deliver({ url: `http://127.0.0.1:${r.port}/hook`, headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback });
+    const result = await deliver({
+      url: `http://127.0.0.1:${r.port}/hook`,
+      headers: signed(),
+      body,
+      timeoutMs: 2000,
+      allowedHosts: loopback,
+    });
     expect(result).toMatchObject({ ok: false, statusCode: 302, redirectedTo: `http://127.0.0.1:${r.port}/elsewhere` });
     expect(result.error).toBe(`redirect (302) to http://127.0.0.1:${r.port}/elsewhere not followed`);
     expect(r.received.map((x) => x.url)).toEqual(['/hook']);
@@ -96,7 +108,13 @@ describe('deliver', () => {
   it('times out a receiver that never answers, within timeoutMs', async () => {
     const r = await receiver(() => {});
     const started = Date.now();
-    const result = await deliver({ url: `http://127.0.0.1:${r.port}/slow`, headers: signed(), body, timeoutMs: 300, allowedHosts: loopback });
+    const result = await deliver({
+      url: `http://127.0.0.1:${r.port}/slow`,
+      headers: signed(),
+      body,
+      timeoutMs: 300,
+      allowedHosts: loopback,
+    });
     const elapsed = Date.now() - started;
     expect(result).toMatchObject({ ok: false, statusCode: null, error: 'timed out after 300 ms waiting for the response' });
     expect(elapsed).toBeGreaterThanOrEqual(290);
@@ -144,8 +162,12 @@ describe('deliver', () => {
     expect(result).toMatchObject({ ok: false, statusCode: null, refused: 'address_not_allowed', retryAfterMs: null });
     expect(result.error).toBe('address_not_allowed: host 127.0.0.1 is a loopback address (127.0.0.0/8)');
     expect(r.connections).toBe(0);
-    expect(await deliver({ url: 'ftp://x', headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback })).toMatchObject({ refused: 'scheme_not_allowed' });
-    expect(await deliver({ url: '::nonsense', headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback })).toMatchObject({ refused: 'url_invalid' });
+    expect(await deliver({ url: 'ftp://x', headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback })).toMatchObject({
+      refused: 'scheme_not_allowed',
+    });
+    expect(await deliver({ url: '::nonsense', headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback })).toMatchObject({
+      refused: 'url_invalid',
+    });
   });
 
   it('reports a refused connection and a DNS failure as errors, never throwing', async () => {
@@ -163,7 +185,14 @@ describe('deliver', () => {
     expect(dns).toMatchObject({ refused: 'dns_failed', error: 'dns_failed: host gone.example does not resolve (ENOTFOUND)' });
 
     const hanging: LookupFn = () => new Promise(() => {});
-    const slow = await deliver({ url: 'https://slow-dns.example/', headers: signed(), body, timeoutMs: 200, allowedHosts: loopback, lookup: hanging });
+    const slow = await deliver({
+      url: 'https://slow-dns.example/',
+      headers: signed(),
+      body,
+      timeoutMs: 200,
+      allowedHosts: loopback,
+      lookup: hanging,
+    });
     expect(slow).toMatchObject({ ok: false, error: 'timed out after 200 ms resolving the host' });
   });
 
@@ -226,7 +255,13 @@ describe('deliver', () => {
   it('reuses a kept-alive connection for consecutive deliveries to the same address', async () => {
     const r = await receiver((_, res) => res.writeHead(200).end('ok'));
     for (let i = 0; i < 3; i++) {
-      const result = await deliver({ url: `http://127.0.0.1:${r.port}/`, headers: signed(), body, timeoutMs: 2000, allowedHosts: loopback });
+      const result = await deliver({
+        url: `http://127.0.0.1:${r.port}/`,
+        headers: signed(),
+        body,
+        timeoutMs: 2000,
+        allowedHosts: loopback,
+      });
       expect(result.ok).toBe(true);
     }
     expect(r.received).toHaveLength(3);

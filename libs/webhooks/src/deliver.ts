@@ -138,7 +138,12 @@ function post(destination: Destination, request: DeliveryRequest, timeoutMs: num
           const location = res.headers.location?.slice(0, MAX_LOCATION_CHARS);
           return location === undefined
             ? { statusCode: code, error: `redirect (${code}) not followed`, retryAfterMs: retryAfter }
-            : { statusCode: code, error: `redirect (${code}) to ${location} not followed`, retryAfterMs: retryAfter, redirectedTo: location };
+            : {
+                statusCode: code,
+                error: `redirect (${code}) to ${location} not followed`,
+                retryAfterMs: retryAfter,
+                redirectedTo: location,
+              };
         }
         return { statusCode: code, error: `receiver answered ${code}`, retryAfterMs: retryAfter };
       })();

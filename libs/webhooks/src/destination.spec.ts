@@ -40,9 +40,17 @@ async function refusal(url: string, allowedHosts: ReadonlySet<string> = none): P
 describe('the SSRF guard', () => {
   // [url, code, what the message says]
   const refused: Array<[string, string, RegExp]> = [
-    ['http://[::ffff:127.0.0.1]', 'address_not_allowed', /::ffff:7f00:1 is an IPv4-mapped address \(::ffff:0:0\/96\) of 127\.0\.0\.1, a loopback address \(127\.0\.0\.0\/8\)/],
+    [
+      'http://[::ffff:127.0.0.1]',
+      'address_not_allowed',
+      /::ffff:7f00:1 is an IPv4-mapped address \(::ffff:0:0\/96\) of 127\.0\.0\.1, a loopback address \(127\.0\.0\.0\/8\)/,
+    ],
     ['http://[::ffff:7f00:1]', 'address_not_allowed', /IPv4-mapped .* of 127\.0\.0\.1, a loopback address/],
-    ['http://[::ffff:169.254.169.254]/', 'address_not_allowed', /IPv4-mapped .* of 169\.254\.169\.254, a link-local address \(169\.254\.0\.0\/16\)/],
+    [
+      'http://[::ffff:169.254.169.254]/',
+      'address_not_allowed',
+      /IPv4-mapped .* of 169\.254\.169\.254, a link-local address \(169\.254\.0\.0\/16\)/,
+    ],
     ['http://169.254.169.254/latest/meta-data', 'address_not_allowed', /169\.254\.169\.254 is a link-local address \(169\.254\.0\.0\/16\)/],
     ['http://2130706433', 'address_not_allowed', /host 127\.0\.0\.1 is a loopback address \(127\.0\.0\.0\/8\)/],
     ['http://0177.0.0.1', 'address_not_allowed', /host 127\.0\.0\.1 is a loopback/],
@@ -87,7 +95,11 @@ describe('the SSRF guard', () => {
     ['http://[64:ff9b:1::1]/', 'address_not_allowed', /a local-use NAT64 address/],
     ['http://[::ffff:192.0.2.2]:3950/', 'address_not_allowed', /IPv4-mapped .* of 192\.0\.2\.2, a documentation address \(TEST-NET-1\)/],
     ['http://doc.example/', 'address_not_allowed', /host doc\.example resolves to 2001:db8::5, a documentation address \(2001:db8::\/32\)/],
-    ['http://internal.example/hook', 'address_not_allowed', /host internal\.example resolves to 10\.1\.2\.3, a private address \(10\.0\.0\.0\/8\)/],
+    [
+      'http://internal.example/hook',
+      'address_not_allowed',
+      /host internal\.example resolves to 10\.1\.2\.3, a private address \(10\.0\.0\.0\/8\)/,
+    ],
     ['https://INTERNAL.Example./hook', 'dns_failed', /host internal\.example\. does not resolve \(ENOTFOUND\)/],
     ['http://mixed.example', 'address_not_allowed', /resolves to 192\.168\.0\.7, a private address/],
     ['http://mixed6.example', 'address_not_allowed', /resolves to fd12::1, a unique-local address/],
@@ -129,10 +141,19 @@ describe('the SSRF guard', () => {
   });
 
   it('allows public addresses and returns the address to connect to', async () => {
-    await expect(checkDestination(`http://${PUBLIC_V4}/hook?a=1`, { allowedHosts: none })).resolves.toMatchObject({ address: PUBLIC_V4, family: 4 });
-    await expect(checkDestination(`https://[${PUBLIC_V6}]:8443/`, { allowedHosts: none })).resolves.toMatchObject({ address: PUBLIC_V6, family: 6 });
+    await expect(checkDestination(`http://${PUBLIC_V4}/hook?a=1`, { allowedHosts: none })).resolves.toMatchObject({
+      address: PUBLIC_V4,
+      family: 4,
+    });
+    await expect(checkDestination(`https://[${PUBLIC_V6}]:8443/`, { allowedHosts: none })).resolves.toMatchObject({
+      address: PUBLIC_V6,
+      family: 6,
+    });
     // An IPv4-mapped or 6to4 address is judged by the IPv4 address inside it.
-    await expect(checkDestination('http://[::ffff:8.8.8.8]/', { allowedHosts: none })).resolves.toMatchObject({ address: '::ffff:808:808', family: 6 });
+    await expect(checkDestination('http://[::ffff:8.8.8.8]/', { allowedHosts: none })).resolves.toMatchObject({
+      address: '::ffff:808:808',
+      family: 6,
+    });
     await expect(checkDestination('http://[2002:808:808::1]/', { allowedHosts: none })).resolves.toMatchObject({ family: 6 });
   });
 
@@ -147,19 +168,28 @@ describe('the SSRF guard', () => {
   it('lets operators allow named hosts and literal IPs, matched exactly and case-insensitively', async () => {
     const allowed = parseAllowedHosts('127.0.0.1, Internal.Example ,[::1],, ::FFFF:127.0.0.2');
     expect([...allowed]).toEqual(['127.0.0.1', 'internal.example', '::1', '::ffff:7f00:2']);
-    await expect(checkDestination('http://127.0.0.1:8080/hook', { allowedHosts: allowed })).resolves.toMatchObject({ address: '127.0.0.1', family: 4 });
+    await expect(checkDestination('http://127.0.0.1:8080/hook', { allowedHosts: allowed })).resolves.toMatchObject({
+      address: '127.0.0.1',
+      family: 4,
+    });
     // The URL parser's spelling of the same address matches too.
     await expect(checkDestination('http://2130706433/', { allowedHosts: allowed })).resolves.toMatchObject({ address: '127.0.0.1' });
     await expect(checkDestination('http://[::1]/', { allowedHosts: allowed })).resolves.toMatchObject({ address: '::1', family: 6 });
-    await expect(checkDestination('http://[::ffff:127.0.0.2]/', { allowedHosts: allowed })).resolves.toMatchObject({ address: '::ffff:7f00:2' });
+    await expect(checkDestination('http://[::ffff:127.0.0.2]/', { allowedHosts: allowed })).resolves.toMatchObject({
+      address: '::ffff:7f00:2',
+    });
     // Still resolved, so a delivery connects to a concrete address.
-    await expect(checkDestination('http://INTERNAL.example/', { allowedHosts: allowed, lookup })).resolves.toMatchObject({ address: '10.1.2.3' });
+    await expect(checkDestination('http://INTERNAL.example/', { allowedHosts: allowed, lookup })).resolves.toMatchObject({
+      address: '10.1.2.3',
+    });
     // Exact names only: neither other loopback addresses nor subdomains.
     expect((await refusal('http://127.0.0.3/', allowed)).code).toBe('address_not_allowed');
     expect((await refusal('http://a.internal.example/', allowed)).code).toBe('dns_failed');
     expect((await refusal('http://metadata.example/', allowed)).code).toBe('address_not_allowed');
     // A hand-built set is matched case-insensitively too; schemes and credentials are still checked.
-    await expect(checkDestination('http://localhost:1/', { allowedHosts: new Set(['LOCALHOST']), lookup: async () => [{ address: '127.0.0.1' }] })).resolves.toMatchObject({
+    await expect(
+      checkDestination('http://localhost:1/', { allowedHosts: new Set(['LOCALHOST']), lookup: async () => [{ address: '127.0.0.1' }] }),
+    ).resolves.toMatchObject({
       address: '127.0.0.1',
     });
     expect((await refusal('ftp://127.0.0.1/', allowed)).code).toBe('scheme_not_allowed');
@@ -168,7 +198,12 @@ describe('the SSRF guard', () => {
 
   it("refuses this host's own addresses and its gateway, whatever their range and spelling", async () => {
     // A host whose NIC carries a public address (as in clouds): the range check alone would allow it.
-    const own = (a: string) => (a === '93.184.215.99' ? 'an address of this host (interface eth0)' : a === '93.184.215.1' ? "this host's default gateway (via eth0)" : null);
+    const own = (a: string) =>
+      a === '93.184.215.99'
+        ? 'an address of this host (interface eth0)'
+        : a === '93.184.215.1'
+          ? "this host's default gateway (via eth0)"
+          : null;
     const refuse = async (url: string) => {
       const err = await checkDestination(url, { allowedHosts: none, lookup, ownAddresses: own }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(DestinationRefused);
@@ -176,13 +211,21 @@ describe('the SSRF guard', () => {
       return (err as DestinationRefused).message;
     };
     expect(await refuse('http://93.184.215.99:3950/')).toBe('host 93.184.215.99 is an address of this host (interface eth0)');
-    expect(await refuse('http://[::ffff:93.184.215.99]:3950/')).toMatch(/IPv4-mapped address \(::ffff:0:0\/96\) of 93\.184\.215\.99, an address of this host/);
+    expect(await refuse('http://[::ffff:93.184.215.99]:3950/')).toMatch(
+      /IPv4-mapped address \(::ffff:0:0\/96\) of 93\.184\.215\.99, an address of this host/,
+    );
     expect(await refuse('http://1572394851/')).toMatch(/host 93\.184\.215\.99 is an address of this host/); // decimal form
-    expect(await refuse('http://self.example/')).toBe('host self.example resolves to 93.184.215.99, an address of this host (interface eth0)');
+    expect(await refuse('http://self.example/')).toBe(
+      'host self.example resolves to 93.184.215.99, an address of this host (interface eth0)',
+    );
     expect(await refuse('http://93.184.215.1/')).toBe("host 93.184.215.1 is this host's default gateway (via eth0)");
     // Other public addresses, and the allow-list, are as before.
-    await expect(checkDestination(`http://${PUBLIC_V4}/`, { allowedHosts: none, ownAddresses: own })).resolves.toMatchObject({ address: PUBLIC_V4 });
-    await expect(checkDestination('http://93.184.215.99/', { allowedHosts: parseAllowedHosts('93.184.215.99'), ownAddresses: own })).resolves.toMatchObject({ address: '93.184.215.99' });
+    await expect(checkDestination(`http://${PUBLIC_V4}/`, { allowedHosts: none, ownAddresses: own })).resolves.toMatchObject({
+      address: PUBLIC_V4,
+    });
+    await expect(
+      checkDestination('http://93.184.215.99/', { allowedHosts: parseAllowedHosts('93.184.215.99'), ownAddresses: own }),
+    ).resolves.toMatchObject({ address: '93.184.215.99' });
   });
 
   it("refuses this machine's real interface addresses by default", async () => {

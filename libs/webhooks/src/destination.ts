@@ -13,7 +13,12 @@ export { blockedReason, canonicalAddress, type OwnAddressCheck } from './special
  * (host-addresses.ts): one private address among public ones is a refusal. Operators name hosts that
  * skip the address check (WEBHOOK_ALLOWED_HOSTS), which is how tests reach a receiver on loopback.
  */
-export type DestinationRefusedCode = 'url_invalid' | 'scheme_not_allowed' | 'credentials_not_allowed' | 'address_not_allowed' | 'dns_failed';
+export type DestinationRefusedCode =
+  | 'url_invalid'
+  | 'scheme_not_allowed'
+  | 'credentials_not_allowed'
+  | 'address_not_allowed'
+  | 'dns_failed';
 
 export class DestinationRefused extends Error {
   override readonly name = 'DestinationRefused';
@@ -89,7 +94,8 @@ export async function checkDestination(rawUrl: string, options: DestinationOptio
   const addresses = resolved.map((r) => stripZone(r.address));
   if (addresses.length === 0) throw new DestinationRefused('dns_failed', `host ${host} resolves to no address`, host);
   for (const address of addresses) {
-    if (isIP(address) === 0) throw new DestinationRefused('dns_failed', `host ${host} resolves to something that is not an IP address`, host);
+    if (isIP(address) === 0)
+      throw new DestinationRefused('dns_failed', `host ${host} resolves to something that is not an IP address`, host);
     if (allowed) continue;
     const blocked = blockedReason(address, own);
     if (blocked) throw new DestinationRefused('address_not_allowed', `host ${host} resolves to ${address}, ${blocked}`, host);

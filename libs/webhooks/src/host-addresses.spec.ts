@@ -13,9 +13,13 @@ fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000
 `;
 
 function source(over: Partial<HostAddressSource> = {}): HostAddressSource {
-  const iface = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({ address, family, netmask: '', mac: '', internal, cidr: null }) as never;
+  const iface = (address: string, family: 'IPv4' | 'IPv6', internal = false) =>
+    ({ address, family, netmask: '', mac: '', internal, cidr: null }) as never;
   return {
-    interfaces: () => ({ lo: [iface('127.0.0.1', 'IPv4', true), iface('::1', 'IPv6', true)], eth0: [iface('203.0.113.5', 'IPv4'), iface('2606:4700::5', 'IPv6')] }),
+    interfaces: () => ({
+      lo: [iface('127.0.0.1', 'IPv4', true), iface('::1', 'IPv6', true)],
+      eth0: [iface('203.0.113.5', 'IPv4'), iface('2606:4700::5', 'IPv6')],
+    }),
     readRoutes: () => ({ v4: ROUTE, v6: ROUTE6 }),
     now: () => 0,
     ...over,
@@ -58,7 +62,8 @@ describe("this host's own addresses", () => {
 
   it("finds this machine's real interface addresses", () => {
     for (const entries of Object.values(networkInterfaces())) {
-      for (const e of (entries ?? []).filter((x) => !x.internal)) expect(systemOwnAddressCheck(canonicalAddress(e.address)!)).toMatch(/an address of this host \(interface /);
+      for (const e of (entries ?? []).filter((x) => !x.internal))
+        expect(systemOwnAddressCheck(canonicalAddress(e.address)!)).toMatch(/an address of this host \(interface /);
     }
   });
 });

@@ -14,7 +14,13 @@ describe('webhook secrets', () => {
     const bytes = randomBytes(32);
     expect(secretBytes(`whsec_${bytes.toString('base64')}`).equals(bytes)).toBe(true);
     expect(secretBytes(bytes.toString('base64')).equals(bytes)).toBe(true);
-    for (const bad of ['whsec_', 'whsec_not base64!', 'whsec_abc', `whsec_${randomBytes(8).toString('base64')}`, `whsec_${randomBytes(65).toString('base64')}`]) {
+    for (const bad of [
+      'whsec_',
+      'whsec_not base64!',
+      'whsec_abc',
+      `whsec_${randomBytes(8).toString('base64')}`,
+      `whsec_${randomBytes(65).toString('base64')}`,
+    ]) {
       expect(() => secretBytes(bad)).toThrow(WebhookSecretError);
     }
     let message = '';
@@ -69,7 +75,14 @@ describe('webhook secrets', () => {
     expect(parseEncryptionKey(key.toString('base64url')).equals(key)).toBe(true);
     expect(parseEncryptionKey(` ${key.toString('hex')}\n`).equals(key)).toBe(true);
     expect(parseEncryptionKey(key.toString('hex').toUpperCase()).equals(key)).toBe(true);
-    for (const bad of ['', 'short', randomBytes(16).toString('base64'), randomBytes(31).toString('hex'), 'g'.repeat(64), randomBytes(48).toString('base64')]) {
+    for (const bad of [
+      '',
+      'short',
+      randomBytes(16).toString('base64'),
+      randomBytes(31).toString('hex'),
+      'g'.repeat(64),
+      randomBytes(48).toString('base64'),
+    ]) {
       expect(() => parseEncryptionKey(bad)).toThrow(/must be 32 bytes, written as 64 hex digits or as base64/);
     }
   });

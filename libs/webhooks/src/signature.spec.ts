@@ -10,7 +10,9 @@ describe('Standard Webhooks signatures', () => {
   it('signs as the reference implementation does', () => {
     const secret = newSecret();
     const ts = now();
-    expect(sign({ id: 'msg_1', timestamp: ts, body, secrets: [secret] })).toBe(new Webhook(secret).sign('msg_1', new Date(ts * 1000), body));
+    expect(sign({ id: 'msg_1', timestamp: ts, body, secrets: [secret] })).toBe(
+      new Webhook(secret).sign('msg_1', new Date(ts * 1000), body),
+    );
   });
 
   it('gives the Standard Webhooks headers, which the reference implementation verifies', () => {

@@ -57,10 +57,40 @@ describe('the special-purpose address tables (IANA registries)', () => {
 
   // Globally reachable: public unicast, and the reachable blocks nested in refused ones.
   const reachable = [
-    '1.1.1.1', '8.8.8.8', '192.0.0.9', '192.0.0.10', '192.0.1.1', '192.0.3.1', '192.31.196.1', '192.52.193.1', '192.88.98.255', '192.88.100.1',
-    '192.175.48.1', '198.17.255.255', '198.20.0.1', '198.51.99.255', '198.51.101.0', '203.0.112.255', '203.0.114.0', '223.255.255.255',
-    '2001:1::1', '2001:1::2', '2001:1::3', '2001:3::1', '2001:4:112::1', '2001:20::1', '2001:30::1', '2001:200::1', '2001:db9::1', '2001:db7::1',
-    '2620:4f:8000::1', '3fff:1000::1', '2606:4700::1111', '64:ff9b::8.8.8.8', '::ffff:1.1.1.1', '2002:808:808::1',
+    '1.1.1.1',
+    '8.8.8.8',
+    '192.0.0.9',
+    '192.0.0.10',
+    '192.0.1.1',
+    '192.0.3.1',
+    '192.31.196.1',
+    '192.52.193.1',
+    '192.88.98.255',
+    '192.88.100.1',
+    '192.175.48.1',
+    '198.17.255.255',
+    '198.20.0.1',
+    '198.51.99.255',
+    '198.51.101.0',
+    '203.0.112.255',
+    '203.0.114.0',
+    '223.255.255.255',
+    '2001:1::1',
+    '2001:1::2',
+    '2001:1::3',
+    '2001:3::1',
+    '2001:4:112::1',
+    '2001:20::1',
+    '2001:30::1',
+    '2001:200::1',
+    '2001:db9::1',
+    '2001:db7::1',
+    '2620:4f:8000::1',
+    '3fff:1000::1',
+    '2606:4700::1111',
+    '64:ff9b::8.8.8.8',
+    '::ffff:1.1.1.1',
+    '2002:808:808::1',
   ];
   it.each(reachable)('allows %s', (address) => {
     expect(blockedReason(address)).toBeNull();
@@ -69,12 +99,16 @@ describe('the special-purpose address tables (IANA registries)', () => {
   it('judges an address embedded in a mapped, NAT64 or 6to4 address by the same own-address check', () => {
     const own = (a: string) => (a === '93.184.215.14' ? 'an address of this host (interface eth0)' : null);
     expect(blockedReason('93.184.215.14', own)).toBe('an address of this host (interface eth0)');
-    expect(blockedReason('::ffff:93.184.215.14', own)).toBe('an IPv4-mapped address (::ffff:0:0/96) of 93.184.215.14, an address of this host (interface eth0)');
+    expect(blockedReason('::ffff:93.184.215.14', own)).toBe(
+      'an IPv4-mapped address (::ffff:0:0/96) of 93.184.215.14, an address of this host (interface eth0)',
+    );
     expect(blockedReason('64:ff9b::5db8:d70e', own)).toMatch(/NAT64 .* of 93\.184\.215\.14, an address of this host/);
     expect(blockedReason('2002:5db8:d70e::1', own)).toMatch(/6to4 .* of 93\.184\.215\.14, an address of this host/);
     // An address of this host in a refused range: both are named.
     expect(blockedReason('10.0.0.1', (a) => (a === '10.0.0.1' ? 'mine' : null))).toBe('mine and a private address (10.0.0.0/8)');
-    expect(blockedReason('fd00::2', (a) => (a === 'fd00:0:0:0:0:0:0:2' ? 'mine' : null))).toBe('mine and a unique-local address (fc00::/7)');
+    expect(blockedReason('fd00::2', (a) => (a === 'fd00:0:0:0:0:0:0:2' ? 'mine' : null))).toBe(
+      'mine and a unique-local address (fc00::/7)',
+    );
   });
 
   it('spells each address one way', () => {

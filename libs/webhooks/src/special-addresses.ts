@@ -109,7 +109,13 @@ export function blockedReason(address: string, own?: OwnAddressCheck): string | 
     return inner ? `${r.label} (${r.cidr}) of ${formatV4(v4)}, ${inner}` : null;
   }
   // Only global unicast (2000::/3) is routable on the internet; anything else is refused.
-  const range = r ? (r.label === null ? null : `${r.label} (${r.cidr})`) : groups[0] >>> 13 !== 0b001 ? 'not a global unicast address (outside 2000::/3)' : null;
+  const range = r
+    ? r.label === null
+      ? null
+      : `${r.label} (${r.cidr})`
+    : groups[0] >>> 13 !== 0b001
+      ? 'not a global unicast address (outside 2000::/3)'
+      : null;
   return both(own?.(formatV6(groups)) ?? null, range);
 }
 

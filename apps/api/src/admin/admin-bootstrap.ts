@@ -3,10 +3,7 @@ import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AdminKeyRepository, AuditRepository, Database } from '@app/db';
 import { Inject, Injectable } from '@nestjs/common';
 
-export type AdminKeyOutcome =
-  | { kind: 'from-env'; prefix: string }
-  | { kind: 'generated'; secret: string }
-  | { kind: 'existing' };
+export type AdminKeyOutcome = { kind: 'from-env'; prefix: string } | { kind: 'generated'; secret: string } | { kind: 'existing' };
 
 /**
  * The first admin key: ADMIN_API_KEY when set (stored hashed, so it works on every instance), or
@@ -30,14 +27,32 @@ export class AdminBootstrap {
         const hash = hashSecret(fromEnv);
         if (!(await tx.adminKey.findUnique({ where: { hash } }))) {
           const key = await this.adminKeys.create(tx, { name: 'ADMIN_API_KEY', prefix: fromEnv.slice(0, KEY_PREFIX_LENGTH), hash });
-          await this.audit.record(tx, { actorType: 'system', actorKeyId: 'system', action: 'admin_key.created', targetType: 'admin_key', targetId: key.id, data: { source: 'env' } });
+          await this.audit.record(tx, {
+            actorType: 'system',
+            actorKeyId: 'system',
+            action: 'admin_key.created',
+            targetType: 'admin_key',
+            targetId: key.id,
+            data: { source: 'env' },
+          });
         }
         return { kind: 'from-env', prefix: fromEnv.slice(0, KEY_PREFIX_LENGTH) };
       }
       if ((await tx.adminKey.count({ where: { revokedAt: null } })) > 0) return { kind: 'existing' };
       const secret = newSecretKey('admin');
-      const key = await this.adminKeys.create(tx, { name: 'first admin key', prefix: secret.slice(0, KEY_PREFIX_LENGTH), hash: hashSecret(secret) });
-      await this.audit.record(tx, { actorType: 'system', actorKeyId: 'system', action: 'admin_key.created', targetType: 'admin_key', targetId: key.id, data: { source: 'generated' } });
+      const key = await this.adminKeys.create(tx, {
+        name: 'first admin key',
+        prefix: secret.slice(0, KEY_PREFIX_LENGTH),
+        hash: hashSecret(secret),
+      });
+      await this.audit.record(tx, {
+        actorType: 'system',
+        actorKeyId: 'system',
+        action: 'admin_key.created',
+        targetType: 'admin_key',
+        targetId: key.id,
+        data: { source: 'generated' },
+      });
       return { kind: 'generated', secret };
     });
   }

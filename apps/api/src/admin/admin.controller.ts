@@ -40,7 +40,6 @@ const WorkerSchema = z
   })
   .meta({ id: 'Worker' });
 
-
 @Admin()
 @Controller('v1/admin')
 export class AdminController {
@@ -50,9 +49,21 @@ export class AdminController {
   ) {}
 
   @Get('audit-log')
-  @Endpoint({ summary: 'Who (key id) did what to which object, when; newest first', tags: ['Admin'], query: AuditQuery, response: listOf(AuditEntrySchema), errors: [400] })
+  @Endpoint({
+    summary: 'Who (key id) did what to which object, when; newest first',
+    tags: ['Admin'],
+    query: AuditQuery,
+    response: listOf(AuditEntrySchema),
+    errors: [400],
+  })
   async auditLog(@Query() q: z.infer<typeof AuditQuery>) {
-    const rows = await this.audit.list({ limit: q.limit, starting_after: q.starting_after, tenantId: q.tenant, action: q.action, actorKeyId: q.actor_key_id });
+    const rows = await this.audit.list({
+      limit: q.limit,
+      starting_after: q.starting_after,
+      tenantId: q.tenant,
+      action: q.action,
+      actorKeyId: q.actor_key_id,
+    });
     return toPage(rows, q.limit, (r) => ({
       id: r.id,
       object: 'audit_entry' as const,
@@ -68,7 +79,11 @@ export class AdminController {
   }
 
   @Get('workers')
-  @Endpoint({ summary: 'Workers online: id, host, backend, concurrency, current jobs, last heartbeat', tags: ['Admin'], response: listOf(WorkerSchema) })
+  @Endpoint({
+    summary: 'Workers online: id, host, backend, concurrency, current jobs, last heartbeat',
+    tags: ['Admin'],
+    response: listOf(WorkerSchema),
+  })
   async workers() {
     const rows = await this.db.prisma.workerHeartbeat.findMany({
       where: { lastSeenAt: { gt: new Date(Date.now() - WORKER_STALE_MS) } },

@@ -28,13 +28,25 @@ export class OperationsController {
   }
 
   @Get('webhook-failures')
-  @Endpoint({ summary: 'Webhook messages that failed, or are failing, across tenants; newest first', tags, query: WebhookFailureQuery, response: listOf(WebhookFailureSchema), errors: [400] })
+  @Endpoint({
+    summary: 'Webhook messages that failed, or are failing, across tenants; newest first',
+    tags,
+    query: WebhookFailureQuery,
+    response: listOf(WebhookFailureSchema),
+    errors: [400],
+  })
   webhookFailures(@Query() query: z.infer<typeof WebhookFailureQuery>) {
     return this.ops.webhookFailures(query);
   }
 
   @Get('jobs')
-  @Endpoint({ summary: "Every tenant's jobs, newest first (filters: tenant, type, status)", tags, query: AdminJobListQuery, response: listOf(AdminJobSchema), errors: [400] })
+  @Endpoint({
+    summary: "Every tenant's jobs, newest first (filters: tenant, type, status)",
+    tags,
+    query: AdminJobListQuery,
+    response: listOf(AdminJobSchema),
+    errors: [400],
+  })
   jobs(@Query() query: z.infer<typeof AdminJobListQuery>) {
     return this.ops.listJobs(query);
   }
@@ -46,19 +58,40 @@ export class OperationsController {
   }
 
   @Get('jobs/:id/events')
-  @Endpoint({ summary: "Any job's history, oldest first", tags, params: JobParams, query: EventListQuery, response: listOf(JobEventSchema), errors: [400, 404] })
+  @Endpoint({
+    summary: "Any job's history, oldest first",
+    tags,
+    params: JobParams,
+    query: EventListQuery,
+    response: listOf(JobEventSchema),
+    errors: [400, 404],
+  })
   events(@Param() { id }: z.infer<typeof JobParams>, @Query() query: z.infer<typeof EventListQuery>) {
     return this.ops.events(id, query);
   }
 
   @IdempotentPost('jobs/:id/cancel')
-  @Endpoint({ summary: 'Cancel any queued or running job', tags, params: JobParams, response: AdminJobSchema, status: 200, errors: [400, 404, 409] })
+  @Endpoint({
+    summary: 'Cancel any queued or running job',
+    tags,
+    params: JobParams,
+    response: AdminJobSchema,
+    status: 200,
+    errors: [400, 404, 409],
+  })
   cancel(@CurrentAdmin() admin: AdminPrincipal, @Param() { id }: z.infer<typeof JobParams>) {
     return this.ops.cancel(actorOf(admin), id);
   }
 
   @IdempotentPost('jobs/:id/retry')
-  @Endpoint({ summary: 'Run a failed job again, as a new attempt', tags, params: JobParams, response: AdminJobSchema, status: 200, errors: [400, 404, 409] })
+  @Endpoint({
+    summary: 'Run a failed job again, as a new attempt',
+    tags,
+    params: JobParams,
+    response: AdminJobSchema,
+    status: 200,
+    errors: [400, 404, 409],
+  })
   retry(@CurrentAdmin() admin: AdminPrincipal, @Param() { id }: z.infer<typeof JobParams>) {
     return this.ops.retry(actorOf(admin), id);
   }

@@ -3,7 +3,11 @@ import { listQuery, Timestamp } from '../http/schemas.js';
 import { JobSchema } from '../jobs/jobs.dto.js';
 
 export const AdminJobListQuery = listQuery({
-  tenant: z.string().max(100).regex(/^ten_[0-9A-Za-z]+$/, 'must be a tenant id (ten_...)').optional(),
+  tenant: z
+    .string()
+    .max(100)
+    .regex(/^ten_[0-9A-Za-z]+$/, 'must be a tenant id (ten_...)')
+    .optional(),
   type: z.enum(['training', 'evaluation', 'inference']).optional(),
   status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
 });
@@ -37,9 +41,15 @@ export const OverviewSchema = z
         delayed: z.number().nullable(),
       }),
     ),
-    tenants: z.array(z.object({ tenant_id: z.string(), name: z.string(), queued: z.number(), running: z.number() })).describe('tenants with queued or running jobs'),
+    tenants: z
+      .array(z.object({ tenant_id: z.string(), name: z.string(), queued: z.number(), running: z.number() }))
+      .describe('tenants with queued or running jobs'),
     workers: z.object({ online: z.number(), slots: z.number(), busy: z.number() }),
-    webhooks: z.object({ pending: z.number(), failing: z.number().describe('pending after at least one failed attempt'), failed: z.number() }),
+    webhooks: z.object({
+      pending: z.number(),
+      failing: z.number().describe('pending after at least one failed attempt'),
+      failed: z.number(),
+    }),
   })
   .meta({ id: 'Overview' });
 

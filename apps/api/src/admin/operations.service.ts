@@ -1,6 +1,16 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, Prisma, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
+import {
+  AuditRepository,
+  Database,
+  type Job,
+  JobRepository,
+  onlineWorkerCount,
+  Prisma,
+  toPage,
+  WebhookRepository,
+  WORKER_STALE_MS,
+} from '@app/db';
 import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -39,7 +49,9 @@ export class OperationsService {
   async overview(): Promise<z.infer<typeof OverviewSchema>> {
     const [byStatus, byType, recent, latency, tenants, workers, webhooks, queues] = await Promise.all([
       this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
-      this.db.pool.query<{ type: string; status: string; n: number }>('SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status'),
+      this.db.pool.query<{ type: string; status: string; n: number }>(
+        'SELECT type, status, count(*)::int AS n FROM jobs GROUP BY type, status',
+      ),
       this.db.pool.query<{ win: string; finished: number; succeeded: number; failed: number }>(
         `SELECT w.win,
                 count(j.id) FILTER (WHERE j.status IN ('succeeded', 'failed', 'canceled'))::int AS finished,
@@ -85,14 +97,20 @@ export class OperationsService {
     return {
       object: 'overview',
       generated_at: new Date().toISOString(),
-      jobs: { by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<(typeof STATUSES)[number], number>, by_type: types },
+      jobs: {
+        by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<(typeof STATUSES)[number], number>,
+        by_type: types,
+      },
       recent: {
         last_5m: last5,
         last_1h: window('1h'),
         throughput_per_minute: Math.round((last5.finished / 5) * 100) / 100,
         failure_rate: last5.finished ? Math.round((last5.failed / last5.finished) * 1000) / 1000 : 0,
       },
-      latency_seconds: { queue_wait: { p50: num(l?.wait_p50), p95: num(l?.wait_p95) }, run: { p50: num(l?.run_p50), p95: num(l?.run_p95) } },
+      latency_seconds: {
+        queue_wait: { p50: num(l?.wait_p50), p95: num(l?.wait_p95) },
+        run: { p50: num(l?.run_p50), p95: num(l?.run_p95) },
+      },
       queues,
       tenants: tenants.rows,
       workers: workers.rows[0],
@@ -123,7 +141,12 @@ export class OperationsService {
   }
 
   async listJobs(query: z.infer<typeof AdminJobListQuery>) {
-    const rows = await this.jobsRepo.list(query.tenant ?? null, { limit: query.limit, starting_after: query.starting_after, type: query.type, status: query.status });
+    const rows = await this.jobsRepo.list(query.tenant ?? null, {
+      limit: query.limit,
+      starting_after: query.starting_after,
+      type: query.type,
+      status: query.status,
+    });
     const page = toPage(rows, query.limit, (j) => j);
     return { ...page, data: await Promise.all(page.data.map(async (j) => ({ ...(await this.jobs.view(j)), tenant_id: j.tenantId }))) };
   }
@@ -166,7 +189,10 @@ export class OperationsService {
     if (!moved) throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} changed meanwhile; look again`);
     await this.jobs.queues.remove(moved.job).catch(() => false);
     const tenant = (await this.db.prisma.tenant.findUnique({ where: { id: moved.job.tenantId } }))!;
-    await this.jobs.schedule(moved.job, schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)));
+    await this.jobs.schedule(
+      moved.job,
+      schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)),
+    );
     await this.record(actor, moved.job, 'job.retried_by_admin');
     return { ...(await this.jobs.view(moved.job)), tenant_id: moved.job.tenantId };
   }
@@ -220,17 +246,26 @@ export class OperationsService {
     ]);
     const out = ['# HELP aiaas_jobs Jobs by status (cluster-wide, from PostgreSQL)', '# TYPE aiaas_jobs gauge'];
     for (const s of STATUSES) out.push(`aiaas_jobs{scope="cluster",status="${s}"} ${byStatus.rows.find((r) => r.status === s)?.n ?? 0}`);
-    out.push('# HELP aiaas_queue_depth Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)', '# TYPE aiaas_queue_depth gauge');
+    out.push(
+      '# HELP aiaas_queue_depth Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)',
+      '# TYPE aiaas_queue_depth gauge',
+    );
     for (const q of queues) {
       for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
         if (q[stage] !== null) out.push(`aiaas_queue_depth{scope="cluster",queue="${q.name}",stage="${stage}"} ${q[stage]}`);
       }
     }
-    out.push('# HELP aiaas_workers_online Workers that heartbeated in the last 30 s', '# TYPE aiaas_workers_online gauge', `aiaas_workers_online{scope="cluster"} ${workers}`);
+    out.push(
+      '# HELP aiaas_workers_online Workers that heartbeated in the last 30 s',
+      '# TYPE aiaas_workers_online gauge',
+      `aiaas_workers_online{scope="cluster"} ${workers}`,
+    );
     return `${out.join('\n')}\n${cluster}`;
   }
 
   private async record(actor: Actor, job: Job, action: string): Promise<void> {
-    await this.db.prisma.$transaction((tx) => this.audit.record(tx, { ...actor, tenantId: job.tenantId, action, targetType: 'job', targetId: job.id }));
+    await this.db.prisma.$transaction((tx) =>
+      this.audit.record(tx, { ...actor, tenantId: job.tenantId, action, targetType: 'job', targetId: job.id }),
+    );
   }
 }

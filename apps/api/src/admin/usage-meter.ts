@@ -39,13 +39,13 @@ export class UsageMeter implements OnModuleInit, OnApplicationShutdown {
     await this.flushLocal();
     const batch = redisKey(this.config, 'usage', 'flushing', this.config.instanceId);
     try {
-      const moved = await this.redis.eval(
+      const moved = (await this.redis.eval(
         `if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then redis.call('RENAME', KEYS[1], KEYS[2]) end
          return redis.call('HGETALL', KEYS[2])`,
         2,
         this.rateLimiter.usageKey,
         batch,
-      ) as string[];
+      )) as string[];
       if (moved.length === 0) return;
       const increments: UsageIncrement[] = [];
       for (let i = 0; i < moved.length; i += 2) {

@@ -36,7 +36,13 @@ export class ApiKeysController {
 
   @Get()
   @RequireScope('keys:read')
-  @Endpoint({ summary: "List the tenant's API keys (scope keys:read)", tags: ['API keys'], query: PageQuery, response: listOf(ApiKeySchema), errors: [400] })
+  @Endpoint({
+    summary: "List the tenant's API keys (scope keys:read)",
+    tags: ['API keys'],
+    query: PageQuery,
+    response: listOf(ApiKeySchema),
+    errors: [400],
+  })
   list(@CurrentTenant() tenant: TenantPrincipal, @Query() query: z.infer<typeof PageQuery>) {
     return this.keys.list(tenant.tenantId, query);
   }
@@ -76,12 +82,23 @@ export class AdminApiKeysController {
     status: 201,
     errors: [400, 404],
   })
-  create(@CurrentAdmin() admin: AdminPrincipal, @Param() { id }: z.infer<typeof TenantParams>, @Body() body: z.infer<typeof CreateApiKeyBody>) {
+  create(
+    @CurrentAdmin() admin: AdminPrincipal,
+    @Param() { id }: z.infer<typeof TenantParams>,
+    @Body() body: z.infer<typeof CreateApiKeyBody>,
+  ) {
     return this.keys.create(actorOf(admin), id, body);
   }
 
   @Get()
-  @Endpoint({ summary: "List a tenant's API keys", tags, params: TenantParams, query: PageQuery, response: listOf(ApiKeySchema), errors: [400, 404] })
+  @Endpoint({
+    summary: "List a tenant's API keys",
+    tags,
+    params: TenantParams,
+    query: PageQuery,
+    response: listOf(ApiKeySchema),
+    errors: [400, 404],
+  })
   list(@Param() { id }: z.infer<typeof TenantParams>, @Query() query: z.infer<typeof PageQuery>) {
     return this.keys.list(id, query, true);
   }

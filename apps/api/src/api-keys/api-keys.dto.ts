@@ -6,14 +6,25 @@ import { iso, Timestamp } from '../http/schemas.js';
 export const CreateApiKeyBody = z
   .object({
     name: z.string().trim().min(1).max(200),
-    scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length).optional().describe("default: the calling key's scopes (all scopes when an admin creates the key)"),
+    scopes: z
+      .array(z.enum(SCOPES))
+      .min(1)
+      .max(SCOPES.length)
+      .optional()
+      .describe("default: the calling key's scopes (all scopes when an admin creates the key)"),
     expires_at: z
       .string()
       .datetime({ offset: true })
       .refine((v) => Date.parse(v) > Date.now(), 'must be in the future')
       .optional()
       .describe("default: the calling key's expiry (none when it has none, or when an admin creates the key)"),
-    rate_limit_per_minute: z.number().int().min(1).max(1_000_000).optional().describe("this key's own limit, under the tenant's; default: the calling key's own limit"),
+    rate_limit_per_minute: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe("this key's own limit, under the tenant's; default: the calling key's own limit"),
   })
   .strict();
 
@@ -33,7 +44,9 @@ export const ApiKeySchema = z
   })
   .meta({ id: 'ApiKey' });
 
-export const CreatedApiKeySchema = ApiKeySchema.extend({ secret: z.string().describe('shown once, at creation') }).meta({ id: 'CreatedApiKey' });
+export const CreatedApiKeySchema = ApiKeySchema.extend({ secret: z.string().describe('shown once, at creation') }).meta({
+  id: 'CreatedApiKey',
+});
 
 export type ApiKeyView = z.infer<typeof ApiKeySchema>;
 

@@ -23,17 +23,30 @@ export class ApiKeysService {
    * out is inherited from it.
    */
   async create(actor: Actor, tenantId: string, body: z.infer<typeof CreateApiKeyBody>, caller?: TenantPrincipal) {
-    const grant = caller ? withinCaller(caller, body) : { scopes: body.scopes ?? [...SCOPES], expiresAt: body.expires_at ? new Date(body.expires_at) : null, rateLimit: body.rate_limit_per_minute ?? null };
+    const grant = caller
+      ? withinCaller(caller, body)
+      : {
+          scopes: body.scopes ?? [...SCOPES],
+          expiresAt: body.expires_at ? new Date(body.expires_at) : null,
+          rateLimit: body.rate_limit_per_minute ?? null,
+        };
     const secret = newSecretKey('tenant');
     const hash = hashSecret(secret);
     const key = await this.db.prisma.$transaction(async (tx) => {
       // The tenant row's lock makes the count and the insert one step for concurrent creations.
-      const [tenant] = await tx.$queryRaw<Array<{ plan: string; quotas: Record<string, unknown> }>>`SELECT plan, quotas FROM tenants WHERE id = ${tenantId} FOR UPDATE`;
+      const [tenant] = await tx.$queryRaw<
+        Array<{ plan: string; quotas: Record<string, unknown> }>
+      >`SELECT plan, quotas FROM tenants WHERE id = ${tenantId} FOR UPDATE`;
       if (!tenant) throw ApiError.notFound('tenant', tenantId);
       const cap = effectiveQuotas(tenant.plan, tenant.quotas).max_api_keys;
       const active = await this.keys.countActive(tx, tenantId);
       if (active >= cap) {
-        throw new ApiError(403, 'quota_exceeded_error', 'max_api_keys', `The tenant has ${active} active API keys, its max_api_keys; revoke one first`);
+        throw new ApiError(
+          403,
+          'quota_exceeded_error',
+          'max_api_keys',
+          `The tenant has ${active} active API keys, its max_api_keys; revoke one first`,
+        );
       }
       const created = await this.keys.create(tx, tenantId, {
         name: body.name,
@@ -43,7 +56,14 @@ export class ApiKeysService {
         expiresAt: grant.expiresAt,
         rateLimitPerMinute: grant.rateLimit,
       });
-      await this.audit.record(tx, { ...actor, tenantId, action: 'api_key.created', targetType: 'api_key', targetId: created.id, data: { name: created.name, scopes: created.scopes } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId,
+        action: 'api_key.created',
+        targetType: 'api_key',
+        targetId: created.id,
+        data: { name: created.name, scopes: created.scopes },
+      });
       return created;
     });
     // A new key is random, so no instance can have it cached as unknown, unless someone guessed it first.
@@ -91,14 +111,26 @@ function withinCaller(caller: TenantPrincipal, body: z.infer<typeof CreateApiKey
   if (caller.expiresAt !== null) {
     if (expiresAt === null) expiresAt = new Date(caller.expiresAt);
     else if (expiresAt.getTime() > caller.expiresAt) {
-      throw new ApiError(403, 'permission_error', 'expires_after_caller', `This key expires at ${new Date(caller.expiresAt).toISOString()}; it cannot make a key that expires later`, 'expires_at');
+      throw new ApiError(
+        403,
+        'permission_error',
+        'expires_after_caller',
+        `This key expires at ${new Date(caller.expiresAt).toISOString()}; it cannot make a key that expires later`,
+        'expires_at',
+      );
     }
   }
   let rateLimit = body.rate_limit_per_minute ?? null;
   if (caller.keyRateLimit !== null) {
     if (rateLimit === null) rateLimit = caller.keyRateLimit;
     else if (rateLimit > caller.keyRateLimit) {
-      throw new ApiError(403, 'permission_error', 'rate_limit_exceeds_caller', `This key is limited to ${caller.keyRateLimit} requests per minute; it cannot make a key with a higher limit`, 'rate_limit_per_minute');
+      throw new ApiError(
+        403,
+        'permission_error',
+        'rate_limit_exceeds_caller',
+        `This key is limited to ${caller.keyRateLimit} requests per minute; it cannot make a key with a higher limit`,
+        'rate_limit_per_minute',
+      );
     }
   }
   return { scopes, expiresAt, rateLimit };

@@ -46,9 +46,16 @@ export class Authenticator {
   private async lookup(address: string, secret: string, hash: string): Promise<Principal | null> {
     const wait = await this.throttle.retryAfter(address);
     if (wait > 0) {
-      throw new ApiError(429, 'rate_limit_error', 'auth_failures_per_minute', `Too many unknown API keys from this address; retry after ${wait} s`, undefined, {
-        'Retry-After': String(wait),
-      });
+      throw new ApiError(
+        429,
+        'rate_limit_error',
+        'auth_failures_per_minute',
+        `Too many unknown API keys from this address; retry after ${wait} s`,
+        undefined,
+        {
+          'Retry-After': String(wait),
+        },
+      );
     }
     const principal = await this.keys.load(secret, hash).catch(() => {
       throw ApiError.unavailable('dependency_unavailable', 'Cannot check the API key right now (database unreachable); retry shortly');
@@ -59,7 +66,8 @@ export class Authenticator {
 
   private settle(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, principal: Principal | null): void {
     if (!principal) return this.refuse(req, reply, done, ApiError.unauthenticated('api_key_invalid', 'Invalid API key'));
-    if (principal.revoked) return this.refuse(req, reply, done, ApiError.unauthenticated('api_key_revoked', 'This API key has been revoked'));
+    if (principal.revoked)
+      return this.refuse(req, reply, done, ApiError.unauthenticated('api_key_revoked', 'This API key has been revoked'));
     if (principal.kind === 'tenant' && principal.expiresAt !== null && principal.expiresAt <= Date.now()) {
       return this.refuse(req, reply, done, ApiError.unauthenticated('api_key_expired', 'This API key has expired'));
     }

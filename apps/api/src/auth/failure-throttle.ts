@@ -22,7 +22,10 @@ return n
 
 const WINDOW_MS = 60_000;
 
-type Scripts = { aiaasAuthFailCheck(key: string, limit: number): Promise<number>; aiaasAuthFail(key: string, windowMs: number): Promise<number> };
+type Scripts = {
+  aiaasAuthFailCheck(key: string, limit: number): Promise<number>;
+  aiaasAuthFail(key: string, windowMs: number): Promise<number>;
+};
 
 /**
  * Unknown keys per client address and minute (AUTH_FAILURES_PER_MINUTE), in Redis so that every API

@@ -55,7 +55,11 @@ describe('RateLimiter', () => {
   it('refills continuously', async () => {
     const p = principal(`r${Date.now()}`, 600); // 10 tokens a second
     let refused: unknown;
-    for (let i = 0; i < 1000 && !refused; i++) refused = await limiter.take(p).then(() => undefined, (e: unknown) => e);
+    for (let i = 0; i < 1000 && !refused; i++)
+      refused = await limiter.take(p).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(refused).toBeInstanceOf(ApiError);
     await new Promise((r) => setTimeout(r, 250));
     await expect(limiter.take(p)).resolves.toBeDefined();

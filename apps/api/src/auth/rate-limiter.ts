@@ -80,7 +80,14 @@ export class RateLimiter {
     }
     this.local.set(tenantId, b);
     const rate = cap / window;
-    return [allowed ? 1 : 0, 1, cap, Math.floor(b.tokens), Math.ceil((cap - b.tokens) / rate), allowed ? 0 : Math.ceil((1 - b.tokens) / rate)];
+    return [
+      allowed ? 1 : 0,
+      1,
+      cap,
+      Math.floor(b.tokens),
+      Math.ceil((cap - b.tokens) / rate),
+      allowed ? 0 : Math.ceil((1 - b.tokens) / rate),
+    ];
   }
 
   /** Takes a token for this request; throws 429 with Retry-After when either bucket is empty. */
@@ -90,7 +97,7 @@ export class RateLimiter {
     const day = new Date().toISOString().slice(0, 10);
     let reply: number[];
     try {
-      reply = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number[]>>).aiaasTakeTokens(
+      reply = await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number[]>>).aiaasTakeTokens(
         redisKey(this.config, 'rl', 'tenant', p.tenantId),
         redisKey(this.config, 'rl', 'key', p.keyId),
         this.pendingUsageKey,
@@ -98,7 +105,7 @@ export class RateLimiter {
         keyLimit,
         WINDOW_SECONDS * 1000,
         `${p.tenantId}|${day}`,
-      ));
+      );
     } catch {
       // Redis is down: limit with this instance's own buckets rather than refuse everything, so
       // the API keeps serving (and accepting jobs it can commit to PostgreSQL) through the outage.

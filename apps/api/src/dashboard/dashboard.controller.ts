@@ -12,7 +12,10 @@ import { DASHBOARD_HTML, DASHBOARD_JS } from './page.js';
 export class DashboardController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
-  @Header('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+  @Header(
+    'Content-Security-Policy',
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  )
   @Header('Cache-Control', 'no-store')
   page() {
     return DASHBOARD_HTML;

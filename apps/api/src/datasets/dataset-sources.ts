@@ -107,9 +107,18 @@ function csvError(err: CsvError, limits: RecordLimits): ApiError {
   switch (err.code) {
     case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
     case 'CSV_RECORD_INCONSISTENT_COLUMNS':
-      return ApiError.invalid('dataset_ragged', `${line}: ragged row: it has ${e.record?.length ?? 'a different number of'} fields, the header has another count`, undefined);
+      return ApiError.invalid(
+        'dataset_ragged',
+        `${line}: ragged row: it has ${e.record?.length ?? 'a different number of'} fields, the header has another count`,
+        undefined,
+      );
     case 'CSV_MAX_RECORD_SIZE':
-      return ApiError.invalid('record_too_large', `${line}: a record longer than ${limits.maxRecordBytes} characters, the limit of one CSV record`, undefined, 413);
+      return ApiError.invalid(
+        'record_too_large',
+        `${line}: a record longer than ${limits.maxRecordBytes} characters, the limit of one CSV record`,
+        undefined,
+        413,
+      );
     case 'CSV_QUOTE_NOT_CLOSED':
       return ApiError.invalid('dataset_malformed', `${line}: a quoted field is never closed`);
     case 'CSV_INVALID_CLOSING_QUOTE':
@@ -138,14 +147,20 @@ export async function* ndjsonRecords(input: Readable, limits: RecordLimits): Asy
   let parts: Buffer[] = [];
   let partBytes = 0;
   const tooLong = () =>
-    ApiError.invalid('record_too_large', `line ${n + 1}: longer than ${limits.maxRecordBytes} bytes, the limit of one NDJSON line`, undefined, 413);
+    ApiError.invalid(
+      'record_too_large',
+      `line ${n + 1}: longer than ${limits.maxRecordBytes} bytes, the limit of one NDJSON line`,
+      undefined,
+      413,
+    );
   const parseLine = (bytes: Buffer): SourceRecord | null => {
     n++;
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 0x0d) end--;
     const line = bytes.subarray(0, end);
     const problem = jsonBodyProblem(line);
-    if (problem === 'too_deep') throw ApiError.invalid('dataset_malformed', `line ${n}: nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+    if (problem === 'too_deep')
+      throw ApiError.invalid('dataset_malformed', `line ${n}: nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
     if (problem === 'nul') throw ApiError.invalid('dataset_invalid_characters', `line ${n}: contains U+0000, which cannot be stored`);
     const text = line.toString('utf8');
     if (text.trim() === '') return null;

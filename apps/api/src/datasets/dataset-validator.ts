@@ -50,7 +50,12 @@ export class DatasetValidator {
   /** Fixes the column set (a CSV header, or the first record's keys) and checks the named columns exist. */
   setColumns(columns: string[], where: string): void {
     if (columns.length > this.limits.maxColumns) {
-      throw ApiError.invalid('dataset_too_many_columns', `${where}: ${columns.length} columns, more than the limit of ${this.limits.maxColumns}`, 'columns', 413);
+      throw ApiError.invalid(
+        'dataset_too_many_columns',
+        `${where}: ${columns.length} columns, more than the limit of ${this.limits.maxColumns}`,
+        'columns',
+        413,
+      );
     }
     const seen = new Set<string>();
     for (const c of columns) {
@@ -59,10 +64,17 @@ export class DatasetValidator {
       seen.add(c);
     }
     const list = columns.join(', ');
-    if (!seen.has(this.label)) throw bad(`The label column '${this.label}' is not in the data (columns: ${list})`, 'label', 'label_missing');
-    if (this.task === 'text-classification' && !this.textField) throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
+    if (!seen.has(this.label))
+      throw bad(`The label column '${this.label}' is not in the data (columns: ${list})`, 'label', 'label_missing');
+    if (this.task === 'text-classification' && !this.textField)
+      throw bad('A text-classification dataset needs text_field, the column that holds the text', 'text_field');
     if (this.imageField) {
-      if (!seen.has(this.imageField)) throw bad(`The image column '${this.imageField}' is not in the data (columns: ${list}); send each image as base64 in '${this.imageField}'`, this.imageField, 'image_missing');
+      if (!seen.has(this.imageField))
+        throw bad(
+          `The image column '${this.imageField}' is not in the data (columns: ${list}); send each image as base64 in '${this.imageField}'`,
+          this.imageField,
+          'image_missing',
+        );
     } else if (this.textField) {
       if (!seen.has(this.textField)) throw bad(`The text column '${this.textField}' is not in the data (columns: ${list})`, 'text_field');
     } else if (columns.length < 2) {
@@ -80,7 +92,12 @@ export class DatasetValidator {
     if (!this.columns) this.setColumns(keys, where);
     const columns = this.columns!;
     if (this.rows >= this.limits.maxRows) {
-      throw new ApiError(413, 'quota_exceeded_error', 'max_dataset_rows', `The dataset has more than ${this.limits.maxRows} rows, this tenant's max_dataset_rows (${where})`);
+      throw new ApiError(
+        413,
+        'quota_exceeded_error',
+        'max_dataset_rows',
+        `The dataset has more than ${this.limits.maxRows} rows, this tenant's max_dataset_rows (${where})`,
+      );
     }
     if (keys.length !== columns.length || keys.some((k) => !this.numeric.has(k))) {
       const missing = columns.filter((c) => !(c in rec)).slice(0, 10);
@@ -102,18 +119,29 @@ export class DatasetValidator {
     if (this.rows === 0 || !this.columns) throw bad('The dataset is empty: it has no records', undefined, 'dataset_empty');
     if (this.task !== 'regression') {
       if (this.classes.size < 2) {
-        throw bad(`The label column '${this.label}' has a single class ('${[...this.classes.keys()][0]}'); classification needs at least two`, 'label', 'dataset_single_class');
+        throw bad(
+          `The label column '${this.label}' has a single class ('${[...this.classes.keys()][0]}'); classification needs at least two`,
+          'label',
+          'dataset_single_class',
+        );
       }
     }
     return this.columns.map((name): ColumnSummary => {
       if (name === this.label) {
         return this.task === 'regression'
           ? { name, type: 'number', role: 'label' }
-          : { name, type: 'category', role: 'label', class_counts: Object.fromEntries([...this.classes].sort(([a], [b]) => a.localeCompare(b))) };
+          : {
+              name,
+              type: 'category',
+              role: 'label',
+              class_counts: Object.fromEntries([...this.classes].sort(([a], [b]) => a.localeCompare(b))),
+            };
       }
       if (name === this.imageField) return { name, type: 'image', role: 'image' };
       if (this.textField || this.imageField) {
-        return name === this.textField ? { name, type: 'text', role: 'text' } : { name, type: this.numeric.get(name) ? 'number' : 'string', role: 'ignored' };
+        return name === this.textField
+          ? { name, type: 'text', role: 'text' }
+          : { name, type: this.numeric.get(name) ? 'number' : 'string', role: 'ignored' };
       }
       return { name, type: 'number', role: 'feature' };
     });
@@ -124,12 +152,18 @@ export class DatasetValidator {
     if (column === this.label) {
       if (empty) throw bad(`${where}: the label '${column}' is empty`, column, 'label_empty');
       if (this.task === 'regression') return this.number(column, raw, where);
-      if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') throw bad(`${where}: the label '${column}' must be a string or a number`, column);
-      if (typeof raw === 'string' && raw.length > MAX_LABEL_LENGTH) throw bad(`${where}: the label '${column}' is longer than ${MAX_LABEL_LENGTH} characters`, column);
+      if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean')
+        throw bad(`${where}: the label '${column}' must be a string or a number`, column);
+      if (typeof raw === 'string' && raw.length > MAX_LABEL_LENGTH)
+        throw bad(`${where}: the label '${column}' is longer than ${MAX_LABEL_LENGTH} characters`, column);
       const label = String(raw).trim();
       const count = this.classes.get(label);
       if (count === undefined && this.classes.size >= MAX_CLASSES) {
-        throw bad(`The label column '${column}' has more than ${MAX_CLASSES} distinct values; is it the right column?`, 'label', 'dataset_too_many_classes');
+        throw bad(
+          `The label column '${column}' has more than ${MAX_CLASSES} distinct values; is it the right column?`,
+          'label',
+          'dataset_too_many_classes',
+        );
       }
       this.classes.set(label, (count ?? 0) + 1);
       return label;
@@ -142,7 +176,8 @@ export class DatasetValidator {
         return String(raw);
       }
       if (empty) return null;
-      if (typeof raw === 'object') throw bad(`${where}: column '${column}' holds an object or array; values must be strings or numbers`, column);
+      if (typeof raw === 'object')
+        throw bad(`${where}: column '${column}' holds an object or array; values must be strings or numbers`, column);
       if (this.numeric.get(column) && !Number.isFinite(Number(raw))) this.numeric.set(column, false);
       return typeof raw === 'number' ? raw : String(raw);
     }
@@ -152,16 +187,19 @@ export class DatasetValidator {
 
   /** The image as stored: base64 of the file's bytes (a data: URL's prefix dropped); the bytes are checked by the ImageChecker. */
   private base64(column: string, raw: unknown, where: string): string {
-    if (typeof raw !== 'string' || raw === '') throw bad(`${where}: the image '${column}' must be a base64 string of a PNG or JPEG file`, column, 'image_invalid');
+    if (typeof raw !== 'string' || raw === '')
+      throw bad(`${where}: the image '${column}' must be a base64 string of a PNG or JPEG file`, column, 'image_invalid');
     const text = raw.replace(DATA_URL, '');
-    if (text.length % 4 === 1 || !BASE64.test(text)) throw bad(`${where}: the image '${column}' is not valid base64`, column, 'image_invalid_base64');
+    if (text.length % 4 === 1 || !BASE64.test(text))
+      throw bad(`${where}: the image '${column}' is not valid base64`, column, 'image_invalid_base64');
     return text;
   }
 
   private number(column: string, raw: unknown, where: string): number {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
     if (!Number.isFinite(n)) {
-      const shown = typeof raw === 'object' && raw !== null ? (Array.isArray(raw) ? 'an array' : 'an object') : JSON.stringify(raw)?.slice(0, 40);
+      const shown =
+        typeof raw === 'object' && raw !== null ? (Array.isArray(raw) ? 'an array' : 'an object') : JSON.stringify(raw)?.slice(0, 40);
       throw bad(`${where}: column '${column}' must be a number, got ${shown}`, column, 'feature_not_numeric');
     }
     return n;

@@ -8,12 +8,29 @@ export const TASKS = ['classification', 'regression', 'text-classification', 'im
 const meta = {
   name: z.string().trim().min(1).max(200),
   task: z.enum(TASKS),
-  label: z.string().min(1).max(200).optional().describe('the label column (default "label"; a zip upload takes its labels from the class folders)'),
-  text_field: z.string().min(1).max(200).optional().describe('the column holding the text: text-classification (default "text"), or regression on text (a numeric label beside a text column; models on it train on a foundation model)'),
+  label: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('the label column (default "label"; a zip upload takes its labels from the class folders)'),
+  text_field: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe(
+      'the column holding the text: text-classification (default "text"), or regression on text (a numeric label beside a text column; models on it train on a foundation model)',
+    ),
 };
 
 export const CreateDatasetBody = z
-  .object({ ...meta, records: z.array(z.unknown()).describe('the rows, as objects with the same keys; for image-classification {image: "<base64 PNG or JPEG>", label, ...}') })
+  .object({
+    ...meta,
+    records: z
+      .array(z.unknown())
+      .describe('the rows, as objects with the same keys; for image-classification {image: "<base64 PNG or JPEG>", label, ...}'),
+  })
   .strict();
 
 /** For CSV and NDJSON uploads, the metadata travels in the query string. */
@@ -40,7 +57,9 @@ export const DatasetSchema = z
         images: z
           .object({ count: z.number(), min_width: z.number(), max_width: z.number(), min_height: z.number(), max_height: z.number() })
           .optional()
-          .describe('the image column of an image-classification dataset: how many images, and their smallest and largest width and height in pixels'),
+          .describe(
+            'the image column of an image-classification dataset: how many images, and their smallest and largest width and height in pixels',
+          ),
       }),
     ),
     bytes: z.number(),

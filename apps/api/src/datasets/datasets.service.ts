@@ -52,8 +52,18 @@ export class DatasetsService {
       body.pipe(meter);
       let validator: DatasetValidator | undefined;
       const limits = { maxRecordBytes: this.config.datasetMaxRecordBytes };
-      const source = format === 'csv' ? csvRecords(meter, limits, (columns) => validator!.setColumns(columns, 'the header')) : ndjsonRecords(meter, limits);
-      return await this.store(p, meta, format, source, () => ({ bytes: meter.bytes, sha256: meter.digest() }), (v) => (validator = v));
+      const source =
+        format === 'csv'
+          ? csvRecords(meter, limits, (columns) => validator!.setColumns(columns, 'the header'))
+          : ndjsonRecords(meter, limits);
+      return await this.store(
+        p,
+        meta,
+        format,
+        source,
+        () => ({ bytes: meter.bytes, sha256: meter.digest() }),
+        (v) => (validator = v),
+      );
     } finally {
       await release?.();
       // Read what the client still sends, so that it receives our answer instead of a reset
@@ -71,10 +81,15 @@ export class DatasetsService {
    */
   async createFromArchive(p: TenantPrincipal, meta: DatasetMeta, body: Readable) {
     if (meta.task !== 'image-classification') {
-      throw ApiError.invalid('parameter_invalid', `A zip upload is an image-classification dataset (one folder per class): send task=image-classification, not ${meta.task}`, 'task');
+      throw ApiError.invalid(
+        'parameter_invalid',
+        `A zip upload is an image-classification dataset (one folder per class): send task=image-classification, not ${meta.task}`,
+        'task',
+      );
     }
     for (const param of ['label', 'text_field'] as const) {
-      if (meta[param] !== undefined) throw ApiError.invalid('parameter_invalid', `A zip's labels are its folder names: ${param} does not apply`, param);
+      if (meta[param] !== undefined)
+        throw ApiError.invalid('parameter_invalid', `A zip's labels are its folder names: ${param} does not apply`, param);
     }
     let release: (() => Promise<void>) | undefined;
     let file: ReceivedFile | undefined;
@@ -99,7 +114,12 @@ export class DatasetsService {
           onTotal: (entry) =>
             quotaBound
               ? storageRefusal(p, entry)
-              : ApiError.invalid('archive_too_large', `${entry}: the archive inflates past ${maxTotalBytes} bytes (DATASET_ZIP_MAX_INFLATED_BYTES)`, undefined, 413),
+              : ApiError.invalid(
+                  'archive_too_large',
+                  `${entry}: the archive inflates past ${maxTotalBytes} bytes (DATASET_ZIP_MAX_INFLATED_BYTES)`,
+                  undefined,
+                  413,
+                ),
         },
         (total) => (inflated = total),
       );
@@ -125,7 +145,12 @@ export class DatasetsService {
 
   async delete(tenantId: string, id: string) {
     if (await this.jobs.inUse(tenantId, { datasetId: id })) {
-      throw new ApiError(409, 'invalid_request_error', 'dataset_in_use', `Dataset ${id} is used by a queued or running job; cancel it or wait for it to end`);
+      throw new ApiError(
+        409,
+        'invalid_request_error',
+        'dataset_in_use',
+        `Dataset ${id} is used by a queued or running job; cancel it or wait for it to end`,
+      );
     }
     const ds = await this.datasets.delete(tenantId, id);
     if (!ds) throw ApiError.notFound('dataset', id);
@@ -144,16 +169,32 @@ export class DatasetsService {
     const label = meta.label ?? 'label';
     // A text dataset: text-classification (its text column defaults to "text"), or regression on text
     // (a numeric label beside a text column, named by text_field; trained on a foundation model).
-    const textField = meta.task === 'text-classification' ? (meta.text_field ?? 'text') : meta.task === 'regression' ? (meta.text_field ?? null) : null;
+    const textField =
+      meta.task === 'text-classification' ? (meta.text_field ?? 'text') : meta.task === 'regression' ? (meta.text_field ?? null) : null;
     if (meta.task === 'classification' && meta.text_field) {
-      throw ApiError.invalid('parameter_invalid', 'text_field applies to text-classification and regression datasets; for text labels use task text-classification', 'text_field');
+      throw ApiError.invalid(
+        'parameter_invalid',
+        'text_field applies to text-classification and regression datasets; for text labels use task text-classification',
+        'text_field',
+      );
     }
     if (textField === label) throw ApiError.invalid('parameter_invalid', 'text_field and label must be different columns', 'text_field');
     const imageTask = meta.task === 'image-classification';
-    if (imageTask && meta.text_field) throw ApiError.invalid('parameter_invalid', `text_field does not apply to image-classification datasets (the images are in '${IMAGE_FIELD}')`, 'text_field');
-    if (imageTask && label === IMAGE_FIELD) throw ApiError.invalid('parameter_invalid', `The label column cannot be '${IMAGE_FIELD}', which holds the images`, 'label');
-    const validator = new DatasetValidator(meta.task, label, textField, { maxRows: p.quotas.max_dataset_rows, maxColumns: this.config.datasetMaxColumns });
-    const images = imageTask ? new ImageChecker({ maxBytes: this.config.datasetImageMaxBytes, maxPixels: this.config.datasetImageMaxPixels }) : null;
+    if (imageTask && meta.text_field)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        `text_field does not apply to image-classification datasets (the images are in '${IMAGE_FIELD}')`,
+        'text_field',
+      );
+    if (imageTask && label === IMAGE_FIELD)
+      throw ApiError.invalid('parameter_invalid', `The label column cannot be '${IMAGE_FIELD}', which holds the images`, 'label');
+    const validator = new DatasetValidator(meta.task, label, textField, {
+      maxRows: p.quotas.max_dataset_rows,
+      maxColumns: this.config.datasetMaxColumns,
+    });
+    const images = imageTask
+      ? new ImageChecker({ maxBytes: this.config.datasetImageMaxBytes, maxPixels: this.config.datasetImageMaxPixels })
+      : null;
     onValidator?.(validator);
     // Rows are spooled until the body has ended and passed every check; only then is PostgreSQL
     // touched, in one short transaction (a client that stalls or leaves holds no connection).
@@ -167,7 +208,13 @@ export class DatasetsService {
       const columns = validator.finish().map((c) => (images && c.role === 'image' ? { ...c, images: images.result() } : c));
       const { bytes, sha256 } = raw();
       const newDataset = { name: meta.name, task: meta.task, label, textField, format };
-      const stored = await this.datasets.store(p.tenantId, newDataset, spool, { rows: validator.rows, columns, bytes, sha256 }, p.quotas.max_storage_bytes);
+      const stored = await this.datasets.store(
+        p.tenantId,
+        newDataset,
+        spool,
+        { rows: validator.rows, columns, bytes, sha256 },
+        p.quotas.max_storage_bytes,
+      );
       if (!stored) throw storageRefusal(p);
       await this.usage.changed(p.tenantId);
       return datasetView(stored);
@@ -179,12 +226,19 @@ export class DatasetsService {
 
 function storageRefusal(p: TenantPrincipal, entry?: string): ApiError {
   const where = entry ? `${entry}: ` : '';
-  return new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `${where}This upload would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+  return new ApiError(
+    413,
+    'quota_exceeded_error',
+    'max_storage_bytes',
+    `${where}This upload would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`,
+  );
 }
 
 /** Counts and hashes a streamed upload, refused past the storage quota or MAX_UPLOAD_BYTES. */
 function uploadMeter(p: TenantPrincipal): ByteMeter {
   return new ByteMeter(Math.min(MAX_UPLOAD_BYTES, p.quotas.max_storage_bytes), () =>
-    p.quotas.max_storage_bytes < MAX_UPLOAD_BYTES ? storageRefusal(p) : ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413),
+    p.quotas.max_storage_bytes < MAX_UPLOAD_BYTES
+      ? storageRefusal(p)
+      : ApiError.invalid('body_too_large', `Uploads are limited to ${MAX_UPLOAD_BYTES} bytes`, undefined, 413),
   );
 }

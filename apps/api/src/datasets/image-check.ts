@@ -34,14 +34,22 @@ export class ImageChecker {
   async check(bytes: Uint8Array, where: string): Promise<void> {
     if (bytes.length === 0) throw ApiError.invalid('image_invalid', `${where}: an empty file, not an image`);
     if (bytes.length > this.limits.maxBytes) {
-      throw ApiError.invalid('image_too_large', `${where}: ${bytes.length} bytes, more than the limit of one image (${this.limits.maxBytes}, DATASET_IMAGE_MAX_BYTES)`, undefined, 413);
+      throw ApiError.invalid(
+        'image_too_large',
+        `${where}: ${bytes.length} bytes, more than the limit of one image (${this.limits.maxBytes}, DATASET_IMAGE_MAX_BYTES)`,
+        undefined,
+        413,
+      );
     }
     const header = imageHeader(bytes);
     if (!header) throw ApiError.invalid('image_invalid', `${where}: not a PNG or JPEG image`);
     const { width, height } = header;
     if (width === 0 || height === 0) throw ApiError.invalid('image_invalid', `${where}: declares no pixels (${width}×${height})`);
     if (width * height > this.limits.maxPixels) {
-      throw ApiError.invalid('image_too_many_pixels', `${where}: declares ${width}×${height} pixels, more than the limit of ${this.limits.maxPixels} (DATASET_IMAGE_MAX_PIXELS)`);
+      throw ApiError.invalid(
+        'image_too_many_pixels',
+        `${where}: declares ${width}×${height} pixels, more than the limit of ${this.limits.maxPixels} (DATASET_IMAGE_MAX_PIXELS)`,
+      );
     }
     let decoded: { width: number; height: number };
     try {

@@ -13,7 +13,15 @@ const bad = (code: string, message: string) => ApiError.invalid(code, message);
 
 /** Compression methods read here: stored and deflate (what every zip tool writes by default). */
 const METHODS: Record<number, string> = { 0: 'stored', 8: 'deflate' };
-const OTHER_METHODS: Record<number, string> = { 9: 'deflate64', 12: 'bzip2', 14: 'LZMA', 93: 'zstd', 95: 'xz', 98: 'PPMd', 99: 'AES encryption' };
+const OTHER_METHODS: Record<number, string> = {
+  9: 'deflate64',
+  12: 'bzip2',
+  14: 'LZMA',
+  93: 'zstd',
+  95: 'xz',
+  98: 'PPMd',
+  99: 'AES encryption',
+};
 
 /**
  * The images of an ImageFolder archive (`cat/0001.jpg`, `dog/x.png`: the folder is the label),
@@ -31,7 +39,8 @@ export function classFolderImages(entries: ZipEntry[], maxRows: number): FolderI
   for (const entry of entries) {
     const name = entry.name;
     if (name.includes('\0')) throw bad('archive_path_invalid', `${JSON.stringify(name)}: a path with a NUL character`);
-    if (/^([/\\]|[A-Za-z]:)/.test(name)) throw bad('archive_path_invalid', `${name}: an absolute path; entries must be relative to the archive`);
+    if (/^([/\\]|[A-Za-z]:)/.test(name))
+      throw bad('archive_path_invalid', `${name}: an absolute path; entries must be relative to the archive`);
     const parts = name.split(/[/\\]/);
     if (parts.includes('..')) throw bad('archive_path_invalid', `${name}: a path that leaves the archive ('..')`);
     if ((entry.mode & S_IFMT) === S_IFLNK) throw bad('archive_symlink', `${name}: a symbolic link; the archive must hold plain files`);
@@ -42,7 +51,10 @@ export function classFolderImages(entries: ZipEntry[], maxRows: number): FolderI
     if (!directory) {
       if (entry.flags & 0x41) throw bad('archive_encrypted', `${name}: an encrypted entry; upload an archive without a password`);
       if (!(entry.method in METHODS)) {
-        throw bad('archive_method_unsupported', `${name}: compressed with method ${entry.method}${OTHER_METHODS[entry.method] ? ` (${OTHER_METHODS[entry.method]})` : ''}; only stored and deflate are read`);
+        throw bad(
+          'archive_method_unsupported',
+          `${name}: compressed with method ${entry.method}${OTHER_METHODS[entry.method] ? ` (${OTHER_METHODS[entry.method]})` : ''}; only stored and deflate are read`,
+        );
       }
     }
     kept.push({ entry, parts: segments, directory });
@@ -57,19 +69,32 @@ export function classFolderImages(entries: ZipEntry[], maxRows: number): FolderI
       folders.add(parts[0]);
       continue;
     }
-    if (parts.length === 1) throw bad('archive_layout', `${k.entry.name}: a file outside the class folders; put each image in a folder named after its class (cat/0001.jpg)`);
+    if (parts.length === 1)
+      throw bad(
+        'archive_layout',
+        `${k.entry.name}: a file outside the class folders; put each image in a folder named after its class (cat/0001.jpg)`,
+      );
     folders.add(parts[0]);
     nonEmpty.add(parts[0]);
     files.push({ entry: k.entry, parts });
   }
   const empty = [...folders].filter((f) => !nonEmpty.has(f)).sort();
   if (empty.length) throw bad('dataset_empty_class', `${wrapped ? `${kept[0].parts[0]}/` : ''}${empty[0]}/: an empty class folder`);
-  if (files.length === 0) throw bad('dataset_empty', 'The archive holds no images: put each image in a folder named after its class (cat/0001.jpg)');
+  if (files.length === 0)
+    throw bad('dataset_empty', 'The archive holds no images: put each image in a folder named after its class (cat/0001.jpg)');
   if (nonEmpty.size < 2) {
-    throw bad('dataset_single_class', `The archive has a single class folder ('${[...nonEmpty][0]}'); image classification needs at least two`);
+    throw bad(
+      'dataset_single_class',
+      `The archive has a single class folder ('${[...nonEmpty][0]}'); image classification needs at least two`,
+    );
   }
   if (files.length > maxRows) {
-    throw new ApiError(413, 'quota_exceeded_error', 'max_dataset_rows', `The archive holds ${files.length} images, more than this tenant's max_dataset_rows (${maxRows})`);
+    throw new ApiError(
+      413,
+      'quota_exceeded_error',
+      'max_dataset_rows',
+      `The archive holds ${files.length} images, more than this tenant's max_dataset_rows (${maxRows})`,
+    );
   }
   return files.map(({ entry, parts }) => ({ entry, label: parts[0], file: parts.join('/') }));
 }

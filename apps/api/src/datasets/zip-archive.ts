@@ -76,7 +76,8 @@ export class ZipArchive {
     let count = tail.readUInt16LE(at + 10);
     let cdSize = tail.readUInt32LE(at + 12);
     let cdOffset = tail.readUInt32LE(at + 16);
-    if (tail.readUInt16LE(at + 4) !== 0 || tail.readUInt16LE(at + 6) !== 0) throw malformed('archives split over several disks are not supported');
+    if (tail.readUInt16LE(at + 4) !== 0 || tail.readUInt16LE(at + 6) !== 0)
+      throw malformed('archives split over several disks are not supported');
     if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
       if (eocdOffset < 20) throw malformed('a ZIP64 archive without its locator');
       const locator = await read(file, eocdOffset - 20, 20);
@@ -89,7 +90,12 @@ export class ZipArchive {
     }
     if (cdOffset + cdSize > eocdOffset) throw malformed('its central directory lies outside the file');
     if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) {
-      throw ApiError.invalid('archive_too_large', `The archive's central directory has ${cdSize} bytes, more than the limit of ${MAX_CENTRAL_DIRECTORY_BYTES}`, undefined, 413);
+      throw ApiError.invalid(
+        'archive_too_large',
+        `The archive's central directory has ${cdSize} bytes, more than the limit of ${MAX_CENTRAL_DIRECTORY_BYTES}`,
+        undefined,
+        413,
+      );
     }
     const cd = await read(file, cdOffset, cdSize);
     const entries: ZipEntry[] = [];
@@ -146,7 +152,9 @@ export class ZipArchive {
       if (total > limits.remaining) throw limits.onTotal(where);
       if (total > limits.maxEntryBytes) throw tooLarge(`inflates past ${limits.maxEntryBytes} bytes, the limit of one image`);
       if (total > RATIO_FLOOR && total > limits.maxRatio * entry.compressedSize) {
-        throw tooLarge(`inflates to more than ${limits.maxRatio} times its ${entry.compressedSize} compressed bytes (DATASET_ZIP_MAX_RATIO): refused as a zip bomb`);
+        throw tooLarge(
+          `inflates to more than ${limits.maxRatio} times its ${entry.compressedSize} compressed bytes (DATASET_ZIP_MAX_RATIO): refused as a zip bomb`,
+        );
       }
     };
     const take = (chunk: Buffer) => {
@@ -196,8 +204,10 @@ export class ZipArchive {
   private checked(entry: ZipEntry, data: Buffer, end: number): { data: Buffer; end: number } {
     const where = entry.name;
     const total = data.length;
-    if (total !== entry.declaredSize) throw ApiError.invalid('archive_malformed', `${where}: inflates to ${total} bytes, its header declares ${entry.declaredSize}`);
-    if ((crc32(data) >>> 0) !== entry.crc32) throw ApiError.invalid('archive_malformed', `${where}: its CRC-32 does not match its data (a corrupt archive)`);
+    if (total !== entry.declaredSize)
+      throw ApiError.invalid('archive_malformed', `${where}: inflates to ${total} bytes, its header declares ${entry.declaredSize}`);
+    if (crc32(data) >>> 0 !== entry.crc32)
+      throw ApiError.invalid('archive_malformed', `${where}: its CRC-32 does not match its data (a corrupt archive)`);
     return { data, end };
   }
 }

@@ -39,7 +39,11 @@ export class DocsController {
   @Get('docs/assets/:file')
   asset(@Param('file') file: string, @Res() reply: FastifyReply) {
     const type = ASSETS[file];
-    if (!type) return reply.status(404).send({ error: { type: 'invalid_request_error', code: 'route_not_found', message: 'No such asset' } });
-    return reply.type(type).header('Cache-Control', 'public, max-age=86400').send(createReadStream(join(swaggerUiDir, file)));
+    if (!type)
+      return reply.status(404).send({ error: { type: 'invalid_request_error', code: 'route_not_found', message: 'No such asset' } });
+    return reply
+      .type(type)
+      .header('Cache-Control', 'public, max-age=86400')
+      .send(createReadStream(join(swaggerUiDir, file)));
   }
 }

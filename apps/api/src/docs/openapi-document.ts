@@ -14,7 +14,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   // forRoot only lists providers here; nothing is constructed or connected.
   const controllers = AppModule.forRoot({} as AppConfig).controllers ?? [];
   const discovery = {
-    getControllers: () => controllers.map((metatype) => ({ metatype, instance: Object.create((metatype as { prototype: object }).prototype) as object })),
+    getControllers: () =>
+      controllers.map((metatype) => ({ metatype, instance: Object.create((metatype as { prototype: object }).prototype) as object })),
   } as unknown as DiscoveryService;
   return new OpenApiBuilder(discovery, new MetadataScanner(), new Reflector()).document();
 }

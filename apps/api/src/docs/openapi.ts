@@ -49,7 +49,8 @@ export class OpenApiBuilder {
   document(): JsonSchema {
     if (this.cached) return this.cached;
     const components: Record<string, JsonSchema> = {};
-    const toSchema = (schema: z.ZodType, io: 'input' | 'output') => hoist(z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema, components);
+    const toSchema = (schema: z.ZodType, io: 'input' | 'output') =>
+      hoist(z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema, components);
     // ErrorSchema has an id, so converting it hoists its definition into components.Error.
     toSchema(ErrorSchema, 'output');
     const paths: Record<string, Record<string, unknown>> = {};
@@ -65,7 +66,7 @@ export class OpenApiBuilder {
         if (!spec) continue;
         const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number].toLowerCase();
         const sub = String(Reflect.getMetadata(PATH_METADATA, handler) ?? '');
-        const path = (`/${[base, sub].filter((p) => p && p !== '/').join('/')}`).replace(/\/+/g, '/').replace(/:([A-Za-z_]+)/g, '{$1}');
+        const path = `/${[base, sub].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/:([A-Za-z_]+)/g, '{$1}');
         const targets = [handler, metatype];
         const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ?? false;
         const isAdmin = this.reflector.getAllAndOverride<boolean>(IS_ADMIN, targets) ?? false;
@@ -73,7 +74,11 @@ export class OpenApiBuilder {
         const scope = this.reflector.getAllAndOverride<string | undefined>(REQUIRED_SCOPE, targets);
 
         const parameters: unknown[] = [];
-        for (const [where, schema] of [['path', spec.params], ['query', spec.query], ['query', spec.uploadQuery]] as const) {
+        for (const [where, schema] of [
+          ['path', spec.params],
+          ['query', spec.query],
+          ['query', spec.uploadQuery],
+        ] as const) {
           if (!schema) continue;
           const json = toSchema(schema, 'input');
           const required = new Set((json.required as string[] | undefined) ?? []);
@@ -83,14 +88,24 @@ export class OpenApiBuilder {
               name: pname,
               in: where,
               required: where === 'path' || (required.has(pname) && !forUploads),
-              ...(forUploads ? { description: `With a ${spec.uploads?.join(' or ')} body${required.has(pname) ? ' (required then)' : ''}` } : {}),
+              ...(forUploads
+                ? { description: `With a ${spec.uploads?.join(' or ')} body${required.has(pname) ? ' (required then)' : ''}` }
+                : {}),
               schema: pschema,
             });
           }
         }
-        const idempotent = ((Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []).includes(IdempotencyInterceptor);
+        const idempotent = ((Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []).includes(
+          IdempotencyInterceptor,
+        );
         if (idempotent) {
-          parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'Makes a retry safe: the same key and body replay the first answer (kept 24 h)', schema: { type: 'string', maxLength: 255 } });
+          parameters.push({
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description: 'Makes a retry safe: the same key and body replay the first answer (kept 24 h)',
+            schema: { type: 'string', maxLength: 255 },
+          });
         }
         const status = spec.status ?? (method === 'post' ? 201 : 200);
         const responses: Record<string, unknown> = {};
@@ -106,13 +121,25 @@ export class OpenApiBuilder {
                 };
         }
         const errors = new Set(spec.errors ?? []);
-        if (!isPublic) [401, 403].forEach((s) => { errors.add(s); });
+        if (!isPublic)
+          [401, 403].forEach((s) => {
+            errors.add(s);
+          });
         if (!isPublic && !isAdmin) errors.add(429);
-        if (idempotent) [409, 422].forEach((s) => { errors.add(s); });
-        if (spec.body) [413, 415].forEach((s) => { errors.add(s); });
+        if (idempotent)
+          [409, 422].forEach((s) => {
+            errors.add(s);
+          });
+        if (spec.body)
+          [413, 415].forEach((s) => {
+            errors.add(s);
+          });
         if (!isPublic) errors.add(503);
         for (const code of [...errors].sort()) {
-          responses[String(code)] = { description: ERROR_TEXT[code] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+          responses[String(code)] = {
+            description: ERROR_TEXT[code] ?? 'Error',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+          };
         }
         (paths[path] ??= {})[method] = {
           operationId: `${metatype.name.replace(/Controller$/, '')}_${name}`,
@@ -142,7 +169,8 @@ export class OpenApiBuilder {
       info: {
         title: 'aiaas API',
         version: '1.0.0',
-        description: 'Multi-tenant control plane for AI as a service. Errors: `{"error": {type, code, message, param}}`; every response carries `Request-Id`.',
+        description:
+          'Multi-tenant control plane for AI as a service. Errors: `{"error": {type, code, message, param}}`; every response carries `Request-Id`.',
       },
       servers: [{ url: '/' }],
       paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))),
@@ -151,7 +179,11 @@ export class OpenApiBuilder {
         securitySchemes: {
           tenantKey: { type: 'http', scheme: 'bearer', description: `A tenant key: aik_...; ${HEADER_ONLY}` },
           adminKey: { type: 'http', scheme: 'bearer', description: `An admin key: adm_...; ${HEADER_ONLY}` },
-          metricsToken: { type: 'http', scheme: 'bearer', description: "The operator's METRICS_TOKEN, for Prometheus scrapers (GET /metrics only)" },
+          metricsToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "The operator's METRICS_TOKEN, for Prometheus scrapers (GET /metrics only)",
+          },
         },
       },
     };
@@ -170,7 +202,10 @@ function rewrite(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(rewrite);
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? v.replace('#/$defs/', '#/components/schemas/') : rewrite(v)]),
+      Object.entries(value).map(([k, v]) => [
+        k,
+        k === '$ref' && typeof v === 'string' ? v.replace('#/$defs/', '#/components/schemas/') : rewrite(v),
+      ]),
     );
   }
   return value;

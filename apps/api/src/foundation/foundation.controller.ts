@@ -4,7 +4,14 @@ import { CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/princ
 import { Endpoint } from '../http/endpoint.js';
 import { IdempotentPost } from '../http/idempotency.interceptor.js';
 import { listOf } from '../http/schemas.js';
-import { EmbeddingsAnswer, EmbeddingsBody, FoundationModelSchema, FoundationParams, FoundationPredictAnswer, FoundationPredictBody } from './foundation.dto.js';
+import {
+  EmbeddingsAnswer,
+  EmbeddingsBody,
+  FoundationModelSchema,
+  FoundationParams,
+  FoundationPredictAnswer,
+  FoundationPredictBody,
+} from './foundation.dto.js';
 import { FoundationService } from './foundation.service.js';
 
 const tags = ['Foundation models'];
@@ -22,7 +29,13 @@ export class FoundationModelsController {
 
   @Get(':id')
   @RequireScope('models:read')
-  @Endpoint({ summary: 'A pretrained model’s card: source package and version, licence, parameters, bytes and sha256 of the weights, input limits', tags, params: FoundationParams, response: FoundationModelSchema, errors: [400, 404] })
+  @Endpoint({
+    summary: 'A pretrained model’s card: source package and version, licence, parameters, bytes and sha256 of the weights, input limits',
+    tags,
+    params: FoundationParams,
+    response: FoundationModelSchema,
+    errors: [400, 404],
+  })
   get(@Param() { id }: z.infer<typeof FoundationParams>) {
     return this.foundation.get(id);
   }
@@ -31,7 +44,8 @@ export class FoundationModelsController {
   @RequireScope('models:read')
   @Endpoint({
     summary: 'Classify images with a platform model (image-classification kinds)',
-    description: 'Answers inline. Requests of every tenant for the same model share one batch on a worker. An undecodable image is a 400 naming its index; no worker online is a 503 with Retry-After.',
+    description:
+      'Answers inline. Requests of every tenant for the same model share one batch on a worker. An undecodable image is a 400 naming its index; no worker online is a 503 with Retry-After.',
     tags,
     params: FoundationParams,
     body: FoundationPredictBody,
@@ -39,7 +53,11 @@ export class FoundationModelsController {
     status: 200,
     errors: [400, 404, 413, 503],
   })
-  predict(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof FoundationParams>, @Body() body: z.infer<typeof FoundationPredictBody>) {
+  predict(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof FoundationParams>,
+    @Body() body: z.infer<typeof FoundationPredictBody>,
+  ) {
     return this.foundation.predict(p, id, body);
   }
 }

@@ -6,7 +6,11 @@ export const FoundationModelSchema = z
     id: z.string(),
     kind: z.enum(['text-embedding', 'image-embedding', 'image-classification']),
     description: z.string(),
-    input: z.record(z.string(), z.unknown()).describe('`type` (text or image) and its limits: max_tokens, max_chars, max_inputs; or width, height, max_bytes, max_pixels, max_inputs'),
+    input: z
+      .record(z.string(), z.unknown())
+      .describe(
+        '`type` (text or image) and its limits: max_tokens, max_chars, max_inputs; or width, height, max_bytes, max_pixels, max_inputs',
+      ),
     dimensions: z.number().int().optional(),
     labels: z.array(z.string()).optional(),
     parameters: z.number().int(),
@@ -18,14 +22,24 @@ export const FoundationModelSchema = z
   })
   .meta({ id: 'FoundationModel' });
 
-export const FoundationParams = z.object({ id: z.string().min(1).max(100).regex(/^[a-z0-9.-]+$/, 'must be a foundation model id') }).strict();
+export const FoundationParams = z
+  .object({
+    id: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[a-z0-9.-]+$/, 'must be a foundation model id'),
+  })
+  .strict();
 
 const ImageInput = z.object({ image: z.string().min(1).describe('base64 of a PNG or JPEG, or a data: URL') }).strict();
 
 export const EmbeddingsBody = z
   .object({
     model: z.string().min(1).max(100),
-    input: z.union([z.string(), z.array(z.string()).min(1), z.array(ImageInput).min(1)]).describe('a string or an array of strings (text models), or an array of {image} (image models)'),
+    input: z
+      .union([z.string(), z.array(z.string()).min(1), z.array(ImageInput).min(1)])
+      .describe('a string or an array of strings (text models), or an array of {image} (image models)'),
     encoding_format: z.enum(['float', 'base64']).optional().describe('base64: each embedding as base64 of little-endian float32'),
     dimensions: z.number().int().min(1).optional().describe("if given, must equal the model's dimensions (no truncation)"),
     user: z.string().max(256).optional().describe('accepted for OpenAI compatibility; not stored'),

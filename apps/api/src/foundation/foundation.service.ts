@@ -1,5 +1,12 @@
 import { ApiError } from '@app/common';
-import { FOUNDATION_MODELS, foundationModel, type FoundationModelSpec, foundationWeights, type ImageInputLimits, type TextInputLimits } from '@app/ml';
+import {
+  FOUNDATION_MODELS,
+  foundationModel,
+  type FoundationModelSpec,
+  foundationWeights,
+  type ImageInputLimits,
+  type TextInputLimits,
+} from '@app/ml';
 import { decodeVector, type FoundationReply } from '@app/queue';
 import { Injectable } from '@nestjs/common';
 import type { z } from 'zod';
@@ -7,7 +14,6 @@ import type { TenantPrincipal } from '../auth/principal.js';
 import type { EmbeddingsBody, FoundationPredictBody } from './foundation.dto.js';
 import { FoundationTransport } from './foundation-transport.js';
 import { checkImageInput } from './image-input.js';
-
 
 /**
  * Foundation models: the catalog's cards, embeddings (text and images) and classification by a
@@ -30,10 +36,18 @@ export class FoundationService {
   async embed(p: TenantPrincipal, body: z.infer<typeof EmbeddingsBody>) {
     const spec = this.find(body.model, 'model');
     if (spec.kind === 'image-classification') {
-      throw ApiError.invalid('model_kind_invalid', `${spec.id} is an image-classification model; embeddings come from text-embedding or image-embedding models`, 'model');
+      throw ApiError.invalid(
+        'model_kind_invalid',
+        `${spec.id} is an image-classification model; embeddings come from text-embedding or image-embedding models`,
+        'model',
+      );
     }
     if (body.dimensions !== undefined && body.dimensions !== spec.dimensions) {
-      throw ApiError.invalid('dimensions_invalid', `${spec.id} gives ${spec.dimensions} dimensions; it cannot be asked for ${body.dimensions}`, 'dimensions');
+      throw ApiError.invalid(
+        'dimensions_invalid',
+        `${spec.id} gives ${spec.dimensions} dimensions; it cannot be asked for ${body.dimensions}`,
+        'dimensions',
+      );
     }
     const inputs = spec.input.type === 'text' ? texts(body.input, spec.input) : images(body.input, spec.input);
     const reply = answered(await this.transport.call(p.tenantId, spec.id, 'embed', inputs));
@@ -57,7 +71,11 @@ export class FoundationService {
   async predict(p: TenantPrincipal, id: string, body: z.infer<typeof FoundationPredictBody>) {
     const spec = this.find(id);
     if (spec.kind !== 'image-classification' || !spec.labels) {
-      throw ApiError.invalid('model_kind_invalid', `${spec.id} is a ${spec.kind} model; predictions come from image-classification models (use POST /v1/embeddings)`, 'id');
+      throw ApiError.invalid(
+        'model_kind_invalid',
+        `${spec.id} is a ${spec.kind} model; predictions come from image-classification models (use POST /v1/embeddings)`,
+        'id',
+      );
     }
     if (body.explain) throw ApiError.invalid('explain_unavailable', 'Explanations are not available for platform models', 'explain');
     const inputs = images(body.inputs, spec.input as ImageInputLimits, 'inputs');
@@ -68,7 +86,9 @@ export class FoundationService {
       model: spec.id,
       predictions: (reply.probabilities ?? []).map((row) => {
         let best = 0;
-        row.forEach((v, i) => { best = v > row[best] ? i : best; });
+        row.forEach((v, i) => {
+          best = v > row[best] ? i : best;
+        });
         return { label: labels[best], probabilities: Object.fromEntries(labels.map((l, i) => [l, row[i]])) };
       }),
     };
@@ -76,7 +96,14 @@ export class FoundationService {
 
   private find(id: string, param = 'id'): FoundationModelSpec {
     const spec = foundationModel(id);
-    if (!spec) throw new ApiError(404, 'invalid_request_error', 'model_not_found', `No foundation model '${id}' (GET /v1/foundation-models lists them)`, param);
+    if (!spec)
+      throw new ApiError(
+        404,
+        'invalid_request_error',
+        'model_not_found',
+        `No foundation model '${id}' (GET /v1/foundation-models lists them)`,
+        param,
+      );
     return spec;
   }
 }
@@ -112,13 +139,17 @@ function answered(reply: FoundationReply, param = 'input'): Extract<FoundationRe
 }
 
 function texts(input: unknown, limits: TextInputLimits): string[] {
-  if (Array.isArray(input) && input.some((x) => typeof x !== 'string')) throw ApiError.invalid('input_kind_invalid', 'This model takes text: a string or an array of strings', 'input');
+  if (Array.isArray(input) && input.some((x) => typeof x !== 'string'))
+    throw ApiError.invalid('input_kind_invalid', 'This model takes text: a string or an array of strings', 'input');
   const list = typeof input === 'string' ? [input] : (input as string[]);
-  if (list.length > limits.max_inputs) throw ApiError.invalid('too_many_inputs', `At most ${limits.max_inputs} inputs per request (got ${list.length})`, 'input');
+  if (list.length > limits.max_inputs)
+    throw ApiError.invalid('too_many_inputs', `At most ${limits.max_inputs} inputs per request (got ${list.length})`, 'input');
   list.forEach((text, i) => {
     const where = typeof input === 'string' ? 'input' : `input[${i}]`;
-    if (text.trim() === '') throw ApiError.invalid('input_empty', `${where} is empty or only whitespace; every input must have text`, where);
-    if (text.length > limits.max_chars) throw ApiError.invalid('input_too_long', `${where} has ${text.length} characters, more than the limit of ${limits.max_chars}`, where);
+    if (text.trim() === '')
+      throw ApiError.invalid('input_empty', `${where} is empty or only whitespace; every input must have text`, where);
+    if (text.length > limits.max_chars)
+      throw ApiError.invalid('input_too_long', `${where} has ${text.length} characters, more than the limit of ${limits.max_chars}`, where);
   });
   return list;
 }
@@ -126,9 +157,14 @@ function texts(input: unknown, limits: TextInputLimits): string[] {
 /** base64 of each image, checked for size, format and declared pixels from its header (nothing decoded here). */
 function images(input: unknown, limits: ImageInputLimits, param = 'input'): string[] {
   if (!Array.isArray(input) || input.some((x) => typeof x !== 'object' || x === null)) {
-    throw ApiError.invalid('input_kind_invalid', 'This model takes images: an array of {image: "<base64 PNG or JPEG, or a data: URL>"}', param);
+    throw ApiError.invalid(
+      'input_kind_invalid',
+      'This model takes images: an array of {image: "<base64 PNG or JPEG, or a data: URL>"}',
+      param,
+    );
   }
   const list = input as Array<{ image: string }>;
-  if (list.length > limits.max_inputs) throw ApiError.invalid('too_many_inputs', `At most ${limits.max_inputs} images per request (got ${list.length})`, param);
+  if (list.length > limits.max_inputs)
+    throw ApiError.invalid('too_many_inputs', `At most ${limits.max_inputs} images per request (got ${list.length})`, param);
   return list.map(({ image }, i) => checkImageInput(image, `${param}[${i}]`, limits));
 }

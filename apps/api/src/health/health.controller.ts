@@ -38,11 +38,22 @@ export class HealthController {
 
   @Get('readyz')
   @Public()
-  @Endpoint({ summary: 'PostgreSQL and Redis answer (503 naming the one that does not)', tags: ['Operations'], response: Readiness, errors: [503] })
+  @Endpoint({
+    summary: 'PostgreSQL and Redis answer (503 naming the one that does not)',
+    tags: ['Operations'],
+    response: Readiness,
+    errors: [503],
+  })
   async readyz(@Res({ passthrough: true }) reply: FastifyReply) {
     const [postgres, redis] = await Promise.all([
-      within(this.db.ping(), 2_000).then(() => 'ok' as const, () => 'down' as const),
-      within(this.redis.ping(), 2_000).then(() => 'ok' as const, () => 'down' as const),
+      within(this.db.ping(), 2_000).then(
+        () => 'ok' as const,
+        () => 'down' as const,
+      ),
+      within(this.redis.ping(), 2_000).then(
+        () => 'ok' as const,
+        () => 'down' as const,
+      ),
     ]);
     const down = [postgres === 'down' && 'postgres', redis === 'down' && 'redis'].filter(Boolean);
     if (down.length) reply.status(503);
@@ -68,7 +79,9 @@ export class HealthController {
     // PostgreSQL or Redis cannot answer, the process's figures still go out.
     const [own, cluster] = await Promise.all([
       registry.metrics(),
-      within(this.ops.prometheus(), 2_000).catch((err: Error) => `# cluster-wide figures unavailable: ${err.message.replace(/\n/g, ' ')}\n`),
+      within(this.ops.prometheus(), 2_000).catch(
+        (err: Error) => `# cluster-wide figures unavailable: ${err.message.replace(/\n/g, ' ')}\n`,
+      ),
     ]);
     return `${own}\n${cluster}`;
   }

@@ -31,7 +31,8 @@ export class TimedBody extends Transform {
     this.idle = setTimeout(() => this.expire('idle'), timeouts.idleMs);
     this.total = setTimeout(() => this.expire('total'), timeouts.totalMs);
     const gone = () => {
-      if (!source.readableEnded && !this.destroyed) this.destroy(ApiError.invalid('client_closed', 'The client closed the connection before the body ended'));
+      if (!source.readableEnded && !this.destroyed)
+        this.destroy(ApiError.invalid('client_closed', 'The client closed the connection before the body ended'));
     };
     source.on('error', gone);
     source.on('close', gone);

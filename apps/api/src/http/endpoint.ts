@@ -27,4 +27,5 @@ export interface EndpointSpec {
 
 export const ENDPOINT = 'aiaas:endpoint';
 /** The status in the spec is also the one the route answers with. */
-export const Endpoint = (spec: EndpointSpec) => applyDecorators(SetMetadata(ENDPOINT, spec), ...(spec.status ? [HttpCode(spec.status)] : []));
+export const Endpoint = (spec: EndpointSpec) =>
+  applyDecorators(SetMetadata(ENDPOINT, spec), ...(spec.status ? [HttpCode(spec.status)] : []));

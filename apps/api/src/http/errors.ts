@@ -7,7 +7,8 @@ const logger = new Logger('errors');
 
 /** Fastify's own errors (body parsing, limits) by code, as API.md's error shape. */
 const FASTIFY_ERRORS: Record<string, (err: Error) => ApiError> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: () => ApiError.invalid('body_too_large', 'The request body is larger than this endpoint accepts', undefined, 413),
+  FST_ERR_CTP_BODY_TOO_LARGE: () =>
+    ApiError.invalid('body_too_large', 'The request body is larger than this endpoint accepts', undefined, 413),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
     new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Unsupported Content-Type: send application/json'),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => ApiError.invalid('body_invalid_json', 'The body is empty but Content-Type is application/json'),
@@ -42,7 +43,14 @@ export function toApiError(err: unknown, requestId?: string): ApiError {
   // 500 that says we have a bug (the fault suite restarts PostgreSQL under the API to hold us to it).
   if (isDatabaseUnavailable(err)) {
     logger.warn({ error_id: errorId, err: (err as Error)?.message?.slice(0, 300) }, 'database unavailable');
-    return new ApiError(503, 'api_error', 'database_unavailable', `The database is not answering; retry shortly (request ${errorId})`, undefined, { 'Retry-After': '2' });
+    return new ApiError(
+      503,
+      'api_error',
+      'database_unavailable',
+      `The database is not answering; retry shortly (request ${errorId})`,
+      undefined,
+      { 'Retry-After': '2' },
+    );
   }
   logger.error({ err, error_id: errorId }, 'unhandled error');
   return new ApiError(500, 'api_error', 'internal_error', `Something went wrong on our side; quote ${errorId} when you report it`);

@@ -52,7 +52,9 @@ export class IdempotencyQuota {
   /** Counts one new record, or throws 429 `max_idempotency_records` when the tenant has its cap. */
   async take(p: TenantPrincipal): Promise<void> {
     const cap = p.quotas.max_idempotency_records;
-    const reply = await this.script.aiaasIdempotencyTake(this.keyOf(p.tenantId), cap, this.config.idempotencyTtlHours, 1).catch(() => [1, 0] as const);
+    const reply = await this.script
+      .aiaasIdempotencyTake(this.keyOf(p.tenantId), cap, this.config.idempotencyTtlHours, 1)
+      .catch(() => [1, 0] as const);
     if (reply[0] === 1) return;
     throw new ApiError(
       429,

@@ -2,7 +2,17 @@ import { ApiError, type ErrorBody } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
 import { decryptSecret, encryptSecret } from '@app/webhooks';
-import { applyDecorators, type CallHandler, type ExecutionContext, Inject, Injectable, type NestInterceptor, Post, SetMetadata, UseInterceptors } from '@nestjs/common';
+import {
+  applyDecorators,
+  type CallHandler,
+  type ExecutionContext,
+  Inject,
+  Injectable,
+  type NestInterceptor,
+  Post,
+  SetMetadata,
+  UseInterceptors,
+} from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
@@ -90,10 +100,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
       throw ApiError.invalid('idempotency_key_invalid', 'Idempotency-Key must be 1 to 255 characters', 'Idempotency-Key');
     }
     const scope = user.kind === 'tenant' ? `${user.tenantId}/${user.keyId}` : `admin/${user.keyId}`;
-    const ref: RecordRef = { scope, key, tenantId: user.kind === 'tenant' ? user.tenantId : null, sealContext: `idempotency:${scope}:${key}` };
+    const ref: RecordRef = {
+      scope,
+      key,
+      tenantId: user.kind === 'tenant' ? user.tenantId : null,
+      sealContext: `idempotency:${scope}:${key}`,
+    };
     const path = req.url.split('?')[0];
     // A streamed upload is not read yet: its type and length stand for its body.
-    const body = req.body instanceof Readable ? `upload ${req.headers['content-type']} ${req.headers['content-length'] ?? '?'}` : JSON.stringify(req.body ?? null);
+    const body =
+      req.body instanceof Readable
+        ? `upload ${req.headers['content-type']} ${req.headers['content-length'] ?? '?'}`
+        : JSON.stringify(req.body ?? null);
     const hash = createHash('sha256').update(`${req.method} ${req.url}\n${body}`).digest('hex');
     const successStatus = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? 201;
     const release = () => {
@@ -157,19 +175,37 @@ export class IdempotencyInterceptor implements NestInterceptor {
       response_headers: Record<string, string> | null;
       response_sealed: string | null;
       omitted_bytes: number | null;
-    }>('SELECT request_hash, status_code, response_body, response_headers, response_sealed, omitted_bytes FROM idempotency_records WHERE scope = $1 AND key = $2', [
-      ref.scope,
-      ref.key,
-    ]);
+    }>(
+      'SELECT request_hash, status_code, response_body, response_headers, response_sealed, omitted_bytes FROM idempotency_records WHERE scope = $1 AND key = $2',
+      [ref.scope, ref.key],
+    );
     const row = rows[0];
     if (!row) return this.claim(ref, method, path, hash); // released meanwhile
     if (row.request_hash !== hash) {
-      throw new ApiError(422, 'idempotency_error', 'idempotency_key_reused', 'This Idempotency-Key was used with another request (method, path or body differ); use a new key', 'Idempotency-Key');
+      throw new ApiError(
+        422,
+        'idempotency_error',
+        'idempotency_key_reused',
+        'This Idempotency-Key was used with another request (method, path or body differ); use a new key',
+        'Idempotency-Key',
+      );
     }
     if (row.status_code === null) {
-      throw new ApiError(409, 'idempotency_error', 'idempotency_request_in_progress', 'A request with this Idempotency-Key is still being processed; retry after it finishes', 'Idempotency-Key');
+      throw new ApiError(
+        409,
+        'idempotency_error',
+        'idempotency_request_in_progress',
+        'A request with this Idempotency-Key is still being processed; retry after it finishes',
+        'Idempotency-Key',
+      );
     }
-    return { status: row.status_code, body: row.response_body, headers: row.response_headers, sealed: row.response_sealed, omittedBytes: row.omitted_bytes };
+    return {
+      status: row.status_code,
+      body: row.response_body,
+      headers: row.response_headers,
+      sealed: row.response_sealed,
+      omittedBytes: row.omitted_bytes,
+    };
   }
 
   private async finish(ref: RecordRef, status: number, body: unknown, headers: Record<string, string> = {}): Promise<void> {
@@ -180,13 +216,23 @@ export class IdempotencyInterceptor implements NestInterceptor {
     await this.db.pool
       .query(
         'UPDATE idempotency_records SET status_code = $3, response_body = $4, response_headers = $5, response_sealed = $6, omitted_bytes = $7 WHERE scope = $1 AND key = $2',
-        [ref.scope, ref.key, status, tooLarge ? null : text, Object.keys(headers).length ? JSON.stringify(headers) : null, tooLarge ? null : sealed, tooLarge ? bytes : null],
+        [
+          ref.scope,
+          ref.key,
+          status,
+          tooLarge ? null : text,
+          Object.keys(headers).length ? JSON.stringify(headers) : null,
+          tooLarge ? null : sealed,
+          tooLarge ? bytes : null,
+        ],
       )
       .catch(() => undefined);
   }
 
   private async release(ref: RecordRef): Promise<void> {
-    await this.db.pool.query('DELETE FROM idempotency_records WHERE scope = $1 AND key = $2 AND status_code IS NULL', [ref.scope, ref.key]).catch(() => undefined);
+    await this.db.pool
+      .query('DELETE FROM idempotency_records WHERE scope = $1 AND key = $2 AND status_code IS NULL', [ref.scope, ref.key])
+      .catch(() => undefined);
   }
 
   /** The answer without its secret fields, and those fields encrypted for this record alone. */
@@ -207,9 +253,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private unseal(stored: StoredAnswer, ref: RecordRef): unknown {
     if (stored.sealed === null) return stored.body;
     try {
-      return { ...(stored.body as Record<string, unknown>), ...(JSON.parse(decryptSecret(stored.sealed, this.config.webhookSecretKey, ref.sealContext)) as object) };
+      return {
+        ...(stored.body as Record<string, unknown>),
+        ...(JSON.parse(decryptSecret(stored.sealed, this.config.webhookSecretKey, ref.sealContext)) as object),
+      };
     } catch {
-      throw new ApiError(409, 'idempotency_error', 'idempotency_answer_unavailable', "The first request with this Idempotency-Key succeeded, but its secret can no longer be decrypted (the service's encryption key changed); it is not run again", 'Idempotency-Key');
+      throw new ApiError(
+        409,
+        'idempotency_error',
+        'idempotency_answer_unavailable',
+        "The first request with this Idempotency-Key succeeded, but its secret can no longer be decrypted (the service's encryption key changed); it is not run again",
+        'Idempotency-Key',
+      );
     }
   }
 

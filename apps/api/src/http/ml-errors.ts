@@ -9,7 +9,12 @@ import type { TenantPrincipal } from '../auth/principal.js';
 export function mlErrorToApi(err: unknown, p: TenantPrincipal, param: string): unknown {
   if (!isMlError(err)) return err;
   if (err.code === 'too_many_parameters') {
-    return new ApiError(403, 'quota_exceeded_error', 'max_model_parameters', `${err.message} (this tenant's max_model_parameters is ${p.quotas.max_model_parameters})`);
+    return new ApiError(
+      403,
+      'quota_exceeded_error',
+      'max_model_parameters',
+      `${err.message} (this tenant's max_model_parameters is ${p.quotas.max_model_parameters})`,
+    );
   }
   return ApiError.invalid(err.code, err.message, param);
 }

@@ -26,8 +26,7 @@ export const VersionNumber = z.number().int().min(1).max(1_000_000);
 
 export const Timestamp = z.string().meta({ format: 'date-time', example: '2026-11-28T12:00:00.000Z' });
 
-export const listOf = <T extends z.ZodType>(item: T) =>
-  z.object({ object: z.literal('list'), data: z.array(item), has_more: z.boolean() });
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ object: z.literal('list'), data: z.array(item), has_more: z.boolean() });
 
 export const ErrorSchema = z
   .object({

@@ -4,7 +4,10 @@ export type StreamedUploadType = (typeof STREAMED_UPLOAD_TYPES)[number];
 
 /** The media type of a Content-Type header, lower-cased, without its parameters. */
 export function mediaType(header: string | undefined): string {
-  return String(header ?? '').split(';')[0].trim().toLowerCase();
+  return String(header ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
 }
 
 export function isStreamedUpload(header: string | undefined): header is string {

@@ -23,9 +23,17 @@ export class ValidationGuard implements CanActivate {
       const req = context.switchToHttp().getRequest<FastifyRequest & Record<Part, unknown>>();
       if (req.body instanceof Readable) {
         // A streamed upload: only routes that name its content type take one.
-        const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+        const type = String(req.headers['content-type'] ?? '')
+          .split(';')[0]
+          .trim()
+          .toLowerCase();
         if (!spec.uploads?.includes(type)) {
-          throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type '${type}' for this route: send application/json`);
+          throw new ApiError(
+            415,
+            'invalid_request_error',
+            'unsupported_media_type',
+            `Unsupported Content-Type '${type}' for this route: send application/json`,
+          );
         }
         req.params = parse(spec.params ?? z.object({}), req.params, 'params');
         req.query = parse(spec.uploadQuery ?? z.object({}).strict(), req.query, 'query');

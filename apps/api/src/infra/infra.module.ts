@@ -1,5 +1,16 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { AdminKeyRepository, ApiKeyRepository, AuditRepository, Database, DatasetRepository, JobRepository, ModelRegistry, TenantRepository, UsageRepository, WebhookRepository } from '@app/db';
+import {
+  AdminKeyRepository,
+  ApiKeyRepository,
+  AuditRepository,
+  Database,
+  DatasetRepository,
+  JobRepository,
+  ModelRegistry,
+  TenantRepository,
+  UsageRepository,
+  WebhookRepository,
+} from '@app/db';
 import { createRedis } from '@app/queue';
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -35,7 +46,16 @@ class InfraLifecycle implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-const repositories = [TenantRepository, ApiKeyRepository, AdminKeyRepository, AuditRepository, UsageRepository, DatasetRepository, JobRepository, WebhookRepository];
+const repositories = [
+  TenantRepository,
+  ApiKeyRepository,
+  AdminKeyRepository,
+  AuditRepository,
+  UsageRepository,
+  DatasetRepository,
+  JobRepository,
+  WebhookRepository,
+];
 
 /** The process's connections, made once: PostgreSQL (Prisma and pg share a pool) and Redis. */
 @Global()
@@ -46,11 +66,18 @@ export class InfraModule {
       module: InfraModule,
       providers: [
         { provide: APP_CONFIG, useValue: config },
-        { provide: Database, useFactory: () => new Database(config.databaseUrl, config.databasePoolSize, config.databaseIdleInTransactionMs) },
+        {
+          provide: Database,
+          useFactory: () => new Database(config.databaseUrl, config.databasePoolSize, config.databaseIdleInTransactionMs),
+        },
         { provide: REDIS, useFactory: () => createRedis(config, 'command', 'api') },
         { provide: REDIS_SUBSCRIBER, useFactory: () => createRedis(config, 'subscriber', 'api') },
         ...repositories.map((R) => ({ provide: R, useFactory: (db: Database) => new R(db), inject: [Database] })),
-        { provide: ModelRegistry, useFactory: (db: Database, audit: AuditRepository) => new ModelRegistry(db, audit), inject: [Database, AuditRepository] },
+        {
+          provide: ModelRegistry,
+          useFactory: (db: Database, audit: AuditRepository) => new ModelRegistry(db, audit),
+          inject: [Database, AuditRepository],
+        },
         InfraLifecycle,
       ],
       exports: [APP_CONFIG, Database, REDIS, REDIS_SUBSCRIBER, ...repositories, ModelRegistry],

@@ -21,13 +21,19 @@ export function checkInputs(inputSchema: unknown, inputs: Array<Record<string, u
     if (schema.image_field) row[schema.image_field] = checkImageInput(row[schema.image_field], `inputs[${i}].${schema.image_field}`);
     if (schema.text_field) {
       const text = row[schema.text_field];
-      if (typeof text !== 'string' || text.trim() === '') throw ApiError.invalid('input_invalid', `inputs[${i}] needs the text column '${schema.text_field}' as a string`, `inputs[${i}].${schema.text_field}`);
+      if (typeof text !== 'string' || text.trim() === '')
+        throw ApiError.invalid(
+          'input_invalid',
+          `inputs[${i}] needs the text column '${schema.text_field}' as a string`,
+          `inputs[${i}].${schema.text_field}`,
+        );
     }
     for (const f of schema.features ?? []) {
       const value = row[f.name];
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-        if (!Number.isFinite(n)) throw ApiError.invalid('input_invalid', `inputs[${i}] needs the feature '${f.name}' as a number`, `inputs[${i}].${f.name}`);
+        if (!Number.isFinite(n))
+          throw ApiError.invalid('input_invalid', `inputs[${i}] needs the feature '${f.name}' as a number`, `inputs[${i}].${f.name}`);
       }
     }
   });

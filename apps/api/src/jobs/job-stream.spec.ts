@@ -9,6 +9,7 @@ describe('resumePoint (Last-Event-ID)', () => {
   });
 
   it('starts from the beginning for anything else', () => {
-    for (const v of [undefined, '', '-1', '1.5', '1e308', '0x10', 'abc', '99999999999999999999', "1' OR 1=1"]) expect([v, resumePoint(v)]).toEqual([v, 0]);
+    for (const v of [undefined, '', '-1', '1.5', '1e308', '0x10', 'abc', '99999999999999999999', "1' OR 1=1"])
+      expect([v, resumePoint(v)]).toEqual([v, 0]);
   });
 });

@@ -21,7 +21,13 @@ export function resumePoint(header: string | string[] | undefined): number {
  * sequence number is its SSE id), until the terminal event. Subscribing before reading the
  * history means no event falls between the two.
  */
-export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; reply: FastifyReply; repo: JobRepository; watcher: JobWatcher }): Promise<void> {
+export async function streamJobEvents(opts: {
+  job: Job;
+  req: FastifyRequest;
+  reply: FastifyReply;
+  repo: JobRepository;
+  watcher: JobWatcher;
+}): Promise<void> {
   const { job, req, reply, repo, watcher } = opts;
   let lastSeq = resumePoint(req.headers['last-event-id']);
   let ended = false;
@@ -51,7 +57,9 @@ export async function streamJobEvents(opts: { job: Job; req: FastifyRequest; rep
   const write = (e: JobEventMessage) => {
     if (ended || e.seq <= lastSeq) return;
     lastSeq = e.seq;
-    raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ id: e.id, object: 'job_event', job_id: e.job_id, type: e.type, data: e.data, created_at: e.created_at })}\n\n`);
+    raw.write(
+      `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ id: e.id, object: 'job_event', job_id: e.job_id, type: e.type, data: e.data, created_at: e.created_at })}\n\n`,
+    );
     if (TERMINAL_EVENTS.includes(e.type)) end();
   };
   const end = () => {

@@ -7,7 +7,17 @@ import { Endpoint } from '../http/endpoint.js';
 import { Answer, IdempotentPost } from '../http/idempotency.interceptor.js';
 import { idParam, listOf } from '../http/schemas.js';
 import { JobWatcher } from './job-watcher.js';
-import { CreateJobBody, EventListQuery, JobEventSchema, JobListQuery, JobOutputSchema, JobSchema, OutputQuery, preferWait, type CreateJob } from './jobs.dto.js';
+import {
+  CreateJobBody,
+  EventListQuery,
+  JobEventSchema,
+  JobListQuery,
+  JobOutputSchema,
+  JobSchema,
+  OutputQuery,
+  preferWait,
+  type CreateJob,
+} from './jobs.dto.js';
 import { JobsService } from './jobs.service.js';
 import { streamJobEvents } from './job-stream.js';
 
@@ -43,21 +53,40 @@ export class JobsController {
 
   @Get()
   @RequireScope('jobs:read')
-  @Endpoint({ summary: 'List jobs, newest first (filters: type, status, model)', tags, query: JobListQuery, response: listOf(JobSchema), errors: [400] })
+  @Endpoint({
+    summary: 'List jobs, newest first (filters: type, status, model)',
+    tags,
+    query: JobListQuery,
+    response: listOf(JobSchema),
+    errors: [400],
+  })
   list(@CurrentTenant() p: TenantPrincipal, @Query() query: z.infer<typeof JobListQuery>) {
     return this.jobs.list(p.tenantId, query);
   }
 
   @Get(':id')
   @RequireScope('jobs:read')
-  @Endpoint({ summary: 'Get a job: status, progress, queue position, result or error', tags, params: JobParams, response: JobSchema, errors: [400, 404] })
+  @Endpoint({
+    summary: 'Get a job: status, progress, queue position, result or error',
+    tags,
+    params: JobParams,
+    response: JobSchema,
+    errors: [400, 404],
+  })
   async get(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>) {
     return this.jobs.view(await this.jobs.get(p.tenantId, id));
   }
 
   @Get(':id/events')
   @RequireScope('jobs:read')
-  @Endpoint({ summary: "A job's history, oldest first", tags, params: JobParams, query: EventListQuery, response: listOf(JobEventSchema), errors: [400, 404] })
+  @Endpoint({
+    summary: "A job's history, oldest first",
+    tags,
+    params: JobParams,
+    query: EventListQuery,
+    response: listOf(JobEventSchema),
+    errors: [400, 404],
+  })
   events(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Query() query: z.infer<typeof EventListQuery>) {
     return this.jobs.events(p.tenantId, id, query);
   }
@@ -66,13 +95,19 @@ export class JobsController {
   @RequireScope('jobs:read')
   @Endpoint({
     summary: "A job's events as Server-Sent Events: its history, then live until it ends",
-    description: 'Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
+    description:
+      'Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
     tags,
     params: JobParams,
     response: z.string(),
     errors: [400, 404],
   })
-  async stream(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+  async stream(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof JobParams>,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ) {
     const job = await this.jobs.get(p.tenantId, id);
     await streamJobEvents({ job, req, reply, repo: this.repo, watcher: this.watcher });
   }
@@ -87,7 +122,11 @@ export class JobsController {
     response: JobOutputSchema,
     errors: [400, 404],
   })
-  async output(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof JobParams>, @Query() { page }: z.infer<typeof OutputQuery>) {
+  async output(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof JobParams>,
+    @Query() { page }: z.infer<typeof OutputQuery>,
+  ) {
     return this.jobs.output(p.tenantId, id, page);
   }
 

@@ -3,7 +3,11 @@ import { z } from 'zod';
 import { idParam, listQuery, Timestamp, VersionNumber } from '../http/schemas.js';
 import { AliasName } from '../models/models.dto.js';
 
-const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
+const ModelRef = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
 const Metadata = z
   .record(z.string().max(40), z.union([z.string().max(500), z.number(), z.boolean(), z.null()]))
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 keys')
@@ -35,7 +39,9 @@ export const TrainingJobBody = z
       .min(1)
       .max(100)
       .optional()
-      .describe('transfer learning: train a head on this foundation model’s frozen features (GET /v1/foundation-models); the base stays frozen'),
+      .describe(
+        'transfer learning: train a head on this foundation model’s frozen features (GET /v1/foundation-models); the base stays frozen',
+      ),
     ...common,
   })
   .strict();
@@ -97,7 +103,12 @@ export const JobSchema = z
     base_model: z.string().nullable().describe('the foundation model a transfer-learning job trains on'),
     metadata: z.record(z.string(), z.unknown()),
     resources: z.object({ accelerator: z.string().nullable() }),
-    progress: z.object({ percent: z.number(), epoch: z.number().nullable(), epochs: z.number().nullable(), eta_seconds: z.number().nullable() }),
+    progress: z.object({
+      percent: z.number(),
+      epoch: z.number().nullable(),
+      epochs: z.number().nullable(),
+      eta_seconds: z.number().nullable(),
+    }),
     queue_position: z.number().nullable(),
     waiting_for: z.enum(['capacity', 'tenant_concurrency_limit', 'gpu']).nullable(),
     attempts: z.number(),
@@ -116,13 +127,23 @@ export const JobSchema = z
   .meta({ id: 'Job' });
 
 export const JobEventSchema = z
-  .object({ id: z.string(), object: z.literal('job_event'), job_id: z.string(), type: z.string(), data: z.record(z.string(), z.unknown()), created_at: Timestamp })
+  .object({
+    id: z.string(),
+    object: z.literal('job_event'),
+    job_id: z.string(),
+    type: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    created_at: Timestamp,
+  })
   .meta({ id: 'JobEvent' });
 
 export type JobView = z.infer<typeof JobSchema>;
 
 /** The job as API.md shows it (libs/db's jobView, which webhook payloads use too), typed by its schema. */
-export function jobView(j: Job, queue: { position: number | null; waitingFor: JobView['waiting_for'] } = { position: null, waitingFor: null }): JobView {
+export function jobView(
+  j: Job,
+  queue: { position: number | null; waitingFor: JobView['waiting_for'] } = { position: null, waitingFor: null },
+): JobView {
   return viewOfJob(j, queue);
 }
 

@@ -1,7 +1,30 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { Database, type Dataset, DatasetRepository, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage, WORKER_STALE_MS } from '@app/db';
-import { ALL_QUEUES, dispatchChannel, type JobEventMessage, jobCancelChannel, jobEventsChannel, JobQueues, Scheduler, schedulerLeaseMs, TERMINAL_EVENTS } from '@app/queue';
+import {
+  Database,
+  type Dataset,
+  DatasetRepository,
+  eventView,
+  fromDbTask,
+  type Job,
+  JobRepository,
+  type Model,
+  ModelRegistry,
+  type NewJob,
+  toPage,
+  WORKER_STALE_MS,
+} from '@app/db';
+import {
+  ALL_QUEUES,
+  dispatchChannel,
+  type JobEventMessage,
+  jobCancelChannel,
+  jobEventsChannel,
+  JobQueues,
+  Scheduler,
+  schedulerLeaseMs,
+  TERMINAL_EVENTS,
+} from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -14,7 +37,6 @@ import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs
 import { checkWebhookUrl } from '../webhooks/webhook-url.js';
 import { isTransferLearning, transferHyperparameters } from './transfer-learning.js';
 import { checkArchitecture, checkPreset, checkTrainingTime, resolveTrainingHyperparameters } from './training-limits.js';
-
 
 @Injectable()
 export class JobsService implements OnApplicationShutdown {
@@ -50,7 +72,11 @@ export class JobsService implements OnApplicationShutdown {
     const task = fromDbTask(model.task);
     const dataset = 'dataset' in body && body.dataset ? await this.dataset(p.tenantId, body.dataset) : null;
     if (dataset && fromDbTask(dataset.task) !== task) {
-      throw ApiError.invalid('task_mismatch', `Dataset '${dataset.id}' is for ${fromDbTask(dataset.task)}; model '${model.name}' is for ${task}`, 'dataset');
+      throw ApiError.invalid(
+        'task_mismatch',
+        `Dataset '${dataset.id}' is for ${fromDbTask(dataset.task)}; model '${model.name}' is for ${task}`,
+        'dataset',
+      );
     }
     // Checked as an endpoint's URL is: a refusal at delivery would be one the tenant never sees.
     if (body.webhook_url !== undefined) await checkWebhookUrl(body.webhook_url, this.config.webhookAllowedHosts, 'webhook_url');
@@ -73,7 +99,11 @@ export class JobsService implements OnApplicationShutdown {
       data.hyperparameters = given as object;
       if (task === 'image-classification' && (body.architecture || fineTuned)) {
         const param = body.architecture ? 'architecture' : 'base_version';
-        throw ApiError.invalid('parameter_invalid', `An image-classification model trains the convolutional preset, or a head on a foundation model (base_model); ${param} is not supported for images`, param);
+        throw ApiError.invalid(
+          'parameter_invalid',
+          `An image-classification model trains the convolutional preset, or a head on a foundation model (base_model); ${param} is not supported for images`,
+          param,
+        );
       }
       // An image CNN's size follows the images' size, known once the worker reads them: max_model_parameters is checked there.
       if (body.architecture) {
@@ -106,10 +136,22 @@ export class JobsService implements OnApplicationShutdown {
       monthlyComputeSeconds: p.quotas.monthly_compute_seconds,
     });
     if (admitted.refused === 'max_queued_jobs') {
-      throw new ApiError(429, 'quota_exceeded_error', 'max_queued_jobs', `The tenant has ${admitted.count} queued jobs, its max_queued_jobs; retry when some have started`, undefined, { 'Retry-After': '10' });
+      throw new ApiError(
+        429,
+        'quota_exceeded_error',
+        'max_queued_jobs',
+        `The tenant has ${admitted.count} queued jobs, its max_queued_jobs; retry when some have started`,
+        undefined,
+        { 'Retry-After': '10' },
+      );
     }
     if (admitted.refused === 'monthly_compute_seconds') {
-      throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
+      throw new ApiError(
+        403,
+        'quota_exceeded_error',
+        'monthly_compute_seconds',
+        `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
+      );
     }
     const job = admitted.job!;
     await this.usage.changed(p.tenantId);
@@ -125,7 +167,9 @@ export class JobsService implements OnApplicationShutdown {
     await this.scheduler
       .enqueue(job, share)
       .then(() => this.redis.publish(dispatchChannel(this.config), job.type))
-      .catch((err: Error) => this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job'));
+      .catch((err: Error) =>
+        this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job'),
+      );
   }
 
   async list(tenantId: string, query: z.infer<typeof JobListQuery>) {
@@ -178,7 +222,8 @@ export class JobsService implements OnApplicationShutdown {
     let after = 0n;
     if (query.starting_after) {
       const cursor = await this.db.prisma.jobEvent.findFirst({ where: { id: query.starting_after, jobId: id } });
-      if (!cursor) throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not an event of this job`, 'starting_after');
+      if (!cursor)
+        throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not an event of this job`, 'starting_after');
       after = cursor.seq;
     }
     const rows = await this.jobs.events(id, after, query.limit + 1);
@@ -188,10 +233,12 @@ export class JobsService implements OnApplicationShutdown {
   /** One page of an inference job's output; a job with no output yet has none (404 past the pages there are). */
   async output(tenantId: string, id: string, page: number) {
     const job = await this.get(tenantId, id);
-    if (job.type !== 'inference') throw ApiError.invalid('not_inference', `Job ${id} is a ${job.type} job; only inference jobs have an output`, 'id');
+    if (job.type !== 'inference')
+      throw ApiError.invalid('not_inference', `Job ${id} is a ${job.type} job; only inference jobs have an output`, 'id');
     const found = await this.jobs.outputPage(tenantId, id, page);
     if (!found || found.data === null) {
-      if (job.status !== 'succeeded') throw ApiError.invalid('output_not_ready', `Job ${id} is ${job.status}; its output is there once it succeeded`, 'id', 409);
+      if (job.status !== 'succeeded')
+        throw ApiError.invalid('output_not_ready', `Job ${id} is ${job.status}; its output is there once it succeeded`, 'id', 409);
       throw ApiError.notFound('output page', String(page), 'page');
     }
     const data = found.data as { predictions?: unknown[]; explanations?: unknown[] };
@@ -214,14 +261,24 @@ export class JobsService implements OnApplicationShutdown {
     const current = tenantId ? await this.get(tenantId, id) : await this.jobs.byId(id);
     if (!current) throw ApiError.notFound('job', id);
     if (!['queued', 'running'].includes(current.status)) {
-      throw new ApiError(409, 'invalid_request_error', 'job_finished', `Job ${id} has already ${current.status}; only queued and running jobs can be canceled`);
+      throw new ApiError(
+        409,
+        'invalid_request_error',
+        'job_finished',
+        `Job ${id} has already ${current.status}; only queued and running jobs can be canceled`,
+      );
     }
     await this.jobs.requestCancel(tenantId, id);
     if (current.status === 'queued') {
       // Out of the scheduler if it still waits there, out of BullMQ if it was dispatched.
       await this.scheduler.remove(current).catch(() => false);
       await this.queues.remove(current).catch(() => false);
-      const moved = await this.jobs.transition(id, ['queued'], { status: 'canceled', finishedAt: new Date(), cancelRequested: true }, { type: 'job.canceled', data: { reason: 'requested' } });
+      const moved = await this.jobs.transition(
+        id,
+        ['queued'],
+        { status: 'canceled', finishedAt: new Date(), cancelRequested: true },
+        { type: 'job.canceled', data: { reason: 'requested' } },
+      );
       if (moved) {
         // A dispatched job held a slot lease; it will not start, so the slot is free again.
         await this.scheduler.release(moved.job.tenantId, id).catch(() => undefined);
@@ -282,20 +339,28 @@ export class JobsService implements OnApplicationShutdown {
   }
 
   private async checkVersionChoice(tenantId: string, model: Model, version: number | undefined, alias: string | undefined): Promise<void> {
-    if (version !== undefined && alias !== undefined) throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
+    if (version !== undefined && alias !== undefined)
+      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
     if (version !== undefined) {
-      if (!(await this.registry.version(tenantId, model.id, version))) throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
+      if (!(await this.registry.version(tenantId, model.id, version)))
+        throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
       return;
     }
     const extras = (await this.registry.extras([model.id])).get(model.id)!;
-    if (extras.latest === null) throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
+    if (extras.latest === null)
+      throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
     if (alias && alias !== 'latest' && !extras.aliases.some((a) => a.name === alias)) {
       throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
     }
   }
 
   /** The inputs carry the columns the model reads (checked against the newest or given version). */
-  private async checkInputs(tenantId: string, model: Model, version: number | undefined, inputs: Array<Record<string, unknown>>): Promise<void> {
+  private async checkInputs(
+    tenantId: string,
+    model: Model,
+    version: number | undefined,
+    inputs: Array<Record<string, unknown>>,
+  ): Promise<void> {
     const number = version ?? (await this.registry.extras([model.id])).get(model.id)!.latest!;
     const v = await this.registry.version(tenantId, model.id, number);
     checkInputs(v?.inputSchema, inputs);

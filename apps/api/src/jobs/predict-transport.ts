@@ -101,7 +101,10 @@ export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
     this.checking = true;
     try {
       for (const [, w] of due) w.checkedAt = now;
-      const { rows } = await this.db.pool.query<{ id: string }>(`SELECT id FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'canceled')`, [due.map(([id]) => id)]);
+      const { rows } = await this.db.pool.query<{ id: string }>(
+        `SELECT id FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'canceled')`,
+        [due.map(([id]) => id)],
+      );
       for (const r of rows) this.waiting.get(r.id)?.settle({ recorded: true });
     } catch (err) {
       this.log.warn(`looking up waiting predictions: ${(err as Error).message}`);

@@ -8,10 +8,21 @@ import { JobSchema, PredictBody, preferWait } from './jobs.dto.js';
 import { JobsService } from './jobs.service.js';
 import { PredictService } from './predict.service.js';
 
-const ModelParams = z.object({ id: z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id or name') }).strict();
+const ModelParams = z
+  .object({
+    id: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9._-]+$/, 'must be a model id or name'),
+  })
+  .strict();
 
 const PredictionSchema = JobSchema.extend({
-  predictions: z.array(z.record(z.string(), z.unknown())).optional().describe('inline under Prefer: wait once the job succeeded: every prediction, each with the `version` that answered'),
+  predictions: z
+    .array(z.record(z.string(), z.unknown()))
+    .optional()
+    .describe('inline under Prefer: wait once the job succeeded: every prediction, each with the `version` that answered'),
   explanations: z.array(z.unknown()).optional(),
 }).meta({ id: 'Prediction' });
 
@@ -36,7 +47,13 @@ export class PredictController {
     alsoAnswers: [200],
     errors: [400, 404, 500],
   })
-  async predict(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof ModelParams>, @Body() body: z.infer<typeof PredictBody>, @Req() req: FastifyRequest, @Res() _reply: FastifyReply) {
+  async predict(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof ModelParams>,
+    @Body() body: z.infer<typeof PredictBody>,
+    @Req() req: FastifyRequest,
+    @Res() _reply: FastifyReply,
+  ) {
     const wait = preferWait(req.headers.prefer);
     if (wait !== null) return this.sync.predict(p, id, body, wait);
     const job = await this.jobs.submit(p, { type: 'inference', model: id, ...body });

@@ -1,7 +1,14 @@
 import { ApiError, newId } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type Job, SyncPredictionRepository } from '@app/db';
-import { inferenceResult, PREDICT_MAX_ATTEMPTS, PREDICT_REQUEST_ERRORS, type PredictFailure, type PredictPayload, type PredictSuccess } from '@app/queue';
+import {
+  inferenceResult,
+  PREDICT_MAX_ATTEMPTS,
+  PREDICT_REQUEST_ERRORS,
+  type PredictFailure,
+  type PredictPayload,
+  type PredictSuccess,
+} from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
@@ -46,7 +53,12 @@ export class PredictService {
     // Compute is metered after the fact; the month's total comes from the cached usage snapshot.
     const usage = await this.usage.get(p.tenantId);
     if (usage.computeSecondsThisMonth >= p.quotas.monthly_compute_seconds) {
-      throw new ApiError(403, 'quota_exceeded_error', 'monthly_compute_seconds', `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`);
+      throw new ApiError(
+        403,
+        'quota_exceeded_error',
+        'monthly_compute_seconds',
+        `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
+      );
     }
     const payload: PredictPayload = {
       jobId: newId('job'),

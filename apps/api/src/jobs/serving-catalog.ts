@@ -71,14 +71,16 @@ export class ServingCatalog {
     const served = await this.model(tenantId, ref);
     if (!served) throw ApiError.notFound('model', ref);
     const { model } = served;
-    if (version !== undefined && alias !== undefined) throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
+    if (version !== undefined && alias !== undefined)
+      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
     let number: number;
     let via: string | null = null;
     if (version !== undefined) {
       number = version;
     } else {
       via = alias ?? 'latest';
-      if (served.latest === null) throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
+      if (served.latest === null)
+        throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
       if (via === 'latest') {
         number = served.latest;
       } else {
@@ -109,7 +111,13 @@ export class ServingCatalog {
     });
   }
 
-  private cached<T>(map: Map<string, Entry<T>>, key: string, tenantId: string, ttlMs: number, load: () => Promise<{ modelId: string; value: T } | null>): Promise<T | null> {
+  private cached<T>(
+    map: Map<string, Entry<T>>,
+    key: string,
+    tenantId: string,
+    ttlMs: number,
+    load: () => Promise<{ modelId: string; value: T } | null>,
+  ): Promise<T | null> {
     const now = Date.now();
     const hit = map.get(key);
     if (hit && hit.until > now) return hit.value;

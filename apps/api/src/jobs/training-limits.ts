@@ -85,7 +85,11 @@ export function checkTrainingTime(quotas: Quotas, dataset: Dataset, hp: Resolved
 }
 
 /** The job's hyperparameters resolved as the worker will (defaults filled in), or a 400 naming the problems. */
-export function resolveTrainingHyperparameters(task: Task, given: Record<string, unknown>, options: ResolveOptions): ResolvedHyperparameters {
+export function resolveTrainingHyperparameters(
+  task: Task,
+  given: Record<string, unknown>,
+  options: ResolveOptions,
+): ResolvedHyperparameters {
   try {
     return resolveHyperparameters(task, given, options);
   } catch (err) {

@@ -8,7 +8,11 @@ import { resolveTrainingHyperparameters } from './training-limits.js';
 type Task = 'classification' | 'regression' | 'text-classification' | 'image-classification';
 
 /** Which foundation models a task can stand on (regression: on a text dataset). */
-const BASE_KINDS: Partial<Record<Task, FoundationKind>> = { 'text-classification': 'text-embedding', regression: 'text-embedding', 'image-classification': 'image-embedding' };
+const BASE_KINDS: Partial<Record<Task, FoundationKind>> = {
+  'text-classification': 'text-embedding',
+  regression: 'text-embedding',
+  'image-classification': 'image-embedding',
+};
 
 /**
  * Bases whose top layers a job may unfreeze (`trainable_base_layers`), and how many at most: layers models in TF.js,
@@ -35,7 +39,8 @@ export function isTransferLearning(task: Task, dataset: Dataset, body: z.infer<t
 export function transferHyperparameters(task: Task, dataset: Dataset, body: z.infer<typeof TrainingJobBody>): Record<string, unknown> {
   const id = body.base_model ?? DEFAULT_TEXT_BASE;
   const spec = foundationModel(id);
-  if (!spec) throw ApiError.invalid('base_model_not_found', `No foundation model '${id}' (GET /v1/foundation-models lists them)`, 'base_model');
+  if (!spec)
+    throw ApiError.invalid('base_model_not_found', `No foundation model '${id}' (GET /v1/foundation-models lists them)`, 'base_model');
   const kind = BASE_KINDS[task];
   if (spec.kind !== kind) {
     throw ApiError.invalid(
@@ -53,18 +58,36 @@ export function transferHyperparameters(task: Task, dataset: Dataset, body: z.in
       'base_model',
     );
   }
-  const implied = body.base_model === undefined ? ` (a regression model on the text dataset '${dataset.id}' trains on the foundation model '${id}')` : '';
-  if (implied && body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', `base_version cannot be given${implied}`, 'base_version');
-  if (implied && body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', `architecture cannot be given${implied}`, 'architecture');
-  if (body.base_version !== undefined) throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
-  if (body.architecture !== undefined) throw ApiError.invalid('parameter_invalid', 'A head on a foundation model has its own architecture; leave architecture out', 'architecture');
+  const implied =
+    body.base_model === undefined ? ` (a regression model on the text dataset '${dataset.id}' trains on the foundation model '${id}')` : '';
+  if (implied && body.base_version !== undefined)
+    throw ApiError.invalid('parameter_invalid', `base_version cannot be given${implied}`, 'base_version');
+  if (implied && body.architecture !== undefined)
+    throw ApiError.invalid('parameter_invalid', `architecture cannot be given${implied}`, 'architecture');
+  if (body.base_version !== undefined)
+    throw ApiError.invalid('parameter_invalid', 'Give base_model or base_version, not both', 'base_version');
+  if (body.architecture !== undefined)
+    throw ApiError.invalid(
+      'parameter_invalid',
+      'A head on a foundation model has its own architecture; leave architecture out',
+      'architecture',
+    );
   const given = body.hyperparameters ?? {};
   const trainable = given.trainable_base_layers;
   if (trainable !== undefined) {
     const most = TRAINABLE_BASES[id];
-    if (most === undefined) throw ApiError.invalid('hyperparameters_invalid', `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`, 'hyperparameters');
+    if (most === undefined)
+      throw ApiError.invalid(
+        'hyperparameters_invalid',
+        `'${id}' stays frozen: its layers cannot be trained (trainable_base_layers)`,
+        'hyperparameters',
+      );
     if (!Number.isInteger(trainable) || (trainable as number) < 0 || (trainable as number) > most) {
-      throw ApiError.invalid('hyperparameters_invalid', `trainable_base_layers must be an integer from 0 to ${most} for '${id}' (got ${JSON.stringify(trainable)})`, 'hyperparameters');
+      throw ApiError.invalid(
+        'hyperparameters_invalid',
+        `trainable_base_layers must be an integer from 0 to ${most} for '${id}' (got ${JSON.stringify(trainable)})`,
+        'hyperparameters',
+      );
     }
   }
   resolveTrainingHyperparameters(task, given, { preset: true, textData: false, baseModel: true });

@@ -10,7 +10,13 @@ import { UsageCache } from './usage-cache.js';
 const MeSchema = z
   .object({
     object: z.literal('me'),
-    tenant: z.object({ id: z.string(), name: z.string(), plan: z.string(), status: z.enum(['active', 'suspended']), created_at: Timestamp }),
+    tenant: z.object({
+      id: z.string(),
+      name: z.string(),
+      plan: z.string(),
+      status: z.enum(['active', 'suspended']),
+      created_at: Timestamp,
+    }),
     key: z.object({ id: z.string(), scopes: z.array(z.string()), expires_at: Timestamp.nullable() }),
     quotas: QuotasSchema,
     usage: z.object({

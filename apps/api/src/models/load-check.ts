@@ -54,15 +54,24 @@ export class LoadCheckClient implements OnModuleInit, OnApplicationShutdown {
     const windowMs = 2 * this.config.importCheckTimeoutMs;
     const id = await this.staged.stage(tenantId, modelId, artifact, this.config.importChecksPerTenant, windowMs);
     if (!id) {
-      throw new ApiError(429, 'rate_limit_error', 'import_checks_in_flight', `This tenant already has ${this.config.importChecksPerTenant} imports being checked; retry when they are answered`, undefined, {
-        'Retry-After': '5',
-      });
+      throw new ApiError(
+        429,
+        'rate_limit_error',
+        'import_checks_in_flight',
+        `This tenant already has ${this.config.importChecksPerTenant} imports being checked; retry when they are answered`,
+        undefined,
+        {
+          'Retry-After': '5',
+        },
+      );
     }
     try {
       const outcome = await this.wait(id, tenantId);
-      if (!outcome) throw noWorker(`No worker loaded the model within ${this.config.importCheckTimeoutMs / 1000} s; nothing was stored, retry later`);
+      if (!outcome)
+        throw noWorker(`No worker loaded the model within ${this.config.importCheckTimeoutMs / 1000} s; nothing was stored, retry later`);
       if (outcome.ok) return;
-      if (outcome.error.code === 'model_invalid') throw ApiError.invalid('model_invalid', `The model cannot be served: ${outcome.error.message}`, 'model');
+      if (outcome.error.code === 'model_invalid')
+        throw ApiError.invalid('model_invalid', `The model cannot be served: ${outcome.error.message}`, 'model');
       throw noWorker(`The load check did not finish (${outcome.error.code}: ${outcome.error.message}); nothing was stored, retry later`);
     } finally {
       await this.staged.discard(tenantId, id).catch((err: Error) => this.log.warn(`discarding staged import ${id}: ${err.message}`));
@@ -71,7 +80,8 @@ export class LoadCheckClient implements OnModuleInit, OnApplicationShutdown {
 
   /** Fails fast when no worker has heartbeated lately: the check would only time out. */
   private async requireWorker(): Promise<void> {
-    if ((await onlineWorkerCount(this.db)) === 0) throw noWorker('No worker is online to load the model before it becomes a version; nothing was stored, retry later');
+    if ((await onlineWorkerCount(this.db)) === 0)
+      throw noWorker('No worker is online to load the model before it becomes a version; nothing was stored, retry later');
   }
 
   /** The worker's verdict, from its reply or (a missed message) the staged row; null when none came in time. */

@@ -5,10 +5,24 @@ import { CurrentTenant, RequireScope, type TenantPrincipal } from '../auth/princ
 import { Endpoint } from '../http/endpoint.js';
 import { IdempotentPost } from '../http/idempotency.interceptor.js';
 import { listOf, PageQuery } from '../http/schemas.js';
-import { AliasName, AliasSchema, CreateModelBody, ImportVersionBody, ModelListQuery, ModelSchema, SetAliasBody, VersionSchema, versionView } from './models.dto.js';
+import {
+  AliasName,
+  AliasSchema,
+  CreateModelBody,
+  ImportVersionBody,
+  ModelListQuery,
+  ModelSchema,
+  SetAliasBody,
+  VersionSchema,
+  versionView,
+} from './models.dto.js';
 import { ModelsService } from './models.service.js';
 
-const ModelRef = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
+const ModelRef = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9._-]+$/, 'must be a model id (mdl_...) or a model name');
 const ModelParams = z.object({ id: ModelRef }).strict();
 const VersionParams = z.object({ id: ModelRef, n: z.coerce.number().int().min(1).max(1_000_000) }).strict();
 const AliasParams = z.object({ id: ModelRef, alias: AliasName }).strict();
@@ -20,7 +34,14 @@ export class ModelsController {
 
   @IdempotentPost()
   @RequireScope('models:write')
-  @Endpoint({ summary: 'Create a model (a name unique within the tenant, and a task)', tags, body: CreateModelBody, response: ModelSchema, status: 201, errors: [400, 409] })
+  @Endpoint({
+    summary: 'Create a model (a name unique within the tenant, and a task)',
+    tags,
+    body: CreateModelBody,
+    response: ModelSchema,
+    status: 201,
+    errors: [400, 409],
+  })
   create(@CurrentTenant() p: TenantPrincipal, @Body() body: z.infer<typeof CreateModelBody>) {
     return this.models.create(p, body);
   }
@@ -54,7 +75,14 @@ export class ModelsController {
 
   @Get(':id/versions')
   @RequireScope('models:read')
-  @Endpoint({ summary: "A model's versions, newest first", tags, params: ModelParams, query: PageQuery, response: listOf(VersionSchema), errors: [400, 404] })
+  @Endpoint({
+    summary: "A model's versions, newest first",
+    tags,
+    params: ModelParams,
+    query: PageQuery,
+    response: listOf(VersionSchema),
+    errors: [400, 404],
+  })
   versions(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof ModelParams>, @Query() query: z.infer<typeof PageQuery>) {
     return this.models.versions(p.tenantId, id, query);
   }
@@ -77,7 +105,11 @@ export class ModelsController {
     status: 201,
     errors: [400, 404, 413, 429],
   })
-  import(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof ModelParams>, @Body() body: z.infer<typeof ImportVersionBody>) {
+  import(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof ModelParams>,
+    @Body() body: z.infer<typeof ImportVersionBody>,
+  ) {
     return this.models.import(p, id, body);
   }
 
@@ -92,7 +124,8 @@ export class ModelsController {
   @RequireScope('models:read')
   @Endpoint({
     summary: 'Download a version as a TF.js layers model.json with its weights inlined',
-    description: 'The body is byte for byte what was stored: its SHA-256 is the version’s `sha256` (also in the ETag and `X-Checksum-SHA256` headers).',
+    description:
+      'The body is byte for byte what was stored: its SHA-256 is the version’s `sha256` (also in the ETag and `X-Checksum-SHA256` headers).',
     tags,
     params: VersionParams,
     response: z.record(z.string(), z.unknown()),
@@ -118,7 +151,11 @@ export class ModelsController {
     response: AliasSchema,
     errors: [400, 404],
   })
-  setAlias(@CurrentTenant() p: TenantPrincipal, @Param() { id, alias }: z.infer<typeof AliasParams>, @Body() body: z.infer<typeof SetAliasBody>) {
+  setAlias(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id, alias }: z.infer<typeof AliasParams>,
+    @Body() body: z.infer<typeof SetAliasBody>,
+  ) {
     return this.models.setAlias(p, id, alias, body);
   }
 

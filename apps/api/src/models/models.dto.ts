@@ -10,9 +10,7 @@ export const ModelName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dots, dashes and underscores, starting with a letter or digit')
   .refine((n) => !n.startsWith('mdl_'), 'must not start with mdl_ (ids do)');
 
-export const CreateModelBody = z
-  .object({ name: ModelName, task: z.enum(TASKS), description: z.string().max(2000).optional() })
-  .strict();
+export const CreateModelBody = z.object({ name: ModelName, task: z.enum(TASKS), description: z.string().max(2000).optional() }).strict();
 
 export const ModelListQuery = listQuery({ task: z.enum(TASKS).optional() });
 
@@ -51,7 +49,10 @@ export const VersionSchema = z
     training_job_id: z.string().nullable(),
     dataset_id: z.string().nullable(),
     base_version: z.number().nullable(),
-    base_model: z.object({ id: z.string(), sha256: z.string() }).nullable().describe('transfer-learned versions: the frozen foundation model they run on (never stored with the version)'),
+    base_model: z
+      .object({ id: z.string(), sha256: z.string() })
+      .nullable()
+      .describe('transfer-learned versions: the frozen foundation model they run on (never stored with the version)'),
     created_at: Timestamp,
   })
   .meta({ id: 'ModelVersion' });
@@ -72,7 +73,10 @@ export const SetAliasBody = z
       .optional(),
   })
   .strict()
-  .refine((b) => (b.version === undefined) !== (b.versions === undefined), { message: 'give exactly one of version or versions', path: ['version'] });
+  .refine((b) => (b.version === undefined) !== (b.versions === undefined), {
+    message: 'give exactly one of version or versions',
+    path: ['version'],
+  });
 
 export const AliasSchema = z
   .object({ object: z.literal('model_alias'), model_id: z.string(), name: z.string(), versions: AliasTargets, updated_at: Timestamp })
@@ -80,7 +84,9 @@ export const AliasSchema = z
 
 export const ImportVersionBody = z
   .object({
-    model: z.record(z.string(), z.unknown()).describe('a TF.js layers model.json with its weights inlined as base64 in weightData (the form the artifact download gives)'),
+    model: z
+      .record(z.string(), z.unknown())
+      .describe('a TF.js layers model.json with its weights inlined as base64 in weightData (the form the artifact download gives)'),
     input_schema: z
       .object({
         label: z.string().optional(),
@@ -119,5 +125,11 @@ export function modelView(m: Model, extras: { latest: number | null; aliases: Mo
 export { versionView };
 
 export function aliasView(a: ModelAlias) {
-  return { object: 'model_alias' as const, model_id: a.modelId, name: a.name, versions: a.versions as Array<{ version: number; weight: number }>, updated_at: iso(a.updatedAt)! };
+  return {
+    object: 'model_alias' as const,
+    model_id: a.modelId,
+    name: a.name,
+    versions: a.versions as Array<{ version: number; weight: number }>,
+    updated_at: iso(a.updatedAt)!,
+  };
 }

@@ -25,7 +25,8 @@ export class ModelsService {
       const model = await this.registry.create(p.tenantId, p.keyId, body);
       return modelView(model, { latest: null, aliases: [] });
     } catch (err) {
-      if (err instanceof ModelNameTaken) throw new ApiError(409, 'invalid_request_error', 'model_name_taken', `A model named '${body.name}' already exists`, 'name');
+      if (err instanceof ModelNameTaken)
+        throw new ApiError(409, 'invalid_request_error', 'model_name_taken', `A model named '${body.name}' already exists`, 'name');
       throw err;
     }
   }
@@ -52,7 +53,12 @@ export class ModelsService {
   async delete(p: TenantPrincipal, idOrName: string) {
     const model = await this.model(p.tenantId, idOrName);
     if (await this.jobs.inUse(p.tenantId, { modelId: model.id })) {
-      throw new ApiError(409, 'invalid_request_error', 'model_in_use', `Model '${model.name}' has queued or running jobs; cancel them or wait for them to end`);
+      throw new ApiError(
+        409,
+        'invalid_request_error',
+        'model_in_use',
+        `Model '${model.name}' has queued or running jobs; cancel them or wait for them to end`,
+      );
     }
     await this.registry.delete(p.tenantId, p.keyId, model.id);
     await this.usage.changed(p.tenantId);
@@ -92,17 +98,34 @@ export class ModelsService {
       if (own && !body.input_schema) {
         // A model.json downloaded from this service: it carries its own preprocessing.
         const checked = importArtifact(body.model, p.quotas.max_model_parameters);
-        if (checked.task !== task) throw ApiError.invalid('task_mismatch', `The model was trained for ${checked.task}; model '${model.name}' is for ${task}`, 'model');
+        if (checked.task !== task)
+          throw ApiError.invalid(
+            'task_mismatch',
+            `The model was trained for ${checked.task}; model '${model.name}' is for ${task}`,
+            'model',
+          );
         imported = checked;
       } else {
-        if (!body.input_schema) throw ApiError.invalid('parameter_missing', 'input_schema is required for a model.json trained elsewhere', 'input_schema');
-        const meta: ImportMeta = { task, input_schema: body.input_schema, labels: body.labels ?? null, standardization: body.standardization };
+        if (!body.input_schema)
+          throw ApiError.invalid('parameter_missing', 'input_schema is required for a model.json trained elsewhere', 'input_schema');
+        const meta: ImportMeta = {
+          task,
+          input_schema: body.input_schema,
+          labels: body.labels ?? null,
+          standardization: body.standardization,
+        };
         imported = importLayersModel(body.model, meta, p.quotas.max_model_parameters);
       }
     } catch (err) {
       throw mlErrorToApi(err, p, 'model');
     }
-    const tooBig = () => new ApiError(413, 'quota_exceeded_error', 'max_storage_bytes', `This model would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`);
+    const tooBig = () =>
+      new ApiError(
+        413,
+        'quota_exceeded_error',
+        'max_storage_bytes',
+        `This model would take the tenant past its storage quota (max_storage_bytes = ${p.quotas.max_storage_bytes})`,
+      );
     // Refused before a worker is asked to load it; the insert below checks again, atomically.
     if ((await this.usage.get(p.tenantId)).storageBytes + imported.artifact.length > p.quotas.max_storage_bytes) throw tooBig();
     await this.loadCheck.verify(p.tenantId, model.id, imported.artifact);
@@ -129,17 +152,24 @@ export class ModelsService {
   }
 
   async setAlias(p: TenantPrincipal, idOrName: string, name: string, body: z.infer<typeof SetAliasBody>) {
-    if (name === 'latest') throw ApiError.invalid('alias_reserved', "The alias 'latest' always points to the newest version and cannot be set", 'alias');
+    if (name === 'latest')
+      throw ApiError.invalid('alias_reserved', "The alias 'latest' always points to the newest version and cannot be set", 'alias');
     const model = await this.model(p.tenantId, idOrName);
     const targets = body.versions ?? [{ version: body.version!, weight: 100 }];
     const total = targets.reduce((n, t) => n + t.weight, 0);
-    if (total !== 100) throw ApiError.invalid('alias_weights_invalid', `The weights of a traffic split must sum to 100; these sum to ${total}`, 'versions');
+    if (total !== 100)
+      throw ApiError.invalid('alias_weights_invalid', `The weights of a traffic split must sum to 100; these sum to ${total}`, 'versions');
     const numbers = targets.map((t) => t.version);
-    if (new Set(numbers).size !== numbers.length) throw ApiError.invalid('alias_weights_invalid', 'A version appears twice in the split', 'versions');
+    if (new Set(numbers).size !== numbers.length)
+      throw ApiError.invalid('alias_weights_invalid', 'A version appears twice in the split', 'versions');
     const existing = await this.registry.existingNumbers(model.id, numbers);
     const missing = numbers.filter((n) => !existing.has(n));
     if (missing.length) {
-      throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${missing.join(', ')}`, body.versions ? `versions[${numbers.indexOf(missing[0])}].version` : 'version');
+      throw ApiError.invalid(
+        'version_missing',
+        `Model '${model.name}' has no version ${missing.join(', ')}`,
+        body.versions ? `versions[${numbers.indexOf(missing[0])}].version` : 'version',
+      );
     }
     const alias = await this.registry.setAlias(p.tenantId, p.keyId, model.id, name, targets);
     // Every API instance serves predictions through the new split from now on.
@@ -150,7 +180,8 @@ export class ModelsService {
   async deleteAlias(p: TenantPrincipal, idOrName: string, name: string) {
     if (name === 'latest') throw ApiError.invalid('alias_reserved', "The alias 'latest' cannot be deleted", 'alias');
     const model = await this.model(p.tenantId, idOrName);
-    if (!(await this.registry.deleteAlias(p.tenantId, p.keyId, model.id, name))) throw ApiError.notFound(`alias of model '${model.name}'`, name, 'alias');
+    if (!(await this.registry.deleteAlias(p.tenantId, p.keyId, model.id, name)))
+      throw ApiError.notFound(`alias of model '${model.name}'`, name, 'alias');
     await this.bus.publish({ modelOf: model.id });
     return { object: 'model_alias' as const, model_id: model.id, name, deleted: true as const };
   }

@@ -51,7 +51,11 @@ export class TenantsController {
     response: TenantSchema,
     errors: [400, 404],
   })
-  update(@CurrentAdmin() admin: AdminPrincipal, @Param() { id }: z.infer<typeof TenantParams>, @Body() body: z.infer<typeof UpdateTenantBody>) {
+  update(
+    @CurrentAdmin() admin: AdminPrincipal,
+    @Param() { id }: z.infer<typeof TenantParams>,
+    @Body() body: z.infer<typeof UpdateTenantBody>,
+  ) {
     return this.tenants.update(actorOf(admin), id, body);
   }
 

@@ -72,7 +72,9 @@ export const TenantUsageSchema = z
     to: z.string(),
     requests: z.number(),
     compute_seconds: z.number().describe('whole seconds metered per day (each job rounded up)'),
-    compute_seconds_by_backend: z.record(z.string(), z.number()).describe("the exact compute seconds of the period's jobs, by the TF.js backend that ran them"),
+    compute_seconds_by_backend: z
+      .record(z.string(), z.number())
+      .describe("the exact compute seconds of the period's jobs, by the TF.js backend that ran them"),
     storage_bytes: z.number().describe('datasets and model artifacts, now'),
     jobs: z.record(z.string(), z.record(z.string(), z.number())).describe('jobs by type, then by status'),
     daily: z.array(z.object({ day: z.string(), metric: z.string(), value: z.number() })),

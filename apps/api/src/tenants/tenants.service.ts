@@ -1,7 +1,17 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { ALL_QUEUES, Scheduler } from '@app/queue';
-import { ApiKeyRepository, AuditRepository, Database, computeByBackend, jobCounts, Prisma, TenantRepository, toPage, UsageRepository } from '@app/db';
+import {
+  ApiKeyRepository,
+  AuditRepository,
+  Database,
+  computeByBackend,
+  jobCounts,
+  Prisma,
+  TenantRepository,
+  toPage,
+  UsageRepository,
+} from '@app/db';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
@@ -38,7 +48,14 @@ export class TenantsService {
   async create(actor: Actor, body: z.infer<typeof CreateTenantBody>) {
     const tenant = await this.db.prisma.$transaction(async (tx) => {
       const t = await this.tenants.create(tx, { name: body.name, plan: body.plan, quotas: mergeQuotas({}, body.quotas) });
-      await this.audit.record(tx, { ...actor, tenantId: t.id, action: 'tenant.created', targetType: 'tenant', targetId: t.id, data: { name: t.name, plan: t.plan } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId: t.id,
+        action: 'tenant.created',
+        targetType: 'tenant',
+        targetId: t.id,
+        data: { name: t.name, plan: t.plan },
+      });
       return t;
     });
     return tenantView(tenant);
@@ -65,8 +82,20 @@ export class TenantsService {
         ...(body.status !== undefined ? { status: body.status } : {}),
         quotas,
       });
-      const action = body.status && body.status !== current.status ? (body.status === 'suspended' ? 'tenant.suspended' : 'tenant.reactivated') : 'tenant.updated';
-      await this.audit.record(tx, { ...actor, tenantId: id, action, targetType: 'tenant', targetId: id, data: body as Prisma.InputJsonObject });
+      const action =
+        body.status && body.status !== current.status
+          ? body.status === 'suspended'
+            ? 'tenant.suspended'
+            : 'tenant.reactivated'
+          : 'tenant.updated';
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId: id,
+        action,
+        targetType: 'tenant',
+        targetId: id,
+        data: body as Prisma.InputJsonObject,
+      });
       return updated;
     });
     // Status, plan and quotas are part of every cached key of the tenant.
@@ -80,7 +109,14 @@ export class TenantsService {
       if (!current) throw ApiError.notFound('tenant', id);
       const hashes = await this.keys.hashesOf(tx, id);
       await this.tenants.delete(tx, id);
-      await this.audit.record(tx, { ...actor, tenantId: id, action: 'tenant.deleted', targetType: 'tenant', targetId: id, data: { name: current.name } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId: id,
+        action: 'tenant.deleted',
+        targetType: 'tenant',
+        targetId: id,
+        data: { name: current.name },
+      });
       return hashes;
     });
     await this.keyStore.invalidate({ tenantId: id, hashes });
@@ -137,6 +173,12 @@ export class TenantsService {
   }
 
   private async forgetRedisState(tenantId: string): Promise<void> {
-    await this.redis.hdel(this.rateLimiter.usageKey, ...(await this.redis.hkeys(this.rateLimiter.usageKey)).filter((f) => f.startsWith(`${tenantId}|`)), '').catch(() => undefined);
+    await this.redis
+      .hdel(
+        this.rateLimiter.usageKey,
+        ...(await this.redis.hkeys(this.rateLimiter.usageKey)).filter((f) => f.startsWith(`${tenantId}|`)),
+        '',
+      )
+      .catch(() => undefined);
   }
 }

@@ -10,7 +10,8 @@ export async function checkWebhookUrl(raw: string, allowedHosts: ReadonlySet<str
   try {
     return (await checkDestination(raw, { allowedHosts })).url.toString();
   } catch (err) {
-    if (err instanceof DestinationRefused) throw ApiError.invalid(err.code === 'address_not_allowed' ? 'url_not_allowed' : err.code, err.message, param);
+    if (err instanceof DestinationRefused)
+      throw ApiError.invalid(err.code === 'address_not_allowed' ? 'url_not_allowed' : err.code, err.message, param);
     throw err;
   }
 }

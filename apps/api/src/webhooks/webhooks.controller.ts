@@ -5,7 +5,14 @@ import { actorOf } from '../http/actor.js';
 import { Endpoint } from '../http/endpoint.js';
 import { IdempotentPost, SECRET_REPLAY } from '../http/idempotency.interceptor.js';
 import { idParam, listOf, PageQuery } from '../http/schemas.js';
-import { CreateWebhookBody, DefaultSecretSchema, DeliverySchema, UpdateWebhookBody, WebhookSchema, WebhookWithSecretSchema } from './webhooks.dto.js';
+import {
+  CreateWebhookBody,
+  DefaultSecretSchema,
+  DeliverySchema,
+  UpdateWebhookBody,
+  WebhookSchema,
+  WebhookWithSecretSchema,
+} from './webhooks.dto.js';
 import { WebhooksService } from './webhooks.service.js';
 
 const WebhookParams = z.object({ id: idParam('whe') }).strict();
@@ -54,14 +61,31 @@ export class WebhooksController {
 
   @Patch(':id')
   @RequireScope('webhooks:write')
-  @Endpoint({ summary: "Change an endpoint's url, events, description, or enable/disable it", tags, params: WebhookParams, body: UpdateWebhookBody, response: WebhookSchema, errors: [400, 404] })
-  update(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof WebhookParams>, @Body() body: z.infer<typeof UpdateWebhookBody>) {
+  @Endpoint({
+    summary: "Change an endpoint's url, events, description, or enable/disable it",
+    tags,
+    params: WebhookParams,
+    body: UpdateWebhookBody,
+    response: WebhookSchema,
+    errors: [400, 404],
+  })
+  update(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof WebhookParams>,
+    @Body() body: z.infer<typeof UpdateWebhookBody>,
+  ) {
     return this.webhooks.update(actorOf(p), p.tenantId, id, body);
   }
 
   @Delete(':id')
   @RequireScope('webhooks:write')
-  @Endpoint({ summary: 'Delete a webhook endpoint (its pending deliveries are dropped)', tags, params: WebhookParams, response: WebhookSchema.extend({ deleted: z.literal(true) }), errors: [400, 404] })
+  @Endpoint({
+    summary: 'Delete a webhook endpoint (its pending deliveries are dropped)',
+    tags,
+    params: WebhookParams,
+    response: WebhookSchema.extend({ deleted: z.literal(true) }),
+    errors: [400, 404],
+  })
   delete(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof WebhookParams>) {
     return this.webhooks.delete(actorOf(p), p.tenantId, id);
   }
@@ -83,14 +107,32 @@ export class WebhooksController {
 
   @Get(':id/deliveries')
   @RequireScope('webhooks:read')
-  @Endpoint({ summary: "An endpoint's messages, newest first, each with every attempt", tags, params: WebhookParams, query: PageQuery, response: listOf(DeliverySchema), errors: [400, 404] })
-  deliveries(@CurrentTenant() p: TenantPrincipal, @Param() { id }: z.infer<typeof WebhookParams>, @Query() query: z.infer<typeof PageQuery>) {
+  @Endpoint({
+    summary: "An endpoint's messages, newest first, each with every attempt",
+    tags,
+    params: WebhookParams,
+    query: PageQuery,
+    response: listOf(DeliverySchema),
+    errors: [400, 404],
+  })
+  deliveries(
+    @CurrentTenant() p: TenantPrincipal,
+    @Param() { id }: z.infer<typeof WebhookParams>,
+    @Query() query: z.infer<typeof PageQuery>,
+  ) {
     return this.webhooks.deliveries(p.tenantId, id, query);
   }
 
   @IdempotentPost(':id/deliveries/:message_id/redeliver')
   @RequireScope('webhooks:write')
-  @Endpoint({ summary: 'Send a message again (same webhook-id)', tags, params: MessageParams, response: DeliverySchema, status: 202, errors: [400, 404] })
+  @Endpoint({
+    summary: 'Send a message again (same webhook-id)',
+    tags,
+    params: MessageParams,
+    response: DeliverySchema,
+    status: 202,
+    errors: [400, 404],
+  })
   redeliver(@CurrentTenant() p: TenantPrincipal, @Param() m: z.infer<typeof MessageParams>) {
     return this.webhooks.redeliver(actorOf(p), p.tenantId, m.id, m.message_id);
   }

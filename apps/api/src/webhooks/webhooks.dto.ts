@@ -2,7 +2,14 @@ import { type MessageWithLog, WEBHOOK_EVENT_TYPES, type WebhookEndpoint } from '
 import { z } from 'zod';
 import { iso, Timestamp } from '../http/schemas.js';
 
-const Url = z.string().trim().min(1).max(2000).describe('http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service\'s own host');
+const Url = z
+  .string()
+  .trim()
+  .min(1)
+  .max(2000)
+  .describe(
+    "http or https; refused (400 url_not_allowed) when the host is or resolves to an address that is not globally reachable, or to this service's own host",
+  );
 const Events = z
   .array(z.enum(WEBHOOK_EVENT_TYPES))
   .max(WEBHOOK_EVENT_TYPES.length)
@@ -41,9 +48,13 @@ export const WebhookSchema = z
   })
   .meta({ id: 'WebhookEndpoint' });
 
-export const WebhookWithSecretSchema = WebhookSchema.extend({ secret: z.string().describe('whsec_…, shown once') }).meta({ id: 'WebhookEndpointWithSecret' });
+export const WebhookWithSecretSchema = WebhookSchema.extend({ secret: z.string().describe('whsec_…, shown once') }).meta({
+  id: 'WebhookEndpointWithSecret',
+});
 
-export const DefaultSecretSchema = z.object({ key: z.string().describe("whsec_…: signs deliveries to jobs' own webhook_url") }).meta({ id: 'WebhookDefaultSecret' });
+export const DefaultSecretSchema = z
+  .object({ key: z.string().describe("whsec_…: signs deliveries to jobs' own webhook_url") })
+  .meta({ id: 'WebhookDefaultSecret' });
 
 export const AttemptSchema = z.object({
   status_code: z.number().nullable(),
@@ -76,7 +87,8 @@ export function webhookView(e: WebhookEndpoint): z.infer<typeof WebhookSchema> {
     events: e.events as z.infer<typeof WebhookSchema>['events'],
     enabled: e.enabled,
     disabled_reason: e.disabledReason,
-    previous_secret_expires_at: e.previousSecret && e.previousSecretExpiresAt && e.previousSecretExpiresAt > new Date() ? iso(e.previousSecretExpiresAt) : null,
+    previous_secret_expires_at:
+      e.previousSecret && e.previousSecretExpiresAt && e.previousSecretExpiresAt > new Date() ? iso(e.previousSecretExpiresAt) : null,
     created_at: iso(e.createdAt)!,
     updated_at: iso(e.updatedAt)!,
   };
@@ -89,7 +101,12 @@ export function deliveryView(m: MessageWithLog): z.infer<typeof DeliverySchema> 
     endpoint_id: m.endpointId!,
     event_type: m.eventType,
     status: m.status,
-    attempts: m.log.map((a) => ({ status_code: a.statusCode, error: a.error, duration_ms: a.durationMs, attempted_at: iso(a.attemptedAt)! })),
+    attempts: m.log.map((a) => ({
+      status_code: a.statusCode,
+      error: a.error,
+      duration_ms: a.durationMs,
+      attempted_at: iso(a.attemptedAt)!,
+    })),
     next_attempt_at: m.status === 'pending' || m.status === 'queued' ? iso(m.nextAttemptAt) : null,
     payload: m.payload as Record<string, unknown>,
     created_at: iso(m.createdAt)!,

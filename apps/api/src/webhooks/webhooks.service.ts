@@ -40,12 +40,31 @@ export class WebhooksService implements OnApplicationShutdown {
       await tx.$queryRaw`SELECT 1 FROM tenants WHERE id = ${tenantId} FOR UPDATE`;
       const count = await tx.webhookEndpoint.count({ where: { tenantId } });
       if (count >= quotas.max_webhook_endpoints) {
-        throw new ApiError(403, 'quota_exceeded_error', 'max_webhook_endpoints', `The tenant has ${count} webhook endpoints, its max_webhook_endpoints; delete one first`);
+        throw new ApiError(
+          403,
+          'quota_exceeded_error',
+          'max_webhook_endpoints',
+          `The tenant has ${count} webhook endpoints, its max_webhook_endpoints; delete one first`,
+        );
       }
       const created = await tx.webhookEndpoint.create({
-        data: { id: newId('whe'), tenantId, url, description: body.description ?? null, events: [...new Set(body.events ?? [])], secret: this.encrypt(secret) },
+        data: {
+          id: newId('whe'),
+          tenantId,
+          url,
+          description: body.description ?? null,
+          events: [...new Set(body.events ?? [])],
+          secret: this.encrypt(secret),
+        },
       });
-      await this.audit.record(tx, { ...actor, tenantId, action: 'webhook.created', targetType: 'webhook_endpoint', targetId: created.id, data: { url, events: created.events } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId,
+        action: 'webhook.created',
+        targetType: 'webhook_endpoint',
+        targetId: created.id,
+        data: { url, events: created.events },
+      });
       return created;
     });
     return { ...webhookView(endpoint), secret };
@@ -74,7 +93,14 @@ export class WebhooksService implements OnApplicationShutdown {
         },
       });
       if (count === 0) throw ApiError.notFound('webhook endpoint', id);
-      await this.audit.record(tx, { ...actor, tenantId, action: 'webhook.updated', targetType: 'webhook_endpoint', targetId: id, data: { ...body } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId,
+        action: 'webhook.updated',
+        targetType: 'webhook_endpoint',
+        targetId: id,
+        data: { ...body },
+      });
       return (await tx.webhookEndpoint.findUnique({ where: { id } }))!;
     });
     return webhookView(updated);
@@ -85,7 +111,14 @@ export class WebhooksService implements OnApplicationShutdown {
     await this.db.prisma.$transaction(async (tx) => {
       const { count } = await tx.webhookEndpoint.deleteMany({ where: { id, tenantId } });
       if (count === 0) throw ApiError.notFound('webhook endpoint', id);
-      await this.audit.record(tx, { ...actor, tenantId, action: 'webhook.deleted', targetType: 'webhook_endpoint', targetId: id, data: { url: endpoint.url } });
+      await this.audit.record(tx, {
+        ...actor,
+        tenantId,
+        action: 'webhook.deleted',
+        targetType: 'webhook_endpoint',
+        targetId: id,
+        data: { url: endpoint.url },
+      });
     });
     return { ...webhookView(endpoint), deleted: true as const };
   }
@@ -100,7 +133,11 @@ export class WebhooksService implements OnApplicationShutdown {
     const updated = await this.db.prisma.$transaction(async (tx) => {
       const { count } = await tx.webhookEndpoint.updateMany({
         where: { id, tenantId },
-        data: { secret: this.encrypt(secret), previousSecret: endpoint.secret, previousSecretExpiresAt: new Date(Date.now() + this.config.webhookSecretGraceMs) },
+        data: {
+          secret: this.encrypt(secret),
+          previousSecret: endpoint.secret,
+          previousSecretExpiresAt: new Date(Date.now() + this.config.webhookSecretGraceMs),
+        },
       });
       // Deleted since it was read (a concurrent DELETE): a 404, where the view of a missing row was a 500 (found by the fuzz pass).
       if (count === 0) throw ApiError.notFound('webhook endpoint', id);
@@ -124,12 +161,25 @@ export class WebhooksService implements OnApplicationShutdown {
   async redeliver(actor: Actor, tenantId: string, id: string, messageId: string) {
     await this.endpoint(tenantId, id);
     // A finished message has left the queue (jobs are removed when they end); one still retrying is brought forward.
-    const queue = (this.queue ??= new Queue(WEBHOOKS_QUEUE, { connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1 }, prefix: bullPrefix(this.config), skipWaitingForReady: true }));
+    const queue = (this.queue ??= new Queue(WEBHOOKS_QUEUE, {
+      connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1 },
+      prefix: bullPrefix(this.config),
+      skipWaitingForReady: true,
+    }));
     const message = await this.webhooks.redeliver(id, messageId);
     if (!message) throw ApiError.notFound('webhook delivery', messageId, 'message_id');
     const held = await queue.getJob(messageId).catch(() => undefined);
     if (held && (await held.isDelayed())) await held.promote().catch(() => undefined);
-    await this.db.prisma.$transaction((tx) => this.audit.record(tx, { ...actor, tenantId, action: 'webhook.redelivered', targetType: 'webhook_message', targetId: messageId, data: { endpoint_id: id } }));
+    await this.db.prisma.$transaction((tx) =>
+      this.audit.record(tx, {
+        ...actor,
+        tenantId,
+        action: 'webhook.redelivered',
+        targetType: 'webhook_message',
+        targetId: messageId,
+        data: { endpoint_id: id },
+      }),
+    );
     return deliveryView(message);
   }
 

@@ -19,13 +19,22 @@ export function adminCommand(program: Command): void {
     .option('--key <name>', 'also create a first API key with this name')
     .action(async (name: string, opts: { plan?: string; quota?: string[]; key?: string }, cmd: Command) => {
       const ctx = contextOf(cmd, 'admin');
-      if (opts.plan && !PLANS.includes(opts.plan as (typeof PLANS)[number])) throw new UsageError(`--plan must be one of ${PLANS.join(', ')}`);
+      if (opts.plan && !PLANS.includes(opts.plan as (typeof PLANS)[number]))
+        throw new UsageError(`--plan must be one of ${PLANS.join(', ')}`);
       const tenant = await ctx.client.call(
         ctx.client.api.POST('/v1/admin/tenants', {
-          body: { name, ...(opts.plan ? { plan: opts.plan as (typeof PLANS)[number] } : {}), ...(opts.quota ? { quotas: quotaOverrides(opts.quota) } : {}) },
+          body: {
+            name,
+            ...(opts.plan ? { plan: opts.plan as (typeof PLANS)[number] } : {}),
+            ...(opts.quota ? { quotas: quotaOverrides(opts.quota) } : {}),
+          },
         }),
       );
-      const key = opts.key ? await ctx.client.call(ctx.client.api.POST('/v1/admin/tenants/{id}/api-keys', { params: { path: { id: tenant.id } }, body: { name: opts.key } })) : undefined;
+      const key = opts.key
+        ? await ctx.client.call(
+            ctx.client.api.POST('/v1/admin/tenants/{id}/api-keys', { params: { path: { id: tenant.id } }, body: { name: opts.key } }),
+          )
+        : undefined;
       ctx.out.result(key ? { ...tenant, api_key: key } : tenant, () => [
         `created ${tenant.id} (${tenant.name}, plan ${tenant.plan})`,
         ...(key ? [`key ${key.id}: ${key.secret}  (shown once)`] : []),
@@ -38,7 +47,9 @@ export function adminCommand(program: Command): void {
     .option('--status <status>', 'active or suspended')
     .action(async (opts: { status?: 'active' | 'suspended' }, cmd: Command) => {
       const ctx = contextOf(cmd, 'admin');
-      const list = await ctx.client.call(ctx.client.api.GET('/v1/admin/tenants', { params: { query: { status: opts.status, limit: 100 } } }));
+      const list = await ctx.client.call(
+        ctx.client.api.GET('/v1/admin/tenants', { params: { query: { status: opts.status, limit: 100 } } }),
+      );
       ctx.out.result(list, (l) =>
         table(l.data, [
           ['id', (t) => t.id],
@@ -60,7 +71,9 @@ export function adminCommand(program: Command): void {
       .argument('<id>', 'ten_…')
       .action(async (id: string, _opts: unknown, cmd: Command) => {
         const ctx = contextOf(cmd, 'admin');
-        const tenant = await ctx.client.call(ctx.client.api.PATCH('/v1/admin/tenants/{id}', { params: { path: { id } }, body: { status } }));
+        const tenant = await ctx.client.call(
+          ctx.client.api.PATCH('/v1/admin/tenants/{id}', { params: { path: { id } }, body: { status } }),
+        );
         ctx.out.result(tenant, (t) => `${t.id} (${t.name}): ${t.status}`);
       });
   }
@@ -73,7 +86,9 @@ export function adminCommand(program: Command): void {
     .action(async (id: string, overrides: string[], _opts: unknown, cmd: Command) => {
       const ctx = contextOf(cmd, 'admin');
       const tenant = overrides.length
-        ? await ctx.client.call(ctx.client.api.PATCH('/v1/admin/tenants/{id}', { params: { path: { id } }, body: { quotas: quotaOverrides(overrides) } }))
+        ? await ctx.client.call(
+            ctx.client.api.PATCH('/v1/admin/tenants/{id}', { params: { path: { id } }, body: { quotas: quotaOverrides(overrides) } }),
+          )
         : await ctx.client.call(ctx.client.api.GET('/v1/admin/tenants/{id}', { params: { path: { id } } }));
       ctx.out.result(tenant, quotasTable);
     });
@@ -84,11 +99,20 @@ export function adminCommand(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = contextOf(cmd, 'admin');
       const o = await ctx.client.call(ctx.client.api.GET('/v1/admin/overview', {}));
-      const q = (x: { p50: number | null; p95: number | null }) => `p50 ${x.p50 === null ? '-' : formatNumber(x.p50)} s, p95 ${x.p95 === null ? '-' : formatNumber(x.p95)} s`;
+      const q = (x: { p50: number | null; p95: number | null }) =>
+        `p50 ${x.p50 === null ? '-' : formatNumber(x.p50)} s, p95 ${x.p95 === null ? '-' : formatNumber(x.p95)} s`;
       ctx.out.result(o, () => [
         ...details([
-          ['jobs', Object.entries(o.jobs.by_status).map(([s, n]) => `${s} ${n}`).join(', ')],
-          ['last 5 min', `${o.recent.last_5m.finished} finished, ${o.recent.last_5m.failed} failed (${formatNumber(o.recent.throughput_per_minute)}/min, failure rate ${formatNumber(o.recent.failure_rate)})`],
+          [
+            'jobs',
+            Object.entries(o.jobs.by_status)
+              .map(([s, n]) => `${s} ${n}`)
+              .join(', '),
+          ],
+          [
+            'last 5 min',
+            `${o.recent.last_5m.finished} finished, ${o.recent.last_5m.failed} failed (${formatNumber(o.recent.throughput_per_minute)}/min, failure rate ${formatNumber(o.recent.failure_rate)})`,
+          ],
           ['last hour', `${o.recent.last_1h.finished} finished, ${o.recent.last_1h.failed} failed`],
           ['queue wait', q(o.latency_seconds.queue_wait)],
           ['run time', q(o.latency_seconds.run)],

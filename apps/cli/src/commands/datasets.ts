@@ -31,8 +31,14 @@ export function datasetsCommand(program: Command): void {
       const ext = extname(path).toLowerCase();
       const isFolder = (await stat(path).catch(() => null))?.isDirectory() ?? false;
       if (isFolder || ext === '.zip') {
-        if (task !== 'image-classification') throw new UsageError(`${path} is a ${isFolder ? 'folder' : 'zip archive'}: only --task image-classification uploads ${isFolder ? 'folders' : 'archives'} (of class folders)`);
-        if (opts.label || opts.textField) throw new UsageError(`--${opts.label ? 'label' : 'text-field'} does not apply to a folder of images: the class folders are the labels`);
+        if (task !== 'image-classification')
+          throw new UsageError(
+            `${path} is a ${isFolder ? 'folder' : 'zip archive'}: only --task image-classification uploads ${isFolder ? 'folders' : 'archives'} (of class folders)`,
+          );
+        if (opts.label || opts.textField)
+          throw new UsageError(
+            `--${opts.label ? 'label' : 'text-field'} does not apply to a folder of images: the class folders are the labels`,
+          );
         const dataset = await uploadImageDataset(ctx, path, opts.name);
         ctx.out.result(dataset, (d) => [`uploaded ${d.id} (${d.name}): ${d.rows} images, ${d.bytes} bytes`, ...columnsOf(d)]);
         return;
@@ -42,7 +48,9 @@ export function datasetsCommand(program: Command): void {
       try {
         bytes = await readFile(path);
       } catch (err) {
-        throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+        throw new UsageError(
+          `cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+        );
       }
       const meta = { name, task, ...(opts.label ? { label: opts.label } : {}), ...(opts.textField ? { text_field: opts.textField } : {}) };
       let dataset: Dataset;
@@ -69,7 +77,9 @@ export function datasetsCommand(program: Command): void {
     .option('--starting-after <id>', 'the page after this dataset')
     .action(async (opts: { limit?: number; startingAfter?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const list = await ctx.client.call(ctx.client.api.GET('/v1/datasets', { params: { query: { limit: opts.limit, starting_after: opts.startingAfter } } }));
+      const list = await ctx.client.call(
+        ctx.client.api.GET('/v1/datasets', { params: { query: { limit: opts.limit, starting_after: opts.startingAfter } } }),
+      );
       ctx.out.result(list, (l) =>
         table(l.data, [
           ['id', (d) => d.id],
@@ -89,7 +99,19 @@ export function datasetsCommand(program: Command): void {
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
       const d = await ctx.client.call(ctx.client.api.GET('/v1/datasets/{id}', { params: { path: { id } } }));
-      ctx.out.result(d, () => [...details([['id', d.id], ['name', d.name], ['task', d.task], ['rows', d.rows], ['bytes', d.bytes], ['sha256', d.sha256], ['created', d.created_at]]), '', ...columnsOf(d)]);
+      ctx.out.result(d, () => [
+        ...details([
+          ['id', d.id],
+          ['name', d.name],
+          ['task', d.task],
+          ['rows', d.rows],
+          ['bytes', d.bytes],
+          ['sha256', d.sha256],
+          ['created', d.created_at],
+        ]),
+        '',
+        ...columnsOf(d),
+      ]);
     });
 }
 
@@ -106,7 +128,15 @@ function columnsOf(d: Dataset): string[] {
     ['column', (c) => c.name],
     ['type', (c) => c.type],
     ['role', (c) => c.role],
-    ['classes', (c) => (c.class_counts ? Object.entries(c.class_counts).map(([k, n]) => `${k}:${n}`).join(' ') : '')],
+    [
+      'classes',
+      (c) =>
+        c.class_counts
+          ? Object.entries(c.class_counts)
+              .map(([k, n]) => `${k}:${n}`)
+              .join(' ')
+          : '',
+    ],
     ...(withImages ? [['images', images] as [string, (c: Dataset['columns'][number]) => string]] : []),
   ]);
 }

@@ -28,7 +28,13 @@ let url: string;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    const r: Received = { method: req.method!, url: new URL(req.url!, 'http://x'), headers: req.headers, file: join(dir, `${randomBytes(6).toString('hex')}.body`), bytes: 0 };
+    const r: Received = {
+      method: req.method!,
+      url: new URL(req.url!, 'http://x'),
+      headers: req.headers,
+      file: join(dir, `${randomBytes(6).toString('hex')}.body`),
+      bytes: 0,
+    };
     seen.push(r);
     const out = createWriteStream(r.file);
     req.on('data', (c: Buffer) => (r.bytes += c.length));
@@ -37,12 +43,26 @@ beforeAll(async () => {
       res.setHeader('content-type', 'application/json');
       if (r.url.pathname === '/v1/datasets') {
         const name = r.url.searchParams.get('name');
-        res.writeHead(201).end(JSON.stringify({ id: 'ds_img', object: 'dataset', name, task: 'image-classification', rows: 4, bytes: r.bytes, columns: [{ name: 'label', type: 'category', role: 'label', class_counts: { cat: 2, dog: 2 } }] }));
+        res.writeHead(201).end(
+          JSON.stringify({
+            id: 'ds_img',
+            object: 'dataset',
+            name,
+            task: 'image-classification',
+            rows: 4,
+            bytes: r.bytes,
+            columns: [{ name: 'label', type: 'category', role: 'label', class_counts: { cat: 2, dog: 2 } }],
+          }),
+        );
         return;
       }
       const { inputs } = JSON.parse(readFileSync(r.file, 'utf8')) as { inputs: Array<{ image: string }> };
       // The stand-in "model": a PNG is a dog, a JPEG a cat.
-      const predictions = inputs.map(({ image }) => (Buffer.from(image, 'base64')[0] === 0x89 ? { label: 'dog', probabilities: { cat: 0.25, dog: 0.75 }, version: 2 } : { label: 'cat', probabilities: { cat: 0.875, dog: 0.125 }, version: 2 }));
+      const predictions = inputs.map(({ image }) =>
+        Buffer.from(image, 'base64')[0] === 0x89
+          ? { label: 'dog', probabilities: { cat: 0.25, dog: 0.75 }, version: 2 }
+          : { label: 'cat', probabilities: { cat: 0.875, dog: 0.125 }, version: 2 },
+      );
       res.writeHead(200).end(JSON.stringify({ id: 'job_1', object: 'job', status: 'succeeded', predictions }));
     });
   });
@@ -51,7 +71,8 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const png = (size: number) => pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: size, height: size }), { data: randomBytes(size * size * 4) }));
+const png = (size: number) =>
+  pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: size, height: size }), { data: randomBytes(size * size * 4) }));
 const jpg = (size: number) => jpeg.encode({ width: size, height: size, data: randomBytes(size * size * 4) }, 85).data;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -68,7 +89,10 @@ function photos(): { root: string; files: Record<string, Buffer> } {
 }
 
 function aiaas(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], { env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: url, AIAAS_API_KEY: 'aik_test' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/aiaas.mjs', ...args], {
+    env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: url, AIAAS_API_KEY: 'aik_test' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -77,7 +101,8 @@ function aiaas(args: string[]): Promise<{ code: number | null; stdout: string; s
 }
 
 function readBack(file: string): Array<[string, number, string]> {
-  const script = 'import zipfile,sys,hashlib,json\nz=zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint(json.dumps([[i.filename,i.file_size,hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()]))';
+  const script =
+    'import zipfile,sys,hashlib,json\nz=zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint(json.dumps([[i.filename,i.file_size,hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()]))';
   const r = spawnSync('python3', ['-c', script, file], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as Array<[string, number, string]>;
@@ -89,9 +114,16 @@ describe('aiaas datasets upload FOLDER --task image-classification', () => {
     const r = await aiaas(['datasets', 'upload', root, '--task', 'image-classification', '--name', 'pets']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(`warning: skipped 2 files of ${root}:\n  .DS_Store (a dotfile)\n  cat/notes.txt (not a PNG or JPEG)\n`);
-    expect(r.stdout).toMatch(/^uploaded ds_img \(pets\): 4 images, \d+ bytes\nCOLUMN\s+TYPE\s+ROLE\s+CLASSES\nlabel\s+category\s+label\s+cat:2 dog:2\n$/);
+    expect(r.stdout).toMatch(
+      /^uploaded ds_img \(pets\): 4 images, \d+ bytes\nCOLUMN\s+TYPE\s+ROLE\s+CLASSES\nlabel\s+category\s+label\s+cat:2 dog:2\n$/,
+    );
     const req = seen.at(-1)!;
-    expect([req.method, req.url.pathname, req.url.search, req.headers['content-type']]).toEqual(['POST', '/v1/datasets', '?name=pets&task=image-classification', 'application/zip']);
+    expect([req.method, req.url.pathname, req.url.search, req.headers['content-type']]).toEqual([
+      'POST',
+      '/v1/datasets',
+      '?name=pets&task=image-classification',
+      'application/zip',
+    ]);
     expect(Number(req.headers['content-length'])).toBe(req.bytes);
     expect(req.headers['user-agent']).toBe('aiaas-cli/1');
     expect(readBack(req.file)).toEqual(Object.entries(files).map(([name, bytes]) => [name, bytes.length, sha(bytes)]));
@@ -110,10 +142,15 @@ describe('aiaas datasets upload FOLDER --task image-classification', () => {
     const before = seen.length;
     const none = await aiaas(['datasets', 'upload', flat, '--task', 'image-classification']);
     expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/^error: .*flat-\w+ has no class folders: put each class's images \(PNG or JPEG\) in a folder named after the class/);
+    expect(none.stderr).toMatch(
+      /^error: .*flat-\w+ has no class folders: put each class's images \(PNG or JPEG\) in a folder named after the class/,
+    );
     const { root } = photos();
     const tabular = await aiaas(['datasets', 'upload', root, '--task', 'classification']);
-    expect([tabular.code, tabular.stderr.trim()]).toEqual([2, `error: ${root} is a folder: only --task image-classification uploads folders (of class folders)`]);
+    expect([tabular.code, tabular.stderr.trim()]).toEqual([
+      2,
+      `error: ${root} is a folder: only --task image-classification uploads folders (of class folders)`,
+    ]);
     const label = await aiaas(['datasets', 'upload', root, '--task', 'image-classification', '--label', 'kind']);
     expect(label.code).toBe(2);
     expect(seen.length).toBe(before);
@@ -134,7 +171,10 @@ describe('aiaas datasets upload FOLDER --task image-classification', () => {
     const { root } = photos();
     const command = `${process.execPath} bin/aiaas.mjs datasets upload ${root} --task image-classification`;
     // Not spawnSync: the stand-in API answers from this process's event loop.
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: url, AIAAS_API_KEY: 'aik_test' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      env: { ...process.env, NODE_OPTIONS: '', AIAAS_URL: url, AIAAS_API_KEY: 'aik_test' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -163,17 +203,24 @@ describe('aiaas predict --model M FILES', () => {
     );
     const req = seen.at(-1)!;
     expect(req.url.pathname).toBe('/v1/models/pets/predict');
-    expect(JSON.parse(readFileSync(req.file, 'utf8'))).toEqual({ inputs: [{ image: files['cat/1.jpg'].toString('base64') }, { image: files['dog/1.png'].toString('base64') }] });
+    expect(JSON.parse(readFileSync(req.file, 'utf8'))).toEqual({
+      inputs: [{ image: files['cat/1.jpg'].toString('base64') }, { image: files['dog/1.png'].toString('base64') }],
+    });
 
     const j = await aiaas(['predict', '--model', 'pets', paths[1], '--json']);
-    expect(JSON.parse(j.stdout)).toEqual({ predictions: [{ file: paths[1], label: 'dog', probabilities: { cat: 0.25, dog: 0.75 }, version: 2 }] });
+    expect(JSON.parse(j.stdout)).toEqual({
+      predictions: [{ file: paths[1], label: 'dog', probabilities: { cat: 0.25, dog: 0.75 }, version: 2 }],
+    });
   });
 
   it('refuses a mix of images and other files, with exit code 2, before any request', async () => {
     const { root } = photos();
     const before = seen.length;
     const r = await aiaas(['predict', '--model', 'pets', join(root, 'cat', '1.jpg'), join(root, 'cat', 'notes.txt')]);
-    expect([r.code, r.stderr.trim()]).toEqual([2, `error: predict takes one JSON file (or -), or PNG and JPEG files: ${join(root, 'cat', 'notes.txt')} is not a PNG or JPEG image`]);
+    expect([r.code, r.stderr.trim()]).toEqual([
+      2,
+      `error: predict takes one JSON file (or -), or PNG and JPEG files: ${join(root, 'cat', 'notes.txt')} is not a PNG or JPEG image`,
+    ]);
     expect(seen.length).toBe(before);
   });
 });

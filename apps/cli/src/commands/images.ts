@@ -17,12 +17,16 @@ export async function uploadImageDataset(ctx: Context, path: string, name: strin
   if (skipped.length > 0) {
     const shown = skipped.slice(0, SKIPPED_SHOWN).map((s) => `  ${describeSkipped(s)}`);
     const more = skipped.length > SKIPPED_SHOWN ? [`  … and ${skipped.length - SKIPPED_SHOWN} more`] : [];
-    process.stderr.write(`${[`warning: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} of ${path}:`, ...shown, ...more].join('\n')}\n`);
+    process.stderr.write(
+      `${[`warning: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} of ${path}:`, ...shown, ...more].join('\n')}\n`,
+    );
   }
   const bar = UploadBar.forTerminal(ctx.json);
   if (archive.folder && process.stderr.isTTY && !ctx.json) {
     const classes = Object.entries(archive.folder.classes).map(([label, n]) => `${label} ${n}`);
-    process.stderr.write(`${archive.folder.entries.length} images in ${classes.length} classes (${classes.join(', ')}), ${formatBytes(archive.length)} as a zip\n`);
+    process.stderr.write(
+      `${archive.folder.entries.length} images in ${classes.length} classes (${classes.join(', ')}), ${formatBytes(archive.length)} as a zip\n`,
+    );
   }
   try {
     return await ctx.client.datasets.uploadImages(archive, { name: name ?? archive.name, onProgress: bar.update });
@@ -49,8 +53,16 @@ export async function firstNonImage(paths: string[]): Promise<{ path: string; wh
 }
 
 /** `predict --model M a.jpg b.png`: one line per file (file, label, top probability, version). */
-export async function predictImageFiles(ctx: Context, files: string[], opts: { model: string; version?: number; alias?: string; explain?: boolean }): Promise<void> {
-  const predictions = await ctx.client.models.predictImages(opts.model, files, { version: opts.version, alias: opts.alias, explain: opts.explain });
+export async function predictImageFiles(
+  ctx: Context,
+  files: string[],
+  opts: { model: string; version?: number; alias?: string; explain?: boolean },
+): Promise<void> {
+  const predictions = await ctx.client.models.predictImages(opts.model, files, {
+    version: opts.version,
+    alias: opts.alias,
+    explain: opts.explain,
+  });
   ctx.out.result({ predictions }, ({ predictions: list }) =>
     table(list, [
       ['file', (p: ImagePrediction) => p.file],
@@ -62,4 +74,7 @@ export async function predictImageFiles(ctx: Context, files: string[], opts: { m
   );
 }
 
-const saliencyColumn: Column<ImagePrediction> = ['saliency', (p) => (p.explanation ? `${p.explanation.width}×${p.explanation.height}` : '')];
+const saliencyColumn: Column<ImagePrediction> = [
+  'saliency',
+  (p) => (p.explanation ? `${p.explanation.width}×${p.explanation.height}` : ''),
+];

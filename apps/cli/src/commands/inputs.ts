@@ -9,7 +9,9 @@ export async function readInputs(input: string): Promise<Row[]> {
   try {
     text = input === '-' ? await readStdin() : await readFile(input, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read ${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw new UsageError(
+      `cannot read ${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
   }
   let parsed: unknown;
   try {
@@ -17,7 +19,11 @@ export async function readInputs(input: string): Promise<Row[]> {
   } catch (err) {
     throw new UsageError(`${input === '-' ? 'stdin' : input} is not JSON: ${(err as Error).message}`);
   }
-  const rows = Array.isArray(parsed) ? parsed : parsed && typeof parsed === 'object' && Array.isArray((parsed as { inputs?: unknown }).inputs) ? (parsed as { inputs: unknown[] }).inputs : [parsed];
+  const rows = Array.isArray(parsed)
+    ? parsed
+    : parsed && typeof parsed === 'object' && Array.isArray((parsed as { inputs?: unknown }).inputs)
+      ? (parsed as { inputs: unknown[] }).inputs
+      : [parsed];
   if (rows.length === 0 || !rows.every((r) => r !== null && typeof r === 'object' && !Array.isArray(r))) {
     throw new UsageError('the input must be a row object, an array of row objects, or {"inputs": [...]}');
   }

@@ -21,22 +21,27 @@ export function jobsCommand(program: Command): void {
     .option('--model <model>', 'a model id or name')
     .option('--limit <n>', 'how many (1 to 100)', parse.int('--limit'))
     .option('--starting-after <id>', 'the page after this job')
-    .action(async (opts: { type?: (typeof TYPES)[number]; status?: (typeof STATUSES)[number]; model?: string; limit?: number; startingAfter?: string }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const query = { type: opts.type, status: opts.status, model: opts.model, limit: opts.limit, starting_after: opts.startingAfter };
-      const list = await ctx.client.call(ctx.client.api.GET('/v1/jobs', { params: { query } }));
-      ctx.out.result(list, (l) =>
-        table(l.data, [
-          ['id', (j) => j.id],
-          ['type', (j) => j.type],
-          ['status', (j) => j.status],
-          ['model', (j) => j.model_id],
-          ['version', (j) => j.version],
-          ['progress', (j) => (j.status === 'running' ? `${j.progress.percent}%` : j.status === 'queued' ? j.waiting_for : '')],
-          ['created', (j) => ago(j.created_at)],
-        ]),
-      );
-    });
+    .action(
+      async (
+        opts: { type?: (typeof TYPES)[number]; status?: (typeof STATUSES)[number]; model?: string; limit?: number; startingAfter?: string },
+        cmd: Command,
+      ) => {
+        const ctx = contextOf(cmd);
+        const query = { type: opts.type, status: opts.status, model: opts.model, limit: opts.limit, starting_after: opts.startingAfter };
+        const list = await ctx.client.call(ctx.client.api.GET('/v1/jobs', { params: { query } }));
+        ctx.out.result(list, (l) =>
+          table(l.data, [
+            ['id', (j) => j.id],
+            ['type', (j) => j.type],
+            ['status', (j) => j.status],
+            ['model', (j) => j.model_id],
+            ['version', (j) => j.version],
+            ['progress', (j) => (j.status === 'running' ? `${j.progress.percent}%` : j.status === 'queued' ? j.waiting_for : '')],
+            ['created', (j) => ago(j.created_at)],
+          ]),
+        );
+      },
+    );
 
   jobs
     .command('show')
@@ -72,7 +77,9 @@ export function jobsCommand(program: Command): void {
       const events: JobEvent[] = [];
       let after: string | undefined;
       for (;;) {
-        const page = await ctx.client.call(ctx.client.api.GET('/v1/jobs/{id}/events', { params: { path: { id }, query: { limit: 100, starting_after: after } } }));
+        const page = await ctx.client.call(
+          ctx.client.api.GET('/v1/jobs/{id}/events', { params: { path: { id }, query: { limit: 100, starting_after: after } } }),
+        );
         events.push(...page.data);
         if (!page.has_more || page.data.length === 0) break;
         after = page.data.at(-1)!.id;
@@ -98,11 +105,24 @@ export function jobsCommand(program: Command): void {
       const ctx = contextOf(cmd);
       const hyperparameters = {
         ...(opts.hyperparameters as Record<string, unknown> | undefined),
-        ...defined({ epochs: opts.epochs, batch_size: opts.batchSize, learning_rate: opts.learningRate, validation_split: opts.validationSplit, seed: opts.seed }),
+        ...defined({
+          epochs: opts.epochs,
+          batch_size: opts.batchSize,
+          learning_rate: opts.learningRate,
+          validation_split: opts.validationSplit,
+          seed: opts.seed,
+        }),
       };
       const job = await ctx.client.call(
         ctx.client.api.POST('/v1/jobs', {
-          body: { type: 'training', model: opts.model, dataset: opts.dataset, hyperparameters, ...(opts.baseVersion ? { base_version: opts.baseVersion } : {}), ...(opts.baseModel ? { base_model: opts.baseModel } : {}) },
+          body: {
+            type: 'training',
+            model: opts.model,
+            dataset: opts.dataset,
+            hyperparameters,
+            ...(opts.baseVersion ? { base_version: opts.baseVersion } : {}),
+            ...(opts.baseModel ? { base_model: opts.baseModel } : {}),
+          },
         }),
       );
       await follow(ctx, job, Boolean(opts.watch));
@@ -145,7 +165,10 @@ export function jobsCommand(program: Command): void {
         await predictImageFiles(ctx, input, opts);
         return;
       }
-      if (input.length > 1) throw new UsageError(`predict takes one JSON file (or -), or PNG and JPEG files: ${other.why === 'stdin' ? '- (stdin) goes alone' : `${other.path} ${other.why}`}`);
+      if (input.length > 1)
+        throw new UsageError(
+          `predict takes one JSON file (or -), or PNG and JPEG files: ${other.why === 'stdin' ? '- (stdin) goes alone' : `${other.path} ${other.why}`}`,
+        );
       const inputs = await readInputs(input[0]);
       const answer = await ctx.client.call(
         ctx.client.api.POST('/v1/models/{id}/predict', {
@@ -162,13 +185,21 @@ export function jobsCommand(program: Command): void {
       }
       if (done.status !== 'succeeded') throw new JobEndedBadly(done);
       const predictions = (done.predictions ?? []) as Array<Record<string, unknown>>;
-      ctx.out.result(ctx.json ? { predictions, ...(done.explanations ? { explanations: done.explanations } : {}), job_id: done.id } : predictions, () =>
-        table(predictions.map((p, i): Record<string, unknown> => ({ ...p, row: i + 1 })), [
-          ['row', (p) => p.row],
-          ['prediction', (p) => ('label' in p ? p.label : p.value)],
-          ['probability', (p) => (p.probabilities && typeof p.label === 'string' ? (p.probabilities as Record<string, number>)[p.label] : '')],
-          ['version', (p) => p.version],
-        ]),
+      ctx.out.result(
+        ctx.json ? { predictions, ...(done.explanations ? { explanations: done.explanations } : {}), job_id: done.id } : predictions,
+        () =>
+          table(
+            predictions.map((p, i): Record<string, unknown> => ({ ...p, row: i + 1 })),
+            [
+              ['row', (p) => p.row],
+              ['prediction', (p) => ('label' in p ? p.label : p.value)],
+              [
+                'probability',
+                (p) => (p.probabilities && typeof p.label === 'string' ? (p.probabilities as Record<string, number>)[p.label] : ''),
+              ],
+              ['version', (p) => p.version],
+            ],
+          ),
       );
     });
 }
@@ -214,17 +245,32 @@ export function describeJob(j: Job): string[] {
   const lines = details([
     ['id', j.id],
     ['type', j.type],
-    ['status', j.status + (j.status === 'queued' && j.waiting_for ? ` (waiting for ${j.waiting_for}${j.queue_position ? `, position ${j.queue_position}` : ''})` : '')],
+    [
+      'status',
+      j.status +
+        (j.status === 'queued' && j.waiting_for
+          ? ` (waiting for ${j.waiting_for}${j.queue_position ? `, position ${j.queue_position}` : ''})`
+          : ''),
+    ],
     ['model', j.model_id],
     ['version', j.version],
     ['dataset', j.dataset_id],
-    ...(j.status === 'running' ? ([['progress', `${j.progress.percent}%${j.progress.epoch ? `, epoch ${j.progress.epoch}/${j.progress.epochs}` : ''}, ETA ${formatSeconds(j.progress.eta_seconds)}`]] as Array<[string, unknown]>) : []),
+    ...(j.status === 'running'
+      ? ([
+          [
+            'progress',
+            `${j.progress.percent}%${j.progress.epoch ? `, epoch ${j.progress.epoch}/${j.progress.epochs}` : ''}, ETA ${formatSeconds(j.progress.eta_seconds)}`,
+          ],
+        ] as Array<[string, unknown]>)
+      : []),
     ['backend', j.backend],
     ['compute', j.compute_seconds ? `${formatNumber(j.compute_seconds)} s` : null],
     ['created', j.created_at],
     ['finished', j.finished_at],
     ...(j.error ? ([['error', `${j.error.message} (${j.error.code})`]] as Array<[string, unknown]>) : []),
-    ...(result.best_epoch ? ([['best epoch', `${result.best_epoch}${result.stopped_early ? ' (stopped early)' : ''}`]] as Array<[string, unknown]>) : []),
+    ...(result.best_epoch
+      ? ([['best epoch', `${result.best_epoch}${result.stopped_early ? ' (stopped early)' : ''}`]] as Array<[string, unknown]>)
+      : []),
   ]);
   if (result.metrics) lines.push('', ...metricsTable(result.metrics));
   return lines;

@@ -15,7 +15,11 @@ export function keysCommand(program: Command): void {
       const ctx = contextOf(cmd);
       const key = await ctx.client.call(
         ctx.client.api.POST('/v1/api-keys', {
-          body: { name: opts.name, ...(opts.scopes ? { scopes: opts.scopes as never } : {}), ...(opts.expiresAt ? { expires_at: opts.expiresAt } : {}) },
+          body: {
+            name: opts.name,
+            ...(opts.scopes ? { scopes: opts.scopes as never } : {}),
+            ...(opts.expiresAt ? { expires_at: opts.expiresAt } : {}),
+          },
         }),
       );
       ctx.out.result(key, (k) => [`created ${k.id} (${k.name}, scopes ${k.scopes.join(' ')})`, `secret ${k.secret}  (shown once)`]);

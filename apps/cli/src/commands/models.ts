@@ -15,9 +15,12 @@ export function modelsCommand(program: Command): void {
     .option('--description <text>', 'what it is for')
     .action(async (name: string, opts: { task: string; description?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      if (!TASKS.includes(opts.task as (typeof TASKS)[number])) throw new UsageError(`--task must be one of ${TASKS.join(', ')}, not '${opts.task}'`);
+      if (!TASKS.includes(opts.task as (typeof TASKS)[number]))
+        throw new UsageError(`--task must be one of ${TASKS.join(', ')}, not '${opts.task}'`);
       const model = await ctx.client.call(
-        ctx.client.api.POST('/v1/models', { body: { name, task: opts.task as (typeof TASKS)[number], ...(opts.description ? { description: opts.description } : {}) } }),
+        ctx.client.api.POST('/v1/models', {
+          body: { name, task: opts.task as (typeof TASKS)[number], ...(opts.description ? { description: opts.description } : {}) },
+        }),
       );
       ctx.out.result(model, (m) => `created ${m.id} (${m.name}, ${m.task})`);
     });
@@ -29,7 +32,9 @@ export function modelsCommand(program: Command): void {
     .option('--starting-after <id>', 'the page after this model')
     .action(async (opts: { limit?: number; startingAfter?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const list = await ctx.client.call(ctx.client.api.GET('/v1/models', { params: { query: { limit: opts.limit, starting_after: opts.startingAfter } } }));
+      const list = await ctx.client.call(
+        ctx.client.api.GET('/v1/models', { params: { query: { limit: opts.limit, starting_after: opts.startingAfter } } }),
+      );
       ctx.out.result(list, (l) =>
         table(l.data, [
           ['id', (m) => m.id],
@@ -52,7 +57,19 @@ export function modelsCommand(program: Command): void {
       if (opts.version !== undefined) {
         const v = await ctx.client.call(ctx.client.api.GET('/v1/models/{id}/versions/{n}', { params: { path: { id, n: opts.version } } }));
         ctx.out.result(v, () => [
-          ...details([['id', v.id], ['model', v.model_id], ['version', v.version], ['source', v.source], ['parameters', v.parameters], ['backend', v.backend], ['training job', v.training_job_id], ['dataset', v.dataset_id], ['labels', v.labels?.join(' ')], ['sha256', v.sha256], ['created', v.created_at]]),
+          ...details([
+            ['id', v.id],
+            ['model', v.model_id],
+            ['version', v.version],
+            ['source', v.source],
+            ['parameters', v.parameters],
+            ['backend', v.backend],
+            ['training job', v.training_job_id],
+            ['dataset', v.dataset_id],
+            ['labels', v.labels?.join(' ')],
+            ['sha256', v.sha256],
+            ['created', v.created_at],
+          ]),
           '',
           ...metricsTable(v.metrics),
         ]);
@@ -61,8 +78,18 @@ export function modelsCommand(program: Command): void {
       const model = await ctx.client.call(ctx.client.api.GET('/v1/models/{id}', { params: { path: { id } } }));
       const versions = await ctx.client.call(ctx.client.api.GET('/v1/models/{id}/versions', { params: { path: { id } } }));
       ctx.out.result({ ...model, versions: versions.data }, (m) => [
-        ...details([['id', m.id], ['name', m.name], ['task', m.task], ['description', m.description], ['latest version', m.latest_version], ['created', m.created_at]]),
-        ...Object.entries(m.aliases).map(([alias, targets]) => `alias ${alias} → ${targets.map((t) => `v${t.version}${targets.length > 1 ? ` (${t.weight}%)` : ''}`).join(', ')}`),
+        ...details([
+          ['id', m.id],
+          ['name', m.name],
+          ['task', m.task],
+          ['description', m.description],
+          ['latest version', m.latest_version],
+          ['created', m.created_at],
+        ]),
+        ...Object.entries(m.aliases).map(
+          ([alias, targets]) =>
+            `alias ${alias} → ${targets.map((t) => `v${t.version}${targets.length > 1 ? ` (${t.weight}%)` : ''}`).join(', ')}`,
+        ),
         '',
         ...table(m.versions, [
           ['version', (v) => v.version],

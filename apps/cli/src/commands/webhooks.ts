@@ -9,13 +9,21 @@ export function webhooksCommand(program: Command): void {
     .command('create')
     .description('register an endpoint; its secret (whsec_…) is shown once')
     .argument('<url>', 'where to POST events (https)')
-    .option('--events <types>', 'comma-separated: job.succeeded,job.failed,job.canceled,job.started,job.progress,model.version.created (default: all)', parse.list)
+    .option(
+      '--events <types>',
+      'comma-separated: job.succeeded,job.failed,job.canceled,job.started,job.progress,model.version.created (default: all)',
+      parse.list,
+    )
     .option('--description <text>', 'what it is for')
     .action(async (url: string, opts: { events?: string[]; description?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const endpoint = await ctx.client.call(
         ctx.client.api.POST('/v1/webhooks', {
-          body: { url, ...(opts.events ? { events: opts.events as never } : {}), ...(opts.description ? { description: opts.description } : {}) },
+          body: {
+            url,
+            ...(opts.events ? { events: opts.events as never } : {}),
+            ...(opts.description ? { description: opts.description } : {}),
+          },
         }),
       );
       ctx.out.result(endpoint, (e) => [`created ${e.id} → ${e.url}`, `secret ${e.secret}  (shown once: verify deliveries with it)`]);
@@ -45,7 +53,9 @@ export function webhooksCommand(program: Command): void {
     .option('--limit <n>', 'how many (1 to 100)', parse.int('--limit'))
     .action(async (id: string, opts: { limit?: number }, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const list = await ctx.client.call(ctx.client.api.GET('/v1/webhooks/{id}/deliveries', { params: { path: { id }, query: { limit: opts.limit } } }));
+      const list = await ctx.client.call(
+        ctx.client.api.GET('/v1/webhooks/{id}/deliveries', { params: { path: { id }, query: { limit: opts.limit } } }),
+      );
       ctx.out.result(list, (l) =>
         table(l.data, [
           ['id', (d) => d.id],
@@ -65,7 +75,16 @@ export function webhooksCommand(program: Command): void {
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
       const e = await ctx.client.call(ctx.client.api.GET('/v1/webhooks/{id}', { params: { path: { id } } }));
-      ctx.out.result(e, () => details([['id', e.id], ['url', e.url], ['events', e.events.length ? e.events.join(',') : 'all'], ['enabled', e.enabled], ['description', e.description], ['created', e.created_at]]));
+      ctx.out.result(e, () =>
+        details([
+          ['id', e.id],
+          ['url', e.url],
+          ['events', e.events.length ? e.events.join(',') : 'all'],
+          ['enabled', e.enabled],
+          ['description', e.description],
+          ['created', e.created_at],
+        ]),
+      );
     });
 }
 

@@ -6,7 +6,20 @@
  * (argv[3]: its model cache budget in bytes) keeps recently used versions loaded for `infer`, and
  * loads imported models once for `check` before they become versions.
  */
-import { baseFeatures, checkLoads, type FoundationHandle, evaluate, initBackend, isInputError, isMlError, loadFoundation, loadModel, type LoadedModel, predict, train } from '@app/ml';
+import {
+  baseFeatures,
+  checkLoads,
+  type FoundationHandle,
+  evaluate,
+  initBackend,
+  isInputError,
+  isMlError,
+  loadFoundation,
+  loadModel,
+  type LoadedModel,
+  predict,
+  train,
+} from '@app/ml';
 import { performance } from 'node:perf_hooks';
 import { ModelCache } from '../inference/model-cache.js';
 import type { ComputeOps, FromChild, SerializedError, ToChild } from './protocol.js';

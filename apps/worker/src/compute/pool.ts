@@ -186,7 +186,11 @@ export class ComputePool {
         child.running = null;
         if (!child.ready) reject(new Error(`compute child exited (${code ?? signal}) before it was ready`));
         if (r && r.id !== 0) {
-          r.reject(r.aborted ? new MlError('canceled', 'canceled (the compute process was stopped)') : new ChildCrashed(`the compute process exited (${signal ?? code}) during the job`));
+          r.reject(
+            r.aborted
+              ? new MlError('canceled', 'canceled (the compute process was stopped)')
+              : new ChildCrashed(`the compute process exited (${signal ?? code}) during the job`),
+          );
         }
         if (!this.closing && child.ready) {
           this.spawn().catch((err: Error) => {

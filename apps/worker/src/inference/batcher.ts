@@ -86,7 +86,9 @@ export class Batcher<I, O> {
           for (const p of pending) p.reject(err);
           return;
         }
-        pending.forEach((p, i) => { p.resolve(out[i]); });
+        pending.forEach((p, i) => {
+          p.resolve(out[i]);
+        });
       },
       (err: unknown) => {
         for (const p of pending) p.reject(err);

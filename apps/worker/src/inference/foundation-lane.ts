@@ -1,7 +1,14 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, UsageRepository } from '@app/db';
 import { foundationModel, isInputError } from '@app/ml';
-import { createRedis, encodeVector, type FoundationPayload, FoundationQueue, type FoundationReply, foundationRepliesChannel } from '@app/queue';
+import {
+  createRedis,
+  encodeVector,
+  type FoundationPayload,
+  FoundationQueue,
+  type FoundationReply,
+  foundationRepliesChannel,
+} from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { Batcher } from './batcher.js';
@@ -129,7 +136,11 @@ export class FoundationLane implements OnApplicationBootstrap, BeforeApplication
     const images = foundationModel(model)?.input.type === 'image';
     const inputs = items.flatMap((p) => p.inputs);
     try {
-      const out = await this.inference.foundation(model, op, images ? inputs.map((b64) => new Uint8Array(Buffer.from(b64, 'base64'))) : inputs);
+      const out = await this.inference.foundation(
+        model,
+        op,
+        images ? inputs.map((b64) => new Uint8Array(Buffer.from(b64, 'base64'))) : inputs,
+      );
       let offset = 0;
       return items.map((p) => {
         const n = p.inputs.length;
@@ -168,7 +179,9 @@ export class FoundationLane implements OnApplicationBootstrap, BeforeApplication
       else byInstance.set(p.replyTo, [outcomes[i]]);
     });
     for (const [instance, replies] of byInstance) {
-      this.redis!.publish(foundationRepliesChannel(this.config, instance), JSON.stringify(replies)).catch((err: Error) => this.log.warn(`publish replies: ${err.message}`));
+      this.redis!.publish(foundationRepliesChannel(this.config, instance), JSON.stringify(replies)).catch((err: Error) =>
+        this.log.warn(`publish replies: ${err.message}`),
+      );
     }
   }
 

@@ -42,7 +42,8 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
       forcedBackend: config.tfBackend,
       cancelKillMs: config.workerCancelKillMs,
       modelCacheBytes: config.workerModelCacheBytes,
-      onChild: (pid, backend) => process.stdout.write(`${JSON.stringify({ event: 'worker.child', role: 'inference', pid, backend: backend.name })}\n`),
+      onChild: (pid, backend) =>
+        process.stdout.write(`${JSON.stringify({ event: 'worker.child', role: 'inference', pid, backend: backend.name })}\n`),
       onError: (m) => this.log.error(m),
     });
   }
@@ -76,12 +77,26 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
    * that dies mid-call is `ChildCrashed`. `signal` cancels (between chunks, or by killing the child).
    * `baseFeatures`: a head's base features of the inputs, from the feature cache (in input order).
    */
-  async predict(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal, baseFeatures?: Float32Array[]): Promise<InferenceOutput> {
+  async predict(
+    tenantId: string,
+    versionId: string,
+    inputs: Row[],
+    explain: boolean,
+    signal?: AbortSignal,
+    baseFeatures?: Float32Array[],
+  ): Promise<InferenceOutput> {
     if (inputs.length <= CHUNK_ROWS) return this.predictChunk(tenantId, versionId, inputs, explain, signal, baseFeatures);
     const out: InferenceOutput = { predictions: [], ...(explain ? { explanations: [] } : {}), seconds: 0 };
     for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
       if (signal?.aborted) throw new MlError('canceled', 'canceled');
-      const part = await this.predictChunk(tenantId, versionId, inputs.slice(start, start + CHUNK_ROWS), explain, signal, baseFeatures?.slice(start, start + CHUNK_ROWS));
+      const part = await this.predictChunk(
+        tenantId,
+        versionId,
+        inputs.slice(start, start + CHUNK_ROWS),
+        explain,
+        signal,
+        baseFeatures?.slice(start, start + CHUNK_ROWS),
+      );
       out.predictions.push(...part.predictions);
       if (part.explanations) out.explanations!.push(...part.explanations);
       out.seconds += part.seconds;
@@ -104,7 +119,14 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
     return this.pool.run('foundation', { model, op, inputs });
   }
 
-  private async predictChunk(tenantId: string, versionId: string, inputs: Row[], explain: boolean, signal?: AbortSignal, baseFeatures?: Float32Array[]): Promise<InferenceOutput> {
+  private async predictChunk(
+    tenantId: string,
+    versionId: string,
+    inputs: Row[],
+    explain: boolean,
+    signal?: AbortSignal,
+    baseFeatures?: Float32Array[],
+  ): Promise<InferenceOutput> {
     await this.ready();
     const args = { versionId, inputs, explain, ...(baseFeatures ? { baseFeatures } : {}) };
     const first = await this.pool.run('infer', args, { signal });

@@ -136,7 +136,11 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
     this.held++;
     try {
       const attempt = p.attempt ?? 1;
-      const outcome = await this.batcher.submit(`${p.versionId}|${p.explain ? 'explain' : ''}`, { payload: p, attempt, final: attempt >= PREDICT_MAX_ATTEMPTS });
+      const outcome = await this.batcher.submit(`${p.versionId}|${p.explain ? 'explain' : ''}`, {
+        payload: p,
+        attempt,
+        final: attempt >= PREDICT_MAX_ATTEMPTS,
+      });
       if (outcome.retry) {
         await new Promise((r) => setTimeout(r, RETRY_DELAY_MS));
         await this.queue!.retry({ ...p, attempt: attempt + 1 }).catch((err: Error) => this.log.warn(`retrying ${p.jobId}: ${err.message}`));
@@ -169,7 +173,16 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
         const { result, pages } = inferenceResult(p.version, predictions, c.out.explanations, this.config.jobOutputPageSize);
         records.push(this.record(item, meta, { status: 'succeeded', result, error: null, computeSeconds: c.seconds, pages }));
         outcomes.push({
-          reply: { ...meta, ok: true, version: p.version, predictions, ...(c.out.explanations ? { explanations: c.out.explanations } : {}), computeSeconds: c.seconds, batchRows: rows, batchRequests: items.length },
+          reply: {
+            ...meta,
+            ok: true,
+            version: p.version,
+            predictions,
+            ...(c.out.explanations ? { explanations: c.out.explanations } : {}),
+            computeSeconds: c.seconds,
+            batchRows: rows,
+            batchRequests: items.length,
+          },
         });
       } else if (c.failure.permanent || item.final) {
         const error = { code: c.failure.code, message: c.failure.message };
@@ -228,10 +241,14 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   private classify(err: unknown): Failure {
-    if (err instanceof JobInputError) return { permanent: true, code: err.code === 'version_not_found' ? 'version_not_found' : 'input_invalid', message: err.message };
-    if (isMlError(err) && (err.code === 'invalid_input' || err.code === 'invalid_data')) return { permanent: true, code: 'input_invalid', message: err.message };
-    if (isMlError(err) && (err.code === 'invalid_artifact' || err.code === 'invalid_model')) return { permanent: true, code: 'model_unusable', message: err.message };
-    if (err instanceof ChildCrashed) return { permanent: false, code: 'worker_crashed', message: 'The compute process serving the prediction exited; try again' };
+    if (err instanceof JobInputError)
+      return { permanent: true, code: err.code === 'version_not_found' ? 'version_not_found' : 'input_invalid', message: err.message };
+    if (isMlError(err) && (err.code === 'invalid_input' || err.code === 'invalid_data'))
+      return { permanent: true, code: 'input_invalid', message: err.message };
+    if (isMlError(err) && (err.code === 'invalid_artifact' || err.code === 'invalid_model'))
+      return { permanent: true, code: 'model_unusable', message: err.message };
+    if (err instanceof ChildCrashed)
+      return { permanent: false, code: 'worker_crashed', message: 'The compute process serving the prediction exited; try again' };
     this.log.warn(`sync prediction batch failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return { permanent: false, code: 'internal_error', message: 'The prediction hit an internal error; see the worker logs' };
   }
@@ -268,7 +285,9 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
       else byInstance.set(item.payload.replyTo, [reply]);
     });
     for (const [instance, replies] of byInstance) {
-      this.redis!.publish(predictRepliesChannel(this.config, instance), JSON.stringify(replies)).catch((err: Error) => this.log.warn(`publish replies: ${err.message}`));
+      this.redis!.publish(predictRepliesChannel(this.config, instance), JSON.stringify(replies)).catch((err: Error) =>
+        this.log.warn(`publish replies: ${err.message}`),
+      );
     }
   }
 
@@ -281,7 +300,8 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
       const tenantId = items.find((i) => i.payload.jobId === e.job_id)?.payload.tenantId;
       if (tenantId) tenants.add(tenantId);
     }
-    for (const tenantId of tenants) this.redis!.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
+    for (const tenantId of tenants)
+      this.redis!.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: tenantId })).catch(warn);
   }
 
   private async flushUsage(final: boolean): Promise<void> {

@@ -76,10 +76,17 @@ export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicat
     try {
       artifact = await this.checks.artifact(p.id);
     } catch (err) {
-      return this.answer(p, { ok: false, error: { code: 'internal_error', message: `The staged model could not be read: ${(err as Error).message}` } });
+      return this.answer(p, {
+        ok: false,
+        error: { code: 'internal_error', message: `The staged model could not be read: ${(err as Error).message}` },
+      });
     }
     // Gone: the API gave up waiting, or the model was deleted meanwhile (an API still waiting stops at once).
-    if (!artifact) return this.answer(p, { ok: false, error: { code: 'staged_import_gone', message: 'The staged model was discarded before it was loaded' } });
+    if (!artifact)
+      return this.answer(p, {
+        ok: false,
+        error: { code: 'staged_import_gone', message: 'The staged model was discarded before it was loaded' },
+      });
     // The API stops waiting after this long: a check still running then has no one to tell.
     const signal = AbortSignal.timeout(this.config.importCheckTimeoutMs);
     let outcome: LoadCheckOutcome;
@@ -94,8 +101,10 @@ export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicat
   }
 
   private classify(err: unknown, timedOut: boolean): { code: string; message: string } {
-    if (timedOut) return { code: 'load_check_timeout', message: `Loading the model took longer than ${this.config.importCheckTimeoutMs} ms` };
-    if (isMlError(err) && (err.code === 'invalid_model' || err.code === 'invalid_artifact' || err.code === 'invalid_input')) return { code: 'model_invalid', message: err.message };
+    if (timedOut)
+      return { code: 'load_check_timeout', message: `Loading the model took longer than ${this.config.importCheckTimeoutMs} ms` };
+    if (isMlError(err) && (err.code === 'invalid_model' || err.code === 'invalid_artifact' || err.code === 'invalid_input'))
+      return { code: 'model_invalid', message: err.message };
     if (err instanceof ChildCrashed) return { code: 'worker_crashed', message: 'The compute process loading the model exited; try again' };
     this.log.warn(`load check failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return { code: 'internal_error', message: 'The load check hit an internal error; see the worker logs' };
@@ -103,7 +112,9 @@ export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicat
 
   private async answer(p: LoadCheckPayload, outcome: LoadCheckOutcome): Promise<void> {
     const reply = { id: p.id, ...outcome };
-    await this.redis!.publish(loadCheckRepliesChannel(this.config, p.replyTo), JSON.stringify(reply)).catch((err: Error) => this.log.warn(`publish load check: ${err.message}`));
+    await this.redis!.publish(loadCheckRepliesChannel(this.config, p.replyTo), JSON.stringify(reply)).catch((err: Error) =>
+      this.log.warn(`publish load check: ${err.message}`),
+    );
   }
 
   private async sweep(): Promise<void> {

@@ -31,7 +31,9 @@ describe('ModelCache (LRU by bytes)', () => {
   it('evicts as many as needed for a big model, oldest first', () => {
     const cache = new ModelCache<FakeModel>(100);
     const small = ['a', 'b', 'c'].map((n) => new FakeModel(n, 30));
-    small.forEach((m) => { cache.set(m.name, m); });
+    small.forEach((m) => {
+      cache.set(m.name, m);
+    });
     const big = new FakeModel('big', 70);
     expect(cache.set('big', big)).toBe(true);
     expect(cache.keys()).toEqual(['c', 'big']);

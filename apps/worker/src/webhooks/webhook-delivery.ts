@@ -54,7 +54,11 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
   onApplicationBootstrap(): void {
     this.redis = createRedis(this.config, 'command', 'worker-webhooks');
     this.metrics = new ClusterMetrics(this.config, this.redis);
-    const connection = { url: this.config.redisUrl, maxRetriesPerRequest: null, retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000) };
+    const connection = {
+      url: this.config.redisUrl,
+      maxRetriesPerRequest: null,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    };
     this.queue = new Queue<DeliveryJob>(WEBHOOKS_QUEUE, { connection, prefix: bullPrefix(this.config) });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<DeliveryJob>(WEBHOOKS_QUEUE, (job, token) => this.deliver(job, token), {
@@ -116,7 +120,13 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
       do {
         this.relayAgain = false;
         const n = await this.repo.relay(RELAY_BATCH, RELAY_OVERDUE_MS, async (ids) => {
-          await this.queue.addBulk(ids.map((messageId) => ({ name: 'deliver', data: { messageId }, opts: { jobId: messageId, removeOnComplete: true, removeOnFail: true } })));
+          await this.queue.addBulk(
+            ids.map((messageId) => ({
+              name: 'deliver',
+              data: { messageId },
+              opts: { jobId: messageId, removeOnComplete: true, removeOnFail: true },
+            })),
+          );
         });
         if (n === RELAY_BATCH) this.relayAgain = true;
       } while (this.relayAgain && !this.stopping);
@@ -138,7 +148,13 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
     }
     const body = JSON.stringify(message.payload);
     const headers = headersFor({ id: message.id, timestamp: Math.floor(Date.now() / 1000), body, secrets: target.secrets });
-    const r = await deliver({ url: target.url, headers, body, timeoutMs: this.config.webhookTimeoutMs, allowedHosts: this.config.webhookAllowedHosts });
+    const r = await deliver({
+      url: target.url,
+      headers,
+      body,
+      timeoutMs: this.config.webhookTimeoutMs,
+      allowedHosts: this.config.webhookAllowedHosts,
+    });
     const attempt = { statusCode: r.statusCode, error: r.error, durationMs: r.durationMs };
     if (r.ok) {
       await this.repo.recordAttempt(message.id, attempt, { status: 'succeeded' });
@@ -173,7 +189,9 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Where the message goes and the secrets that sign it, or why it cannot go anywhere. */
-  private async target(m: WebhookMessage & { endpoint: WebhookEndpoint | null }): Promise<{ url: string; secrets: string[] } | { reason: string }> {
+  private async target(
+    m: WebhookMessage & { endpoint: WebhookEndpoint | null },
+  ): Promise<{ url: string; secrets: string[] } | { reason: string }> {
     const key = this.config.webhookSecretKey;
     if (m.endpointId) {
       const e = m.endpoint;
@@ -181,7 +199,8 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
       if (!e.enabled) return { reason: `the endpoint is disabled${e.disabledReason ? ` (${e.disabledReason})` : ''}` };
       const secrets = [decryptSecret(e.secret, key)];
       // During a rotation both secrets sign, so receivers holding either one verify.
-      if (e.previousSecret && e.previousSecretExpiresAt && e.previousSecretExpiresAt > new Date()) secrets.push(decryptSecret(e.previousSecret, key));
+      if (e.previousSecret && e.previousSecretExpiresAt && e.previousSecretExpiresAt > new Date())
+        secrets.push(decryptSecret(e.previousSecret, key));
       return { url: e.url, secrets };
     }
     if (!m.url) return { reason: 'the message has no destination' };

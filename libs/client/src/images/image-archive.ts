@@ -31,7 +31,11 @@ const ZIP_SIGNATURES = [
 /** An ImageArchive of a folder of class folders or of a `.zip` file; ImageFileError for anything else. */
 export async function imageArchiveOf(path: string): Promise<ImageArchive> {
   const info = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ImageFileError(err.code === 'ENOENT' ? 'not_found' : 'unreadable', path, err.code === 'ENOENT' ? `${path}: no such file or folder` : `cannot read ${path}: ${err.message}`);
+    throw new ImageFileError(
+      err.code === 'ENOENT' ? 'not_found' : 'unreadable',
+      path,
+      err.code === 'ENOENT' ? `${path}: no such file or folder` : `cannot read ${path}: ${err.message}`,
+    );
   });
   const name = basename(path.replace(/[\\/]+$/, ''));
   if (info.isDirectory()) {
@@ -41,7 +45,13 @@ export async function imageArchiveOf(path: string): Promise<ImageArchive> {
   if (!info.isFile() || !(await startsLikeZip(path))) {
     throw new ImageFileError('not_a_zip', path, `${path} is neither a folder of class folders nor a .zip file`);
   }
-  return { source: path, kind: 'zip', name: extname(name).toLowerCase() === '.zip' ? name.slice(0, -4) : name, length: info.size, open: () => createReadStream(path) };
+  return {
+    source: path,
+    kind: 'zip',
+    name: extname(name).toLowerCase() === '.zip' ? name.slice(0, -4) : name,
+    length: info.size,
+    open: () => createReadStream(path),
+  };
 }
 
 async function startsLikeZip(path: string): Promise<boolean> {

@@ -31,7 +31,11 @@ export async function readImageFile(path: string): Promise<{ bytes: Buffer; kind
     bytes = await readFile(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ImageFileError(e.code === 'ENOENT' ? 'not_found' : 'unreadable', path, e.code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${e.message}`);
+    throw new ImageFileError(
+      e.code === 'ENOENT' ? 'not_found' : 'unreadable',
+      path,
+      e.code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${e.message}`,
+    );
   }
   const kind = imageKindOf(bytes);
   if (!kind) throw new ImageFileError('not_an_image', path, `${path} is not a PNG or JPEG image`);

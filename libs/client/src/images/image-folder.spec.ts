@@ -8,7 +8,8 @@ import { imageArchiveOf } from './image-archive.js';
 import { ImageFileError, imageKindOf } from './image-file.js';
 import { describeSkipped, readImageFolder } from './image-folder.js';
 
-const png = (size = 4) => pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: size, height: size }), { data: Buffer.alloc(size * size * 4, 200) }));
+const png = (size = 4) =>
+  pngjs.PNG.sync.write(Object.assign(new pngjs.PNG({ width: size, height: size }), { data: Buffer.alloc(size * size * 4, 200) }));
 const jpg = (size = 8) => jpeg.encode({ width: size, height: size, data: Buffer.alloc(size * size * 4, 90) }, 80).data;
 
 /** A folder from a map of relative paths to contents (a string is written as text). */
@@ -85,11 +86,17 @@ describe('readImageFolder', () => {
 
   it('refuses a class folder with no image, naming it', async () => {
     const root = folderOf({ 'cat/1.jpg': jpg(), 'dog/notes.txt': 'x' });
-    await expect(readImageFolder(root)).rejects.toMatchObject({ code: 'empty_class_folder', message: `${join(root, 'dog')} holds no PNG or JPEG image: add images or remove the folder` });
+    await expect(readImageFolder(root)).rejects.toMatchObject({
+      code: 'empty_class_folder',
+      message: `${join(root, 'dog')} holds no PNG or JPEG image: add images or remove the folder`,
+    });
   });
 
   it('refuses a path that does not exist or is not a folder', async () => {
-    await expect(readImageFolder('/nonexistent/photos')).rejects.toMatchObject({ code: 'not_found', message: '/nonexistent/photos: no such file or folder' });
+    await expect(readImageFolder('/nonexistent/photos')).rejects.toMatchObject({
+      code: 'not_found',
+      message: '/nonexistent/photos: no such file or folder',
+    });
     const root = folderOf({ 'cat/1.jpg': jpg() });
     await expect(readImageFolder(join(root, 'cat', '1.jpg'))).rejects.toMatchObject({ code: 'not_a_folder' });
   });
@@ -97,7 +104,12 @@ describe('readImageFolder', () => {
 
 describe('imageArchiveOf', () => {
   it('names a folder’s archive after the folder, a zip file’s after the file, and refuses anything else', async () => {
-    const root = folderOf({ 'photos/cat/1.jpg': jpg(), 'photos/dog/1.png': png(), 'set.zip': Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0]), 'table.csv': 'a,b\n1,2\n' });
+    const root = folderOf({
+      'photos/cat/1.jpg': jpg(),
+      'photos/dog/1.png': png(),
+      'set.zip': Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0]),
+      'table.csv': 'a,b\n1,2\n',
+    });
     const folder = await imageArchiveOf(`${join(root, 'photos')}/`);
     expect([folder.kind, folder.name, folder.folder?.classes]).toEqual(['folder', 'photos', { cat: 1, dog: 1 }]);
     const zip = await imageArchiveOf(join(root, 'set.zip'));

@@ -35,7 +35,11 @@ export interface SkippedFile {
 /** Reads a folder of class folders; refuses one with no class folder, or with a class folder that holds no image. */
 export async function readImageFolder(root: string): Promise<ImageFolder> {
   const rootStat = await stat(root).catch((err: NodeJS.ErrnoException) => {
-    throw new ImageFileError(err.code === 'ENOENT' ? 'not_found' : 'unreadable', root, err.code === 'ENOENT' ? `${root}: no such file or folder` : `${root}: ${err.message}`);
+    throw new ImageFileError(
+      err.code === 'ENOENT' ? 'not_found' : 'unreadable',
+      root,
+      err.code === 'ENOENT' ? `${root}: no such file or folder` : `${root}: ${err.message}`,
+    );
   });
   if (!rootStat.isDirectory()) throw new ImageFileError('not_a_folder', root, `${root} is not a folder`);
   const skipped: SkippedFile[] = [];
@@ -51,7 +55,14 @@ export async function readImageFolder(root: string): Promise<ImageFolder> {
     // A symlinked class folder is not followed (it could loop, or leave the folder).
     if (!top.isDirectory()) {
       const linked = top.isSymbolicLink() ? await stat(join(root, top.name)).catch(() => null) : null;
-      skipped.push({ name: top.name, reason: linked?.isDirectory() ? 'symlinked_folder' : top.isFile() || linked?.isFile() ? 'outside_class_folder' : 'not_a_regular_file' });
+      skipped.push({
+        name: top.name,
+        reason: linked?.isDirectory()
+          ? 'symlinked_folder'
+          : top.isFile() || linked?.isFile()
+            ? 'outside_class_folder'
+            : 'not_a_regular_file',
+      });
       continue;
     }
     const label = top.name;
@@ -92,7 +103,11 @@ export async function readImageFolder(root: string): Promise<ImageFolder> {
     );
   }
   if (empty.length > 0) {
-    throw new ImageFileError('empty_class_folder', join(root, empty[0]), `${empty.map((e) => join(root, e)).join(', ')} ${empty.length === 1 ? 'holds' : 'hold'} no PNG or JPEG image: add images or remove the folder`);
+    throw new ImageFileError(
+      'empty_class_folder',
+      join(root, empty[0]),
+      `${empty.map((e) => join(root, e)).join(', ')} ${empty.length === 1 ? 'holds' : 'hold'} no PNG or JPEG image: add images or remove the folder`,
+    );
   }
   return { root, entries, classes, skipped };
 }

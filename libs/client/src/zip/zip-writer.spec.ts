@@ -35,7 +35,8 @@ async function zipOf(entries: ZipEntry[]): Promise<Buffer> {
 function pythonRead(zip: Buffer): Array<[string, number, number, string]> {
   const file = join(dir, `${randomBytes(4).toString('hex')}.zip`);
   writeFileSync(file, zip);
-  const script = 'import zipfile,sys,hashlib,json\nz=zipfile.ZipFile(sys.argv[1])\nprint(json.dumps([[i.filename,i.file_size,i.compress_type,hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()]))';
+  const script =
+    'import zipfile,sys,hashlib,json\nz=zipfile.ZipFile(sys.argv[1])\nprint(json.dumps([[i.filename,i.file_size,i.compress_type,hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()]))';
   const r = spawnSync('python3', ['-c', script, file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as Array<[string, number, number, string]>;
@@ -64,7 +65,13 @@ function localHeaders(zip: Buffer): Array<{ name: string; size: number; crc: num
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('writeZip', () => {
-  const files = [entry('cat/0001.jpg', randomBytes(5_000)), entry('cat/0002.jpg', randomBytes(70_000), 7_000), entry('dog/x.png', randomBytes(1)), entry('chat noir/é.png', randomBytes(300)), entry('empty/zero.png', new Uint8Array(0))];
+  const files = [
+    entry('cat/0001.jpg', randomBytes(5_000)),
+    entry('cat/0002.jpg', randomBytes(70_000), 7_000),
+    entry('dog/x.png', randomBytes(1)),
+    entry('chat noir/é.png', randomBytes(300)),
+    entry('empty/zero.png', new Uint8Array(0)),
+  ];
 
   it('writes exactly zipLength bytes', async () => {
     const zip = await zipOf(files);
@@ -117,15 +124,19 @@ describe('writeZip', () => {
     if (hasPython) expect(pythonRead(zip)[0]).toEqual(['big/photo.jpg', big.length, 0, sha(big)]);
   });
 
-  (hasPython ? it : it.skip)('adds ZIP64 end records past 65,535 entries, and Python reads them all', async () => {
-    const many = Array.from({ length: 70_000 }, (_, i) => entry(`c${i % 2}/${i}.png`, Buffer.from([i & 0xff])));
-    const zip = await zipOf(many);
-    expect(zip.length).toBe(zipLength(many));
-    expect(zip.readUInt32LE(zip.length - 22 - 20 - 56)).toBe(0x06064b50);
-    const read = pythonRead(zip);
-    expect(read).toHaveLength(70_000);
-    expect(read[69_999]).toEqual(['c1/69999.png', 1, 0, sha(Buffer.from([69_999 & 0xff]))]);
-  }, 60_000);
+  (hasPython ? it : it.skip)(
+    'adds ZIP64 end records past 65,535 entries, and Python reads them all',
+    async () => {
+      const many = Array.from({ length: 70_000 }, (_, i) => entry(`c${i % 2}/${i}.png`, Buffer.from([i & 0xff])));
+      const zip = await zipOf(many);
+      expect(zip.length).toBe(zipLength(many));
+      expect(zip.readUInt32LE(zip.length - 22 - 20 - 56)).toBe(0x06064b50);
+      const read = pythonRead(zip);
+      expect(read).toHaveLength(70_000);
+      expect(read[69_999]).toEqual(['c1/69999.png', 1, 0, sha(Buffer.from([69_999 & 0xff]))]);
+    },
+    60_000,
+  );
 
   it('fails, naming the file, when a file is not the size it was planned at', async () => {
     const shrunk: ZipEntry = { ...entry('cat/a.jpg', randomBytes(100)), size: 120 };

@@ -59,14 +59,17 @@ function layoutOf(entries: readonly Pick<ZipEntry, 'name' | 'size'>[]): Layout {
   const offsets: number[] = [];
   let at = 0;
   entries.forEach((e, i) => {
-    if (!Number.isSafeInteger(e.size) || e.size < 0 || e.size >= MAX_32) throw new RangeError(`${e.name}: ${e.size} bytes is not a size this writer stores (under 4 GiB)`);
+    if (!Number.isSafeInteger(e.size) || e.size < 0 || e.size >= MAX_32)
+      throw new RangeError(`${e.name}: ${e.size} bytes is not a size this writer stores (under 4 GiB)`);
     if (names[i].length > MAX_16) throw new RangeError(`${e.name}: the name is too long for a ZIP entry`);
     offsets.push(at);
     at += LOCAL_HEADER + names[i].length + e.size;
   });
   const centralOffset = at;
   let centralSize = 0;
-  offsets.forEach((offset, i) => { centralSize += CENTRAL_HEADER + names[i].length + (offset >= MAX_32 ? ZIP64_OFFSET_EXTRA : 0); });
+  offsets.forEach((offset, i) => {
+    centralSize += CENTRAL_HEADER + names[i].length + (offset >= MAX_32 ? ZIP64_OFFSET_EXTRA : 0);
+  });
   const zip64 = entries.length >= MAX_16 || centralOffset >= MAX_32 || centralSize >= MAX_32 || centralOffset + centralSize >= MAX_32;
   const length = centralOffset + centralSize + (zip64 ? ZIP64_END_RECORD + ZIP64_LOCATOR : 0) + END_RECORD;
   return { names, offsets, centralOffset, centralSize, zip64, length };
@@ -102,7 +105,8 @@ export async function* writeZip(entries: readonly ZipEntry[]): AsyncGenerator<Ui
         again = crc32(chunk, again);
         for (let at = 0; at < chunk.length; at += CHUNK) yield chunk.subarray(at, at + CHUNK);
       }
-      if (length !== entry.size || again !== crc) throw new ZipEntryChangedError(entry.name, length !== entry.size ? `${length} bytes, not ${entry.size}` : 'its checksum moved');
+      if (length !== entry.size || again !== crc)
+        throw new ZipEntryChangedError(entry.name, length !== entry.size ? `${length} bytes, not ${entry.size}` : 'its checksum moved');
     }
   }
   let directory: Buffer[] = [];

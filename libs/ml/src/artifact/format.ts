@@ -65,8 +65,10 @@ export function checkWeightSpecs(specs: unknown): string[] {
     if (typeof s.name !== 'string' || s.name === '') problems.push(`${where} has no name`);
     else if (names.has(s.name)) problems.push(`${where} is listed twice`);
     else names.add(s.name);
-    if (!Array.isArray(s.shape) || !s.shape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 0)) problems.push(`${where} has no valid shape`);
-    if (!['float32', 'int32', 'bool'].includes(s.dtype)) problems.push(`${where} has dtype ${JSON.stringify(s.dtype)} (float32, int32 or bool expected)`);
+    if (!Array.isArray(s.shape) || !s.shape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 0))
+      problems.push(`${where} has no valid shape`);
+    if (!['float32', 'int32', 'bool'].includes(s.dtype))
+      problems.push(`${where} has dtype ${JSON.stringify(s.dtype)} (float32, int32 or bool expected)`);
     if (s.quantization !== undefined && (!s.quantization || !['uint8', 'uint16', 'float16'].includes(s.quantization.dtype))) {
       problems.push(`${where} has an unsupported quantization`);
     }
@@ -85,12 +87,19 @@ export function decodeBase64(data: string): Uint8Array | null {
 export function decodeArtifact(artifact: Uint8Array | string): DecodedArtifact {
   let json: ArtifactJson;
   try {
-    json = JSON.parse(typeof artifact === 'string' ? artifact : Buffer.from(artifact.buffer, artifact.byteOffset, artifact.byteLength).toString('utf8'));
+    json = JSON.parse(
+      typeof artifact === 'string' ? artifact : Buffer.from(artifact.buffer, artifact.byteOffset, artifact.byteLength).toString('utf8'),
+    );
   } catch {
     throw new MlError('invalid_artifact', 'The artifact is not JSON');
   }
   const meta = json?.userDefinedMetadata?.aiaas;
-  if (json?.format !== 'layers-model' || !json.modelTopology || !Array.isArray(json.weightsManifest) || typeof json.weightData !== 'string') {
+  if (
+    json?.format !== 'layers-model' ||
+    !json.modelTopology ||
+    !Array.isArray(json.weightsManifest) ||
+    typeof json.weightData !== 'string'
+  ) {
     throw new MlError('invalid_artifact', 'The artifact is not a TF.js layers model.json with inlined weights');
   }
   if (meta?.version !== 1 || !TASKS.includes(meta.task) || !meta.preprocessing || !meta.input_schema) {

@@ -10,7 +10,6 @@ import type { Row, TrainResult } from '../types.js';
 import { decodeArtifact, readArtifact } from './format.js';
 import { importArtifact, importLayersModel, inlineWeightFiles, type ImportMeta } from './import.js';
 
-
 /** A model.json as TF.js writes one elsewhere: no aiaas metadata. */
 function foreignModelJson(result: TrainResult): Record<string, unknown> {
   const { userDefinedMetadata: _, ...json } = decodeArtifact(result.artifact).json;
@@ -25,10 +24,19 @@ describe('importing a TF.js layers model trained elsewhere', () => {
 
   beforeAll(async () => {
     await initBackend('wasm');
-    tabular = await train({ spec: { task: 'classification', label: 'label' }, rows, hyperparameters: { epochs: 2, hidden_units: [5], seed: 1 } });
+    tabular = await train({
+      spec: { task: 'classification', label: 'label' },
+      rows,
+      hyperparameters: { epochs: 2, hidden_units: [5], seed: 1 },
+    });
     const pre = decodeArtifact(tabular.artifact).metadata.preprocessing;
     if (pre.kind !== 'tabular') throw new Error('tabular expected');
-    meta = { task: 'classification', input_schema: { features: ['x1', 'x2', 'x3'], label: 'label' }, labels: tabular.labels, standardization: { mean: pre.mean, std: pre.std } };
+    meta = {
+      task: 'classification',
+      input_schema: { features: ['x1', 'x2', 'x3'], label: 'label' },
+      labels: tabular.labels,
+      standardization: { mean: pre.mean, std: pre.std },
+    };
   });
 
   it('wraps a valid upload as an artifact that predicts as the original does', async () => {
@@ -36,7 +44,11 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     const imported = importLayersModel(JSON.stringify(foreignModelJson(tabular)), meta, 1000);
     expect(imported.parameters).toBe(tabular.parameters);
     expect(imported.input_schema).toEqual(tabular.input_schema);
-    expect(readArtifact(imported.artifact)).toMatchObject({ parameters: tabular.parameters, labels: tabular.labels, sha256: imported.sha256 });
+    expect(readArtifact(imported.artifact)).toMatchObject({
+      parameters: tabular.parameters,
+      labels: tabular.labels,
+      sha256: imported.sha256,
+    });
     const [original, copy] = [await loadModel(tabular.artifact), await loadModel(imported.artifact)];
     expect(await copy.predict(inputs)).toEqual(await original.predict(inputs));
     original.dispose();
@@ -53,13 +65,20 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     expect(thrown(() => importLayersModel(json, meta)).message).toContain('weightData is missing');
     const files = { 'group1-shard1of2.bin': weights.subarray(0, 10), 'group1-shard2of2.bin': weights.subarray(10) };
     expect(importLayersModel(inlineWeightFiles(json, files), meta).sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(thrown(() => inlineWeightFiles(json, { 'group1-shard1of2.bin': weights })).details).toEqual(["'group1-shard2of2.bin' is listed in weightsManifest but not sent"]);
+    expect(thrown(() => inlineWeightFiles(json, { 'group1-shard1of2.bin': weights })).details).toEqual([
+      "'group1-shard2of2.bin' is listed in weightsManifest but not sent",
+    ]);
   });
 
   it('says what is wrong with a broken upload', () => {
     expect(thrown(() => importLayersModel('{"format": ', meta)).message).toBe('The model is not valid JSON');
     expect(thrown(() => importLayersModel([], meta)).message).toContain('must be a JSON object');
-    const shape = thrown(() => importLayersModel({ format: 'graph-model', weightsManifest: [{ weights: [{ name: 'w', shape: [2], dtype: 'complex64' }] }], weightData: '%%' }, meta));
+    const shape = thrown(() =>
+      importLayersModel(
+        { format: 'graph-model', weightsManifest: [{ weights: [{ name: 'w', shape: [2], dtype: 'complex64' }] }], weightData: '%%' },
+        meta,
+      ),
+    );
     expect(shape.code).toBe('invalid_model');
     expect(shape.details).toEqual([
       `format is "graph-model", not 'layers-model'`,
@@ -69,31 +88,53 @@ describe('importing a TF.js layers model trained elsewhere', () => {
     ]);
 
     const truncated = foreignModelJson(tabular);
-    truncated.weightData = Buffer.from(truncated.weightData as string, 'base64').subarray(8).toString('base64');
+    truncated.weightData = Buffer.from(truncated.weightData as string, 'base64')
+      .subarray(8)
+      .toString('base64');
     expect(thrown(() => importLayersModel(truncated, meta)).details[0]).toMatch(/^weightData holds \d+ bytes; the weight specs need \d+$/);
 
     const unknownLayer = foreignModelJson(tabular);
-    ((unknownLayer.modelTopology as { config: { layers: Array<{ class_name: string }> } }).config.layers[0]).class_name = 'Lambda';
+    (unknownLayer.modelTopology as { config: { layers: Array<{ class_name: string }> } }).config.layers[0].class_name = 'Lambda';
     const layerError = thrown(() => importLayersModel(unknownLayer, meta));
     expect(layerError.code).toBe('architecture_not_allowed');
     expect(layerError.message).toContain("class 'Lambda' is not allowed");
 
-    const wider = thrown(() => importLayersModel(foreignModelJson(tabular), { ...meta, input_schema: { features: ['x1', 'x2', 'x3', 'x4'] }, standardization: undefined }));
+    const wider = thrown(() =>
+      importLayersModel(foreignModelJson(tabular), {
+        ...meta,
+        input_schema: { features: ['x1', 'x2', 'x3', 'x4'] },
+        standardization: undefined,
+      }),
+    );
     expect(wider.details).toEqual(['the input takes 3 features; the data has 4']);
 
     const tooBig = thrown(() => importLayersModel(foreignModelJson(tabular), meta, 10));
     expect(tooBig.code).toBe('too_many_parameters');
     expect(tooBig.message).toBe(`The model has ${tabular.parameters} parameters; the limit is 10`);
 
-    const badMeta = thrown(() => importLayersModel(foreignModelJson(tabular), { task: 'classification', input_schema: {}, labels: ['only'] }));
-    expect(badMeta.details).toEqual(['labels must list at least 2 class names (one per output unit)', 'input_schema.features must list the feature names in input order']);
+    const badMeta = thrown(() =>
+      importLayersModel(foreignModelJson(tabular), { task: 'classification', input_schema: {}, labels: ['only'] }),
+    );
+    expect(badMeta.details).toEqual([
+      'labels must list at least 2 class names (one per output unit)',
+      'input_schema.features must list the feature names in input order',
+    ]);
   });
 
   it('imports a text model with its vocabulary, taking the sequence length from the model input', async () => {
-    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(90, { seed: 2 }), hyperparameters: { epochs: 1, seed: 1 }, architecture: sequenceTextArchitecture(3, 4, 60, 16) });
+    const text = await train({
+      spec: { task: 'text-classification', label: 'topic', textField: 'text' },
+      rows: keywordTexts(90, { seed: 2 }),
+      hyperparameters: { epochs: 1, seed: 1 },
+      architecture: sequenceTextArchitecture(3, 4, 60, 16),
+    });
     const pre = decodeArtifact(text.artifact).metadata.preprocessing;
     if (pre.kind !== 'text') throw new Error('text expected');
-    const textMeta: ImportMeta = { task: 'text-classification', input_schema: { text_field: 'text', label: 'topic', vocabulary: pre.vocabulary }, labels: text.labels };
+    const textMeta: ImportMeta = {
+      task: 'text-classification',
+      input_schema: { text_field: 'text', label: 'topic', vocabulary: pre.vocabulary },
+      labels: text.labels,
+    };
     const imported = importLayersModel(foreignModelJson(text), textMeta);
     expect(imported.input_schema).toEqual(text.input_schema);
     const texts = [{ text: 'alpha1 and the beta2' }];
@@ -110,11 +151,16 @@ describe('what an import must pass before a worker loads it, and the load itself
   const rows = blobRows(80, { features: 3, classes: 2, seed: 5 });
   let tabular: TrainResult;
   let meta: ImportMeta;
-  const layer0 = (json: Record<string, unknown>) => (json.modelTopology as { config: { layers: Array<{ config: Record<string, any> }> } }).config.layers[0].config;
+  const layer0 = (json: Record<string, unknown>) =>
+    (json.modelTopology as { config: { layers: Array<{ config: Record<string, any> }> } }).config.layers[0].config;
 
   beforeAll(async () => {
     await initBackend('wasm');
-    tabular = await train({ spec: { task: 'classification', label: 'label' }, rows, hyperparameters: { epochs: 1, hidden_units: [4], seed: 1 } });
+    tabular = await train({
+      spec: { task: 'classification', label: 'label' },
+      rows,
+      hyperparameters: { epochs: 1, hidden_units: [4], seed: 1 },
+    });
     meta = { task: 'classification', input_schema: { features: ['x1', 'x2', 'x3'] }, labels: tabular.labels };
   });
 
@@ -143,7 +189,9 @@ describe('what an import must pass before a worker loads it, and the load itself
   it('refuses weights that are not float32 or not finite, naming them', () => {
     const int32 = foreignModelJson(tabular);
     (int32.weightsManifest as Array<{ weights: Array<{ dtype: string }> }>)[0].weights[1].dtype = 'int32';
-    expect(thrown(() => importLayersModel(int32, meta)).details).toEqual([`weight 'hidden_1/bias' has dtype int32; every weight must be float32`]);
+    expect(thrown(() => importLayersModel(int32, meta)).details).toEqual([
+      `weight 'hidden_1/bias' has dtype int32; every weight must be float32`,
+    ]);
     const own = JSON.parse(tabular.artifact.toString('utf8'));
     const bytes = Buffer.from(own.weightData, 'base64');
     bytes.writeFloatLE(Number.POSITIVE_INFINITY, bytes.length - 4);
@@ -153,12 +201,26 @@ describe('what an import must pass before a worker loads it, and the load itself
 
   it('keeps a downloaded artifact byte for byte', () => {
     const own = JSON.parse(tabular.artifact.toString('utf8'));
-    expect(importArtifact(own)).toMatchObject({ task: 'classification', sha256: tabular.sha256, parameters: tabular.parameters, labels: tabular.labels });
+    expect(importArtifact(own)).toMatchObject({
+      task: 'classification',
+      sha256: tabular.sha256,
+      parameters: tabular.parameters,
+      labels: tabular.labels,
+    });
   });
 
   it('loads and runs valid tabular and text models once, leaving no tensors behind', async () => {
-    const text = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, seed: 1 } });
-    const sequence = await train({ spec: { task: 'text-classification', label: 'topic', textField: 'text' }, rows: keywordTexts(60, { seed: 3 }), hyperparameters: { epochs: 1, seed: 1 }, architecture: sequenceTextArchitecture(3) });
+    const text = await train({
+      spec: { task: 'text-classification', label: 'topic', textField: 'text' },
+      rows: keywordTexts(60, { seed: 3 }),
+      hyperparameters: { epochs: 1, seed: 1 },
+    });
+    const sequence = await train({
+      spec: { task: 'text-classification', label: 'topic', textField: 'text' },
+      rows: keywordTexts(60, { seed: 3 }),
+      hyperparameters: { epochs: 1, seed: 1 },
+      architecture: sequenceTextArchitecture(3),
+    });
     const before = tf.memory().numTensors;
     await checkLoads(tabular.artifact);
     await checkLoads(text.artifact);
@@ -173,10 +235,14 @@ describe('what an import must pass before a worker loads it, and the load itself
     expect([shape.code, shape.details]).toEqual(['invalid_model', [`weight 'hidden_1/kernel' has shape [4,3]; the layer needs [3,4]`]]);
     const init = foreignModelJson(tabular);
     layer0(init).kernel_initializer = { class_name: 'VarianceScaling', config: { mode: 'bogus' } };
-    expect((await thrownAsync(() => checkLoads(importLayersModel(init, meta).artifact))).message).toMatch(/^TF.js cannot build the model: bogus is not a valid FanMode/);
+    expect((await thrownAsync(() => checkLoads(importLayersModel(init, meta).artifact))).message).toMatch(
+      /^TF.js cannot build the model: bogus is not a valid FanMode/,
+    );
     const complex = foreignModelJson(tabular);
     layer0(complex).dtype = 'complex64';
-    expect((await thrownAsync(() => checkLoads(importLayersModel(complex, meta).artifact))).message).toMatch(/^TF.js cannot run the model: .*complex64/);
+    expect((await thrownAsync(() => checkLoads(importLayersModel(complex, meta).artifact))).message).toMatch(
+      /^TF.js cannot run the model: .*complex64/,
+    );
   });
 });
 

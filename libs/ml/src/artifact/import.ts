@@ -3,7 +3,17 @@ import { inputSchema } from '../data/prepare.js';
 import { hashedPreprocessingProblems } from '../data/hashed-text.js';
 import { OOV_TOKEN, PAD_TOKEN } from '../data/text.js';
 import { TASKS, type ArtifactMetadata, type InputSchema, type Preprocessing, type Task } from '../types.js';
-import { checkWeightSpecs, decodeArtifact, decodeBase64, elementCount, encodeArtifact, sha256, weightBytes, type ArtifactJson, type WeightSpec } from './format.js';
+import {
+  checkWeightSpecs,
+  decodeArtifact,
+  decodeBase64,
+  elementCount,
+  encodeArtifact,
+  sha256,
+  weightBytes,
+  type ArtifactJson,
+  type WeightSpec,
+} from './format.js';
 import { checkTopology } from './topology.js';
 
 /** What an upload says about the model it carries (the rest is in its model.json). */
@@ -44,12 +54,15 @@ export interface ImportResult {
 export function importLayersModel(upload: unknown, meta: ImportMeta, maxParameters?: number): ImportResult {
   const json = parseUpload(upload);
   const problems: string[] = [];
-  if (json.format !== undefined && json.format !== 'layers-model') problems.push(`format is ${JSON.stringify(json.format)}, not 'layers-model'`);
+  if (json.format !== undefined && json.format !== 'layers-model')
+    problems.push(`format is ${JSON.stringify(json.format)}, not 'layers-model'`);
   if (!json.modelTopology || typeof json.modelTopology !== 'object') problems.push('modelTopology is missing');
   let specs: WeightSpec[] = [];
   if (!Array.isArray(json.weightsManifest)) problems.push('weightsManifest is missing (a list of {paths, weights})');
   else {
-    specs = (json.weightsManifest as Array<{ weights?: unknown }>).flatMap((g) => (g && Array.isArray(g.weights) ? (g.weights as WeightSpec[]) : []));
+    specs = (json.weightsManifest as Array<{ weights?: unknown }>).flatMap((g) =>
+      g && Array.isArray(g.weights) ? (g.weights as WeightSpec[]) : [],
+    );
     if (!json.weightsManifest.every((g: unknown) => g && typeof g === 'object' && Array.isArray((g as { weights?: unknown }).weights))) {
       problems.push('every weightsManifest group needs a weights list');
     }
@@ -84,14 +97,18 @@ export function importLayersModel(upload: unknown, meta: ImportMeta, maxParamete
   if (report.parameters !== parameters) problems.push(`the weights hold ${parameters} parameters; the topology needs ${report.parameters}`);
   const layerNames = new Set(report.layers.map((l) => l.name));
   const strangers = specs.filter((s) => !layerNames.has(s.name.split('/')[0])).map((s) => s.name);
-  if (strangers.length > 0) problems.push(`weights that belong to no layer: ${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}`);
+  if (strangers.length > 0)
+    problems.push(`weights that belong to no layer: ${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}`);
   if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
   if (maxParameters !== undefined && parameters > maxParameters) {
     throw new MlError('too_many_parameters', `The model has ${parameters} parameters; the limit is ${maxParameters}`);
   }
   if (pre.kind === 'text') {
     const length = report.input_shape[1];
-    if (typeof length !== 'number') throw MlError.list('invalid_model', 'Invalid model.json', ['a text model needs a fixed input length (batch_input_shape [null, length])']);
+    if (typeof length !== 'number')
+      throw MlError.list('invalid_model', 'Invalid model.json', [
+        'a text model needs a fixed input length (batch_input_shape [null, length])',
+      ]);
     pre.sequence_length = length;
     metadata.input_schema = inputSchema({ task: meta.task, label: metadata.input_schema.label }, pre);
   }
@@ -106,7 +123,14 @@ export function importLayersModel(upload: unknown, meta: ImportMeta, maxParamete
     userDefinedMetadata: { aiaas: metadata },
   };
   const bytes = encodeArtifact(artifact);
-  return { artifact: bytes, sha256: sha256(bytes), parameters, architecture: report.topology, input_schema: metadata.input_schema, labels: metadata.labels };
+  return {
+    artifact: bytes,
+    sha256: sha256(bytes),
+    parameters,
+    architecture: report.topology,
+    input_schema: metadata.input_schema,
+    labels: metadata.labels,
+  };
 }
 
 /**
@@ -145,7 +169,8 @@ export function importArtifact(upload: unknown, maxParameters?: number): ImportR
   if (report.parameters !== parameters) problems.push(`the weights hold ${parameters} parameters; the topology needs ${report.parameters}`);
   const layerNames = new Set(report.layers.map((l) => l.name));
   const strangers = weightSpecs.filter((s) => !layerNames.has(s.name.split('/')[0])).map((s) => s.name);
-  if (strangers.length > 0) problems.push(`weights that belong to no layer: ${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}`);
+  if (strangers.length > 0)
+    problems.push(`weights that belong to no layer: ${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}`);
   if (problems.length > 0) throw MlError.list('invalid_model', 'Invalid model.json', problems);
   if (maxParameters !== undefined && parameters > maxParameters) {
     throw new MlError('too_many_parameters', `The model has ${parameters} parameters; the limit is ${maxParameters}`);
@@ -177,7 +202,8 @@ export function weightValueProblems(specs: WeightSpec[], data: Uint8Array): stri
       // A copy: the weight's offset in weightData need not be 4-byte aligned.
       const values = new Float32Array(data.slice(offset, offset + size).buffer);
       const bad = values.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) problems.push(`weight '${spec.name}' holds ${Number.isNaN(values[bad]) ? 'NaN' : 'an infinite value'} (at index ${bad})`);
+      if (bad >= 0)
+        problems.push(`weight '${spec.name}' holds ${Number.isNaN(values[bad]) ? 'NaN' : 'an infinite value'} (at index ${bad})`);
     }
     offset += size;
   }
@@ -200,7 +226,12 @@ export function inlineWeightFiles(modelJson: unknown, files: Record<string, Uint
       else missing.push(String(path));
     }
   }
-  if (missing.length > 0) throw MlError.list('invalid_model', 'Missing weight files', missing.map((p) => `'${p}' is listed in weightsManifest but not sent`));
+  if (missing.length > 0)
+    throw MlError.list(
+      'invalid_model',
+      'Missing weight files',
+      missing.map((p) => `'${p}' is listed in weightsManifest but not sent`),
+    );
   return { ...json, weightData: Buffer.concat(parts).toString('base64') };
 }
 
@@ -213,7 +244,8 @@ function parseUpload(upload: unknown): Record<string, unknown> {
       throw new MlError('invalid_model', 'The model is not valid JSON');
     }
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new MlError('invalid_model', 'The model must be a JSON object (a TF.js model.json)');
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new MlError('invalid_model', 'The model must be a JSON object (a TF.js model.json)');
   return value as Record<string, unknown>;
 }
 
@@ -226,7 +258,8 @@ function importMetadata(meta: ImportMeta): { metadata: ArtifactMetadata; schemaP
   let labels: string[] | null = null;
   if (task !== 'regression') {
     const l = meta?.labels;
-    if (!Array.isArray(l) || l.length < 2 || !l.every((x) => typeof x === 'string' && x !== '')) problems.push('labels must list at least 2 class names (one per output unit)');
+    if (!Array.isArray(l) || l.length < 2 || !l.every((x) => typeof x === 'string' && x !== ''))
+      problems.push('labels must list at least 2 class names (one per output unit)');
     else if (new Set(l).size !== l.length) problems.push('labels must be unique');
     else labels = [...l];
   } else if (meta?.labels != null && (!Array.isArray(meta.labels) || meta.labels.length > 0)) {
@@ -235,22 +268,35 @@ function importMetadata(meta: ImportMeta): { metadata: ArtifactMetadata; schemaP
   let preprocessing: Preprocessing;
   if (task === 'text-classification') {
     const vocabulary = schema.vocabulary;
-    if (typeof schema.text_field !== 'string' || schema.text_field === '') problems.push('input_schema.text_field must name the text column');
+    if (typeof schema.text_field !== 'string' || schema.text_field === '')
+      problems.push('input_schema.text_field must name the text column');
     if (!Array.isArray(vocabulary) || vocabulary.length < 3 || !vocabulary.every((t) => typeof t === 'string')) {
       problems.push('input_schema.vocabulary must list the token of each id (id 0 pads, id 1 is out-of-vocabulary)');
     }
     const vocab = Array.isArray(vocabulary) ? [PAD_TOKEN, OOV_TOKEN, ...vocabulary.slice(2).map(String)] : [];
-    preprocessing = { kind: 'text', text_field: String(schema.text_field), tokenizer: 'lowercase-words-punctuation', vocabulary: vocab, sequence_length: 0, pad_id: 0, oov_id: 1 };
+    preprocessing = {
+      kind: 'text',
+      text_field: String(schema.text_field),
+      tokenizer: 'lowercase-words-punctuation',
+      vocabulary: vocab,
+      sequence_length: 0,
+      pad_id: 0,
+      oov_id: 1,
+    };
   } else {
     const raw = schema.features;
-    const features = Array.isArray(raw) ? raw.map((f) => (typeof f === 'string' ? f : f && typeof f === 'object' ? f.name : undefined)) : [];
+    const features = Array.isArray(raw)
+      ? raw.map((f) => (typeof f === 'string' ? f : f && typeof f === 'object' ? f.name : undefined))
+      : [];
     if (!Array.isArray(raw) || features.length === 0 || !features.every((f) => typeof f === 'string' && f !== '')) {
       problems.push('input_schema.features must list the feature names in input order');
     } else if (new Set(features).size !== features.length) problems.push('input_schema.features must be unique');
     const d = features.length;
     const st = meta?.standardization;
-    const okStats = (v: unknown, positive: boolean) => Array.isArray(v) && v.length === d && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
-    if (st !== undefined && (!okStats(st?.mean, false) || !okStats(st?.std, true))) problems.push(`standardization needs mean and std (std > 0) for each of the ${d} features`);
+    const okStats = (v: unknown, positive: boolean) =>
+      Array.isArray(v) && v.length === d && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+    if (st !== undefined && (!okStats(st?.mean, false) || !okStats(st?.std, true)))
+      problems.push(`standardization needs mean and std (std > 0) for each of the ${d} features`);
     preprocessing = {
       kind: 'tabular',
       features: features as string[],

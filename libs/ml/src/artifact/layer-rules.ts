@@ -10,13 +10,41 @@ export interface LayerRule {
   multi?: boolean;
 }
 
-export const ALLOWED_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hard_sigmoid', 'softmax', 'softplus', 'softsign', 'tanh', 'swish', 'mish', 'gelu'];
+export const ALLOWED_ACTIVATIONS = [
+  'linear',
+  'relu',
+  'relu6',
+  'elu',
+  'selu',
+  'sigmoid',
+  'hard_sigmoid',
+  'softmax',
+  'softplus',
+  'softsign',
+  'tanh',
+  'swish',
+  'mish',
+  'gelu',
+];
 
 /** The classes TF.js 4.22 can build for each role a layer config names (`kernel_initializer`, `bias_regularizer`, …). */
 export const ALLOWED_CONFIG_CLASSES: Readonly<Record<'initializer' | 'regularizer' | 'constraint', readonly string[]>> = {
   initializer: [
-    'Zeros', 'Ones', 'Constant', 'RandomUniform', 'RandomNormal', 'TruncatedNormal', 'Identity', 'VarianceScaling',
-    'GlorotUniform', 'GlorotNormal', 'HeNormal', 'HeUniform', 'LeCunNormal', 'LeCunUniform', 'Orthogonal',
+    'Zeros',
+    'Ones',
+    'Constant',
+    'RandomUniform',
+    'RandomNormal',
+    'TruncatedNormal',
+    'Identity',
+    'VarianceScaling',
+    'GlorotUniform',
+    'GlorotNormal',
+    'HeNormal',
+    'HeUniform',
+    'LeCunNormal',
+    'LeCunUniform',
+    'Orthogonal',
   ],
   regularizer: ['L1L2'],
   constraint: ['MaxNorm', 'UnitNorm', 'NonNeg', 'MinMaxNorm'],
@@ -33,12 +61,21 @@ const MAX_CONFIG_DEPTH = 16;
 export function configClassProblems(layer: string, config: Config): string[] {
   const problems: string[] = [];
   // An explicit stack, not recursion: an upload's nesting depth is the client's choice.
-  const stack: Array<{ path: string; value: unknown; depth: number }> = Object.entries(config).map(([k, v]) => ({ path: k, value: v, depth: 1 }));
+  const stack: Array<{ path: string; value: unknown; depth: number }> = Object.entries(config).map(([k, v]) => ({
+    path: k,
+    value: v,
+    depth: 1,
+  }));
   while (stack.length > 0) {
     const { path, value, depth } = stack.pop()!;
     if (value === null || typeof value !== 'object') {
       const key = path.slice(path.lastIndexOf('.') + 1);
-      if ((key === 'activation' || key.endsWith('_activation')) && depth === 1 && value !== null && !ALLOWED_ACTIVATIONS.includes(value as string)) {
+      if (
+        (key === 'activation' || key.endsWith('_activation')) &&
+        depth === 1 &&
+        value !== null &&
+        !ALLOWED_ACTIVATIONS.includes(value as string)
+      ) {
         problems.push(`layer '${layer}': ${path} ${JSON.stringify(value)} is not one of ${ALLOWED_ACTIVATIONS.join(', ')}`);
       }
       continue;
@@ -50,13 +87,17 @@ export function configClassProblems(layer: string, config: Config): string[] {
     const entries = Object.entries(value as Record<string, unknown>);
     const className = (value as Record<string, unknown>).class_name;
     if (className !== undefined && !Array.isArray(value)) {
-      const role = (Object.keys(ALLOWED_CONFIG_CLASSES) as Array<keyof typeof ALLOWED_CONFIG_CLASSES>).find((r) => depth === 1 && path.endsWith(`_${r}`));
+      const role = (Object.keys(ALLOWED_CONFIG_CLASSES) as Array<keyof typeof ALLOWED_CONFIG_CLASSES>).find(
+        (r) => depth === 1 && path.endsWith(`_${r}`),
+      );
       if (!role) {
         problems.push(`layer '${layer}': ${path} names class ${JSON.stringify(className)}, which is not allowed there`);
         continue;
       }
       if (typeof className !== 'string' || !ALLOWED_CONFIG_CLASSES[role].includes(className)) {
-        problems.push(`layer '${layer}': ${path} class ${JSON.stringify(className)} is not allowed (allowed: ${ALLOWED_CONFIG_CLASSES[role].join(', ')})`);
+        problems.push(
+          `layer '${layer}': ${path} class ${JSON.stringify(className)} is not allowed (allowed: ${ALLOWED_CONFIG_CLASSES[role].join(', ')})`,
+        );
         continue;
       }
     }
@@ -75,15 +116,20 @@ const intOf = (v: unknown, fallback: number): number | null => {
 
 function activationProblem(config: Config): string | null {
   const a = config.activation ?? 'linear';
-  return typeof a === 'string' && ALLOWED_ACTIVATIONS.includes(a) ? null : `activation ${JSON.stringify(a)} is not one of ${ALLOWED_ACTIVATIONS.join(', ')}`;
+  return typeof a === 'string' && ALLOWED_ACTIVATIONS.includes(a)
+    ? null
+    : `activation ${JSON.stringify(a)} is not one of ${ALLOWED_ACTIVATIONS.join(', ')}`;
 }
 
 function needsRank(shape: Shape, rank: number, what: string): string | null {
-  return shape.length === rank ? null : `${what} needs an input of rank ${rank} (batch included), got [${shape.map((d) => d ?? 'null').join(', ')}]`;
+  return shape.length === rank
+    ? null
+    : `${what} needs an input of rank ${rank} (batch included), got [${shape.map((d) => d ?? 'null').join(', ')}]`;
 }
 
 function steps(length: number | null, window: number, stride: number, padding: unknown, dilation = 1): number | null | string {
-  if (padding !== undefined && padding !== 'valid' && padding !== 'same' && padding !== 'causal') return `padding ${JSON.stringify(padding)} is not valid, same or causal`;
+  if (padding !== undefined && padding !== 'valid' && padding !== 'same' && padding !== 'causal')
+    return `padding ${JSON.stringify(padding)} is not valid, same or causal`;
   if (length === null) return null;
   if (padding === 'same' || padding === 'causal') return Math.ceil(length / stride);
   const out = Math.floor((length - (window - 1) * dilation - 1) / stride) + 1;
@@ -116,7 +162,8 @@ function merge(kind: 'concat' | 'elementwise'): LayerRule {
       }
       const rank = shapes[0].length;
       const axis = typeof config.axis === 'number' ? (config.axis < 0 ? rank + config.axis : config.axis) : rank - 1;
-      if (axis <= 0 || axis >= rank || !shapes.every((s) => s.length === rank)) return 'its inputs have different ranks or the axis is out of range';
+      if (axis <= 0 || axis >= rank || !shapes.every((s) => s.length === rank))
+        return 'its inputs have different ranks or the axis is out of range';
       const out = [...shapes[0]];
       for (let d = 1; d < rank; d++) {
         if (d === axis) out[d] = shapes.some((s) => s[d] === null) ? null : shapes.reduce((a, s) => a + (s[d] as number), 0);
@@ -140,7 +187,8 @@ export const RULES: Record<string, LayerRule> = {
   },
   Embedding: {
     infer(config, [s]) {
-      if (!isPositiveInt(config.input_dim) || !isPositiveInt(config.output_dim)) return 'input_dim and output_dim must be positive integers';
+      if (!isPositiveInt(config.input_dim) || !isPositiveInt(config.output_dim))
+        return 'input_dim and output_dim must be positive integers';
       if (config.mask_zero) return 'mask_zero is not supported (pooling layers here ignore masks)';
       return { shape: [...s, config.output_dim], params: config.input_dim * config.output_dim };
     },
@@ -188,7 +236,8 @@ export const RULES: Record<string, LayerRule> = {
       }
       const size = s.slice(1).every((d) => d !== null) ? (s.slice(1) as number[]).reduce((a, b) => a * b, 1) : null;
       const known = (target as number[]).filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-      if (size !== null && (target.includes(-1) ? size % known !== 0 : size !== known)) return `cannot reshape ${size} values to [${target.join(', ')}]`;
+      if (size !== null && (target.includes(-1) ? size % known !== 0 : size !== known))
+        return `cannot reshape ${size} values to [${target.join(', ')}]`;
       return { shape: [s[0], ...(target as number[]).map((d) => (d === -1 ? (size === null ? null : size / known) : d))], params: 0 };
     },
   },
@@ -209,7 +258,8 @@ export const RULES: Record<string, LayerRule> = {
       const kernel = intOf(config.kernel_size, 0);
       const stride = intOf(config.strides, 1);
       const dilation = intOf(config.dilation_rate, 1);
-      if (!isPositiveInt(config.filters) || !kernel || !stride || !dilation) return 'filters, kernel_size, strides and dilation_rate must be positive integers';
+      if (!isPositiveInt(config.filters) || !kernel || !stride || !dilation)
+        return 'filters, kernel_size, strides and dilation_rate must be positive integers';
       const a = activationProblem(config);
       if (a) return a;
       const c = s[2];

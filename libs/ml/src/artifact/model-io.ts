@@ -4,7 +4,10 @@ import type { ArtifactMetadata } from '../types.js';
 import { encodeArtifact, sha256, type ArtifactJson, type DecodedArtifact, type WeightSpec } from './format.js';
 
 /** The model and its preprocessing as one artifact (TF.js layers model.json, weights inlined). */
-export async function serializeModel(model: tf.LayersModel, metadata: ArtifactMetadata): Promise<{ artifact: Buffer; sha256: string; json: ArtifactJson }> {
+export async function serializeModel(
+  model: tf.LayersModel,
+  metadata: ArtifactMetadata,
+): Promise<{ artifact: Buffer; sha256: string; json: ArtifactJson }> {
   let saved: tf.io.ModelArtifacts | null = null;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {

@@ -4,8 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { checkTopology, type TopologyRequirements } from './topology.js';
 
-
-const dense = (name: string, units: number, activation = 'relu', extra: Record<string, unknown> = {}) => ({ class_name: 'Dense', config: { name, units, activation, ...extra } });
+const dense = (name: string, units: number, activation = 'relu', extra: Record<string, unknown> = {}) => ({
+  class_name: 'Dense',
+  config: { name, units, activation, ...extra },
+});
 const sequential = (...layers: unknown[]) => ({ class_name: 'Sequential', config: { name: 'm', layers } });
 
 /** Topologies made by TF.js itself, so that the counts are checked against `countParams()`. */
@@ -64,38 +66,64 @@ describe('topology checks', () => {
 
   it('accepts a model.json wrapper, and fills in a missing input shape when asked', () => {
     const topology = sequential(dense('h', 4), dense('out', 2, 'softmax'));
-    const report = checkTopology({ modelTopology: topology }, { task: 'classification', inputWidth: 3, outputWidth: 2, fillInputShape: true });
+    const report = checkTopology(
+      { modelTopology: topology },
+      { task: 'classification', inputWidth: 3, outputWidth: 2, fillInputShape: true },
+    );
     expect(report.parameters).toBe(3 * 4 + 4 + 4 * 2 + 2);
-    expect((report.topology.config as { layers: Array<{ config: Record<string, unknown> }> }).layers[0].config.batch_input_shape).toEqual([null, 3]);
+    expect((report.topology.config as { layers: Array<{ config: Record<string, unknown> }> }).layers[0].config.batch_input_shape).toEqual([
+      null,
+      3,
+    ]);
     expect(report.kind).toBe('Sequential');
   });
 
   it('refuses layer classes outside the allowed list, naming them', () => {
-    const error = thrown(() => checkTopology(sequential(dense('h', 4, 'relu', { batch_input_shape: [null, 3] }), { class_name: 'Lambda', config: { name: 'l' } }), { task: 'regression' }));
+    const error = thrown(() =>
+      checkTopology(sequential(dense('h', 4, 'relu', { batch_input_shape: [null, 3] }), { class_name: 'Lambda', config: { name: 'l' } }), {
+        task: 'regression',
+      }),
+    );
     expect(error.code).toBe('architecture_not_allowed');
     expect(error.message).toContain("layer 'l': class 'Lambda' is not allowed");
-    expect(thrown(() => checkTopology({ class_name: 'Bogus', config: {} }, { task: 'regression' })).message).toContain("'Bogus' is not allowed");
+    expect(thrown(() => checkTopology({ class_name: 'Bogus', config: {} }, { task: 'regression' })).message).toContain(
+      "'Bogus' is not allowed",
+    );
     expect(thrown(() => checkTopology('nonsense', { task: 'regression' })).message).toContain('{class_name, config}');
   });
 
   it('checks input and output widths, the softmax and the activations against the task', () => {
     const topology = sequential(dense('h', 4, 'relu', { batch_input_shape: [null, 3] }), dense('out', 2, 'linear'));
     const error = thrown(() => checkTopology(topology, { task: 'classification', inputWidth: 5, outputWidth: 3 }));
-    expect(error.details).toEqual(['the input takes 3 features; the data has 5', 'the output has 2 units; the data has 3 classes', 'a classifier must end with a softmax activation']);
-    const activation = thrown(() => checkTopology(sequential(dense('h', 4, 'evil', { batch_input_shape: [null, 3] })), { task: 'regression' }));
+    expect(error.details).toEqual([
+      'the input takes 3 features; the data has 5',
+      'the output has 2 units; the data has 3 classes',
+      'a classifier must end with a softmax activation',
+    ]);
+    const activation = thrown(() =>
+      checkTopology(sequential(dense('h', 4, 'evil', { batch_input_shape: [null, 3] })), { task: 'regression' }),
+    );
     expect(activation.details[0]).toMatch(/^layer 'h': activation "evil" is not one of/);
   });
 
   it('refuses a text model without an embedding of the whole vocabulary', () => {
     const noEmbedding = sequential(dense('h', 2, 'softmax', { batch_input_shape: [null, 8] }));
-    expect(thrown(() => checkTopology(noEmbedding, { task: 'text-classification' })).details).toEqual(['a text model needs an Embedding layer reading the input']);
+    expect(thrown(() => checkTopology(noEmbedding, { task: 'text-classification' })).details).toEqual([
+      'a text model needs an Embedding layer reading the input',
+    ]);
     const small = sequential(
       { class_name: 'Embedding', config: { name: 'e', input_dim: 10, output_dim: 4, batch_input_shape: [null, 8] } },
       { class_name: 'GlobalAveragePooling1D', config: { name: 'p' } },
       dense('out', 2, 'softmax'),
     );
-    expect(thrown(() => checkTopology(small, { task: 'text-classification', vocabularySize: 11 })).details).toEqual(['the embedding covers 10 token ids; the vocabulary has 11']);
-    expect(checkTopology(small, { task: 'text-classification', vocabularySize: 10 }).embedding).toEqual({ name: 'e', input_dim: 10, output_dim: 4 });
+    expect(thrown(() => checkTopology(small, { task: 'text-classification', vocabularySize: 11 })).details).toEqual([
+      'the embedding covers 10 token ids; the vocabulary has 11',
+    ]);
+    expect(checkTopology(small, { task: 'text-classification', vocabularySize: 10 }).embedding).toEqual({
+      name: 'e',
+      input_dim: 10,
+      output_dim: 4,
+    });
   });
 
   it('refuses more parameters than the limit, before anything is built', () => {
@@ -112,7 +140,12 @@ describe('topology checks', () => {
         name: 'm',
         layers: [
           { name: 'in', class_name: 'InputLayer', config: { name: 'in', batch_input_shape: [null, 3] }, inbound_nodes: [] },
-          { name: 'd', class_name: 'Dense', config: { name: 'd', units: 3, activation: 'linear' }, inbound_nodes: [[['in', 0, 0, {}]], [['d', 0, 0, {}]]] },
+          {
+            name: 'd',
+            class_name: 'Dense',
+            config: { name: 'd', units: 3, activation: 'linear' },
+            inbound_nodes: [[['in', 0, 0, {}]], [['d', 0, 0, {}]]],
+          },
           { name: 'x', class_name: 'Dense', config: { name: 'x', units: 1, activation: 'linear' }, inbound_nodes: [[['ghost', 0, 0, {}]]] },
         ],
         input_layers: [['in', 0, 0]],

@@ -90,7 +90,8 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
 
   if (kind === 'Sequential' && req.fillInputShape) {
     const first = layers[0].config;
-    if (!first.batch_input_shape && !first.batch_shape && layers[0].class_name !== 'InputLayer') first.batch_input_shape = [null, req.inputWidth ?? null];
+    if (!first.batch_input_shape && !first.batch_shape && layers[0].class_name !== 'InputLayer')
+      first.batch_input_shape = [null, req.inputWidth ?? null];
   }
 
   const outputs = new Map<string, Shape>();
@@ -164,7 +165,8 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
     if (!Array.isArray(inputs) || inputs.length !== 1) problems.push('the model must have exactly one input');
   }
   const shape = inputShape!;
-  if (shape.length !== 2) problems.push(`the input must be a batch of vectors [null, width], got [${shape.map((d) => d ?? 'null').join(', ')}]`);
+  if (shape.length !== 2)
+    problems.push(`the input must be a batch of vectors [null, width], got [${shape.map((d) => d ?? 'null').join(', ')}]`);
   else if (req.inputWidth !== undefined && shape[1] !== null && shape[1] !== req.inputWidth) {
     problems.push(
       req.task === 'text-classification' && req.textInput !== 'features'
@@ -181,13 +183,17 @@ export function checkTopology(input: unknown, req: TopologyRequirements): Topolo
     }
   } else if (embedding) problems.push('a tabular model cannot have an Embedding layer');
   if (outputShape) {
-    if (outputShape.length !== 2) problems.push(`the output must be [null, width], got [${outputShape.map((d) => d ?? 'null').join(', ')}]`);
+    if (outputShape.length !== 2)
+      problems.push(`the output must be [null, width], got [${outputShape.map((d) => d ?? 'null').join(', ')}]`);
     else if (req.outputWidth !== undefined && outputShape[1] !== req.outputWidth) {
       problems.push(
-        req.task === 'regression' ? `the output has width ${outputShape[1]}; regression needs 1` : `the output has ${outputShape[1]} units; the data has ${req.outputWidth} classes`,
+        req.task === 'regression'
+          ? `the output has width ${outputShape[1]}; regression needs 1`
+          : `the output has ${outputShape[1]} units; the data has ${req.outputWidth} classes`,
       );
     }
-    if (req.task !== 'regression' && !endsWithSoftmax(layers, outputName!)) problems.push('a classifier must end with a softmax activation');
+    if (req.task !== 'regression' && !endsWithSoftmax(layers, outputName!))
+      problems.push('a classifier must end with a softmax activation');
   }
   const parameters = report.reduce((a, l) => a + l.parameters, 0);
   if (problems.length > 0) throw MlError.list('architecture_not_allowed', 'Architecture not allowed', problems);
@@ -233,5 +239,8 @@ function outputNameOf(config: Config, problems: string[]): string | null {
 function endsWithSoftmax(layers: RawLayer[], outputName: string): boolean {
   const layer = layers.find((l) => l.name === outputName);
   if (!layer) return false;
-  return layer.class_name === 'Softmax' || ((layer.class_name === 'Dense' || layer.class_name === 'Activation') && layer.config.activation === 'softmax');
+  return (
+    layer.class_name === 'Softmax' ||
+    ((layer.class_name === 'Dense' || layer.class_name === 'Activation') && layer.config.activation === 'softmax')
+  );
 }

@@ -51,7 +51,11 @@ export function ngramHash(tokens: readonly string[]): number {
  * Calls `visit(bucket, start, n)` for every n-gram of `tokens` (n from 1 to `ngrams`), in text
  * order; `start` is the index of its first token. One hash per n-gram, extended word by word.
  */
-export function forEachNgram(tokens: readonly string[], options: HashedNgramOptions, visit: (bucket: number, start: number, n: number) => void): void {
+export function forEachNgram(
+  tokens: readonly string[],
+  options: HashedNgramOptions,
+  visit: (bucket: number, start: number, n: number) => void,
+): void {
   const { buckets, ngrams } = checkOptions(options);
   const count = Math.min(tokens.length, options.maxTokens ?? DEFAULT_MAX_TOKENS);
   for (let start = 0; start < count; start++) {
@@ -108,7 +112,8 @@ export function tfidf(counts: SparseVector, idf: Float32Array | null): SparseVec
 
 function checkOptions(options: HashedNgramOptions): { buckets: number; ngrams: number } {
   const { buckets, ngrams } = options;
-  if (!Number.isInteger(buckets) || buckets < 1 || buckets > 2 ** 31 - 1) throw new RangeError(`buckets must be a positive integer (got ${buckets})`);
+  if (!Number.isInteger(buckets) || buckets < 1 || buckets > 2 ** 31 - 1)
+    throw new RangeError(`buckets must be a positive integer (got ${buckets})`);
   if (!Number.isInteger(ngrams) || ngrams < 1 || ngrams > 8) throw new RangeError(`ngrams must be an integer from 1 to 8 (got ${ngrams})`);
   return { buckets, ngrams };
 }

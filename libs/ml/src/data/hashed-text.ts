@@ -51,7 +51,8 @@ export function hashedPreprocessingProblems(pre: Record<string, unknown>): strin
   const problems: string[] = [];
   const intIn = (key: string, [lo, hi]: readonly [number, number]) => {
     const v = pre[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) problems.push(`preprocessing.${key} must be an integer from ${lo} to ${hi}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+      problems.push(`preprocessing.${key} must be an integer from ${lo} to ${hi}`);
   };
   intIn('buckets', HASHED_LIMITS.buckets);
   intIn('ngrams', HASHED_LIMITS.ngrams);
@@ -65,7 +66,8 @@ export function hashedPreprocessingProblems(pre: Record<string, unknown>): strin
     return [`preprocessing.idf must be base64 of ${pre.buckets} float32 values`];
   }
   const idf = decodeIdf(pre as unknown as HashedNgramPreprocessing);
-  if (idf.length !== pre.buckets || !idf.every((v) => Number.isFinite(v) && v >= 0)) problems.push('preprocessing.idf must hold one finite, non-negative value per bucket');
+  if (idf.length !== pre.buckets || !idf.every((v) => Number.isFinite(v) && v >= 0))
+    problems.push('preprocessing.idf must hold one finite, non-negative value per bucket');
   return problems;
 }
 

@@ -78,7 +78,9 @@ export function imagePixels(image: RgbImage, pre: Pick<ImagePreprocessing, 'widt
   const pixels = pre.width * pre.height;
   const target = out ?? new Uint8Array(pixels * pre.channels);
   if (pre.channels === 3) target.set(rgb.data);
-  else for (let p = 0; p < pixels; p++) target[p] = Math.round(0.299 * rgb.data[p * 3] + 0.587 * rgb.data[p * 3 + 1] + 0.114 * rgb.data[p * 3 + 2]);
+  else
+    for (let p = 0; p < pixels; p++)
+      target[p] = Math.round(0.299 * rgb.data[p * 3] + 0.587 * rgb.data[p * 3 + 1] + 0.114 * rgb.data[p * 3 + 2]);
   return target;
 }
 

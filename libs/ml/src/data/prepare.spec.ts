@@ -8,10 +8,24 @@ import { sortLabels } from './values.js';
 
 const options = (validationSplit = 0.25) => ({ validationSplit, random: seededRandom(1) });
 
-
 describe('text preparation', () => {
   it('lower-cases and splits words from punctuation', () => {
-    expect(tokenize("Hello, World! It's 3.5 stars... naïve café")).toEqual(['hello', ',', 'world', '!', "it's", '3', '.', '5', 'stars', '.', '.', '.', 'naïve', 'café']);
+    expect(tokenize("Hello, World! It's 3.5 stars... naïve café")).toEqual([
+      'hello',
+      ',',
+      'world',
+      '!',
+      "it's",
+      '3',
+      '.',
+      '5',
+      'stars',
+      '.',
+      '.',
+      '.',
+      'naïve',
+      'café',
+    ]);
     expect(tokenize('   ')).toEqual([]);
   });
 
@@ -41,7 +55,11 @@ describe('text preparation', () => {
     expect(rows.filter((r) => !pre.vocabulary.includes(String(r.text).split(' ')[0]))).toHaveLength(1);
     expect(prepared.validation!.n).toBe(1);
     expect(pre.sequence_length).toBe(2);
-    const encoded = encodeRows(prepared.metadata, [{ text: 'apple apple apple' }, { text: 'zebra' }, { text: '' }], { labels: false, missing: 'refuse', keepTokens: true });
+    const encoded = encodeRows(prepared.metadata, [{ text: 'apple apple apple' }, { text: 'zebra' }, { text: '' }], {
+      labels: false,
+      missing: 'refuse',
+      keepTokens: true,
+    });
     const apple = pre.vocabulary.indexOf('apple');
     expect(Array.from(encoded.x)).toEqual([apple, apple, 1, 0, 0, 0]);
     expect(encoded.tokens).toEqual([['apple', 'apple'], ['zebra'], []]);
@@ -80,7 +98,11 @@ describe('tabular preparation', () => {
   });
 
   it('uses the given feature columns in order', () => {
-    const prepared = prepareTraining({ task: 'regression', label: 'a', features: ['c', 'b'] }, rows.map((r) => ({ ...r, c: 1 })), options(0));
+    const prepared = prepareTraining(
+      { task: 'regression', label: 'a', features: ['c', 'b'] },
+      rows.map((r) => ({ ...r, c: 1 })),
+      options(0),
+    );
     expect(prepared.metadata.input_schema.features).toEqual([
       { name: 'c', type: 'number' },
       { name: 'b', type: 'number' },
@@ -96,20 +118,40 @@ describe('tabular preparation', () => {
     expect(error.code).toBe('invalid_data');
     expect(error.details).toEqual(["row 6 has no label 'label'"]);
     bad[5].label = 'odd';
-    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, bad, options())).details).toEqual(["row 3: feature 'a' is not a number ('n/a')"]);
-    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, [], options())).message).toBe('The dataset has no rows');
-    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label', features: ['a', 'zz'] }, rows, options())).message).toBe("No row has the feature column 'zz'");
-    expect(thrown(() => prepareTraining({ task: 'text-classification', label: 'label', textField: 'body' }, rows, options())).message).toBe("No row has the text field 'body'");
+    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, bad, options())).details).toEqual([
+      "row 3: feature 'a' is not a number ('n/a')",
+    ]);
+    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label' }, [], options())).message).toBe(
+      'The dataset has no rows',
+    );
+    expect(thrown(() => prepareTraining({ task: 'classification', label: 'label', features: ['a', 'zz'] }, rows, options())).message).toBe(
+      "No row has the feature column 'zz'",
+    );
+    expect(thrown(() => prepareTraining({ task: 'text-classification', label: 'label', textField: 'body' }, rows, options())).message).toBe(
+      "No row has the text field 'body'",
+    );
     const regression = thrown(() => prepareTraining({ task: 'regression', label: 'label' }, rows, options()));
     expect(regression.details[0]).toBe("row 1: label 'label' is not a number ('even')");
   });
 
   it('refuses prediction inputs that do not fit, naming the input', () => {
     const prepared = prepareTraining({ task: 'classification', label: 'label' }, rows, options(0));
-    const error = thrown(() => encodeRows(prepared.metadata, [{ a: 1, b: 2, c: 3 }, { a: 1, c: 'x' }, 'row' as unknown as Row], { labels: false, what: 'inputs', missing: 'refuse' }));
+    const error = thrown(() =>
+      encodeRows(prepared.metadata, [{ a: 1, b: 2, c: 3 }, { a: 1, c: 'x' }, 'row' as unknown as Row], {
+        labels: false,
+        what: 'inputs',
+        missing: 'refuse',
+      }),
+    );
     expect(error.code).toBe('invalid_input');
-    expect(error.details).toEqual(["inputs[1] is missing feature 'b'", "inputs[1]: feature 'c' is not a number ('x')", 'inputs[2] is not an object']);
-    const unknown = thrown(() => encodeRows(prepared.metadata, [{ a: 1, b: 2, c: 3, label: 'prime' }], { labels: true, missing: 'impute' }));
+    expect(error.details).toEqual([
+      "inputs[1] is missing feature 'b'",
+      "inputs[1]: feature 'c' is not a number ('x')",
+      'inputs[2] is not an object',
+    ]);
+    const unknown = thrown(() =>
+      encodeRows(prepared.metadata, [{ a: 1, b: 2, c: 3, label: 'prime' }], { labels: true, missing: 'impute' }),
+    );
     expect(unknown.details[0]).toBe("row 1: label 'prime' is not one of the model's labels (even, odd)");
   });
 });

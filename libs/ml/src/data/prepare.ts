@@ -1,6 +1,15 @@
 import { MlError } from '../errors.js';
 import { shuffleInPlace } from '../random.js';
-import type { ArtifactMetadata, DatasetSpec, HashedNgramPreprocessing, InputSchema, Preprocessing, Row, TabularPreprocessing, TextPreprocessing } from '../types.js';
+import type {
+  ArtifactMetadata,
+  DatasetSpec,
+  HashedNgramPreprocessing,
+  InputSchema,
+  Preprocessing,
+  Row,
+  TabularPreprocessing,
+  TextPreprocessing,
+} from '../types.js';
 import { checkImageBytes, decodeRgb, fitImage, ImageProblem, imageBytes, imagePixels } from './image.js';
 import { tfidf, type SparseVector } from './hashed-ngrams.js';
 import { decodeIdf, fitHashedText, HASHED_DEFAULTS, hashedOptions, SparseRowsBuilder, textCounts, type SparseRows } from './hashed-text.js';
@@ -218,7 +227,8 @@ export function encodeRows(metadata: ArtifactMetadata, rows: Row[], options: Enc
       if (labelIndex) {
         const l = labelValue(rawLabel);
         if (l === null) problems.add(`${name(k)} has no label '${label}'`);
-        else if (!labelIndex.has(l)) problems.add(`${name(k)}: label ${describeValue(l)} is not one of the model's labels (${metadata.labels!.join(', ')})`);
+        else if (!labelIndex.has(l))
+          problems.add(`${name(k)}: label ${describeValue(l)} is not one of the model's labels (${metadata.labels!.join(', ')})`);
         else y[k] = labelIndex.get(l)!;
       } else {
         const v = numericValue(rawLabel);
@@ -241,8 +251,10 @@ export function checkInputs(metadata: ArtifactMetadata, inputs: Row[]): void {
 
 function checkSpec(spec: DatasetSpec, rows: Row[]): void {
   if (!Array.isArray(rows) || rows.length === 0) throw new MlError('invalid_data', 'The dataset has no rows');
-  if (!spec || typeof spec.label !== 'string' || spec.label === '') throw new MlError('invalid_data', 'The dataset spec names no label column');
-  if (spec.task === 'text-classification' && !spec.textField) throw new MlError('invalid_data', 'A text-classification dataset needs a text field');
+  if (!spec || typeof spec.label !== 'string' || spec.label === '')
+    throw new MlError('invalid_data', 'The dataset spec names no label column');
+  if (spec.task === 'text-classification' && !spec.textField)
+    throw new MlError('invalid_data', 'A text-classification dataset needs a text field');
   if (rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
 }
 
@@ -265,10 +277,12 @@ function fitLabels(spec: DatasetSpec, rows: Row[]): string[] {
 }
 
 function checkBase(spec: DatasetSpec, base: ArtifactMetadata, rows: Row[]): void {
-  if (base.task !== spec.task) throw new MlError('invalid_data', `The base version is a ${base.task} model; the dataset is for ${spec.task}`);
+  if (base.task !== spec.task)
+    throw new MlError('invalid_data', `The base version is a ${base.task} model; the dataset is for ${spec.task}`);
   const pre = base.preprocessing;
   const columns = new Set(Object.keys(rows[0] ?? {}));
-  if (pre.kind === 'foundation') throw new MlError('invalid_data', 'A transfer-learned version is trained again with its base model, not fine-tuned as a base');
+  if (pre.kind === 'foundation')
+    throw new MlError('invalid_data', 'A transfer-learned version is trained again with its base model, not fine-tuned as a base');
   const needed = pre.kind === 'tabular' ? pre.features : pre.kind === 'image' ? [pre.image_field] : [pre.text_field];
   const missing = needed.filter((c) => !columns.has(c));
   if (missing.length > 0) throw new MlError('invalid_data', `The dataset lacks the base version's input columns: ${missing.join(', ')}`);
@@ -277,10 +291,15 @@ function checkBase(spec: DatasetSpec, base: ArtifactMetadata, rows: Row[]): void
 /** The tabular feature columns: `spec.features`, or every column seen but the label. */
 export function featureColumns(spec: DatasetSpec, rows: Row[]): string[] {
   if (spec.features) {
-    if (!Array.isArray(spec.features) || spec.features.length === 0) throw new MlError('invalid_data', 'features must name at least one column');
+    if (!Array.isArray(spec.features) || spec.features.length === 0)
+      throw new MlError('invalid_data', 'features must name at least one column');
     if (spec.features.includes(spec.label)) throw new MlError('invalid_data', `The label '${spec.label}' cannot also be a feature`);
     const absent = spec.features.filter((f) => !rows.some((row) => row && typeof row === 'object' && f in row));
-    if (absent.length > 0) throw new MlError('invalid_data', `No row has the feature column${absent.length > 1 ? 's' : ''} ${absent.map((f) => `'${f}'`).join(', ')}`);
+    if (absent.length > 0)
+      throw new MlError(
+        'invalid_data',
+        `No row has the feature column${absent.length > 1 ? 's' : ''} ${absent.map((f) => `'${f}'`).join(', ')}`,
+      );
     return spec.features;
   }
   const seen = new Set<string>();
@@ -348,7 +367,11 @@ function checkTextField(field: string, trainRows: Row[]): void {
   }
 }
 
-function fitHashed(spec: DatasetSpec, trainRows: Row[], options: PrepareOptions): { preprocessing: HashedNgramPreprocessing; counts: SparseVector[] } {
+function fitHashed(
+  spec: DatasetSpec,
+  trainRows: Row[],
+  options: PrepareOptions,
+): { preprocessing: HashedNgramPreprocessing; counts: SparseVector[] } {
   const field = spec.textField!;
   checkTextField(field, trainRows);
   const hashing = {
@@ -382,9 +405,23 @@ export function inputSchema(spec: Pick<DatasetSpec, 'task' | 'label'>, pre: Prep
   if (pre.kind === 'tabular') {
     return { task: spec.task, label: spec.label, features: pre.features.map((name) => ({ name, type: 'number' as const })) };
   }
-  if (pre.kind === 'foundation' && pre.input === 'image') return { task: spec.task, label: spec.label, image_field: pre.image_field, base_model: pre.base };
+  if (pre.kind === 'foundation' && pre.input === 'image')
+    return { task: spec.task, label: spec.label, image_field: pre.image_field, base_model: pre.base };
   if (pre.kind === 'foundation') return { task: spec.task, label: spec.label, text_field: pre.text_field, base_model: pre.base };
-  if (pre.kind === 'image') return { task: spec.task, label: spec.label, image_field: pre.image_field, image: { width: pre.width, height: pre.height, channels: pre.channels } };
-  if (pre.kind === 'hashed-ngrams') return { task: spec.task, label: spec.label, text_field: pre.text_field, buckets: pre.buckets, ngrams: pre.ngrams };
-  return { task: spec.task, label: spec.label, text_field: pre.text_field, sequence_length: pre.sequence_length, vocabulary_size: pre.vocabulary.length };
+  if (pre.kind === 'image')
+    return {
+      task: spec.task,
+      label: spec.label,
+      image_field: pre.image_field,
+      image: { width: pre.width, height: pre.height, channels: pre.channels },
+    };
+  if (pre.kind === 'hashed-ngrams')
+    return { task: spec.task, label: spec.label, text_field: pre.text_field, buckets: pre.buckets, ngrams: pre.ngrams };
+  return {
+    task: spec.task,
+    label: spec.label,
+    text_field: pre.text_field,
+    sequence_length: pre.sequence_length,
+    vocabulary_size: pre.vocabulary.length,
+  };
 }

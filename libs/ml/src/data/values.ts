@@ -45,7 +45,9 @@ export function labelValue(value: Row[string]): string | null {
 export function sortLabels(labels: Iterable<string>): string[] {
   const list = [...new Set(labels)];
   const numeric = list.every((l) => Number.isFinite(Number(l)));
-  return numeric ? list.sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0)) : list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return numeric
+    ? list.sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0))
+    : list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 export function describeValue(value: unknown): string {

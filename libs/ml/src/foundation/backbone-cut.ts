@@ -34,7 +34,8 @@ export function planCut(layers: tf.layers.Layer[], n: number, baseId: string): C
   const index = new Map(layers.map((l, i) => [l.name, i]));
   for (let p = t - 1; p >= 0; p--) {
     const crossing = new Set<number>();
-    for (let i = p + 1; i < layers.length; i++) for (const name of inboundNames(layers[i])) if (index.get(name)! <= p) crossing.add(index.get(name)!);
+    for (let i = p + 1; i < layers.length; i++)
+      for (const name of inboundNames(layers[i])) if (index.get(name)! <= p) crossing.add(index.get(name)!);
     if (crossing.size === 1 && crossing.has(p)) {
       const top = layers.slice(p + 1);
       const shape = (layers[p].outputShape as number[]).slice(1);
@@ -67,7 +68,9 @@ export function buildTopAndHead(plan: CutPlan, classes: number, hiddenUnits: num
   for (const [layer, copy] of copies) if (hasWeights(layer)) copy.setWeights(layer.getWeights());
   let x = last!;
   hiddenUnits.forEach((units, i) => {
-    x = tf.layers.dense({ name: `hidden_${i + 1}`, units, activation: 'relu', kernelInitializer: 'heNormal' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .dense({ name: `hidden_${i + 1}`, units, activation: 'relu', kernelInitializer: 'heNormal' })
+      .apply(x) as tf.SymbolicTensor;
   });
   const output = tf.layers.dense({ name: 'output', units: classes, activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ name: 'image_head', inputs: input, outputs: output });
@@ -80,11 +83,19 @@ export const MAX_ACTIVATION_BYTES = 2 * 1024 ** 3;
  * The frozen bottom's activations at the cut for every image (decoded and resized as the base does), n × width,
  * batch by batch, the signal checked between batches. Bad image i: InputError(i).
  */
-export async function cutActivations(encoder: ImageEncoder, cut: string, images: Uint8Array[], signal?: AbortSignal): Promise<{ x: Float32Array; width: number }> {
+export async function cutActivations(
+  encoder: ImageEncoder,
+  cut: string,
+  images: Uint8Array[],
+  signal?: AbortSignal,
+): Promise<{ x: Float32Array; width: number }> {
   const bottom = encoder.bottom(cut);
   const width = (bottom.outputs[0].shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
   if (images.length * width * 4 > MAX_ACTIVATION_BYTES) {
-    throw new MlError('invalid_data', `Fine-tuning at layer ${cut} holds ${width} activations per image: ${images.length} images need ${Math.ceil((images.length * width * 4) / 1024 ** 2)} MB (limit ${MAX_ACTIVATION_BYTES / 1024 ** 2} MB); train on fewer images or with a frozen base (trainable_base_layers 0)`);
+    throw new MlError(
+      'invalid_data',
+      `Fine-tuning at layer ${cut} holds ${width} activations per image: ${images.length} images need ${Math.ceil((images.length * width * 4) / 1024 ** 2)} MB (limit ${MAX_ACTIVATION_BYTES / 1024 ** 2} MB); train on fewer images or with a frozen base (trainable_base_layers 0)`,
+    );
   }
   const x = new Float32Array(images.length * width);
   const batch = 8;

@@ -4,7 +4,11 @@ import { FOUNDATION_MODELS, foundationModel, foundationWeights } from './catalog
 describe('the foundation model catalog', () => {
   it('lists the three platform models under stable ids with complete cards', () => {
     expect(FOUNDATION_MODELS.map((m) => m.id)).toEqual(['universal-sentence-encoder-lite', 'mobilenet-v2', 'nsfw-mobilenet-v2']);
-    expect(foundationModel('universal-sentence-encoder-lite')).toMatchObject({ kind: 'text-embedding', dimensions: 512, license: 'Apache-2.0' });
+    expect(foundationModel('universal-sentence-encoder-lite')).toMatchObject({
+      kind: 'text-embedding',
+      dimensions: 512,
+      license: 'Apache-2.0',
+    });
     expect(foundationModel('mobilenet-v2')).toMatchObject({ kind: 'image-embedding', dimensions: 1280, license: 'MIT' });
     expect(foundationModel('nsfw-mobilenet-v2')?.labels).toEqual(['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy']);
     expect(foundationModel('mobilenet-v2')?.notes).toMatch(/not a pure ImageNet backbone/);

@@ -19,7 +19,11 @@ export interface TextFeatureOptions {
  * spread over the whole document, each encoded, then [mean over chunks (512) | max over chunks (512)]: 1024 floats, so
  * that a head sees all of a long document, not its first sentence. Images: the encoder's vector.
  */
-export async function baseFeatures(handle: FoundationHandle, inputs: string[] | Uint8Array[], options: TextFeatureOptions = {}): Promise<Float32Array[]> {
+export async function baseFeatures(
+  handle: FoundationHandle,
+  inputs: string[] | Uint8Array[],
+  options: TextFeatureOptions = {},
+): Promise<Float32Array[]> {
   const { text } = foundationInternals(handle);
   if (!text) return (await handle.embed(inputs)).vectors;
   const chunkTokens = options.chunkTokens ?? CHUNK_TOKENS;
@@ -72,6 +76,7 @@ export async function baseFeatures(handle: FoundationHandle, inputs: string[] | 
  */
 export function spreadWindows(text: string, size: number, max: number): string[] {
   const n = Math.max(1, Math.ceil(text.length / size));
-  const picks = n <= max ? Array.from({ length: n }, (_, k) => k) : Array.from({ length: max }, (_, k) => Math.round((k * (n - 1)) / (max - 1)));
+  const picks =
+    n <= max ? Array.from({ length: n }, (_, k) => k) : Array.from({ length: max }, (_, k) => Math.round((k * (n - 1)) / (max - 1)));
   return picks.map((k) => text.slice(k * size, (k + 1) * size));
 }

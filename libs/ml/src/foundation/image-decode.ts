@@ -14,12 +14,18 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-export function checkImage(bytes: Uint8Array, index: number, limits: ImageInputLimits): { format: 'png' | 'jpeg'; width: number; height: number } {
+export function checkImage(
+  bytes: Uint8Array,
+  index: number,
+  limits: ImageInputLimits,
+): { format: 'png' | 'jpeg'; width: number; height: number } {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new InputError(index, `input[${index}] is not an image (no bytes)`);
-  if (bytes.length > limits.max_bytes) throw new InputError(index, `input[${index}] has ${bytes.length} bytes; the limit is ${limits.max_bytes}`);
+  if (bytes.length > limits.max_bytes)
+    throw new InputError(index, `input[${index}] has ${bytes.length} bytes; the limit is ${limits.max_bytes}`);
   const header = imageHeader(bytes);
   if (!header) throw new InputError(index, `input[${index}] is not a PNG or JPEG image`);
-  if (header.width === 0 || header.height === 0) throw new InputError(index, `input[${index}] has no pixels (${header.width}×${header.height})`);
+  if (header.width === 0 || header.height === 0)
+    throw new InputError(index, `input[${index}] has no pixels (${header.width}×${header.height})`);
   if (header.width * header.height > limits.max_pixels) {
     throw new InputError(index, `input[${index}] is ${header.width}×${header.height} pixels; the limit is ${limits.max_pixels} pixels`);
   }
@@ -44,7 +50,10 @@ export function decodeImage(bytes: Uint8Array, index: number, limits: ImageInput
       rgba = decoded.data;
     }
   } catch (err) {
-    throw new InputError(index, `input[${index}] cannot be decoded as ${header.format.toUpperCase()}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new InputError(
+      index,
+      `input[${index}] cannot be decoded as ${header.format.toUpperCase()}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   if (width !== header.width || height !== header.height || rgba.length < width * height * 4) {
     throw new InputError(index, `input[${index}] decodes to other dimensions than its header declares`);

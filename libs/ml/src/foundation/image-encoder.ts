@@ -59,7 +59,9 @@ export class ImageEncoder {
 
   /** Checks every image's header first (a bad one is refused before any compute), then runs `model` in batches. */
   private async run(model: tf.LayersModel, images: Uint8Array[]): Promise<Float32Array[]> {
-    images.forEach((bytes, i) => { checkImage(bytes, i, this.limits); });
+    images.forEach((bytes, i) => {
+      checkImage(bytes, i, this.limits);
+    });
     const out: Float32Array[] = [];
     for (let start = 0; start < images.length; start += BATCH) {
       const batch = images.slice(start, start + BATCH);

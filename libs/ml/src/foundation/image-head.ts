@@ -16,7 +16,13 @@ import { buildHead } from './train-head.js';
 import { fitImageHeadPreprocessing, imageHeadInputs } from './transfer.js';
 
 /** A frozen base: a linear softmax on the standardized features. Fine-tuning: a smaller step (the top is pretrained). */
-export const IMAGE_HEAD_DEFAULTS: Hyperparameters = { epochs: 20, learning_rate: 0.01, batch_size: 32, hidden_units: [], validation_split: 0.1 };
+export const IMAGE_HEAD_DEFAULTS: Hyperparameters = {
+  epochs: 20,
+  learning_rate: 0.01,
+  batch_size: 32,
+  hidden_units: [],
+  validation_split: 0.1,
+};
 export const FINE_TUNE_LEARNING_RATE = 0.001;
 
 /**
@@ -31,10 +37,18 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
   const card = foundationModel(base.id);
   if (card?.input.type !== 'image') throw new MlError('invalid_data', `'${base.id}' is not an image foundation model`);
   if (!Array.isArray(rows) || rows.length < 2) throw new MlError('invalid_data', 'The dataset needs at least 2 rows');
-  const hp = resolveHyperparameters(spec.task, { ...IMAGE_HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) }, { preset: true, textData: false, baseModel: true });
+  const hp = resolveHyperparameters(
+    spec.task,
+    { ...IMAGE_HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) },
+    { preset: true, textData: false, baseModel: true },
+  );
   const layers = hp.trainable_base_layers ?? 0;
   if (layers > 0 && opts.hyperparameters?.learning_rate === undefined) hp.learning_rate = FINE_TUNE_LEARNING_RATE;
-  if (hp.augmentation) throw new MlError('invalid_hyperparameters', 'augmentation applies to models trained from scratch; a head on a base model reads each image once');
+  if (hp.augmentation)
+    throw new MlError(
+      'invalid_hyperparameters',
+      'augmentation applies to models trained from scratch; a head on a base model reads each image once',
+    );
   const field = imageField(spec);
   const { images, labels, y } = readImageRows(opts, field, layers === 0);
   throwIfAborted(opts.signal);
@@ -52,19 +66,28 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
   let model: tf.LayersModel;
   const init = seededRandom((hp.seed ^ 0x5bd1e995) >>> 0);
   if (layers === 0) {
-    pre = fitImageHeadPreprocessing({ id: base.id, sha256: base.sha256 }, field, trainIdx.map((i) => features[i]));
+    pre = fitImageHeadPreprocessing(
+      { id: base.id, sha256: base.sha256 },
+      field,
+      trainIdx.map((i) => features[i]),
+    );
     x = imageHeadInputs(pre, features);
     width = pre.base_width;
     model = withSeededMathRandom(init, () => buildHead(width, labels.length, hp));
   } else {
     const handle = await loadFoundation(base.id);
-    if (handle.sha256 !== base.sha256) throw new MlError('invalid_data', `The base '${base.id}' of this process has weights ${handle.sha256.slice(0, 12)}…, not ${base.sha256.slice(0, 12)}…`);
+    if (handle.sha256 !== base.sha256)
+      throw new MlError(
+        'invalid_data',
+        `The base '${base.id}' of this process has weights ${handle.sha256.slice(0, 12)}…, not ${base.sha256.slice(0, 12)}…`,
+      );
     const encoder = foundationInternals(handle).image!;
     const plan = planCut(encoder.backboneLayers(), layers, base.id);
     try {
       ({ x, width } = await cutActivations(encoder, plan.cut, images, opts.signal));
     } catch (err) {
-      if (isInputError(err)) throw new MlError('invalid_data', `Invalid dataset: row ${err.index + 1} ${err.message.replace(/^input\[\d+\] /, '')}`);
+      if (isInputError(err))
+        throw new MlError('invalid_data', `Invalid dataset: row ${err.index + 1} ${err.message.replace(/^input\[\d+\] /, '')}`);
       throw err;
     }
     // no standardization: the trained top computes the features itself
@@ -84,7 +107,9 @@ export async function trainImageHead(opts: TrainOptions, backend: BackendName, s
   }
   const subset = (idx: number[]): EncodedData => {
     const out = new Float32Array(idx.length * width);
-    idx.forEach((i, k) => { out.set(x.subarray(i * width, (i + 1) * width), k * width); });
+    idx.forEach((i, k) => {
+      out.set(x.subarray(i * width, (i + 1) * width), k * width);
+    });
     return { n: idx.length, width, x: out, y: Float32Array.from(idx, (i) => y[i]) };
   };
   const train = subset(trainIdx);
@@ -119,7 +144,10 @@ function readImageRows(opts: TrainOptions, field: string, frozen: boolean): { im
   const { spec, rows } = opts;
   const features = opts.baseModel!.features;
   if (frozen && (!Array.isArray(features) || features.length !== rows.length)) {
-    throw new MlError('invalid_data', `${Array.isArray(features) ? features.length : 0} base feature rows for ${rows.length} rows (a frozen base reads the caller's features)`);
+    throw new MlError(
+      'invalid_data',
+      `${Array.isArray(features) ? features.length : 0} base feature rows for ${rows.length} rows (a frozen base reads the caller's features)`,
+    );
   }
   const problems = new Problems();
   const images: Uint8Array[] = [];
@@ -135,14 +163,16 @@ function readImageRows(opts: TrainOptions, field: string, frozen: boolean): { im
       images.push(new Uint8Array(0));
     }
     const f = features?.[k];
-    if (frozen && (!(f instanceof Float32Array) || !f.every(Number.isFinite))) problems.add(`row ${k + 1}: its base features are not finite numbers`);
+    if (frozen && (!(f instanceof Float32Array) || !f.every(Number.isFinite)))
+      problems.add(`row ${k + 1}: its base features are not finite numbers`);
     const l = labelValue(row?.[spec.label]);
     if (l === null) problems.add(`row ${k + 1} has no label '${spec.label}'`);
     values.push(l ?? '');
   });
   if (problems.any) throw MlError.list('invalid_data', 'Invalid dataset', problems.all);
   const labels = sortLabels(new Set(values));
-  if (labels.length < 2) throw new MlError('invalid_data', `Classification needs at least 2 classes; label '${spec.label}' has ${labels.length}`);
+  if (labels.length < 2)
+    throw new MlError('invalid_data', `Classification needs at least 2 classes; label '${spec.label}' has ${labels.length}`);
   const index = new Map(labels.map((l, i) => [l, i]));
   return { images, labels, y: Float32Array.from(values, (l) => index.get(l)!) };
 }

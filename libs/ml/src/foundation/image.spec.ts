@@ -17,7 +17,12 @@ function png(width: number, height: number, options: { colorType?: 0 | 2 | 4 | 6
     image.data[p * 4 + 2] = (p * 3) % 256;
     image.data[p * 4 + 3] = 255;
   }
-  return pngjs.PNG.sync.write(image, { colorType: options.colorType ?? 6, bitDepth: options.bitDepth ?? 8, inputColorType: 6, inputHasAlpha: true });
+  return pngjs.PNG.sync.write(image, {
+    colorType: options.colorType ?? 6,
+    bitDepth: options.bitDepth ?? 8,
+    inputColorType: 6,
+    inputHasAlpha: true,
+  });
 }
 
 function jpg(width: number, height: number): Buffer {
@@ -52,7 +57,13 @@ describe('image decoding', () => {
   });
 
   it('decodes RGB, RGBA, grey, grey+alpha and 16-bit PNGs and JPEGs to 8-bit RGB', () => {
-    for (const options of [{ colorType: 2 as const }, { colorType: 6 as const }, { colorType: 0 as const }, { colorType: 4 as const }, { colorType: 2 as const, bitDepth: 16 as const }]) {
+    for (const options of [
+      { colorType: 2 as const },
+      { colorType: 6 as const },
+      { colorType: 0 as const },
+      { colorType: 4 as const },
+      { colorType: 2 as const, bitDepth: 16 as const },
+    ]) {
       const rgb = decodeImage(png(5, 4, options), 0, limits);
       expect([rgb.width, rgb.height, rgb.data.length]).toEqual([5, 4, 60]);
     }
@@ -89,7 +100,9 @@ describe('image decoding', () => {
   });
 
   it('refuses undecodable bytes, naming the input', () => {
-    expect(inputError(() => decodeImage(Buffer.from('not an image at all, just text'), 2, limits)).message).toBe('input[2] is not a PNG or JPEG image');
+    expect(inputError(() => decodeImage(Buffer.from('not an image at all, just text'), 2, limits)).message).toBe(
+      'input[2] is not a PNG or JPEG image',
+    );
     const truncated = png(40, 40).subarray(0, 60);
     expect(inputError(() => decodeImage(truncated, 0, limits)).message).toMatch(/^input\[0\] cannot be decoded as PNG/);
     expect(inputError(() => decodeImage(new Uint8Array(limits.max_bytes + 1), 1, limits)).message).toMatch(/bytes; the limit is/);

@@ -102,7 +102,9 @@ async function open(id: string): Promise<FoundationHandle> {
     },
   };
   if (spec.kind === 'image-classification') {
-    handle.classify = async (images) => ({ probabilities: (await image.classify(checkImages(checkList(images, spec)))).map((p) => Array.from(p)) });
+    handle.classify = async (images) => ({
+      probabilities: (await image.classify(checkImages(checkList(images, spec)))).map((p) => Array.from(p)),
+    });
   }
   internals.set(handle, { image });
   return handle;
@@ -110,7 +112,8 @@ async function open(id: string): Promise<FoundationHandle> {
 
 function checkList<T>(inputs: T[], spec: FoundationModelSpec): T[] {
   if (!Array.isArray(inputs)) throw new InputError(0, 'inputs must be an array');
-  if (inputs.length > spec.input.max_inputs) throw new InputError(spec.input.max_inputs, `at most ${spec.input.max_inputs} inputs per call`);
+  if (inputs.length > spec.input.max_inputs)
+    throw new InputError(spec.input.max_inputs, `at most ${spec.input.max_inputs} inputs per call`);
   return inputs;
 }
 

@@ -50,7 +50,8 @@ export class TextEncoder {
   tokenize(text: unknown, index: number, maxTokens = this.limits.max_tokens): TokenizedText {
     if (typeof text !== 'string') throw new InputError(index, `input[${index}] is not a string`);
     if (text.trim() === '') throw new InputError(index, `input[${index}] is empty or only whitespace`);
-    if (text.length > this.limits.max_chars) throw new InputError(index, `input[${index}] has ${text.length} characters; the limit is ${this.limits.max_chars}`);
+    if (text.length > this.limits.max_chars)
+      throw new InputError(index, `input[${index}] has ${text.length} characters; the limit is ${this.limits.max_chars}`);
     const ids = this.tokenizer.encode(text);
     return { ids: ids.length > maxTokens ? ids.slice(0, maxTokens) : ids, total: ids.length };
   }

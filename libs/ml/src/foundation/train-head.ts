@@ -7,7 +7,15 @@ import { resolveHyperparameters } from '../hyperparameters.js';
 import { seededRandom, shuffleInPlace, withSeededMathRandom } from '../random.js';
 import { scaleToData } from '../steps.js';
 import { throwIfAborted } from '../training-loop.js';
-import type { ArtifactMetadata, BackendName, FoundationPreprocessing, Hyperparameters, ResolvedHyperparameters, TrainOptions, TrainResult } from '../types.js';
+import type {
+  ArtifactMetadata,
+  BackendName,
+  FoundationPreprocessing,
+  Hyperparameters,
+  ResolvedHyperparameters,
+  TrainOptions,
+  TrainResult,
+} from '../types.js';
 import { foundationModel } from './catalog.js';
 import { fitHeadPreprocessing, HEAD_FEATURES, headInputs, headWidth, REGRESSION_BASE_WEIGHT } from './transfer.js';
 
@@ -21,9 +29,11 @@ export const HEAD_DEFAULTS: Hyperparameters = { epochs: 20, learning_rate: 0.01,
 export async function trainHead(opts: TrainOptions, backend: BackendName, started: number): Promise<TrainResult> {
   const { spec, rows } = opts;
   const base = opts.baseModel!;
-  if (opts.base || opts.architecture !== undefined) throw new MlError('architecture_not_allowed', 'A head on a base model takes neither a base version nor an architecture');
+  if (opts.base || opts.architecture !== undefined)
+    throw new MlError('architecture_not_allowed', 'A head on a base model takes neither a base version nor an architecture');
   if (spec.task === 'image-classification') return (await import('./image-head.js')).trainImageHead(opts, backend, started);
-  if (spec.task !== 'text-classification' && spec.task !== 'regression') throw new MlError('invalid_data', `A base model serves text-classification, regression and image-classification, not ${spec.task}`);
+  if (spec.task !== 'text-classification' && spec.task !== 'regression')
+    throw new MlError('invalid_data', `A base model serves text-classification, regression and image-classification, not ${spec.task}`);
   const model = foundationModel(base.id);
   if (model?.input.type !== 'text') throw new MlError('invalid_data', `'${base.id}' is not a text foundation model`);
   if (!spec.textField) throw new MlError('invalid_data', 'A head on a text base needs a text field');
@@ -32,7 +42,11 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
   if (!Array.isArray(features) || features.length !== rows.length) {
     throw new MlError('invalid_data', `${features.length ?? 0} base feature rows for ${rows.length} rows`);
   }
-  const hp: ResolvedHyperparameters = resolveHyperparameters(spec.task, { ...HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) }, { preset: true, textData: false });
+  const hp: ResolvedHyperparameters = resolveHyperparameters(
+    spec.task,
+    { ...HEAD_DEFAULTS, ...(opts.hyperparameters ?? {}) },
+    { preset: true, textData: false },
+  );
   const { texts, labels, y, target } = readRows(opts);
   throwIfAborted(opts.signal);
 
@@ -95,7 +109,15 @@ export async function trainHead(opts: TrainOptions, backend: BackendName, starte
 export function buildHead(inputWidth: number, outputs: number, hp: Pick<ResolvedHyperparameters, 'hidden_units'>): tf.LayersModel {
   const head = tf.sequential({ name: 'head' });
   (hp.hidden_units ?? []).forEach((units, i) => {
-    head.add(tf.layers.dense({ name: `hidden_${i + 1}`, units, activation: 'relu', kernelInitializer: 'heNormal', ...(i === 0 ? { batchInputShape: [null, inputWidth] } : {}) }));
+    head.add(
+      tf.layers.dense({
+        name: `hidden_${i + 1}`,
+        units,
+        activation: 'relu',
+        kernelInitializer: 'heNormal',
+        ...(i === 0 ? { batchInputShape: [null, inputWidth] } : {}),
+      }),
+    );
   });
   head.add(
     tf.layers.dense({
@@ -110,14 +132,20 @@ export function buildHead(inputWidth: number, outputs: number, hp: Pick<Resolved
 }
 
 /** Texts, labels (classification) or standardized targets (regression) of every row; every problem is one MlError. */
-function readRows(opts: TrainOptions): { texts: string[]; labels: string[] | null; y: Float32Array; target?: { mean: number; std: number } } {
+function readRows(opts: TrainOptions): {
+  texts: string[];
+  labels: string[] | null;
+  y: Float32Array;
+  target?: { mean: number; std: number };
+} {
   const { spec, rows } = opts;
   const problems = new Problems();
   const texts: string[] = [];
   const values: Array<string | number | null> = [];
   rows.forEach((row, k) => {
     const text = row?.[spec.textField!];
-    if (typeof text !== 'string' || text.trim() === '') problems.add(`row ${k + 1}: the text field '${spec.textField}' is empty or missing`);
+    if (typeof text !== 'string' || text.trim() === '')
+      problems.add(`row ${k + 1}: the text field '${spec.textField}' is empty or missing`);
     texts.push(typeof text === 'string' ? text : '');
     const f = opts.baseModel!.features?.[k];
     if (!(f instanceof Float32Array) || !f.every(Number.isFinite)) problems.add(`row ${k + 1}: its base features are not finite numbers`);
@@ -139,8 +167,8 @@ function readRows(opts: TrainOptions): { texts: string[]; labels: string[] | nul
     return { texts, labels: null, y: Float32Array.from(nums, (v) => (v - mean) / std), target: { mean, std } };
   }
   const labels = sortLabels(new Set(values as string[]));
-  if (labels.length < 2) throw new MlError('invalid_data', `Classification needs at least 2 classes; label '${spec.label}' has ${labels.length}`);
+  if (labels.length < 2)
+    throw new MlError('invalid_data', `Classification needs at least 2 classes; label '${spec.label}' has ${labels.length}`);
   const index = new Map(labels.map((l, i) => [l, i]));
   return { texts, labels, y: Float32Array.from(values as string[], (l) => index.get(l)!), target: undefined };
 }
-

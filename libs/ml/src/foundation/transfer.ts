@@ -42,8 +42,21 @@ function standardization(features: Float32Array[]): { base_mean: string; base_st
 }
 
 /** An image head's preprocessing, fitted on the training rows' base features (frozen base). */
-export function fitImageHeadPreprocessing(base: FoundationBase, imageField: string, features: Float32Array[]): FoundationImagePreprocessing {
-  return { kind: 'foundation', base, input: 'image', image_field: imageField, base_width: features[0].length, ...standardization(features), base_weight: 1, ngrams: null };
+export function fitImageHeadPreprocessing(
+  base: FoundationBase,
+  imageField: string,
+  features: Float32Array[],
+): FoundationImagePreprocessing {
+  return {
+    kind: 'foundation',
+    base,
+    input: 'image',
+    image_field: imageField,
+    base_width: features[0].length,
+    ...standardization(features),
+    base_weight: 1,
+    ngrams: null,
+  };
 }
 
 /** An image head's input rows from base features: standardized, scaled to about unit norm. */
@@ -76,7 +89,12 @@ export function fitHeadPreprocessing(
           buckets: knobs.buckets,
           ngrams: knobs.ngrams,
           max_tokens: knobs.maxTokens,
-          idf: toBase64(fitIdf(texts.map((t) => countsOf(t, knobs.buckets, knobs.ngrams, knobs.maxTokens)), knobs.buckets)),
+          idf: toBase64(
+            fitIdf(
+              texts.map((t) => countsOf(t, knobs.buckets, knobs.ngrams, knobs.maxTokens)),
+              knobs.buckets,
+            ),
+          ),
         }
       : null;
   return {
@@ -105,7 +123,8 @@ export function headInputs(pre: FoundationTextPreprocessing, features: Float32Ar
   // standardized dims have unit variance: divide by sqrt(width) so the block's norm is about 1, like the n-grams'
   const scale = pre.base_weight / Math.sqrt(pre.base_width);
   features.forEach((f, i) => {
-    if (f.length !== pre.base_width) throw new Error(`base features of row ${i} have ${f.length} values; the head expects ${pre.base_width}`);
+    if (f.length !== pre.base_width)
+      throw new Error(`base features of row ${i} have ${f.length} values; the head expects ${pre.base_width}`);
     const row = i * width;
     for (let j = 0; j < pre.base_width; j++) x[row + j] = ((f[j] - mean[j]) / std[j]) * scale;
     if (pre.ngrams && idf) {

@@ -22,7 +22,9 @@ async function gradients(backend: 'cpu' | 'wasm', xShape: [number, number, numbe
         tf.sum(tf.square(tf.matMul(tf.reshape(a, [a.shape[0], -1]), tf.reshape(a, [a.shape[0], -1]), true, false))),
         tf.sum(tf.square(tf.matMul(tf.reshape(a, [a.shape[0], -1]), tf.reshape(a, [a.shape[0], -1]), false, true))),
       ]);
-    return tf.grads(f)([x, w, dw]).map((g) => Array.from(g.dataSync()));
+    return tf
+      .grads(f)([x, w, dw])
+      .map((g) => Array.from(g.dataSync()));
   });
 }
 
@@ -34,6 +36,10 @@ describe('the convolution gradient kernels on wasm', () => {
   ] as const)('give the gradients of cpu for input %j, stride %d, padding %s', async (shape, strides, pad) => {
     const want = await gradients('cpu', [...shape], strides, pad);
     const got = await gradients('wasm', [...shape], strides, pad);
-    got.forEach((g, k) => { g.forEach((v, i) => { expect(v).toBeCloseTo(want[k][i], 3); }); });
+    got.forEach((g, k) => {
+      g.forEach((v, i) => {
+        expect(v).toBeCloseTo(want[k][i], 3);
+      });
+    });
   });
 });

@@ -27,7 +27,8 @@ type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>, depthwise: boolean): ConvInfo {
   const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
-  if (dataFormat !== 'NHWC') throw new Error(`${depthwise ? 'depthwise ' : ''}convolution gradients on wasm support NHWC only, not ${dataFormat}`);
+  if (dataFormat !== 'NHWC')
+    throw new Error(`${depthwise ? 'depthwise ' : ''}convolution gradients on wasm support NHWC only, not ${dataFormat}`);
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -105,7 +106,11 @@ function wasmConv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Te
 function matMul(backend: unknown, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
   const kernel = tf.getKernel('BatchMatMul', 'wasm')!;
   // untransposed: the stock kernel's fast case (also behind our BatchMatMul)
-  return kernel.kernelFunc({ inputs: { a, b }, backend: backend as tf.KernelBackend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+  return kernel.kernelFunc({
+    inputs: { a, b },
+    backend: backend as tf.KernelBackend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
 }
 
 function wasmConv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
@@ -139,7 +144,14 @@ function wasmConv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.Ten
 /** dx: each window's gradient goes to the first of its largest inputs (as TensorFlow picks it). */
 export function maxPoolGrad(dy: Values, x: Values, c: ConvInfo, out: Values): void {
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = c;
-  const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: KH, effectiveFilterWidth: KW, dilationHeight: dh, dilationWidth: dw } = c;
+  const {
+    strideHeight: sh,
+    strideWidth: sw,
+    effectiveFilterHeight: KH,
+    effectiveFilterWidth: KW,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = c;
   const top = c.padInfo.top;
   const left = c.padInfo.left;
   out.fill(0);
@@ -291,7 +303,11 @@ function makeMatMul(stock: tf.KernelConfig): (args: KernelArgs) => tf.TensorInfo
     const ta = attrs.transposeA ? swapLast(a) : a;
     const tb = attrs.transposeB ? swapLast(b) : b;
     try {
-      return stock.kernelFunc({ ...args, inputs: { ...args.inputs, a: ta, b: tb }, attrs: { ...attrs, transposeA: false, transposeB: false } } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+      return stock.kernelFunc({
+        ...args,
+        inputs: { ...args.inputs, a: ta, b: tb },
+        attrs: { ...attrs, transposeA: false, transposeB: false },
+      } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     } finally {
       if (ta !== a) wasm.disposeData(ta.dataId);
       if (tb !== b) wasm.disposeData(tb.dataId);
@@ -313,11 +329,18 @@ const OURS = Symbol('aiaas conv kernel');
 export function registerConvGradientKernels(): void {
   if (!tf.getKernel('Conv2D', 'wasm')) return;
   const matMul = tf.getKernel('BatchMatMul', 'wasm') as unknown as Record<symbol, unknown> & tf.KernelConfig;
-  const kernels = matMul[OURS] ? KERNELS : [...KERNELS, ['BatchMatMul', makeMatMul(matMul)] as [string, (args: KernelArgs) => tf.TensorInfo]];
+  const kernels = matMul[OURS]
+    ? KERNELS
+    : [...KERNELS, ['BatchMatMul', makeMatMul(matMul)] as [string, (args: KernelArgs) => tf.TensorInfo]];
   for (const [kernelName, kernelFunc] of kernels) {
     const current = tf.getKernel(kernelName, 'wasm') as unknown as Record<symbol, unknown> | undefined;
     if (current?.[OURS]) continue;
     if (current) tf.unregisterKernel(kernelName, 'wasm');
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc, [OURS]: true } as tf.KernelConfig);
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+      [OURS]: true,
+    } as tf.KernelConfig);
   }
 }

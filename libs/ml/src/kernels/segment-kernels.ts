@@ -102,7 +102,10 @@ function makeGather(backendName: 'cpu' | 'wasm', stock: tf.KernelConfig): tf.Ker
     const { outShape, inner } = gatherShapes(x, indices);
     if (backendName === 'cpu') {
       const cpu = args.backend as CpuBackend;
-      const out = newValues(x.dtype, outShape.reduce((a, b) => a * b, 1));
+      const out = newValues(
+        x.dtype,
+        outShape.reduce((a, b) => a * b, 1),
+      );
       gatherRowsInto(cpu.data.get(x.dataId).values!, cpu.data.get(indices.dataId).values!, x.shape[0], inner, out);
       return cpu.makeTensorInfo(outShape, x.dtype, out);
     }
