@@ -1,4 +1,4 @@
-// `npm test`: type-checks, builds, gives this run its own PostgreSQL database and Redis key
+// `npm test`: lints and checks formatting (Biome), type-checks, builds, gives this run its own PostgreSQL database and Redis key
 // prefix, runs every Jest test (unit tests beside the code, end-to-end tests under test/), then
 // drops what it made. Extra arguments go to Jest (e.g. `npm test -- test/e2e/auth.test.ts`).
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,6 +11,13 @@ ensureDependencies();
 step('generating the Prisma client');
 generatePrismaClient();
 if (!process.env.SKIP_TYPECHECK) {
+  step('linting and checking the format (biome ci; `npm run format` rewrites)');
+  const biome = spawnSync(bin('biome'), ['ci', '.', '--error-on-warnings'], { cwd: root, stdio: 'inherit' });
+  if (biome.status !== 0) {
+    console.error('lint or format check failed');
+    console.log('tests: 0 passed, 1 failed');
+    process.exit(1);
+  }
   step('type-checking (tsc --noEmit)');
   const tsc = spawnSync(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) {
