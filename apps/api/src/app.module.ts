@@ -22,6 +22,7 @@ import { IdempotencyQuota } from './http/idempotency-quota.js';
 import { InfraModule } from './infra/infra.module.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
+import { JobScheduling } from './jobs/job-scheduling.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { OperationsController } from './admin/operations.controller.js';
@@ -73,6 +74,7 @@ export class AppModule {
         UploadSlots,
         ModelsService,
         LoadCheckClient,
+        JobScheduling,
         JobsService,
         WebhooksService,
         OperationsService,

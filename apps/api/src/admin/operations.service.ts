@@ -1,16 +1,6 @@
-import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
+import { ApiError, type JobStatus, STATUSES } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import {
-  AuditRepository,
-  Database,
-  type Job,
-  JobRepository,
-  onlineWorkerCount,
-  Prisma,
-  toPage,
-  WebhookRepository,
-  WORKER_STALE_MS,
-} from '@app/db';
+import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
 import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -18,10 +8,9 @@ import type { z } from 'zod';
 import type { Actor } from '../http/actor.js';
 import { REDIS } from '../infra/infra.module.js';
 import { jobView } from '../jobs/jobs.dto.js';
+import { JobScheduling } from '../jobs/job-scheduling.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import type { AdminJobListQuery, OverviewSchema } from './operations.dto.js';
-
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 
 /**
  * What an operator runs the service with: the overview, every tenant's jobs, cancel and retry,
@@ -38,6 +27,7 @@ export class OperationsService {
     private readonly db: Database,
     private readonly jobsRepo: JobRepository,
     private readonly jobs: JobsService,
+    private readonly scheduling: JobScheduling,
     private readonly webhooks: WebhookRepository,
     private readonly audit: AuditRepository,
     @Inject(REDIS) redis: Redis,
@@ -98,7 +88,7 @@ export class OperationsService {
       object: 'overview',
       generated_at: new Date().toISOString(),
       jobs: {
-        by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<(typeof STATUSES)[number], number>,
+        by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<JobStatus, number>,
         by_type: types,
       },
       recent: {
@@ -121,10 +111,13 @@ export class OperationsService {
   /** Every queue: jobs waiting in the fair scheduler, then in BullMQ (ready, active, delayed); the sync predict list. */
   private async queueDepths() {
     const scheduled = new Map<string, number>();
-    for (const w of await this.jobs.scheduler.waiting().catch(() => [])) scheduled.set(w.queue, (scheduled.get(w.queue) ?? 0) + w.jobs);
+    for (const w of await this.scheduling.scheduler.waiting().catch(() => []))
+      scheduled.set(w.queue, (scheduled.get(w.queue) ?? 0) + w.jobs);
     const names = [...ALL_QUEUES, WEBHOOKS_QUEUE];
     const counts = await Promise.all(
-      names.map((name) => this.jobs.queues.call(name, (q) => q.getJobCounts('wait', 'prioritized', 'active', 'delayed')).catch(() => null)),
+      names.map((name) =>
+        this.scheduling.queues.call(name, (q) => q.getJobCounts('wait', 'prioritized', 'active', 'delayed')).catch(() => null),
+      ),
     );
     const out = names.map((name, i) => {
       const c = counts[i];
@@ -169,30 +162,15 @@ export class OperationsService {
     return { ...jobView(job), tenant_id: job.tenantId };
   }
 
-  /**
-   * A failed job runs again, as a new attempt: back to queued (error and end cleared, one more
-   * attempt allowed), its old queue entry removed, handed to the scheduler with its tenant's share.
-   */
+  /** A failed job runs again, as a new attempt (libs/jobs's adminRetry), and the admin's action is audited. */
   async retry(actor: Actor, id: string) {
     const current = await this.jobsRepo.byId(id);
     if (!current) throw ApiError.notFound('job', id);
     if (current.status !== 'failed') {
       throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} is ${current.status}; only failed jobs can be retried`);
     }
-    // A new run: started_at starts again, and with it the job's max_job_seconds.
-    const moved = await this.jobsRepo.transition(
-      id,
-      ['failed'],
-      { status: 'queued', error: Prisma.DbNull, startedAt: null, finishedAt: null, cancelRequested: false, maxAttempts: { increment: 1 } },
-      { type: 'job.retrying', data: { attempt: current.attempts, by: 'admin', next_attempt_in_ms: 0 } },
-    );
+    const moved = await this.scheduling.lifecycle.adminRetry(current);
     if (!moved) throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} changed meanwhile; look again`);
-    await this.jobs.queues.remove(moved.job).catch(() => false);
-    const tenant = (await this.db.prisma.tenant.findUnique({ where: { id: moved.job.tenantId } }))!;
-    await this.jobs.schedule(
-      moved.job,
-      schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)),
-    );
     await this.record(actor, moved.job, 'job.retried_by_admin');
     return { ...(await this.jobs.view(moved.job)), tenant_id: moved.job.tenantId };
   }
