@@ -4,6 +4,7 @@ import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, 
 import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { Gauge, Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Actor } from '../http/actor.js';
 import { REDIS } from '../infra/infra.module.js';
@@ -19,7 +20,8 @@ import type { AdminJobListQuery, OverviewSchema } from './operations.dto.js';
  */
 @Injectable()
 export class OperationsService {
-  private readonly metrics: ClusterMetrics;
+  /** What GET /metrics serves after the process's own figures; every figure is computed when scraped. */
+  private readonly registry = new Registry();
   private readonly predictQueue: PredictQueue;
 
   constructor(
@@ -32,8 +34,9 @@ export class OperationsService {
     private readonly audit: AuditRepository,
     @Inject(REDIS) redis: Redis,
   ) {
-    this.metrics = new ClusterMetrics(config, redis);
     this.predictQueue = new PredictQueue(config, redis);
+    this.registerGauges();
+    new ClusterMetrics(config, redis).register(this.registry);
   }
 
   async overview(): Promise<z.infer<typeof OverviewSchema>> {
@@ -214,31 +217,51 @@ export class OperationsService {
     };
   }
 
-  /** Cluster-wide figures for GET /metrics: jobs by status, queue depths, workers, and what workers counted. */
-  async prometheus(): Promise<string> {
-    const [byStatus, queues, workers, cluster] = await Promise.all([
-      this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
-      this.queueDepths(),
-      onlineWorkerCount(this.db),
-      this.metrics.render(),
-    ]);
-    const out = ['# HELP aiaas_jobs Jobs by status (cluster-wide, from PostgreSQL)', '# TYPE aiaas_jobs gauge'];
-    for (const s of STATUSES) out.push(`aiaas_jobs{scope="cluster",status="${s}"} ${byStatus.rows.find((r) => r.status === s)?.n ?? 0}`);
-    out.push(
-      '# HELP aiaas_queue_depth Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)',
-      '# TYPE aiaas_queue_depth gauge',
-    );
-    for (const q of queues) {
-      for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
-        if (q[stage] !== null) out.push(`aiaas_queue_depth{scope="cluster",queue="${q.name}",stage="${stage}"} ${q[stage]}`);
-      }
-    }
-    out.push(
-      '# HELP aiaas_workers_online Workers that heartbeated in the last 30 s',
-      '# TYPE aiaas_workers_online gauge',
-      `aiaas_workers_online{scope="cluster"} ${workers}`,
-    );
-    return `${out.join('\n')}\n${cluster}`;
+  /** Cluster-wide figures for GET /metrics (Prometheus text): jobs by status, queue depths, workers, and what workers counted. */
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Jobs by status, queue depths and workers online: prom-client gauges that ask PostgreSQL and the queues when scraped. */
+  private registerGauges(): void {
+    const { db, registry } = this;
+    const queueDepths = () => this.queueDepths();
+    new Gauge({
+      name: 'aiaas_jobs',
+      help: 'Jobs by status (cluster-wide, from PostgreSQL)',
+      labelNames: ['scope', 'status'] as const,
+      registers: [registry],
+      async collect() {
+        const { rows } = await db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status');
+        this.reset();
+        for (const status of STATUSES) this.set({ scope: 'cluster', status }, rows.find((r) => r.status === status)?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'aiaas_queue_depth',
+      help: 'Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)',
+      labelNames: ['scope', 'queue', 'stage'] as const,
+      registers: [registry],
+      async collect() {
+        const queues = await queueDepths();
+        this.reset();
+        for (const q of queues) {
+          for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
+            const n = q[stage];
+            if (n !== null) this.set({ scope: 'cluster', queue: q.name, stage }, n);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'aiaas_workers_online',
+      help: 'Workers that heartbeated in the last 30 s',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+      async collect() {
+        this.set({ scope: 'cluster' }, await onlineWorkerCount(db));
+      },
+    });
   }
 
   private async record(actor: Actor, job: Job, action: string): Promise<void> {
