@@ -4,6 +4,7 @@ import { JobLifecycle, RedisJobEffects, SchedulerQueues } from '@app/jobs';
 import type { BackendInfo } from '@app/ml';
 import {
   ALL_QUEUES,
+  bullConnection,
   bullPrefix,
   ClusterMetrics,
   createRedis,
@@ -123,11 +124,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
 
     for (const name of this.queueNames) {
       const worker = new Worker<JobPayload>(name, (job, token) => this.process(job, token), {
-        connection: {
-          url: this.config.redisUrl,
-          maxRetriesPerRequest: null,
-          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-        },
+        connection: bullConnection(this.config, 'blocking'),
         prefix: bullPrefix(this.config),
         name: this.config.instanceId,
         concurrency: this.config.workerConcurrency,

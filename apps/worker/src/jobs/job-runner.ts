@@ -2,7 +2,7 @@ import type { AppConfig } from '@app/config';
 import type { Job } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
 import { type EpochProgress, isMlError } from '@app/ml';
-import type { JobPayload, JobType, Scheduler } from '@app/queue';
+import { type JobPayload, type JobType, retryDelayMs, type Scheduler } from '@app/queue';
 import type { Logger } from '@nestjs/common';
 import { type Job as BullJob, DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { performance } from 'node:perf_hooks';
@@ -156,7 +156,7 @@ export class JobRunner {
       await this.lifecycle.fail(job, { code: error.code, message: `${error.message} (after ${job.attempts} attempts)` }, seconds);
       throw new UnrecoverableError(error.message);
     }
-    await this.lifecycle.retry(job, error, seconds, nextBackoffMs(bull));
+    await this.lifecycle.retry(job, error, seconds, retryDelayMs(bull));
     // BullMQ retries it after the backoff.
     throw err instanceof Error ? err : new Error(String(err));
   }
@@ -197,13 +197,4 @@ function permanentError(err: unknown): { code: string; message: string } | null 
   if (err instanceof JobInputError) return { code: err.code, message: err.message };
   if (isMlError(err) && PERMANENT_ML_CODES.has(err.code)) return { code: err.code, message: err.message };
   return null;
-}
-
-/** The delay BullMQ will wait before the next attempt (the queue's backoff option), for `job.retrying`. */
-function nextBackoffMs(bull: BullJob<JobPayload>): number {
-  const b = bull.opts.backoff;
-  if (b === undefined) return 0;
-  if (typeof b === 'number') return b;
-  const delay = b.delay ?? 0;
-  return b.type === 'exponential' ? Math.round(2 ** bull.attemptsMade * delay) : delay;
 }
