@@ -1,6 +1,7 @@
 import { effectiveQuotas, pickByWeight } from '@app/common';
 import {
   AuditRepository,
+  camelRow,
   type Database,
   DatasetRepository,
   FeatureCacheRepository,
@@ -164,22 +165,23 @@ export class JobReader {
   /** The version that answers: `version`, else `alias` (default `latest`), a traffic split picked by weight. */
   async resolveVersion(job: Job): Promise<ModelVersion> {
     let number: number | null = job.version;
-    if (number === null) {
-      const alias = job.alias ?? 'latest';
-      if (alias === 'latest') {
-        const newest = await this.db.prisma.modelVersion.findFirst({
-          where: { tenantId: job.tenantId, modelId: job.modelId },
-          orderBy: { number: 'desc' },
-        });
-        if (!newest) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version yet`);
-        return newest;
-      }
-      const row = await this.db.prisma.modelAlias.findUnique({ where: { modelId_name: { modelId: job.modelId, name: alias } } });
-      if (!row) throw new JobInputError('alias_not_found', `Model ${job.modelId} has no alias '${alias}'`);
+    if (number === null && (job.alias ?? 'latest') !== 'latest') {
+      const row = await this.db.prisma.modelAlias.findUnique({ where: { modelId_name: { modelId: job.modelId, name: job.alias! } } });
+      if (!row) throw new JobInputError('alias_not_found', `Model ${job.modelId} has no alias '${job.alias}'`);
       number = pickByWeight(row.versions as Array<{ version: number; weight: number }>);
     }
-    const v = await this.registry.version(job.tenantId, job.modelId, number);
-    if (!v) throw new JobInputError('version_not_found', `Model ${job.modelId} has no version ${number}`);
-    return v;
+    // One plain-pg read (the newest version when no number is named): a tiny inference job's only read before it predicts.
+    const { rows } = await this.db.pool.query(
+      'SELECT * FROM model_versions WHERE tenant_id = $1 AND model_id = $2 AND ($3::int IS NULL OR number = $3) ORDER BY number DESC LIMIT 1',
+      [job.tenantId, job.modelId, number],
+    );
+    const v = camelRow<ModelVersion>(rows[0]);
+    if (v) return v;
+    // No version: say whether the model itself is gone.
+    await this.model(job);
+    throw new JobInputError(
+      'version_not_found',
+      number === null ? `Model ${job.modelId} has no version yet` : `Model ${job.modelId} has no version ${number}`,
+    );
   }
 }

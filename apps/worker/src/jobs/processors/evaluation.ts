@@ -10,7 +10,6 @@ export class EvaluationProcessor {
   ) {}
 
   async run(job: Job, ctx: RunContext): Promise<Outcome> {
-    await this.reader.model(job);
     const version = await this.reader.resolveVersion(job);
     const artifact = await this.reader.artifactOf(job, version);
     const { rows } = await this.reader.dataset(job, ctx.signal);

@@ -13,7 +13,6 @@ export class InferenceProcessor {
   ) {}
 
   async run(job: Job, ctx: RunContext): Promise<Outcome> {
-    await this.reader.model(job);
     const version = await this.reader.resolveVersion(job);
     let inputs: Row[];
     let baseFeatures: Float32Array[] | undefined;
