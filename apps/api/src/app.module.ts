@@ -20,6 +20,7 @@ import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { IdempotencyQuota } from './http/idempotency-quota.js';
 import { InfraModule } from './infra/infra.module.js';
+import { AdmissionBatcher } from './jobs/admission.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
@@ -73,6 +74,7 @@ export class AppModule {
         UploadSlots,
         ModelsService,
         LoadCheckClient,
+        AdmissionBatcher,
         JobsService,
         WebhooksService,
         OperationsService,

@@ -31,6 +31,7 @@ import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { REDIS } from '../infra/infra.module.js';
 import { UsageCache } from '../me/usage-cache.js';
+import { AdmissionBatcher } from './admission.js';
 import { checkInputs } from './inputs.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
@@ -53,6 +54,7 @@ export class JobsService implements OnApplicationShutdown {
     private readonly watcher: JobWatcher,
     private readonly usage: UsageCache,
     @Inject(REDIS) private readonly redis: Redis,
+    private readonly admission: AdmissionBatcher,
   ) {
     this.queues = new JobQueues(config);
     this.scheduler = new Scheduler(config, redis, schedulerLeaseMs(config), ALL_QUEUES);
@@ -63,8 +65,9 @@ export class JobsService implements OnApplicationShutdown {
   }
 
   /**
-   * Validates the job against its model and dataset, checks the quotas and writes it with its
-   * first event in one transaction; only then hands it to the queue. If Redis is down at that
+   * Validates the job against its model and dataset, then admits it (AdmissionBatcher: the quotas
+   * checked and the job written with its first event, committed, in a batch with the submissions
+   * that arrive with it); only then hands it to the queue. If Redis is down at that
    * moment the job is still accepted: the workers' reconciler enqueues it when Redis returns.
    */
   async submit(p: TenantPrincipal, body: CreateJob): Promise<Job> {
@@ -131,7 +134,7 @@ export class JobsService implements OnApplicationShutdown {
       }
     }
 
-    const admitted = await this.jobs.admit(p.tenantId, data, {
+    const admitted = await this.admission.admit(p.tenantId, data, {
       maxQueuedJobs: p.quotas.max_queued_jobs,
       monthlyComputeSeconds: p.quotas.monthly_compute_seconds,
     });
