@@ -7,7 +7,7 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts', '<rootDir>/test/**/*.test.ts'],
   moduleNameMapper: {
-    '^@app/(config|db|queue|common|ml|webhooks|client)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@app/(config|db|queue|common|ml|webhooks|client|jobs)$': '<rootDir>/libs/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

@@ -256,20 +256,35 @@ export function cpuSnapshot() {
     total = { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], irq: f[5] + f[6], steal: f[7], all: f.slice(0, 8).reduce((a, b) => a + b, 0) };
     for (const pid of readdirSync('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const close = stat.lastIndexOf(')');
-        const comm = stat.slice(stat.indexOf('(') + 1, close);
-        const rest = stat.slice(close + 2).split(' ');
-        procs.set(Number(pid), { comm, ticks: Number(rest[11]) + Number(rest[12]) });
-      } catch {
-        // gone meanwhile
-      }
+      const stat = readStat(pid);
+      if (stat) procs.set(Number(pid), stat);
     }
   } catch {
     return null; // not Linux
   }
   return { at: process.hrtime.bigint(), total, procs };
+}
+
+/**
+ * One process's /proc/<pid>/stat: its name, its parent, its own CPU ticks (utime + stime) and the
+ * ticks of the children it has reaped (cutime + cstime); null when it is gone.
+ */
+export function readStat(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    // Fields from the 3rd on (state, ppid, …): utime, stime, cutime, cstime are the 14th to 17th.
+    const rest = stat.slice(close + 2).split(' ');
+    return {
+      comm,
+      ppid: Number(rest[1]),
+      ticks: Number(rest[11]) + Number(rest[12]),
+      childTicks: Number(rest[13]) + Number(rest[14]),
+    };
+  } catch {
+    return null; // gone meanwhile
+  }
 }
 
 const TICK = 100; // USER_HZ; 100 on every Linux of interest
@@ -314,6 +329,105 @@ export function cpuUsage(before, after, pids) {
       .filter(([, v]) => v / seconds >= 0.05)
       .map(([comm, v]) => `${comm} ${cores(v)}`),
   };
+}
+
+/**
+ * CPU milliseconds per group of process trees during [before, after]. A group is `{ pids, descendants }`:
+ * its root processes' own time counts in the group; their descendants' time (live ones found through
+ * the snapshots' parent links, exited ones through the reaped-children time of whoever waited for
+ * them) counts in the group named by `descendants` (the group itself when unset). Processes in
+ * `exclude` (say, another database's backends) count in `excluded`, outside the total.
+ */
+export function cpuTree(before, after, groups, exclude = []) {
+  if (!before || !after) return null;
+  const skip = new Set(exclude);
+  const totals = (snap) => {
+    const kids = new Map();
+    for (const [pid, p] of snap.procs) kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), pid]);
+    const ticks = {};
+    const add = (key, n) => {
+      ticks[key] = (ticks[key] ?? 0) + n;
+    };
+    for (const [name, g] of Object.entries(groups)) {
+      const into = g.descendants ?? name;
+      add(name, 0);
+      add(into, 0);
+      for (const rootPid of g.pids.filter(Boolean)) {
+        const p = snap.procs.get(rootPid);
+        if (!p) continue;
+        add(name, p.ticks);
+        add(into, p.childTicks);
+        const stack = [...(kids.get(rootPid) ?? [])];
+        while (stack.length) {
+          const pid = stack.pop();
+          const d = snap.procs.get(pid);
+          add(skip.has(pid) ? 'excluded' : into, d.ticks + d.childTicks);
+          stack.push(...(kids.get(pid) ?? []));
+        }
+      }
+    }
+    return ticks;
+  };
+  const a = totals(after);
+  const b = totals(before);
+  const ms = Object.fromEntries(Object.keys(a).map((k) => [k, ((a[k] - (b[k] ?? 0)) * 1000) / TICK]));
+  const total = Object.entries(ms).reduce((sum, [k, v]) => (k === 'excluded' ? sum : sum + v), 0);
+  return { seconds: round(Number(after.at - before.at) / 1e9, 3), ms, total_ms: total };
+}
+
+/** The shared servers' root processes: PostgreSQL's postmaster (the parent of `db`'s backend) and Redis (INFO's process_id). */
+export async function servicePids(db, redisUrl) {
+  const { rows } = await db.query('SELECT pg_backend_pid() AS pid');
+  const postmaster = readStat(rows[0].pid)?.ppid;
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    const m = /^process_id:(\d+)/m.exec(await redis.info('server'));
+    return { postmaster, redis: m ? Number(m[1]) : undefined };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** cpuTree groups: `groups` (e.g. the API, the workers) plus PostgreSQL's and Redis's process trees (`services`, from servicePids). */
+export function withServices(services, groups) {
+  return { ...groups, postgres: { pids: [services.postmaster] }, redis: { pids: [services.redis] } };
+}
+
+/**
+ * Starts measuring the CPU of `groups` (cpuTree); `await stop()` gives it. Client backends of
+ * databases other than `db`'s (another agent's tests on the shared PostgreSQL) are kept apart.
+ */
+export function cpuWindow(groups, db) {
+  const before = cpuSnapshot();
+  let after;
+  return {
+    async stop() {
+      after = cpuSnapshot();
+      const { rows } = await db.query('SELECT pid FROM pg_stat_activity WHERE datname IS NOT NULL AND datname <> current_database()');
+      const others = rows.map((r) => r.pid);
+      return cpuTree(before, after, groups, others);
+    },
+    /** cpuUsage (cores by process name) over the same window, once stopped. */
+    cores: (pids) => cpuUsage(before, after, pids),
+  };
+}
+
+/** CPU milliseconds per unit of work (job, row, add) from a cpuTree result: `total` and each group. */
+export function cpuPerUnit(cpu, units) {
+  if (!cpu || !units) return null;
+  const per = (ms) => round(ms / units, 3);
+  return { total: per(cpu.total_ms), ...Object.fromEntries(Object.entries(cpu.ms).map(([k, v]) => [k, per(v)])) };
+}
+
+/** "1.2 ms (api 0.5, postgres 0.6, redis 0.1)": a cpuPerUnit result, groups that used any CPU. */
+export function describeCpuPerUnit(per) {
+  if (!per) return 'not measured';
+  const { total, ...groups } = per;
+  const parts = Object.entries(groups)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k === 'excluded' ? 'other databases (not counted)' : k} ${v}`);
+  return `${total} ms (${parts.join(', ')})`;
 }
 
 export function median(values) {

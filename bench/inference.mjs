@@ -7,7 +7,8 @@
 //     (the defaults) and off (PREDICT_BATCH_MAX_ROWS=1, the worker restarted): requests/s, p50, p99.
 //  3. Mixed load: the same sync predict runs while a long training runs on the same worker.
 //  4. Scale-out: N one-row inference jobs through POST /v1/jobs (64 in flight) until every one has
-//     succeeded, with 1, 2 and 4 worker processes; jobs/s against the no-op worker.
+//     succeeded, with 1, 2 and 4 worker processes; jobs/s against the no-op worker, and CPU per job
+//     of every process involved (the API, the workers, their children, PostgreSQL, Redis), from /proc.
 //  5. Fairness: tenant A floods short training jobs on a two-slot worker; once A's work is flowing,
 //     tenant B submits one job three times (after A finished 10, 30, 50). B's median wait in A's median job-lengths.
 import { join } from 'node:path';
@@ -15,6 +16,9 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import {
   call,
+  cpuPerUnit,
+  cpuWindow,
+  describeCpuPerUnit,
   envNumber,
   loadTest,
   median,
@@ -24,8 +28,10 @@ import {
   round,
   sleep,
   startApi,
+  servicePids,
   startProcess,
   step,
+  withServices,
 } from './harness.mjs';
 
 export const TARGETS = {
@@ -35,7 +41,11 @@ export const TARGETS = {
   predict_vs_noop: 0.2,
   /** B's wait ÷ A's median job length, at most ("about one job-length per worker slot") */
   fairness_job_lengths: 1,
+  /** tiny inference jobs/s with TINY_JOBS_WORKERS worker processes ÷ no-op BullMQ jobs/s, at least */
+  tiny_jobs_vs_noop: 0.05,
 };
+/** The worker count of the tiny-jobs figure that has a target (and the CPU per job in the table). */
+const TINY_JOBS_WORKERS = 2;
 const CLIENTS = [1, 64];
 const DATA = { features: 4, classes: 3, seed: 5 };
 
@@ -249,10 +259,19 @@ export default {
 
       // ── 4. tiny inference jobs end to end, with 1, 2 and 4 worker processes ────────────────────
       const scale = [];
+      const services = await servicePids(db, env.REDIS_URL);
       for (const n of [1, 2, 4]) {
         const workers = await Promise.all(Array.from({ length: n }, () => startWorker(env, { WORKER_CONCURRENCY: '1' })));
         try {
           const ids = [];
+          // CPU of the API, the workers, their compute children, PostgreSQL and Redis from the first submission to the last success.
+          const window = cpuWindow(
+            withServices(services, {
+              api: { pids: [api.proc.pid] },
+              workers: { pids: workers.map((w) => w.proc.pid), descendants: 'children' },
+            }),
+            db,
+          );
           const t0 = Date.now();
           await pool(is.jobs, 64, async () => {
             ids.push(must(await t.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] }), 202, 'inference job').id);
@@ -271,15 +290,19 @@ export default {
             if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
             await sleep(100);
           }
-          scale.push({ workers: n, seconds: round(seconds, 2), rate: round(ids.length / seconds, 1) });
+          const cpuMs = await window.stop();
+          const perJob = cpuPerUnit(cpuMs, ids.length);
+          scale.push({ workers: n, seconds: round(seconds, 2), rate: round(ids.length / seconds, 1), cpu_ms: cpuMs, cpu_per_job: perJob });
           step(
-            `inference: ${ids.length} tiny inference jobs with ${n} worker(s): ${round(seconds, 2)} s, ${round(ids.length / seconds, 1)} jobs/s`,
+            `inference: ${ids.length} tiny inference jobs with ${n} worker(s): ${round(seconds, 2)} s, ${round(ids.length / seconds, 1)} jobs/s, CPU per job ${describeCpuPerUnit(perJob)}`,
           );
         } finally {
           await Promise.all(workers.map((w) => w.stop()));
         }
       }
       const jobsRate = Math.max(...scale.map((x) => x.rate));
+      const tinyAt = scale.find((x) => x.workers === TINY_JOBS_WORKERS);
+      const tinyRatio = round(tinyAt.rate / noopRate, 4);
       worker = await startWorker(env);
 
       // ── 5. fairness ──────────────────────────────────────────────────────────────────────────
@@ -369,9 +392,18 @@ export default {
           measured: `${n(x.rate)} jobs/s`,
           baseline: `${n(noopRate)} jobs/s`,
           ratio: round(x.rate / noopRate, 4),
+          ...(x === tinyAt
+            ? { target: `≥ ${TARGETS.tiny_jobs_vs_noop}`, result: tinyRatio >= TARGETS.tiny_jobs_vs_noop ? 'PASS' : 'BELOW' }
+            : { target: '—', result: '—' }),
+        })),
+        {
+          figure: `CPU per tiny inference job, ${TINY_JOBS_WORKERS} worker processes: the API, the workers, their children, PostgreSQL, Redis (/proc)`,
+          measured: describeCpuPerUnit(tinyAt.cpu_per_job),
+          baseline: '—',
+          ratio: '—',
           target: '—',
           result: '—',
-        })),
+        },
         {
           figure: `fairness: tenant B's one job behind tenant A's flood of ${is.flood} (2 slots; median of 3 arrivals)`,
           measured: `${waitMs} ms wait (${trials.map((x) => x.wait_ms).join(', ')})`,
@@ -409,6 +441,13 @@ export default {
             text: `${vsNoop} (${n(on64.rps)} vs ${n(noopRate)})`,
           },
           {
+            name: `tiny inference jobs/s with ${TINY_JOBS_WORKERS} worker processes ÷ no-op BullMQ jobs/s`,
+            value: tinyRatio,
+            target: `≥ ${TARGETS.tiny_jobs_vs_noop}`,
+            pass: tinyRatio >= TARGETS.tiny_jobs_vs_noop,
+            text: `${tinyRatio} (${n(tinyAt.rate)} vs ${n(noopRate)} jobs/s; CPU per job ${describeCpuPerUnit(tinyAt.cpu_per_job)})`,
+          },
+          {
             name: "fairness: B's wait in A's job-lengths",
             value: waitLengths,
             target: `≤ ${TARGETS.fairness_job_lengths}`,
@@ -430,6 +469,8 @@ export default {
         notes: [
           `Batching on and off gave ${sameAnswers.on === sameAnswers.off ? 'identical' : '**different**'} predictions for the same 20 rows.`,
           `No-op BullMQ rounds: ${noop.map(n).join(', ')} jobs/s.`,
+          `CPU per tiny inference job (ms, utime + stime from /proc from the first submission to the last success: the API, the worker processes, their children, PostgreSQL's postmaster and every child of it, redis-server): ` +
+            `${scale.map((x) => `${x.workers} worker(s) ${describeCpuPerUnit(x.cpu_per_job)}`).join('; ')}.`,
         ],
       };
     } finally {

@@ -1,8 +1,10 @@
 // Scenario "jobs": the job engine, each figure beside a baseline measured in the same run.
 //  1. Job submission rate: POST /v1/jobs on the real API (autocannon, 50 connections; jobs only
-//     queue, no worker runs) against raw BullMQ `queue.add` with as many adds in flight, with the
-//     API's connection and add options, into a throwaway queue on the same Redis
-//     (bench/jobs-enqueue-runner.mjs). Alternating rounds, medians.
+//     queue, no worker runs) against two baselines with as many in flight: raw BullMQ `queue.add`,
+//     with the API's connection and add options, into a throwaway queue on the same Redis
+//     (bench/jobs-enqueue-runner.mjs), and the durable floor, plain `pg` writing the same job and
+//     `job.queued` rows in batched transactions into the same tables (bench/jobs-floor-runner.mjs).
+//     Alternating rounds, medians; CPU per job of every process involved, from /proc.
 //  2. Training job wall time: a training job submitted through the API (`Prefer: wait=60`) and run
 //     by a real worker process (TF_BACKEND=wasm, one compute child), from the request to the answer
 //     with the succeeded job, against plain libs/ml `train()` of the same model on the same rows
@@ -18,8 +20,11 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import {
   call,
+  cpuPerUnit,
   cpuSnapshot,
   cpuUsage,
+  cpuWindow,
+  describeCpuPerUnit,
   envNumber,
   loadTest,
   median,
@@ -29,13 +34,17 @@ import {
   round,
   sleep,
   startApi,
+  servicePids,
   startProcess,
   step,
+  withServices,
 } from './harness.mjs';
 
 export const TARGETS = {
-  /** POST /v1/jobs rate ÷ queue.add rate, at least */
-  submit_ratio: 0.5,
+  /** POST /v1/jobs rate ÷ queue.add rate, at least (issue 16: 0.5 asked a durable write to match half an in-memory one) */
+  submit_ratio: 0.1,
+  /** POST /v1/jobs rate ÷ the durable floor's rate (plain pg, same rows, batched), at least */
+  floor_ratio: 0.5,
   /** training job wall time ÷ plain train() time, at most */
   training_ratio: 1.15,
   /** worker RSS after the last small job ÷ after the first 10, at most */
@@ -46,6 +55,7 @@ const CONTENDED_CORES = 0.2;
 const FIRST_SMALL_JOBS = 10;
 const INSPECT_PORT = 9229;
 const BASELINE_QUEUE = 'bench-enqueue-baseline';
+const FLOOR_LABEL = 'plain pg durable floor (baseline)';
 const TRAIN_DATA = { features: 8, classes: 3, seed: 11 };
 const TINY_DATA = { n: 60, features: 2, classes: 2, seed: 5 };
 
@@ -216,9 +226,12 @@ export default {
     let api;
     let worker;
     let tenantId;
+    let floorTenantId;
     const db = new pg.Client({ connectionString: env.DATABASE_URL });
     try {
       await db.connect();
+      // The shared PostgreSQL's and Redis's processes, for CPU per job.
+      const services = await servicePids(db, env.REDIS_URL);
       step('jobs: starting the API');
       api = await startApi(env, { profileDir });
       const admin = env.ADMIN_API_KEY;
@@ -269,8 +282,9 @@ export default {
         201,
         'POST /v1/datasets (tiny)',
       );
+      const models = {};
       for (const name of ['jobs-train', 'jobs-tiny', 'jobs-submit'])
-        must(await t('POST', '/v1/models', { name, task: 'classification' }), 201, `POST /v1/models ${name}`);
+        models[name] = must(await t('POST', '/v1/models', { name, task: 'classification' }), 201, `POST /v1/models ${name}`);
       step(
         `jobs: tenant ${tenant.body.id}, datasets ${trainDs.id} (${js.trainRows} rows × ${TRAIN_DATA.features} features, ${TRAIN_DATA.classes} classes) and ${tinyDs.id} (${TINY_DATA.n} rows)`,
       );
@@ -502,7 +516,10 @@ export default {
       };
       const apiRun = async (secs, phase) => {
         const stopSampling = phase === 'measured' ? sampleBackends() : null;
+        const window = cpuWindow(withServices(services, { api: { pids: [api.proc.pid] } }), db);
         const r = await loadTest({ ...apiTarget, duration: secs, connections, label: 'API POST /v1/jobs' });
+        r.cpu_ms = await window.stop();
+        r.cpu_per_job = cpuPerUnit(r.cpu_ms, r.status_codes['202']);
         if (stopSampling) r.postgres_backends = stopSampling();
         const others = Object.keys(r.status_codes).filter((c) => c !== '202');
         if (r.non2xx > 0 || r.errors > 0 || others.length) {
@@ -512,45 +529,90 @@ export default {
         }
         return r;
       };
+      // A baseline runner (a child process that warms up, says `<event>.ready`, measures on SIGUSR2 and says
+      // `<event>.result`): its result line, and the CPU used while it measured (/proc snapshots bracket it).
+      const measureRunner = async (entry, event, runnerEnv) => {
+        const runner = await startProcess(entry, `${event}.ready`, {
+          env: { ...process.env, NODE_OPTIONS: '', ...runnerEnv },
+          timeoutMs: 30_000 + warmup * 1000,
+        });
+        try {
+          const window = cpuWindow(withServices(services, { runner: { pids: [runner.proc.pid] } }), db);
+          const started = new Date();
+          process.kill(runner.proc.pid, 'SIGUSR2');
+          const result = await waitForEvent(runner, `${event}.result`, (duration + 30) * 1000);
+          const cpuMs = await window.stop();
+          return { result, started, cpu: window.cores({ server: runner.proc.pid }), cpuMs };
+        } finally {
+          await runner.stop();
+        }
+      };
+      // A runner's figures in the shape of a loadTest run (the report's runs table).
+      const runnerRecord = (label, { result: r, started, cpu, cpuMs }, count) => ({
+        label,
+        duration_s: r.seconds,
+        requests: count,
+        rps: r.rate,
+        latency_ms: r.latency_ms,
+        non2xx: 0,
+        errors: r.errors,
+        timeouts: 0,
+        status_codes: {},
+        cpu,
+        cpu_ms: cpuMs,
+        cpu_per_job: cpuPerUnit(cpuMs, count),
+        started_at: started.toISOString(),
+      });
       const baselineRun = async () => {
-        const runner = await startProcess('bench/jobs-enqueue-runner.mjs', 'jobs.enqueue.ready', {
-          env: {
-            ...process.env,
-            NODE_OPTIONS: '',
+        try {
+          const m = await measureRunner('bench/jobs-enqueue-runner.mjs', 'jobs.enqueue', {
             REDIS_URL: env.REDIS_URL,
             REDIS_PREFIX: env.REDIS_PREFIX,
             JOBS_ENQUEUE_SECONDS: String(duration),
             JOBS_ENQUEUE_WARMUP: String(warmup),
             JOBS_ENQUEUE_CONCURRENCY: String(connections),
             JOBS_ENQUEUE_QUEUE: BASELINE_QUEUE,
-          },
-          timeoutMs: 30_000 + warmup * 1000,
-        });
-        try {
-          const before = cpuSnapshot();
-          const started = new Date();
-          process.kill(runner.proc.pid, 'SIGUSR2');
-          const r = await waitForEvent(runner, 'jobs.enqueue.result', (duration + 30) * 1000);
-          const cpu = cpuUsage(before, cpuSnapshot(), { server: runner.proc.pid });
+          });
+          const r = m.result;
           if (r.errors > 0) throw new Error(`queue.add baseline: ${r.errors} failed add(s) out of ${r.adds + r.errors}`);
-          return {
-            label: 'BullMQ queue.add (baseline)',
-            duration_s: r.seconds,
-            requests: r.adds,
-            rps: r.rate,
-            latency_ms: r.latency_ms,
-            non2xx: 0,
-            errors: r.errors,
-            timeouts: 0,
-            status_codes: {},
-            cpu,
-            started_at: started.toISOString(),
-          };
+          return runnerRecord('BullMQ queue.add (baseline)', m, r.adds);
         } finally {
-          await runner.stop();
           await dropBaselineQueue();
         }
       };
+      // The durable floor's rows go to a tenant of their own, so that the API's quota count does not see them.
+      const floorTenant = await requestJson(`${api.url}/v1/admin/tenants`, {
+        method: 'POST',
+        token: admin,
+        body: { name: 'bench-jobs-floor', plan: 'enterprise' },
+      });
+      floorTenantId = floorTenant.body.id;
+      const floorRun = async () => {
+        try {
+          const m = await measureRunner('bench/jobs-floor-runner.mjs', 'jobs.floor', {
+            DATABASE_URL: env.DATABASE_URL,
+            JOBS_FLOOR_SECONDS: String(duration),
+            JOBS_FLOOR_WARMUP: String(warmup),
+            JOBS_FLOOR_CONCURRENCY: String(connections),
+            JOBS_FLOOR_TENANT: floorTenantId,
+            JOBS_FLOOR_MODEL: models['jobs-submit'].id,
+            JOBS_FLOOR_DATASET: tinyDs.id,
+            JOBS_FLOOR_HYPERPARAMETERS: JSON.stringify(JSON.parse(submitBody).hyperparameters),
+          });
+          const r = m.result;
+          if (r.errors > 0) throw new Error(`durable floor: ${r.errors} failed job(s) out of ${r.jobs + r.errors}: ${r.last_error}`);
+          return {
+            ...runnerRecord(FLOOR_LABEL, m, r.jobs),
+            transactions: r.transactions,
+            mean_batch: r.mean_batch,
+            connections: r.connections,
+          };
+        } finally {
+          await dropFloorRows();
+        }
+      };
+      // Each floor run writes tens of thousands of jobs: deleted after the run (their events go with them), as the baseline queue is.
+      const dropFloorRows = () => db.query('DELETE FROM jobs WHERE tenant_id = $1', [floorTenantId]);
       // Each baseline run adds ~150,000 jobs: delete them after the run, so that Redis does not grow
       // run after run (each run starts from an empty queue; the API's queue holds a few thousand jobs).
       const dropBaselineQueue = async () => {
@@ -571,9 +633,11 @@ export default {
       const warmups = [];
       const backlog = [];
       for (let i = 1; i <= rounds; i++) {
-        for (const name of ['baseline', 'api']) {
+        for (const name of ['baseline', 'api', 'floor']) {
           let r;
-          if (name === 'api') {
+          if (name === 'floor') {
+            r = await floorRun();
+          } else if (name === 'api') {
             if (warmup > 0) warmups.push(await apiRun(warmup, 'warm-up'));
             const queued = await queuedJobs();
             backlog.push(queued);
@@ -590,9 +654,11 @@ export default {
               (r.cpu
                 ? `, server ${r.cpu.cores_used.server} cores, postgres ${r.cpu.cores_used.postgres}, redis ${r.cpu.cores_used.redis}, other processes ${other} cores`
                 : '') +
+              `; CPU per job ${describeCpuPerUnit(r.cpu_per_job)}` +
               (name === 'api'
                 ? `; ${r.queued_before} jobs queued before the run; API's PostgreSQL backends: ${describeBackends(r.postgres_backends)}`
-                : ''),
+                : '') +
+              (name === 'floor' ? `; ${r.transactions} transactions of ${r.mean_batch} jobs on average` : ''),
           );
           if (other > CONTENDED_CORES)
             console.warn(
@@ -613,11 +679,14 @@ export default {
           postgres_cores: cpu.length ? median(cpu.map((r) => r.cpu.cores_used.postgres)) : undefined,
           redis_cores: cpu.length ? median(cpu.map((r) => r.cpu.cores_used.redis)) : undefined,
           loadgen_cores: cpu.length ? median(cpu.map((r) => r.cpu.cores_used.loadgen)) : undefined,
+          cpu_per_job: medianPerUnit(mine.map((r) => r.cpu_per_job)),
           requests: mine.reduce((s, r) => s + r.requests, 0),
         };
       };
       const sb = summary('BullMQ');
       const sa = summary('API');
+      const sf = summary(FLOOR_LABEL);
+      const floorBatch = median(runs.filter((r) => r.label === FLOOR_LABEL).map((r) => r.mean_batch));
       const apiBackends = {};
       for (const r of runs.filter((x) => x.postgres_backends))
         for (const [k, v] of Object.entries(r.postgres_backends)) (apiBackends[k] ??= []).push(v);
@@ -628,16 +697,22 @@ export default {
         ]),
       );
       const submitRatio = round(sa.rps / sb.rps, 3);
+      const floorRatio = round(sa.rps / sf.rps, 3);
       const submitRatios = [];
+      const floorRatios = [];
       for (let i = 1; i <= rounds; i++) {
         const b = runs.find((r) => r.round === i && r.label.startsWith('BullMQ'));
         const a = runs.find((r) => r.round === i && r.label.startsWith('API'));
+        const f = runs.find((r) => r.round === i && r.label === FLOOR_LABEL);
         submitRatios.push(round(a.rps / b.rps, 3));
+        floorRatios.push(round(a.rps / f.rps, 3));
       }
+      const cpuRatio = sa.cpu_per_job && sf.cpu_per_job ? round(sa.cpu_per_job.total / sf.cpu_per_job.total, 2) : '—';
       const contended = runs.filter((r) => disturbance(r) > CONTENDED_CORES);
 
       // ── The report ──────────────────────────────────────────────────────────────────────────
       const fmtRatio = (x) => x.toFixed(3);
+      const mibOrDash = (x) => (x === undefined ? '—' : x);
       const rows = [
         {
           figure: `job submission rate (${connections} in flight): POST /v1/jobs vs BullMQ queue.add`,
@@ -647,6 +722,24 @@ export default {
           target: `≥ ${TARGETS.submit_ratio}`,
           result: submitRatio >= TARGETS.submit_ratio ? 'PASS' : 'BELOW',
           per_round: submitRatios.join(', '),
+        },
+        {
+          figure: `job submission rate (${connections} in flight): POST /v1/jobs vs the durable floor (plain pg, the same job + job.queued rows, batched transactions)`,
+          measured: `${sa.rps.toLocaleString('en-US')} jobs/s`,
+          baseline: `${sf.rps.toLocaleString('en-US')} jobs/s`,
+          ratio: fmtRatio(floorRatio),
+          target: `≥ ${TARGETS.floor_ratio}`,
+          result: floorRatio >= TARGETS.floor_ratio ? 'PASS' : 'BELOW',
+          per_round: `${floorRatios.join(', ')}; ${floorBatch} jobs per transaction (median)`,
+        },
+        {
+          figure: 'CPU per job, all processes (/proc): POST /v1/jobs (API + PostgreSQL + Redis) vs the durable floor (runner + PostgreSQL)',
+          measured: `${mibOrDash(sa.cpu_per_job?.total)} ms`,
+          baseline: `${mibOrDash(sf.cpu_per_job?.total)} ms`,
+          ratio: cpuRatio,
+          target: '—',
+          result: '—',
+          per_round: `API ${describeCpuPerUnit(sa.cpu_per_job)}; floor ${describeCpuPerUnit(sf.cpu_per_job)}; queue.add ${describeCpuPerUnit(sb.cpu_per_job)}`,
         },
         {
           figure: `training job wall time (${js.trainRows.toLocaleString('en-US')} rows × ${TRAIN_DATA.features} features, ${TRAIN_DATA.classes} classes, ${js.trainEpochs} epochs, wasm): submit → succeeded vs plain train()`,
@@ -695,6 +788,13 @@ export default {
           text: `${submitRatio} (per round: ${submitRatios.join(', ')})`,
         },
         {
+          name: 'POST /v1/jobs rate ÷ durable floor rate',
+          value: floorRatio,
+          target: `≥ ${TARGETS.floor_ratio}`,
+          pass: floorRatio >= TARGETS.floor_ratio,
+          text: `${floorRatio} (per round: ${floorRatios.join(', ')}; ${sa.rps} vs ${sf.rps} jobs/s)`,
+        },
+        {
           name: 'training job wall time ÷ plain train() time',
           value: trainRatio,
           target: `≤ ${TARGETS.training_ratio}`,
@@ -720,14 +820,16 @@ export default {
             ]
           : []),
       ];
-      const mibOrDash = (x) => (x === undefined ? '—' : x);
       return {
         area: 'jobs',
         title: this.title,
         description:
           `1: POST /v1/jobs (a training job body on a ${TINY_DATA.n}-row dataset, no Idempotency-Key, no worker running so every job stays queued) on the real API ` +
           `with autocannon at ${connections} connections, against raw BullMQ \`queue.add\` with ${connections} adds in flight (the API's connection and add options, a throwaway queue, same Redis) ` +
-          `in a child process; ${rounds} alternating rounds of ${duration} s, medians. ` +
+          `in a child process, and against the durable floor: plain \`pg\` in a child process writing the rows an accepted job writes (a queued \`jobs\` row and its \`job.queued\` event) into the same tables, ` +
+          `${connections} jobs in flight, each free connection of ten writing whatever waits in one transaction (one multi-row INSERT of jobs, one of events); ` +
+          `${rounds} alternating rounds of ${duration} s, medians. CPU per job: utime + stime from /proc of every process involved over the measured window ` +
+          `(the API or the runner, PostgreSQL's postmaster and all its children, redis-server), divided by the jobs accepted, written or added. ` +
           `2: a training job through the API (\`Prefer: wait=60\`, one real worker process, TF_BACKEND=wasm, WORKER_CONCURRENCY=1), from the request to the answer, against libs/ml \`train()\` ` +
           `of the same model, rows and hyperparameters in a child process; ${js.trainRounds} alternating rounds, medians. ` +
           `3: a fresh worker's RSS (worker process + compute child, /proc VmRSS) and the compute child's TF.js tensor count after ${FIRST_SMALL_JOBS} one-row inference jobs and after ${js.smallJobs}.`,
@@ -740,8 +842,12 @@ export default {
           submission: {
             api: sa,
             baseline: sb,
+            floor: sf,
             ratio: submitRatio,
             ratio_per_round: submitRatios,
+            floor_ratio: floorRatio,
+            floor_ratio_per_round: floorRatios,
+            floor_jobs_per_transaction: floorBatch,
             queued_before_each_api_run: backlog,
             api_postgres_backends: backends,
             accepted_202: accepted,
@@ -775,6 +881,9 @@ export default {
             `The API's PostgreSQL backends during the measured runs (pg_stat_activity every 100 ms, average count, median of the runs): ${describeBackends(backends)}. ` +
             `Jobs already queued when each measured API run started: ${backlog.map((n) => n.toLocaleString('en-US')).join(', ')} (they accumulate over the runs). ` +
             `${accepted.toLocaleString('en-US')} answers were 202 (warm-ups included); ${rowsNow.toLocaleString('en-US')} jobs were queued in PostgreSQL afterwards (≥ the 202s: requests still in flight when a run ended are not counted by autocannon).`,
+          `**Durable floor.** ${sf.rps.toLocaleString('en-US')} jobs/s (p50 ${sf.p50} ms, p99 ${sf.p99} ms per job, ${floorBatch} jobs per transaction), the rows in a tenant of their own, deleted after each run. ` +
+            `CPU per job (ms, the run with the median total, from /proc, PostgreSQL = the postmaster and every child of it): POST /v1/jobs ${describeCpuPerUnit(sa.cpu_per_job)}; ` +
+            `durable floor ${describeCpuPerUnit(sf.cpu_per_job)}; queue.add ${describeCpuPerUnit(sb.cpu_per_job)}.`,
           ...(contended.length
             ? [
                 `**${contended.length} of ${runs.length} submission runs were disturbed** by other processes (> ${CONTENDED_CORES} cores): rounds ${contended.map((r) => `${r.round} ${r.label}`).join(', ')}.`,
@@ -800,9 +909,9 @@ export default {
       await worker?.stop();
       // The submission runs leave thousands of queued jobs: the tenant goes, and its jobs with it,
       // so that the next scenario's workers do not spend the machine on them.
-      if (api && tenantId)
-        await requestJson(`${api.url}/v1/admin/tenants/${tenantId}`, { method: 'DELETE', token: env.ADMIN_API_KEY }).catch((err) =>
-          step(`jobs: could not delete the bench tenant: ${err.message}`),
+      for (const id of [tenantId, floorTenantId].filter((x) => api && x))
+        await requestJson(`${api.url}/v1/admin/tenants/${id}`, { method: 'DELETE', token: env.ADMIN_API_KEY }).catch((err) =>
+          step(`jobs: could not delete the bench tenant ${id}: ${err.message}`),
         );
       await api?.stop();
       await db.end().catch(() => undefined);
@@ -810,6 +919,12 @@ export default {
     }
   },
 };
+
+/** CPU ms per job of the run with the median total (its groups add up to it), from cpuPerUnit results; undefined when none. */
+function medianPerUnit(perJob) {
+  const known = perJob.filter(Boolean).sort((a, b) => a.total - b.total);
+  return known.length ? known[Math.floor((known.length - 1) / 2)] : undefined;
+}
 
 /** Cores used during a submission run by processes that are not part of it, live or exited. */
 function disturbance(r) {

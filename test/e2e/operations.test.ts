@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ALL_QUEUES, WEBHOOKS_QUEUE } from '@app/queue';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { adminKey, createTenant } from '../support/factories.js';
 import { Api } from '../support/http.js';
+import { metricFamilies } from '../support/prometheus.js';
 import { type RunningApi, startApi } from '../support/processes.js';
 
 let server: RunningApi;
@@ -149,6 +151,46 @@ describe('discovery and operations', () => {
     expect(r.text).toMatch(/aiaas_http_requests_total\{method="GET",route="\/v1\/me",status="200"\} \d+/);
     expect(r.text).toMatch(/aiaas_http_requests_total\{method="GET",route="\/v1\/admin\/tenants",status="403"\} \d+/);
     expect(r.text).toMatch(/aiaas_http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/v1\/me"\} \d+/);
+  });
+
+  it("serves the cluster-wide figures after the process's, in Prometheus' text format, each family once", async () => {
+    const families = metricFamilies((await anon.as(adminKey()).get('/metrics')).text);
+    const types = Object.fromEntries([...families].filter(([name]) => name.startsWith('aiaas_')).map(([name, f]) => [name, f.type]));
+    expect(types).toEqual({
+      aiaas_http_requests_total: 'counter',
+      aiaas_http_request_duration_seconds: 'histogram',
+      aiaas_api_key_lookups_total: 'counter',
+      aiaas_sync_predictions_total: 'counter',
+      aiaas_sync_prediction_duration_seconds: 'histogram',
+      aiaas_sync_prediction_batch_rows: 'histogram',
+      aiaas_sync_prediction_batch_requests: 'histogram',
+      aiaas_jobs: 'gauge',
+      aiaas_queue_depth: 'gauge',
+      aiaas_workers_online: 'gauge',
+      aiaas_job_wait_seconds: 'histogram',
+      aiaas_job_run_seconds: 'histogram',
+      aiaas_jobs_ended_total: 'counter',
+      aiaas_webhook_attempts_total: 'counter',
+    });
+    const labels = (name: string) => families.get(name)!.samples.map((s) => s.replace(/ \d+$/, ''));
+    expect(labels('aiaas_jobs')).toEqual(
+      ['queued', 'running', 'succeeded', 'failed', 'canceled'].map((s) => `aiaas_jobs{scope="cluster",status="${s}"}`),
+    );
+    // Every queue with the stages it has: BullMQ's queues all four, the predict list only what it can tell.
+    expect(labels('aiaas_queue_depth')).toEqual([
+      ...[...ALL_QUEUES, WEBHOOKS_QUEUE].flatMap((q) =>
+        ['scheduled', 'ready', 'active', 'delayed'].map((stage) => `aiaas_queue_depth{scope="cluster",queue="${q}",stage="${stage}"}`),
+      ),
+      'aiaas_queue_depth{scope="cluster",queue="predict",stage="scheduled"}',
+      'aiaas_queue_depth{scope="cluster",queue="predict",stage="ready"}',
+    ]);
+    expect(labels('aiaas_workers_online')).toEqual(['aiaas_workers_online{scope="cluster"}']);
+    expect(labels('aiaas_webhook_attempts_total')).toEqual(
+      ['succeeded', 'retried', 'failed', 'gone'].map((o) => `aiaas_webhook_attempts_total{scope="cluster",outcome="${o}"}`),
+    );
+    for (const name of ['aiaas_job_wait_seconds', 'aiaas_job_run_seconds', 'aiaas_jobs_ended_total']) {
+      expect(families.get(name)!.samples.every((s) => s.includes('{scope="cluster",type="'))).toBe(true);
+    }
   });
 
   it('never logs a key or a secret', async () => {

@@ -235,7 +235,7 @@ describe('worker', () => {
     const job = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 500, seed: 1 } });
     await waitFor(job.id, (j) => (j.progress as { epoch?: number }).epoch !== undefined);
     const asked = Date.now();
-    await jobs.requestCancel(tenantId, job.id);
+    await flagCancel(job.id);
     await redis.publish(jobCancelChannel(config), job.id);
     const done = await waitFor(job.id, finished, 5_000);
     const took = Date.now() - asked;
@@ -245,7 +245,7 @@ describe('worker', () => {
     expect(await db.prisma.modelVersion.count({ where: { modelId } })).toBe(0);
 
     const flagged = await submit({ type: 'training', modelId, datasetId: small }, false);
-    await jobs.requestCancel(tenantId, flagged.id);
+    await flagCancel(flagged.id);
     await queues.enqueue(flagged);
     const f = await waitFor(flagged.id, finished);
     expect(f).toMatchObject({ status: 'canceled', attempts: 0 });
@@ -344,7 +344,7 @@ describe('worker', () => {
     // Another worker takes it from the queue; this one has time to finish its job on SIGTERM.
     const b = await worker();
     await waitFor(job.id, (j) => j.status === 'running');
-    await jobs.requestCancel(tenantId, job.id);
+    await flagCancel(job.id);
     await redis.publish(jobCancelChannel(config), job.id);
     await waitFor(job.id, finished);
     const short = await submit({ type: 'training', modelId, datasetId: large, hyperparameters: { epochs: 6, seed: 6 } });
@@ -353,3 +353,8 @@ describe('worker', () => {
     expect((await jobs.byId(short.id))!).toMatchObject({ status: 'succeeded', attempts: 1 });
   });
 });
+
+/** Sets a job's cancel flag as the API does, without its queued path (a flagged job must not start). */
+async function flagCancel(jobId: string): Promise<void> {
+  await db.pool.query('UPDATE jobs SET cancel_requested = true, updated_at = now() WHERE id = $1', [jobId]);
+}

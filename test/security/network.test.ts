@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { adminKey, createTenant, type TenantFixture } from '../support/factories.js';
 import { Api } from '../support/http.js';
 import { blobs } from '../support/ml-fixtures.js';
+import { metricFamilies } from '../support/prometheus.js';
 import { type RunningApi, startApi } from '../support/processes.js';
 
 // A hostile tenant aims the service at its own network (webhooks), reads the operator's figures
@@ -196,7 +197,9 @@ describe('/metrics is for the operator', () => {
     try {
       const r = await new Api(allowed.url).get('/metrics');
       expect(r.status).toBe(200);
-      expect(r.text).toContain('aiaas_http_requests_total');
+      // All of it, well-formed: the process's figures and the cluster's.
+      const families = metricFamilies(r.text);
+      expect([families.get('aiaas_http_requests_total')?.type, families.get('aiaas_jobs')?.type]).toEqual(['counter', 'gauge']);
       expect((await new Api(other.url).get('/metrics')).status).toBe(401);
       expect((await new Api(other.url, adminKey()).get('/metrics')).status).toBe(200);
     } finally {

@@ -23,6 +23,7 @@ import { InfraModule } from './infra/infra.module.js';
 import { AdmissionBatcher } from './jobs/admission.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
+import { JobScheduling } from './jobs/job-scheduling.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { OperationsController } from './admin/operations.controller.js';
@@ -75,6 +76,7 @@ export class AppModule {
         ModelsService,
         LoadCheckClient,
         AdmissionBatcher,
+        JobScheduling,
         JobsService,
         WebhooksService,
         OperationsService,

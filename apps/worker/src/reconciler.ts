@@ -1,6 +1,7 @@
 import type { AppConfig } from '@app/config';
-import { type Job, type JobEvent, type JobRepository, WORKER_STALE_MS } from '@app/db';
-import { type JobQueues, queueName, redisKey, type SchedulableJob } from '@app/queue';
+import { type JobRepository, WORKER_STALE_MS } from '@app/db';
+import type { JobLifecycle } from '@app/jobs';
+import { type JobQueues, queueName, redisKey, type Scheduler } from '@app/queue';
 import type { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 
@@ -23,15 +24,11 @@ export class Reconciler {
   constructor(
     private readonly config: AppConfig,
     private readonly jobs: JobRepository,
+    private readonly lifecycle: JobLifecycle,
     private readonly queues: JobQueues,
     private readonly redis: Redis,
     private readonly log: Logger,
-    private readonly publish: (event: JobEvent | null, tenantId?: string) => void,
-    private readonly scheduler: {
-      holds(jobId: string): Promise<boolean>;
-      enqueue(job: SchedulableJob): Promise<void>;
-      remove(job: SchedulableJob): Promise<boolean>;
-    },
+    private readonly scheduler: Pick<Scheduler, 'holds'>,
   ) {}
 
   start(): void {
@@ -69,26 +66,8 @@ export class Reconciler {
     const limit = this.config.jobGpuWaitTimeoutSeconds;
     const waiting = await this.jobs.queuedForGpuBefore(limit * 1000);
     if (waiting.length === 0 || (await this.jobs.gpuWorkerOnline(WORKER_STALE_MS))) return;
-    const error = {
-      code: 'no_gpu_worker',
-      message: `The job asked for a GPU (resources.accelerator "gpu") and no GPU worker came online within ${limit} s`,
-    };
     for (const job of waiting) {
-      const r = await this.jobs.transition(
-        job.id,
-        ['queued'],
-        { status: 'failed', error, finishedAt: new Date() },
-        {
-          type: 'job.failed',
-          data: { error, attempt: job.attempts },
-        },
-      );
-      if (!r) continue;
-      this.publish(r.event, job.tenantId);
-      // Out of the scheduler's waiting list, and out of BullMQ should it have been dispatched.
-      await this.scheduler.remove(job).catch(() => false);
-      await this.queues.remove(job).catch(() => false);
-      this.log.warn(`reconciler: ${job.id} failed: no GPU worker within ${limit} s`);
+      if (await this.lifecycle.failNoGpu(job, limit)) this.log.warn(`reconciler: ${job.id} failed: no GPU worker within ${limit} s`);
     }
   }
 
@@ -102,7 +81,7 @@ export class Reconciler {
         if (state !== 'completed' && state !== 'failed') continue;
         await held.remove().catch(() => undefined);
       }
-      await this.scheduler.enqueue(job);
+      await this.lifecycle.reschedule(job);
       this.log.log(`reconciler: enqueued ${job.id} (${held ? 'its queue entry had ended' : 'no queue held it'})`);
       n++;
     }
@@ -116,34 +95,15 @@ export class Reconciler {
       const state = held ? await held.getState() : 'missing';
       if (state !== 'missing' && state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
       if (job.attempts >= job.maxAttempts) {
-        const error = { code: 'worker_lost', message: `The worker running attempt ${job.attempts} was lost and no attempts are left` };
-        const r = await this.jobs.transition(
-          job.id,
-          ['running'],
-          { status: 'failed', error, finishedAt: new Date() },
-          { type: 'job.failed', data: { error, attempt: job.attempts } },
-        );
-        this.publish(r?.event ?? null, job.tenantId);
+        await this.lifecycle.failLost(job);
         continue;
       }
-      if (await this.requeue(job, held)) n++;
+      if (held) await held.remove().catch(() => undefined);
+      if (await this.lifecycle.requeueLost(job)) {
+        this.log.warn(`reconciler: ${job.id} was running on a lost worker; enqueued again`);
+        n++;
+      }
     }
     return n;
-  }
-
-  private async requeue(job: Job, held: { remove(): Promise<unknown> } | undefined): Promise<boolean> {
-    const error = { code: 'worker_lost', message: 'The worker running this job was lost' };
-    const r = await this.jobs.transition(
-      job.id,
-      ['running'],
-      { status: 'queued' },
-      { type: 'job.retrying', data: { attempt: job.attempts, error, next_attempt_in_ms: 0 } },
-    );
-    if (!r) return false;
-    this.publish(r.event, job.tenantId);
-    if (held) await held.remove().catch(() => undefined);
-    await this.scheduler.enqueue(r.job);
-    this.log.warn(`reconciler: ${job.id} was running on a lost worker; enqueued again`);
-    return true;
   }
 }

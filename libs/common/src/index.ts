@@ -6,3 +6,4 @@ export * from './paths.js';
 export * from './logger.js';
 export * from './shutdown.js';
 export * from './traffic.js';
+export * from './job-status.js';

@@ -1,8 +1,6 @@
-import { effectiveQuotas, newId, type Quotas } from '@app/common';
+import { ACTIVE } from '@app/common';
 import type { Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
-import { jobView } from './views.js';
-import { isWebhookEvent, writeOutbox } from './webhooks.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
 export type { Job, JobEvent };
@@ -33,12 +31,10 @@ export interface JobFilter {
   modelId?: string;
 }
 
-const ACTIVE: JobStatus[] = ['queued', 'running'];
-
 /**
- * Jobs and their events. State changes are guarded transitions (an UPDATE that names the states
- * it may leave), each written with its event in one transaction, so that a job is never finished
- * twice however often a worker retries or two workers race.
+ * Jobs and their events, read. A job's admission is AdmissionRepository (libs/db/src/admission.ts);
+ * every later change of a job's status is libs/jobs's JobLifecycle (guarded transitions on plain
+ * `pg`), never this class.
  */
 export class JobRepository {
   constructor(private readonly db: Database) {}
@@ -78,7 +74,7 @@ export class JobRepository {
     const n = await this.db.prisma.job.count({
       where: {
         tenantId,
-        status: { in: ACTIVE },
+        status: { in: [...ACTIVE] },
         ...(what.datasetId ? { datasetId: what.datasetId } : {}),
         ...(what.modelId ? { modelId: what.modelId } : {}),
       },
@@ -104,83 +100,6 @@ export class JobRepository {
     });
   }
 
-  /**
-   * Applies a guarded transition and writes its event, in one transaction. Returns the updated job
-   * and the event, or null when the job was not in one of `from` (someone else moved it first).
-   */
-  async transition(
-    jobId: string,
-    from: JobStatus[],
-    change: Prisma.JobUpdateManyMutationInput,
-    event: { type: string; data?: Prisma.InputJsonValue } | null,
-    extra?: (tx: Prisma.TransactionClient, job: Job) => Promise<void>,
-  ): Promise<{ job: Job; event: JobEvent | null } | null> {
-    return this.db.prisma.$transaction(async (tx) => {
-      // The event's number comes from the job row this UPDATE locks: per job, in commit order, no gaps.
-      const data = event ? { ...change, eventSeq: { increment: 1 } } : change;
-      const { count } = await tx.job.updateMany({ where: { id: jobId, status: { in: from } }, data });
-      if (count === 0) return null;
-      const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
-      if (extra) await extra(tx, job);
-      const written = event
-        ? await tx.jobEvent.create({ data: { id: newId('evt'), jobId, seq: job.eventSeq, type: event.type, data: event.data ?? {} } })
-        : null;
-      if (event && isWebhookEvent(event.type)) await writeOutbox(tx, { tenantId: job.tenantId, type: event.type, data: jobView(job), job });
-      return { job, event: written };
-    });
-  }
-
-  /** Records progress (not a state change) and its event, unless the job has left `running`. */
-  progress(jobId: string, progress: Prisma.InputJsonValue, data: Prisma.InputJsonValue) {
-    return this.transition(jobId, ['running'], { progress }, { type: 'job.progress', data });
-  }
-
-  /**
-   * A worker takes the job: queued|running → running (running again when a stalled or crashed
-   * attempt is picked up elsewhere), counting the attempt, with its `job.started` event
-   * (`{attempt, worker_id, backend}`), and the quotas it runs under. Null when the job has left queued/running.
-   */
-  async start(
-    jobId: string,
-    workerId: string,
-    backend: string,
-  ): Promise<{ job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | null> {
-    return this.db.prisma.$transaction(async (tx) => {
-      // max_concurrent_jobs holds across all workers: starts of one tenant's jobs take turns under
-      // this lock, and a queued job past the limit does not start (a job already running, handed
-      // back by a stall, does: it holds its own slot).
-      const owner = await tx.job.findUnique({
-        where: { id: jobId },
-        select: { tenantId: true, status: true, tenant: { select: { plan: true, quotas: true } } },
-      });
-      if (!owner) return null;
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`run:${owner.tenantId}`}))`;
-      const quotas = effectiveQuotas(owner.tenant.plan, owner.tenant.quotas as Record<string, unknown>);
-      if (owner.status === 'queued') {
-        const running = await tx.job.count({ where: { tenantId: owner.tenantId, status: 'running' } });
-        if (running >= quotas.max_concurrent_jobs) return 'at_concurrency_limit';
-      }
-      const { count } = await tx.job.updateMany({
-        where: { id: jobId, status: { in: ACTIVE } },
-        data: { status: 'running', attempts: { increment: 1 }, workerId, backend, error: Prisma.DbNull, eventSeq: { increment: 1 } },
-      });
-      if (count === 0) return null;
-      await tx.$executeRaw`UPDATE jobs SET started_at = now() WHERE id = ${jobId} AND started_at IS NULL`;
-      const job = (await tx.job.findUnique({ where: { id: jobId } }))!;
-      const event = await tx.jobEvent.create({
-        data: {
-          id: newId('evt'),
-          jobId,
-          seq: job.eventSeq,
-          type: 'job.started',
-          data: { attempt: job.attempts, worker_id: workerId, backend },
-        },
-      });
-      await writeOutbox(tx, { tenantId: job.tenantId, type: 'job.started', data: jobView(job), job });
-      return { job, event, quotas };
-    });
-  }
-
   /** Status and attempt limit of some jobs, in one round trip (the dispatcher hands them to BullMQ). */
   async attemptsOf(ids: string[]): Promise<Map<string, { status: string; maxAttempts: number }>> {
     const { rows } = await this.db.pool.query<{ id: string; status: string; max_attempts: number }>(
@@ -199,12 +118,6 @@ export class JobRepository {
     });
   }
 
-  /** Writes a job's output pages (inside the transition that finishes it), replacing any of an earlier attempt. */
-  async writeOutputs(tx: Prisma.TransactionClient, jobId: string, pages: Prisma.InputJsonValue[]): Promise<void> {
-    await tx.jobOutput.deleteMany({ where: { jobId } });
-    if (pages.length > 0) await tx.jobOutput.createMany({ data: pages.map((data, page) => ({ jobId, page, data })) });
-  }
-
   /**
    * One page of a job's stored output (`GET /v1/jobs/{id}/output?page=`), scoped by tenant, with
    * the number of pages. Null when the job is not the tenant's; `data` null past the last page.
@@ -219,18 +132,40 @@ export class JobRepository {
     return { data: row?.data ?? null, pages };
   }
 
+  /** What a queued job of the tenant waits for, in one round trip: GPU workers online, its running jobs, its plan and quotas. */
+  async waitContext(
+    tenantId: string,
+  ): Promise<{ gpuWorkers: number; running: number; plan: string; quotas: Record<string, unknown> } | null> {
+    const { rows } = await this.db.pool.query<{ gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
+      `SELECT (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $2)) AS gpu,
+              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
+              t.plan, t.quotas
+         FROM tenants t WHERE t.id = $1`,
+      [tenantId, WORKER_STALE_MS / 1000],
+    );
+    const r = rows[0];
+    return r ? { gpuWorkers: r.gpu, running: r.running, plan: r.plan, quotas: r.quotas } : null;
+  }
+
+  /** Jobs of its queue accepted before it and still queued, plus one (its place when the scheduler cannot say). */
+  async arrivalPosition(job: Pick<Job, 'type' | 'accelerator' | 'createdAt' | 'id'>): Promise<number> {
+    const { rows } = await this.db.pool.query<{ ahead: number }>(
+      `SELECT count(*)::int AS ahead FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)`,
+      [job.type, job.accelerator, job.createdAt, job.id],
+    );
+    return rows[0].ahead + 1;
+  }
+
+  /** The `seq` of one of the job's events (an events page's cursor), or null when it is not the job's. */
+  async eventSeq(jobId: string, eventId: string): Promise<bigint | null> {
+    const e = await this.db.prisma.jobEvent.findFirst({ where: { id: eventId, jobId }, select: { seq: true } });
+    return e?.seq ?? null;
+  }
+
   /** Whether a worker whose backend runs on a GPU has heartbeated within `withinMs` (else a gpu job is `waiting_for: "gpu"`). */
   async gpuWorkerOnline(withinMs: number): Promise<boolean> {
     const n = await this.db.prisma.workerHeartbeat.count({ where: { gpu: true, lastSeenAt: { gt: new Date(Date.now() - withinMs) } } });
     return n > 0;
-  }
-
-  /** Asks for a job to stop: marks it; returns the job as it stands. */
-  async requestCancel(tenantId: string | null, jobId: string): Promise<Job | null> {
-    const where = tenantId ? { id: jobId, tenantId } : { id: jobId };
-    const { count } = await this.db.prisma.job.updateMany({ where: { ...where, status: { in: ACTIVE } }, data: { cancelRequested: true } });
-    const job = await this.db.prisma.job.findFirst({ where });
-    return count === 0 && job && ACTIVE.includes(job.status) ? null : job;
   }
 }
 
@@ -256,4 +191,12 @@ export async function onlineWorkerCount(db: Database): Promise<number> {
     [WORKER_STALE_MS / 1000],
   );
   return rows[0].n;
+}
+
+/** The workers online (heartbeat younger than WORKER_STALE_MS), newest first: GET /v1/admin/workers. */
+export function onlineWorkers(db: Database) {
+  return db.prisma.workerHeartbeat.findMany({
+    where: { lastSeenAt: { gt: new Date(Date.now() - WORKER_STALE_MS) } },
+    orderBy: { startedAt: 'desc' },
+  });
 }

@@ -39,35 +39,51 @@ type Tx = Prisma.TransactionClient;
  * here, as the API showed the object at that moment. One statement; a NOTIFY (delivered at
  * commit) wakes the outbox relay.
  */
-export async function writeOutbox(
-  tx: Tx,
-  event: { tenantId: string; type: WebhookEventType; data: object; job?: Pick<Job, 'webhookUrl' | 'webhookEvents'> },
-): Promise<number> {
+export async function writeOutbox(tx: Tx, event: OutboxEvent): Promise<number> {
+  const { text, values } = outboxStatement(event);
+  const rows = await tx.$queryRawUnsafe<Array<{ n: number }>>(text, ...values);
+  return rows[0]?.n ?? 0;
+}
+
+export interface OutboxEvent {
+  tenantId: string;
+  type: WebhookEventType;
+  data: object;
+  job?: Pick<Job, 'webhookUrl' | 'webhookEvents'>;
+}
+
+/**
+ * writeOutbox's statement, for a caller on plain `pg` (the job lifecycle): its parameters are
+ * numbered from `$<first>`, so that it can follow others in one round trip.
+ */
+export function outboxStatement(event: OutboxEvent, first = 1): { text: string; values: unknown[] } {
   const payload = JSON.stringify({ type: event.type, timestamp: new Date().toISOString(), data: event.data });
   const category = JOB_CATEGORY[event.type] ?? null;
   const jobUrl = event.job?.webhookUrl && category && event.job.webhookEvents.includes(category) ? event.job.webhookUrl : null;
-  const progress = event.type === 'job.progress';
-  const throttle = `${PROGRESS_THROTTLE_MS} milliseconds`;
-  const rows = await tx.$queryRaw<Array<{ n: number }>>`
+  const [type, body, tenant, url, progress, throttle] = [0, 1, 2, 3, 4, 5].map((i) => `$${first + i}`);
+  const text = `
     WITH ins AS (
       INSERT INTO webhook_messages (id, tenant_id, endpoint_id, url, event_type, payload)
-      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.tenant_id, e.id, NULL, ${event.type}, ${payload}::jsonb
+      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.tenant_id, e.id, NULL, ${type}::text, ${body}::jsonb
         FROM webhook_endpoints e
-       WHERE e.tenant_id = ${event.tenantId} AND e.enabled AND (cardinality(e.events) = 0 OR ${event.type} = ANY(e.events))
-         AND (NOT ${progress} OR NOT EXISTS (
+       WHERE e.tenant_id = ${tenant}::text AND e.enabled AND (cardinality(e.events) = 0 OR ${type}::text = ANY(e.events))
+         AND (NOT ${progress}::boolean OR NOT EXISTS (
                SELECT 1 FROM webhook_messages m
                 WHERE m.endpoint_id = e.id AND m.event_type = 'job.progress' AND m.created_at > now() - ${throttle}::interval))
       UNION ALL
-      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), ${event.tenantId}, NULL, ${jobUrl}::text, ${event.type}, ${payload}::jsonb
-       WHERE ${jobUrl}::text IS NOT NULL
-         AND (NOT ${progress} OR NOT EXISTS (
+      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), ${tenant}::text, NULL, ${url}::text, ${type}::text, ${body}::jsonb
+       WHERE ${url}::text IS NOT NULL
+         AND (NOT ${progress}::boolean OR NOT EXISTS (
                SELECT 1 FROM webhook_messages m
-                WHERE m.tenant_id = ${event.tenantId} AND m.endpoint_id IS NULL AND m.url = ${jobUrl}::text
+                WHERE m.tenant_id = ${tenant}::text AND m.endpoint_id IS NULL AND m.url = ${url}::text
                   AND m.event_type = 'job.progress' AND m.created_at > now() - ${throttle}::interval))
       RETURNING 1
     )
-    SELECT count(*)::int AS n, CASE WHEN count(*) > 0 THEN pg_notify(${OUTBOX_CHANNEL}, '')::text END AS notified FROM ins`;
-  return rows[0]?.n ?? 0;
+    SELECT count(*)::int AS n, CASE WHEN count(*) > 0 THEN pg_notify('${OUTBOX_CHANNEL}', '')::text END AS notified FROM ins`;
+  return {
+    text,
+    values: [event.type, payload, event.tenantId, jobUrl, event.type === 'job.progress', `${PROGRESS_THROTTLE_MS} milliseconds`],
+  };
 }
 
 /** Whether a job event type produces webhook messages. */

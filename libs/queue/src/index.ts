@@ -1,5 +1,6 @@
 export * from './redis.js';
 export * from './jobs.js';
+export * from './backoff.js';
 export * from './job-queues.js';
 export * from './scheduler.js';
 export * from './predict.js';

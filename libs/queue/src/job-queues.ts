@@ -1,6 +1,7 @@
 import type { AppConfig } from '@app/config';
 import { Queue } from 'bullmq';
 import { bullPrefix, type JobPayload, type JobType, queueName } from './jobs.js';
+import { bullConnection } from './redis.js';
 
 export interface EnqueueableJob {
   id: string;
@@ -27,15 +28,8 @@ export class JobQueues {
     let q = this.queues.get(name);
     if (!q) {
       q = new Queue<JobPayload>(name, {
-        // Not `enableOfflineQueue: false`: BullMQ 6 sends its first command (INFO) while the socket is still
-        // connecting, and a Queue whose init failed stays failed for good. `maxRetriesPerRequest: 1` still fails
-        // an add within ~0.1 s while Redis is down; `call` drops a failed Queue so the next call gets a fresh one.
-        connection: {
-          url: this.config.redisUrl,
-          maxRetriesPerRequest: 1,
-          connectTimeout: 2_000,
-          retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-        },
+        // Fails fast while Redis is down; `call` drops a failed Queue so the next call gets a fresh one.
+        connection: bullConnection(this.config, 'command'),
         prefix: bullPrefix(this.config),
         skipWaitingForReady: true,
       });

@@ -1,4 +1,5 @@
 import type { AppConfig } from '@app/config';
+import type { ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /**
@@ -12,6 +13,9 @@ export function redisKey(config: Pick<AppConfig, 'redisPrefix'>, ...parts: strin
 
 export type RedisRole = 'command' | 'subscriber' | 'blocking';
 
+/** Reconnecting after a lost connection: 100 ms, doubling, at most 2 s between tries. */
+const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000);
+
 /**
  * A Redis connection. Commands fail fast while Redis is down (readiness and the API answer 503
  * instead of hanging); subscribers and BullMQ's blocking connections retry forever.
@@ -20,7 +24,7 @@ export function createRedis(config: Pick<AppConfig, 'redisUrl'>, role: RedisRole
   const options: RedisOptions = {
     connectionName: `${name}:${role}`,
     lazyConnect: false,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    retryStrategy,
     reconnectOnError: () => true,
   };
   if (role === 'command') {
@@ -38,6 +42,19 @@ export function createRedis(config: Pick<AppConfig, 'redisUrl'>, role: RedisRole
   // Errors surface on the commands that hit them; the connection event would only crash the process.
   redis.on('error', () => undefined);
   return redis;
+}
+
+/**
+ * The connection options of a BullMQ Queue or Worker (BullMQ makes its own ioredis clients from
+ * them), with the roles of createRedis: `command` fails an add within ~0.1 s while Redis is down,
+ * `blocking` (Workers, and whatever must wait for Redis) retries forever. Not `enableOfflineQueue:
+ * false` for commands: BullMQ 6 sends its first command (INFO) while the socket is still connecting,
+ * and a Queue whose init failed stays failed for good (JobQueues.call replaces such a Queue).
+ */
+export function bullConnection(config: Pick<AppConfig, 'redisUrl'>, role: Exclude<RedisRole, 'subscriber'>): ConnectionOptions {
+  return role === 'command'
+    ? { url: config.redisUrl, retryStrategy, maxRetriesPerRequest: 1, connectTimeout: 2_000 }
+    : { url: config.redisUrl, retryStrategy, maxRetriesPerRequest: null };
 }
 
 /** Pub/sub channel on which API instances tell each other (and workers tell them) what changed: see InvalidationBus. */

@@ -1,4 +1,4 @@
-import { AuditRepository, Database, toPage, WORKER_STALE_MS } from '@app/db';
+import { AuditRepository, Database, toPage, onlineWorkers } from '@app/db';
 import { Controller, Get, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Admin } from '../auth/principal.js';
@@ -85,10 +85,7 @@ export class AdminController {
     response: listOf(WorkerSchema),
   })
   async workers() {
-    const rows = await this.db.prisma.workerHeartbeat.findMany({
-      where: { lastSeenAt: { gt: new Date(Date.now() - WORKER_STALE_MS) } },
-      orderBy: { startedAt: 'desc' },
-    });
+    const rows = await onlineWorkers(this.db);
     return {
       object: 'list' as const,
       has_more: false,

@@ -1,27 +1,17 @@
-import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
+import { ApiError, type JobStatus, STATUSES } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import {
-  AuditRepository,
-  Database,
-  type Job,
-  JobRepository,
-  onlineWorkerCount,
-  Prisma,
-  toPage,
-  WebhookRepository,
-  WORKER_STALE_MS,
-} from '@app/db';
+import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
 import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { Gauge, Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Actor } from '../http/actor.js';
 import { REDIS } from '../infra/infra.module.js';
 import { jobView } from '../jobs/jobs.dto.js';
+import { JobScheduling } from '../jobs/job-scheduling.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import type { AdminJobListQuery, OverviewSchema } from './operations.dto.js';
-
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 
 /**
  * What an operator runs the service with: the overview, every tenant's jobs, cancel and retry,
@@ -30,7 +20,8 @@ const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as con
  */
 @Injectable()
 export class OperationsService {
-  private readonly metrics: ClusterMetrics;
+  /** What GET /metrics serves after the process's own figures; every figure is computed when scraped. */
+  private readonly registry = new Registry();
   private readonly predictQueue: PredictQueue;
 
   constructor(
@@ -38,12 +29,14 @@ export class OperationsService {
     private readonly db: Database,
     private readonly jobsRepo: JobRepository,
     private readonly jobs: JobsService,
+    private readonly scheduling: JobScheduling,
     private readonly webhooks: WebhookRepository,
     private readonly audit: AuditRepository,
     @Inject(REDIS) redis: Redis,
   ) {
-    this.metrics = new ClusterMetrics(config, redis);
     this.predictQueue = new PredictQueue(config, redis);
+    this.registerGauges();
+    new ClusterMetrics(config, redis).register(this.registry);
   }
 
   async overview(): Promise<z.infer<typeof OverviewSchema>> {
@@ -98,7 +91,7 @@ export class OperationsService {
       object: 'overview',
       generated_at: new Date().toISOString(),
       jobs: {
-        by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<(typeof STATUSES)[number], number>,
+        by_status: Object.fromEntries(STATUSES.map((s) => [s, count(s)])) as Record<JobStatus, number>,
         by_type: types,
       },
       recent: {
@@ -121,10 +114,13 @@ export class OperationsService {
   /** Every queue: jobs waiting in the fair scheduler, then in BullMQ (ready, active, delayed); the sync predict list. */
   private async queueDepths() {
     const scheduled = new Map<string, number>();
-    for (const w of await this.jobs.scheduler.waiting().catch(() => [])) scheduled.set(w.queue, (scheduled.get(w.queue) ?? 0) + w.jobs);
+    for (const w of await this.scheduling.scheduler.waiting().catch(() => []))
+      scheduled.set(w.queue, (scheduled.get(w.queue) ?? 0) + w.jobs);
     const names = [...ALL_QUEUES, WEBHOOKS_QUEUE];
     const counts = await Promise.all(
-      names.map((name) => this.jobs.queues.call(name, (q) => q.getJobCounts('wait', 'prioritized', 'active', 'delayed')).catch(() => null)),
+      names.map((name) =>
+        this.scheduling.queues.call(name, (q) => q.getJobCounts('wait', 'prioritized', 'active', 'delayed')).catch(() => null),
+      ),
     );
     const out = names.map((name, i) => {
       const c = counts[i];
@@ -169,30 +165,15 @@ export class OperationsService {
     return { ...jobView(job), tenant_id: job.tenantId };
   }
 
-  /**
-   * A failed job runs again, as a new attempt: back to queued (error and end cleared, one more
-   * attempt allowed), its old queue entry removed, handed to the scheduler with its tenant's share.
-   */
+  /** A failed job runs again, as a new attempt (libs/jobs's adminRetry), and the admin's action is audited. */
   async retry(actor: Actor, id: string) {
     const current = await this.jobsRepo.byId(id);
     if (!current) throw ApiError.notFound('job', id);
     if (current.status !== 'failed') {
       throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} is ${current.status}; only failed jobs can be retried`);
     }
-    // A new run: started_at starts again, and with it the job's max_job_seconds.
-    const moved = await this.jobsRepo.transition(
-      id,
-      ['failed'],
-      { status: 'queued', error: Prisma.DbNull, startedAt: null, finishedAt: null, cancelRequested: false, maxAttempts: { increment: 1 } },
-      { type: 'job.retrying', data: { attempt: current.attempts, by: 'admin', next_attempt_in_ms: 0 } },
-    );
+    const moved = await this.scheduling.lifecycle.adminRetry(current);
     if (!moved) throw new ApiError(409, 'invalid_request_error', 'job_not_failed', `Job ${id} changed meanwhile; look again`);
-    await this.jobs.queues.remove(moved.job).catch(() => false);
-    const tenant = (await this.db.prisma.tenant.findUnique({ where: { id: moved.job.tenantId } }))!;
-    await this.jobs.schedule(
-      moved.job,
-      schedulingShare(tenant.plan, effectiveQuotas(tenant.plan, tenant.quotas as Record<string, unknown>)),
-    );
     await this.record(actor, moved.job, 'job.retried_by_admin');
     return { ...(await this.jobs.view(moved.job)), tenant_id: moved.job.tenantId };
   }
@@ -236,31 +217,51 @@ export class OperationsService {
     };
   }
 
-  /** Cluster-wide figures for GET /metrics: jobs by status, queue depths, workers, and what workers counted. */
-  async prometheus(): Promise<string> {
-    const [byStatus, queues, workers, cluster] = await Promise.all([
-      this.db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status'),
-      this.queueDepths(),
-      onlineWorkerCount(this.db),
-      this.metrics.render(),
-    ]);
-    const out = ['# HELP aiaas_jobs Jobs by status (cluster-wide, from PostgreSQL)', '# TYPE aiaas_jobs gauge'];
-    for (const s of STATUSES) out.push(`aiaas_jobs{scope="cluster",status="${s}"} ${byStatus.rows.find((r) => r.status === s)?.n ?? 0}`);
-    out.push(
-      '# HELP aiaas_queue_depth Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)',
-      '# TYPE aiaas_queue_depth gauge',
-    );
-    for (const q of queues) {
-      for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
-        if (q[stage] !== null) out.push(`aiaas_queue_depth{scope="cluster",queue="${q.name}",stage="${stage}"} ${q[stage]}`);
-      }
-    }
-    out.push(
-      '# HELP aiaas_workers_online Workers that heartbeated in the last 30 s',
-      '# TYPE aiaas_workers_online gauge',
-      `aiaas_workers_online{scope="cluster"} ${workers}`,
-    );
-    return `${out.join('\n')}\n${cluster}`;
+  /** Cluster-wide figures for GET /metrics (Prometheus text): jobs by status, queue depths, workers, and what workers counted. */
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Jobs by status, queue depths and workers online: prom-client gauges that ask PostgreSQL and the queues when scraped. */
+  private registerGauges(): void {
+    const { db, registry } = this;
+    const queueDepths = () => this.queueDepths();
+    new Gauge({
+      name: 'aiaas_jobs',
+      help: 'Jobs by status (cluster-wide, from PostgreSQL)',
+      labelNames: ['scope', 'status'] as const,
+      registers: [registry],
+      async collect() {
+        const { rows } = await db.pool.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM jobs GROUP BY status');
+        this.reset();
+        for (const status of STATUSES) this.set({ scope: 'cluster', status }, rows.find((r) => r.status === status)?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'aiaas_queue_depth',
+      help: 'Jobs waiting per queue: in the fair scheduler, and in BullMQ (ready, active, delayed)',
+      labelNames: ['scope', 'queue', 'stage'] as const,
+      registers: [registry],
+      async collect() {
+        const queues = await queueDepths();
+        this.reset();
+        for (const q of queues) {
+          for (const stage of ['scheduled', 'ready', 'active', 'delayed'] as const) {
+            const n = q[stage];
+            if (n !== null) this.set({ scope: 'cluster', queue: q.name, stage }, n);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'aiaas_workers_online',
+      help: 'Workers that heartbeated in the last 30 s',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+      async collect() {
+        this.set({ scope: 'cluster' }, await onlineWorkerCount(db));
+      },
+    });
   }
 
   private async record(actor: Actor, job: Job, action: string): Promise<void> {

@@ -1,7 +1,6 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import {
-  Database,
   type Dataset,
   DatasetRepository,
   eventView,
@@ -12,27 +11,16 @@ import {
   ModelRegistry,
   type NewJob,
   toPage,
-  WORKER_STALE_MS,
 } from '@app/db';
-import {
-  ALL_QUEUES,
-  dispatchChannel,
-  type JobEventMessage,
-  jobCancelChannel,
-  jobEventsChannel,
-  JobQueues,
-  Scheduler,
-  schedulerLeaseMs,
-  TERMINAL_EVENTS,
-} from '@app/queue';
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import { isActive } from '@app/jobs';
+import { type JobEventMessage, type TenantShare, TERMINAL_EVENTS } from '@app/queue';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
-import { REDIS } from '../infra/infra.module.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { AdmissionBatcher } from './admission.js';
 import { checkInputs } from './inputs.js';
+import { JobScheduling } from './job-scheduling.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
 import { checkWebhookUrl } from '../webhooks/webhook-url.js';
@@ -40,29 +28,19 @@ import { isTransferLearning, transferHyperparameters } from './transfer-learning
 import { checkArchitecture, checkPreset, checkTrainingTime, resolveTrainingHyperparameters } from './training-limits.js';
 
 @Injectable()
-export class JobsService implements OnApplicationShutdown {
+export class JobsService {
   private readonly logger = new Logger('jobs');
-  readonly queues: JobQueues;
-  readonly scheduler: Scheduler;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly db: Database,
     private readonly jobs: JobRepository,
     private readonly registry: ModelRegistry,
     private readonly datasets: DatasetRepository,
     private readonly watcher: JobWatcher,
     private readonly usage: UsageCache,
-    @Inject(REDIS) private readonly redis: Redis,
+    private readonly scheduling: JobScheduling,
     private readonly admission: AdmissionBatcher,
-  ) {
-    this.queues = new JobQueues(config);
-    this.scheduler = new Scheduler(config, redis, schedulerLeaseMs(config), ALL_QUEUES);
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.queues.close();
-  }
+  ) {}
 
   /**
    * Validates the job against its model and dataset, then admits it (AdmissionBatcher: the quotas
@@ -166,10 +144,9 @@ export class JobsService implements OnApplicationShutdown {
    * The job waits in the fair scheduler until a worker has a slot for it (docs/scheduling.md); the
    * workers are woken. If Redis cannot take it now, the reconciler enqueues it later.
    */
-  async schedule(job: Job, share: { cap: number; weight: number }): Promise<void> {
-    await this.scheduler
-      .enqueue(job, share)
-      .then(() => this.redis.publish(dispatchChannel(this.config), job.type))
+  private async schedule(job: Job, share: TenantShare): Promise<void> {
+    await this.scheduling.port
+      .schedule(job, share)
       .catch((err: Error) =>
         this.logger.warn({ job_id: job.id, err: err.message }, 'queue unavailable; the reconciler will enqueue the job'),
       );
@@ -194,40 +171,24 @@ export class JobsService implements OnApplicationShutdown {
     if (job.status !== 'queued') return jobView(job);
     // One round trip for what it waits for (GPU workers online, the tenant's running jobs), and its
     // place in the scheduler's order; if Redis cannot say, the place in plain arrival order.
-    const [{ rows }, place] = await Promise.all([
-      this.db.pool.query<{ gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
-        `SELECT (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $2)) AS gpu,
-                (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
-                t.plan, t.quotas
-           FROM tenants t WHERE t.id = $1`,
-        [job.tenantId, WORKER_STALE_MS / 1000],
-      ),
-      this.scheduler.position(job).catch(() => this.arrivalPosition(job)),
+    const [r, place] = await Promise.all([
+      this.jobs.waitContext(job.tenantId),
+      this.scheduling.scheduler.position(job).catch(() => this.jobs.arrivalPosition(job)),
     ]);
-    const r = rows[0];
     let waitingFor: JobView['waiting_for'] = 'capacity';
-    if (job.accelerator === 'gpu' && r && r.gpu === 0) waitingFor = 'gpu';
+    if (job.accelerator === 'gpu' && r && r.gpuWorkers === 0) waitingFor = 'gpu';
     else if (r && r.running >= effectiveQuotas(r.plan, r.quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
     return jobView(job, { position: place ?? 1, waitingFor });
-  }
-
-  /** Jobs of its queue accepted before it and still queued, plus one. */
-  private async arrivalPosition(job: Job): Promise<number> {
-    const { rows } = await this.db.pool.query<{ ahead: number }>(
-      `SELECT count(*)::int AS ahead FROM jobs WHERE status = 'queued' AND type = $1 AND accelerator IS NOT DISTINCT FROM $2 AND (created_at, id) < ($3, $4)`,
-      [job.type, job.accelerator, job.createdAt, job.id],
-    );
-    return rows[0].ahead + 1;
   }
 
   async events(tenantId: string, id: string, query: { limit: number; starting_after?: string }) {
     await this.get(tenantId, id);
     let after = 0n;
     if (query.starting_after) {
-      const cursor = await this.db.prisma.jobEvent.findFirst({ where: { id: query.starting_after, jobId: id } });
-      if (!cursor)
+      const cursor = await this.jobs.eventSeq(id, query.starting_after);
+      if (cursor === null)
         throw ApiError.invalid('invalid_cursor', `starting_after '${query.starting_after}' is not an event of this job`, 'starting_after');
-      after = cursor.seq;
+      after = cursor;
     }
     const rows = await this.jobs.events(id, after, query.limit + 1);
     return toPage(rows, query.limit, (e) => ({ ...eventView(e), object: 'job_event' as const }));
@@ -257,42 +218,21 @@ export class JobsService implements OnApplicationShutdown {
   }
 
   /**
-   * A queued job never starts: it leaves the queue and is canceled here. A running job is flagged
-   * and its worker told over pub/sub; it stops within two seconds and ends canceled.
+   * A queued job never starts: it leaves the queue and is canceled. A running job is flagged and
+   * its worker told over pub/sub; it stops within two seconds and ends canceled (libs/jobs).
    */
   async cancel(tenantId: string | null, id: string): Promise<Job> {
-    const current = tenantId ? await this.get(tenantId, id) : await this.jobs.byId(id);
-    if (!current) throw ApiError.notFound('job', id);
-    if (!['queued', 'running'].includes(current.status)) {
+    const outcome = await this.scheduling.lifecycle.cancel(tenantId, id);
+    if (!outcome) throw ApiError.notFound('job', id);
+    if ('finished' in outcome) {
       throw new ApiError(
         409,
         'invalid_request_error',
         'job_finished',
-        `Job ${id} has already ${current.status}; only queued and running jobs can be canceled`,
+        `Job ${id} has already ${outcome.finished.status}; only queued and running jobs can be canceled`,
       );
     }
-    await this.jobs.requestCancel(tenantId, id);
-    if (current.status === 'queued') {
-      // Out of the scheduler if it still waits there, out of BullMQ if it was dispatched.
-      await this.scheduler.remove(current).catch(() => false);
-      await this.queues.remove(current).catch(() => false);
-      const moved = await this.jobs.transition(
-        id,
-        ['queued'],
-        { status: 'canceled', finishedAt: new Date(), cancelRequested: true },
-        { type: 'job.canceled', data: { reason: 'requested' } },
-      );
-      if (moved) {
-        // A dispatched job held a slot lease; it will not start, so the slot is free again.
-        await this.scheduler.release(moved.job.tenantId, id).catch(() => undefined);
-        await this.publish(moved.event ? eventView(moved.event) : null, id);
-        await this.usage.changed(moved.job.tenantId);
-        return moved.job;
-      }
-    }
-    // Running (or taken by a worker meanwhile): the worker stops it.
-    await this.redis.publish(jobCancelChannel(this.config), id).catch(() => undefined);
-    return (await this.jobs.byId(id))!;
+    return outcome;
   }
 
   /**
@@ -300,7 +240,7 @@ export class JobsService implements OnApplicationShutdown {
    * second in case a message was missed. Never blocks the event loop.
    */
   async waitFor(job: Job, seconds: number): Promise<Job> {
-    if (!['queued', 'running'].includes(job.status)) return job;
+    if (!isActive(job.status)) return job;
     const deadline = Date.now() + seconds * 1000;
     let wake: () => void = () => undefined;
     const stop = await this.watcher.watch(job.id, (e: JobEventMessage) => {
@@ -309,7 +249,7 @@ export class JobsService implements OnApplicationShutdown {
     try {
       for (;;) {
         const current = (await this.jobs.byId(job.id))!;
-        if (!['queued', 'running'].includes(current.status)) return current;
+        if (!isActive(current.status)) return current;
         const left = deadline - Date.now();
         if (left <= 0) return current;
         await new Promise<void>((resolve) => {
@@ -323,10 +263,6 @@ export class JobsService implements OnApplicationShutdown {
     } finally {
       stop();
     }
-  }
-
-  private async publish(event: ReturnType<typeof eventView> | null, jobId: string): Promise<void> {
-    if (event) await this.redis.publish(jobEventsChannel(this.config, jobId), JSON.stringify(event)).catch(() => undefined);
   }
 
   private async model(tenantId: string, ref: string): Promise<Model> {

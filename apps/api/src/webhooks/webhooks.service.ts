@@ -1,7 +1,7 @@
 import { ApiError, newId, type Quotas } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AuditRepository, Database, type PageQuery, toPage, type WebhookEndpoint, WebhookRepository } from '@app/db';
-import { bullPrefix, WEBHOOKS_QUEUE } from '@app/queue';
+import { bullConnection, bullPrefix, WEBHOOKS_QUEUE } from '@app/queue';
 import { decryptSecret, encryptSecret, newSecret } from '@app/webhooks';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
@@ -162,7 +162,7 @@ export class WebhooksService implements OnApplicationShutdown {
     await this.endpoint(tenantId, id);
     // A finished message has left the queue (jobs are removed when they end); one still retrying is brought forward.
     const queue = (this.queue ??= new Queue(WEBHOOKS_QUEUE, {
-      connection: { url: this.config.redisUrl, maxRetriesPerRequest: 1 },
+      connection: bullConnection(this.config, 'command'),
       prefix: bullPrefix(this.config),
       skipWaitingForReady: true,
     }));

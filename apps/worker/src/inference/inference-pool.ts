@@ -4,7 +4,7 @@ import { type BackendInfo, type Explanation, MlError, type Prediction, type Row 
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ComputePool } from '../compute/pool.js';
 import type { ComputeOps } from '../compute/protocol.js';
-import { JobInputError } from '../runners.js';
+import { JobInputError } from '../jobs/job-reader.js';
 
 /**
  * Rows per call to a child. A bigger request (an async job over a dataset, a sync request of

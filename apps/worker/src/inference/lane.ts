@@ -16,7 +16,7 @@ import {
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { ChildCrashed } from '../compute/pool.js';
-import { JobInputError } from '../runners.js';
+import { JobInputError } from '../jobs/job-reader.js';
 import { Batcher } from './batcher.js';
 import { type InferenceOutput, InferencePool } from './inference-pool.js';
 import { UsageTally } from './usage-tally.js';

@@ -1,6 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, OUTBOX_CHANNEL, type WebhookEndpoint, type WebhookMessage, WebhookRepository } from '@app/db';
-import { bullPrefix, ClusterMetrics, createRedis, WEBHOOKS_QUEUE, type WebhookOutcome } from '@app/queue';
+import { bullConnection, bullPrefix, ClusterMetrics, createRedis, WEBHOOKS_QUEUE, type WebhookOutcome } from '@app/queue';
 import { closeDeliveryAgents, decryptSecret, deliver, encryptSecret, headersFor, newSecret, nextDelayMs } from '@app/webhooks';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { type Job as BullJob, DelayedError, Queue, Worker } from 'bullmq';
@@ -54,11 +54,8 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
   onApplicationBootstrap(): void {
     this.redis = createRedis(this.config, 'command', 'worker-webhooks');
     this.metrics = new ClusterMetrics(this.config, this.redis);
-    const connection = {
-      url: this.config.redisUrl,
-      maxRetriesPerRequest: null,
-      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-    };
+    // The relay's adds, like the deliverer's fetches, wait for Redis to come back.
+    const connection = bullConnection(this.config, 'blocking');
     this.queue = new Queue<DeliveryJob>(WEBHOOKS_QUEUE, { connection, prefix: bullPrefix(this.config) });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<DeliveryJob>(WEBHOOKS_QUEUE, (job, token) => this.deliver(job, token), {
