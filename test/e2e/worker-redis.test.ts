@@ -6,10 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '@app/config';
 import {
+  AdmissionRepository,
   AuditRepository,
   Database,
   DatasetRepository,
   DatasetSpool,
+  encodeAdmission,
   type Job,
   JobRepository,
   ModelRegistry,
@@ -72,9 +74,11 @@ describe('worker and a Redis restart', () => {
       Number.MAX_SAFE_INTEGER,
     ))!;
     const model = await new ModelRegistry(db, new AuditRepository(db)).create(tenant.id, 'key_test', { name: 'm', task: 'classification' });
-    const newJob = async () =>
-      (await jobs.admit(tenant.id, { type: 'training', modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } }, NO_LIMITS))
-        .job!;
+    const admission = new AdmissionRepository(db);
+    const newJob = async () => {
+      const data = { type: 'training' as const, modelId: model.id, datasetId: ds.id, hyperparameters: { epochs: 1 } };
+      return (await admission.admit([encodeAdmission(tenant.id, data, NO_LIMITS)]))[0].job!;
+    };
 
     w = await startWorker({
       REDIS_URL: redisServer.url,

@@ -1,12 +1,22 @@
 /**
  * The worker side of the job engine, end to end with real processes: worker processes (dist/),
  * their TF.js child processes (wasm), PostgreSQL, Redis and BullMQ. Jobs are created the way the
- * API creates them (JobRepository.create, then JobQueues.enqueue) and watched through the job
+ * API creates them (AdmissionRepository.admit, then JobQueues.enqueue) and watched through the job
  * rows, the event table and the events published on each job's channel.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { loadConfig } from '@app/config';
-import { AuditRepository, Database, type Job, JobRepository, ModelRegistry, type NewJob, TenantRepository } from '@app/db';
+import {
+  AdmissionRepository,
+  AuditRepository,
+  Database,
+  encodeAdmission,
+  type Job,
+  JobRepository,
+  ModelRegistry,
+  type NewJob,
+  TenantRepository,
+} from '@app/db';
 import { jobCancelChannel, jobEventsChannel, JobQueues, queueName } from '@app/queue';
 import { Redis } from 'ioredis';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
@@ -71,7 +81,8 @@ async function model(name: string): Promise<string> {
 
 /** Creates and enqueues a job as the API does (row and `job.queued` in one transaction, then the queue). */
 async function submit(data: NewJob, enqueue = true): Promise<Job> {
-  const job = (await jobs.admit(tenantId, data, NO_LIMITS)).job!;
+  const [admitted] = await new AdmissionRepository(db).admit([encodeAdmission(tenantId, data, NO_LIMITS)]);
+  const job = admitted.job!;
   published.set(job.id, []);
   await sub.subscribe(jobEventsChannel(config, job.id));
   if (enqueue) await queues.enqueue(job);

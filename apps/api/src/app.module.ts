@@ -20,6 +20,7 @@ import { ApiExceptionFilter } from './http/errors.js';
 import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { IdempotencyQuota } from './http/idempotency-quota.js';
 import { InfraModule } from './infra/infra.module.js';
+import { AdmissionBatcher } from './jobs/admission.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobScheduling } from './jobs/job-scheduling.js';
@@ -74,6 +75,7 @@ export class AppModule {
         UploadSlots,
         ModelsService,
         LoadCheckClient,
+        AdmissionBatcher,
         JobScheduling,
         JobsService,
         WebhooksService,

@@ -43,6 +43,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PREDICT_BATCH_MAX_ROWS: '0' })).toThrow(/PREDICT_BATCH_MAX_ROWS/);
   });
 
+  it('defaults the admission batcher to no window, one batch at a time, and refuses a batch of none', () => {
+    expect(loadConfig({})).toMatchObject({
+      admissionWindowMs: 0,
+      admissionMaxBatch: 256,
+      admissionMaxBatchBytes: 4 * 1024 * 1024,
+      admissionConcurrency: 1,
+    });
+    expect(loadConfig({ ADMISSION_WINDOW_MS: '2.5', ADMISSION_MAX_BATCH: '1' })).toMatchObject({
+      admissionWindowMs: 2.5,
+      admissionMaxBatch: 1,
+    });
+    expect(() => loadConfig({ ADMISSION_MAX_BATCH: '0' })).toThrow(/ADMISSION_MAX_BATCH/);
+  });
+
   it('lets nobody but the admin read /metrics by default, and parses the scraper settings', () => {
     expect(loadConfig({})).toMatchObject({ metricsToken: null, metricsAllowFrom: [] });
     const c = loadConfig({ METRICS_TOKEN: 'm'.repeat(24), METRICS_ALLOW_FROM: ' 10.0.5.0/24, 2001:db8:5::/48,192.0.2.7 ' });

@@ -157,6 +157,24 @@ const EnvSchema = z.object({
   /** TEST ONLY: the worker claims a GPU backend (and takes the -gpu queues); no machine here has one. */
   WORKER_FAKE_GPU: z.enum(['0', '1', 'true', 'false']).optional(),
 
+  // ---- Job admission (issue 16): POST /v1/jobs writes the submissions that arrive together as one batch ----
+  /**
+   * How long a batch waits for more submissions after its first when no batch is being written;
+   * 0: it is written at the end of the event-loop turn (the submissions that arrive while a batch is
+   * being written always form the next one).
+   */
+  ADMISSION_WINDOW_MS: z.coerce.number().min(0).max(1_000).default(0),
+  /** A batch closes at this many submissions; 1 turns batching off. */
+  ADMISSION_MAX_BATCH: z.coerce.number().int().min(1).max(10_000).default(256),
+  /** …or this many bytes of JSON (inline inference inputs are the large ones); a larger submission is a batch of its own. */
+  ADMISSION_MAX_BATCH_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  /** Batches one API instance writes at once. */
+  ADMISSION_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(1),
+
   // ---- Sync inference (issue 5): POST /v1/models/{id}/predict under Prefer: wait --------------
   /** A batch of sync predictions for one version closes at this many rows; 1 turns batching off. */
   PREDICT_BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(100_000).default(64),
@@ -249,6 +267,12 @@ export interface AppConfig {
   /** TEST ONLY (WORKER_FAKE_GPU): report a GPU and consume the -gpu queues. */
   workerFakeGpu: boolean;
 
+  // ---- Job admission (issue 16) ----
+  admissionWindowMs: number;
+  admissionMaxBatch: number;
+  admissionMaxBatchBytes: number;
+  admissionConcurrency: number;
+
   // ---- Sync inference (issue 5) ----
   predictBatchMaxRows: number;
   predictBatchDelayMs: number;
@@ -329,6 +353,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     jobGpuWaitTimeoutSeconds: e.JOB_GPU_WAIT_TIMEOUT_SECONDS,
     jobOutputPageSize: e.JOB_OUTPUT_PAGE_SIZE,
     workerFakeGpu: e.WORKER_FAKE_GPU === '1' || e.WORKER_FAKE_GPU === 'true',
+
+    admissionWindowMs: e.ADMISSION_WINDOW_MS,
+    admissionMaxBatch: e.ADMISSION_MAX_BATCH,
+    admissionMaxBatchBytes: e.ADMISSION_MAX_BATCH_BYTES,
+    admissionConcurrency: e.ADMISSION_CONCURRENCY,
 
     predictBatchMaxRows: e.PREDICT_BATCH_MAX_ROWS,
     predictBatchDelayMs: e.PREDICT_BATCH_DELAY_MS,

@@ -6,6 +6,7 @@ export * from './usage.js';
 export * from './datasets.js';
 export * from './models.js';
 export * from './jobs.js';
+export * from './admission.js';
 export * from './views.js';
 export * from './webhooks.js';
 export * from './sync-predictions.js';

@@ -1,5 +1,5 @@
-import { ACTIVE, newId } from '@app/common';
-import { camelRow, type Database } from './database.js';
+import { ACTIVE } from '@app/common';
+import type { Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
@@ -32,62 +32,12 @@ export interface JobFilter {
 }
 
 /**
- * Jobs and their events, read; and a job's admission. Every later change of a job's status is
- * libs/jobs's JobLifecycle (guarded transitions on plain `pg`), never this class.
+ * Jobs and their events, read. A job's admission is AdmissionRepository (libs/db/src/admission.ts);
+ * every later change of a job's status is libs/jobs's JobLifecycle (guarded transitions on plain
+ * `pg`), never this class.
  */
 export class JobRepository {
   constructor(private readonly db: Database) {}
-
-  /**
-   * Writes a queued job and its `job.queued` event, in one round trip and without Prisma (the hot
-   * write path), through the `aiaas_admit_job` function: the per-tenant lock, then counts that see
-   * everything committed before it (max_queued_jobs, monthly_compute_seconds), then the inserts.
-   * Returns the job, or the quota that refused it.
-   */
-  async admit(
-    tenantId: string,
-    data: NewJob,
-    limits: { maxQueuedJobs: number; monthlyComputeSeconds: number },
-  ): Promise<{ job: Job; refused?: never } | { refused: 'max_queued_jobs' | 'monthly_compute_seconds'; count: number; job?: never }> {
-    const id = newId('job');
-    const j = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
-    // One round trip: prisma/migrations/*_admit_job defines the function (lock, checks, inserts).
-    const { rows } = await this.db.pool.query<{ refused: string | null; queued: number; spent: number }>(
-      `SELECT refused, queued, spent FROM aiaas_admit_job($1, $2, $3::"JobType", $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13::jsonb, $14, $15, $16::text[], $17, $18, $19, $20)`,
-      [
-        id,
-        tenantId,
-        data.type,
-        data.modelId,
-        data.version ?? null,
-        data.alias ?? null,
-        data.datasetId ?? null,
-        j(data.hyperparameters ?? {}),
-        j(data.architecture),
-        data.baseVersion ?? null,
-        data.accelerator ?? null,
-        j(data.metadata ?? {}),
-        j(data.inputs),
-        data.explain ?? false,
-        data.webhookUrl ?? null,
-        data.webhookEvents ?? [],
-        data.maxAttempts ?? 3,
-        newId('evt'),
-        // The function takes an INTEGER; quotas may be set as high as 2^53 (no tenant queues 2^31 jobs).
-        Math.min(limits.maxQueuedJobs, 2_147_483_647),
-        limits.monthlyComputeSeconds,
-      ],
-    );
-    const row = rows[0];
-    if (row?.refused) {
-      return {
-        refused: row.refused as 'max_queued_jobs' | 'monthly_compute_seconds',
-        count: row.refused === 'max_queued_jobs' ? row.queued : row.spent,
-      };
-    }
-    const { rows: created } = await this.db.pool.query('SELECT * FROM jobs WHERE id = $1', [id]);
-    return { job: camelRow<Job>(created[0])! };
-  }
 
   get(tenantId: string, id: string): Promise<Job | null> {
     return this.db.prisma.job.findFirst({ where: { tenantId, id } });

@@ -70,3 +70,12 @@ export const syncPredictionBatchRequests = new Histogram({
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
   registers: [registry],
 });
+
+// ---- Job admission (POST /v1/jobs) ----
+
+export const admissionBatchSubmissions = new Histogram({
+  name: 'aiaas_admission_batch_submissions',
+  help: 'Submissions in each admission batch (one statement, one commit) that POST /v1/jobs wrote',
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+  registers: [registry],
+});

@@ -18,6 +18,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { UsageCache } from '../me/usage-cache.js';
+import { AdmissionBatcher } from './admission.js';
 import { checkInputs } from './inputs.js';
 import { JobScheduling } from './job-scheduling.js';
 import { JobWatcher } from './job-watcher.js';
@@ -38,11 +39,13 @@ export class JobsService {
     private readonly watcher: JobWatcher,
     private readonly usage: UsageCache,
     private readonly scheduling: JobScheduling,
+    private readonly admission: AdmissionBatcher,
   ) {}
 
   /**
-   * Validates the job against its model and dataset, checks the quotas and writes it with its
-   * first event in one transaction; only then hands it to the queue. If Redis is down at that
+   * Validates the job against its model and dataset, then admits it (AdmissionBatcher: the quotas
+   * checked and the job written with its first event, committed, in a batch with the submissions
+   * that arrive with it); only then hands it to the queue. If Redis is down at that
    * moment the job is still accepted: the workers' reconciler enqueues it when Redis returns.
    */
   async submit(p: TenantPrincipal, body: CreateJob): Promise<Job> {
@@ -109,7 +112,7 @@ export class JobsService {
       }
     }
 
-    const admitted = await this.jobs.admit(p.tenantId, data, {
+    const admitted = await this.admission.admit(p.tenantId, data, {
       maxQueuedJobs: p.quotas.max_queued_jobs,
       monthlyComputeSeconds: p.quotas.monthly_compute_seconds,
     });
