@@ -32,6 +32,14 @@ import { TrainingProcessor } from './jobs/processors/training.js';
 import { Reconciler } from './reconciler.js';
 import { Slots } from './slots.js';
 
+/** Slots of one kind, the queues that use them, and their BullMQ consumers (paused while every slot is busy). */
+interface Lane {
+  slots: Slots;
+  queues: string[];
+  workers: Worker<JobPayload>[];
+  paused: boolean;
+}
+
 /** A worker with free slots asks the scheduler for work at least this often (new work also wakes it over pub/sub). */
 const DISPATCH_INTERVAL_MS = 250;
 
@@ -47,7 +55,8 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private readonly log = new Logger('jobs');
   private readonly pool: ComputePool;
   private readonly reader: JobReader;
-  private readonly slots: Slots;
+  /** Compute slots (one per compute child: training, evaluation) and inference slots (inference jobs batch in the inference children). */
+  private readonly lanes: Record<'compute' | 'inference', Lane>;
   private readonly workers: Worker<JobPayload>[] = [];
   private readonly queues: JobQueues;
   private redis!: Redis;
@@ -57,7 +66,6 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private reconciler!: Reconciler;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
-  private paused = false;
   backend: BackendInfo | null = null;
   queueNames: string[] = [];
 
@@ -76,7 +84,11 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       onError: (m) => this.log.error(m),
     });
     this.reader = new JobReader(db, this.pool, config.featureCacheMaxBytes);
-    this.slots = new Slots(config.workerConcurrency, (free) => void this.throttle(free));
+    const lane = (size: number): Lane => {
+      const l: Lane = { slots: new Slots(size, (free) => void this.throttle(l, free)), queues: [], workers: [], paused: false };
+      return l;
+    };
+    this.lanes = { compute: lane(config.workerConcurrency), inference: lane(config.workerInferenceJobs) };
   }
 
   /** Starts the compute children first: the backend they load decides which queues this worker takes. */
@@ -86,6 +98,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     this.heartbeat.backend = this.backend.name;
     this.heartbeat.gpu = gpu;
     this.queueNames = [...JOB_TYPES.map((t) => queueName(t, null)), ...(gpu ? JOB_TYPES.map((t) => queueName(t, 'gpu')) : [])];
+    for (const name of this.queueNames) this.laneOf(name).queues.push(name);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -111,7 +124,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       () => this.backend!.name,
       this.log,
     );
-    this.dispatcher = new Dispatcher(scheduler, this.queues, new JobRepository(this.db), this.slots, () => this.queueNames, this.log);
+    this.dispatcher = new Dispatcher(scheduler, this.queues, new JobRepository(this.db), () => Object.values(this.lanes), this.log);
 
     const cancels = jobCancelChannel(this.config);
     this.sub.on('message', (channel: string, message: string) => {
@@ -123,11 +136,12 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     await this.sub.subscribe(cancels, dispatchChannel(this.config));
 
     for (const name of this.queueNames) {
-      const worker = new Worker<JobPayload>(name, (job, token) => this.process(job, token), {
+      const lane = this.laneOf(name);
+      const worker = new Worker<JobPayload>(name, (job, token) => this.process(lane, job, token), {
         connection: bullConnection(this.config, 'blocking'),
         prefix: bullPrefix(this.config),
         name: this.config.instanceId,
-        concurrency: this.config.workerConcurrency,
+        concurrency: lane.slots.size,
         lockDuration: this.config.workerLockDurationMs,
         stalledInterval: this.config.workerStalledIntervalMs,
         maxStalledCount: this.config.workerMaxStalledCount,
@@ -137,6 +151,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         this.log.warn(`job ${jobId} stalled (its worker stopped renewing the lock); handed back to the queue`),
       );
       this.workers.push(worker);
+      lane.workers.push(worker);
     }
 
     this.reconciler = new Reconciler(this.config, new JobRepository(this.db), lifecycle, this.queues, this.redis, this.log, scheduler);
@@ -149,9 +164,13 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     void this.dispatcher.dispatch();
   }
 
-  /** One BullMQ job: a slot of this worker for it, then the runner. */
-  private async process(bull: Parameters<JobRunner['process']>[0], token?: string): Promise<unknown> {
-    const release = await this.slots.acquire();
+  private laneOf(queue: string): Lane {
+    return queue.startsWith('inference') ? this.lanes.inference : this.lanes.compute;
+  }
+
+  /** One BullMQ job: a slot of its lane on this worker, then the runner. */
+  private async process(lane: Lane, bull: Parameters<JobRunner['process']>[0], token?: string): Promise<unknown> {
+    const release = await lane.slots.acquire();
     const jobId = bull.data.jobId;
     this.heartbeat.currentJobs.add(jobId);
     try {
@@ -205,15 +224,15 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     await this.redis?.quit().catch(() => this.redis.disconnect());
   }
 
-  /** A worker whose slots are all busy stops fetching, so that idle workers take the next jobs. */
-  private async throttle(free: number): Promise<void> {
+  /** A lane whose slots are all busy stops fetching, so that idle workers take its next jobs. */
+  private async throttle(lane: Lane, free: number): Promise<void> {
     if (this.stopping) return;
-    if (free === 0 && !this.paused) {
-      this.paused = true;
-      await Promise.all(this.workers.map((w) => w.pause(true).catch(() => undefined)));
-    } else if (free > 0 && this.paused) {
-      this.paused = false;
-      for (const w of this.workers) w.resume();
+    if (free === 0 && !lane.paused) {
+      lane.paused = true;
+      await Promise.all(lane.workers.map((w) => w.pause(true).catch(() => undefined)));
+    } else if (free > 0 && lane.paused) {
+      lane.paused = false;
+      for (const w of lane.workers) w.resume();
     }
   }
 }

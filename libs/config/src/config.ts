@@ -129,6 +129,7 @@ const EnvSchema = z.object({
   /** Deliveries one worker makes at once. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  WORKER_INFERENCE_JOBS: z.coerce.number().int().min(1).max(256).default(32),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).default(5_000),
   INSTANCE_ID: z.string().optional(),
   /** Forces libs/ml's TF.js backend (tfjs-node-gpu, tfjs-node, wasm, cpu; gpu, node); unset: the best that loads. */
@@ -251,6 +252,8 @@ export interface AppConfig {
   webhookSecretGraceMs: number;
   webhookConcurrency: number;
   workerConcurrency: number;
+  /** Inference jobs a worker runs at once: they predict through the inference children (batched), not a compute child. */
+  workerInferenceJobs: number;
   workerHeartbeatMs: number;
   /** Identifies this process in logs, heartbeats and cache invalidation. */
   instanceId: string;
@@ -340,6 +343,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     webhookSecretGraceMs: e.WEBHOOK_SECRET_GRACE_MS,
     webhookConcurrency: e.WEBHOOK_CONCURRENCY,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    workerInferenceJobs: e.WORKER_INFERENCE_JOBS,
     workerHeartbeatMs: e.WORKER_HEARTBEAT_MS,
     instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     tfBackend: e.TF_BACKEND ?? null,

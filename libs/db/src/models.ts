@@ -134,6 +134,29 @@ export class ModelRegistry {
   }
 
   /** Summaries of several models at once: their newest version number and their aliases. */
+  /**
+   * What a job or prediction naming `version` (else the newest) or `alias` needs to know, in one
+   * plain-pg round trip: the newest number, that version's input schema (null when it does not
+   * exist), and whether the alias exists.
+   */
+  async servingCheck(
+    tenantId: string,
+    modelId: string,
+    version: number | undefined,
+    alias: string | undefined,
+  ): Promise<{ latest: number | null; version: { number: number; inputSchema: unknown } | null; alias: boolean }> {
+    const { rows } = await this.db.pool.query<{ latest: number | null; number: number | null; input_schema: unknown; alias: boolean }>(
+      `WITH newest AS (SELECT max(number) AS latest FROM model_versions WHERE tenant_id = $1 AND model_id = $2)
+       SELECT newest.latest, v.number, v.input_schema,
+              ($4::text IS NOT NULL AND EXISTS (SELECT 1 FROM model_aliases a WHERE a.model_id = $2 AND a.name = $4)) AS alias
+         FROM newest
+         LEFT JOIN model_versions v ON v.tenant_id = $1 AND v.model_id = $2 AND v.number = coalesce($3::int, newest.latest)`,
+      [tenantId, modelId, version ?? null, alias ?? null],
+    );
+    const r = rows[0];
+    return { latest: r.latest, version: r.number === null ? null : { number: r.number, inputSchema: r.input_schema }, alias: r.alias };
+  }
+
   async extras(modelIds: string[]): Promise<Map<string, { latest: number | null; aliases: ModelAlias[] }>> {
     const [latest, aliases] = await Promise.all([
       this.db.prisma.modelVersion.groupBy({ by: ['modelId'], where: { modelId: { in: modelIds } }, _max: { number: true } }),

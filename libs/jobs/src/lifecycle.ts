@@ -34,8 +34,8 @@ export class JobLifecycle {
    * A worker takes the job: queued|running → running (running again when a stalled or crashed
    * attempt is picked up elsewhere), counting the attempt, with `job.started` (`{attempt,
    * worker_id, backend}`) and the quotas it runs under. max_concurrent_jobs holds across all
-   * workers: starts of one tenant's jobs take turns under a lock, and a queued job past the limit
-   * does not start (one already running, handed back by a stall, does: it holds its own slot).
+   * workers: starts of one tenant's jobs take turns on its counter row, and a queued job past the
+   * limit does not start (one already running, handed back by a stall, does: it holds its own slot).
    */
   async start(jobId: string, workerId: string, backend: string): Promise<StartResult> {
     const client = await this.db.pool.connect();
@@ -43,9 +43,12 @@ export class JobLifecycle {
     let quotas: Quotas;
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ tenant_id: string; status: JobStatus; plan: string; quotas: Record<string, unknown> }>(
-        `SELECT j.tenant_id, j.status, t.plan, t.quotas, pg_advisory_xact_lock(hashtext('run:' || j.tenant_id))::text
-           FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = $1`,
+      // The tenant's counter row (tenant_job_counts, kept by triggers at commit) is the lock: starts
+      // of one tenant take turns on it, and each reads the running count the previous one committed.
+      const { rows } = await client.query<{ status: JobStatus; plan: string; quotas: Record<string, unknown>; running: number }>(
+        `SELECT j.status, t.plan, t.quotas, c.running
+           FROM jobs j JOIN tenants t ON t.id = j.tenant_id JOIN tenant_job_counts c ON c.tenant_id = j.tenant_id
+          WHERE j.id = $1 FOR UPDATE OF c`,
         [jobId],
       );
       const owner = rows[0];
@@ -54,16 +57,9 @@ export class JobLifecycle {
         return null;
       }
       quotas = effectiveQuotas(owner.plan, owner.quotas);
-      if (owner.status === 'queued') {
-        // After the lock, in a statement of its own: its snapshot sees every start committed before.
-        const { rows: r } = await client.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status = 'running'`,
-          [owner.tenant_id],
-        );
-        if (r[0].n >= quotas.max_concurrent_jobs) {
-          await client.query('ROLLBACK');
-          return 'at_concurrency_limit';
-        }
+      if (owner.status === 'queued' && owner.running >= quotas.max_concurrent_jobs) {
+        await client.query('ROLLBACK');
+        return 'at_concurrency_limit';
       }
       moved = await transition(
         this.db,

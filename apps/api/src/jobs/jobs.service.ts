@@ -99,14 +99,13 @@ export class JobsService {
         data.baseVersion = body.base_version;
       }
     } else {
-      await this.checkVersionChoice(p.tenantId, model, body.version, body.alias);
+      await this.checkVersionChoice(p.tenantId, model, body.version, body.alias, body.type === 'inference' ? body.inputs : undefined);
       data.version = body.version ?? null;
       data.alias = body.version === undefined ? (body.alias ?? 'latest') : null;
       if (body.type === 'inference') {
         if ((body.inputs === undefined) === (body.dataset === undefined)) {
           throw ApiError.invalid('parameter_invalid', 'Give exactly one of inputs (rows to predict) or dataset', 'inputs');
         }
-        if (body.inputs) await this.checkInputs(p.tenantId, model, body.version, body.inputs);
         data.inputs = body.inputs ?? null;
         data.explain = body.explain ?? false;
       }
@@ -277,31 +276,27 @@ export class JobsService {
     return dataset;
   }
 
-  private async checkVersionChoice(tenantId: string, model: Model, version: number | undefined, alias: string | undefined): Promise<void> {
-    if (version !== undefined && alias !== undefined)
-      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
-    if (version !== undefined) {
-      if (!(await this.registry.version(tenantId, model.id, version)))
-        throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
-      return;
-    }
-    const extras = (await this.registry.extras([model.id])).get(model.id)!;
-    if (extras.latest === null)
-      throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
-    if (alias && alias !== 'latest' && !extras.aliases.some((a) => a.name === alias)) {
-      throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
-    }
-  }
-
-  /** The inputs carry the columns the model reads (checked against the newest or given version). */
-  private async checkInputs(
+  /**
+   * The version or alias the job names exists (or the model has a version at all), and inline
+   * inputs carry the columns the model reads (checked against the given or newest version): one
+   * plain-pg read for all of it.
+   */
+  private async checkVersionChoice(
     tenantId: string,
     model: Model,
     version: number | undefined,
-    inputs: Array<Record<string, unknown>>,
+    alias: string | undefined,
+    inputs: Array<Record<string, unknown>> | undefined,
   ): Promise<void> {
-    const number = version ?? (await this.registry.extras([model.id])).get(model.id)!.latest!;
-    const v = await this.registry.version(tenantId, model.id, number);
-    checkInputs(v?.inputSchema, inputs);
+    if (version !== undefined && alias !== undefined)
+      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
+    const named = alias && alias !== 'latest' ? alias : undefined;
+    const found = await this.registry.servingCheck(tenantId, model.id, version, named);
+    if (version !== undefined && !found.version)
+      throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
+    if (found.latest === null)
+      throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
+    if (named && !found.alias) throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
+    if (inputs) checkInputs(found.version?.inputSchema, inputs);
   }
 }

@@ -4,8 +4,8 @@ import type { Logger } from '@nestjs/common';
 import type { Slots } from '../slots.js';
 
 /**
- * Moves jobs from the fair scheduler to BullMQ as this worker has free slots: asks the scheduler
- * for as many jobs as it can start (the scheduler takes a slot lease for each), and adds them to
+ * Moves jobs from the fair scheduler to BullMQ as this worker has free slots, lane by lane
+ * (compute: training and evaluation; inference): asks the scheduler for as many jobs as it can start (the scheduler takes a slot lease for each), and adds them to
  * BullMQ under their own ids (a double add is a no-op). One call at a time; a call asked for
  * meanwhile runs right after. New work wakes it over pub/sub; a timer asks too.
  */
@@ -18,8 +18,7 @@ export class Dispatcher {
     private readonly scheduler: Scheduler,
     private readonly queues: JobQueues,
     private readonly jobs: JobRepository,
-    private readonly slots: Slots,
-    private readonly queueNames: () => string[],
+    private readonly lanes: () => Array<{ slots: Slots; queues: string[] }>,
     private readonly log: Logger,
   ) {}
 
@@ -33,10 +32,12 @@ export class Dispatcher {
     try {
       do {
         this.again = false;
-        const free = this.slots.available - this.slots.waiting;
-        if (free <= 0) break;
-        const taken = await this.scheduler.dispatch(this.queueNames(), free);
-        if (taken.length > 0) await this.toBull(taken);
+        for (const lane of this.lanes()) {
+          const free = lane.slots.available - lane.slots.waiting;
+          if (free <= 0 || lane.queues.length === 0) continue;
+          const taken = await this.scheduler.dispatch(lane.queues, free);
+          if (taken.length > 0) await this.toBull(taken);
+        }
       } while (this.again && !this.stopped);
     } catch (err) {
       this.log.warn(`dispatch: ${(err as Error).message}`);
