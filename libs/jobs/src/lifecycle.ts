@@ -54,16 +54,16 @@ export class JobLifecycle {
         return null;
       }
       quotas = effectiveQuotas(owner.plan, owner.quotas);
-      if (owner.status === 'queued') {
-        // After the lock, in a statement of its own: its snapshot sees every start committed before.
-        const { rows: r } = await client.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM jobs WHERE tenant_id = $1 AND status = 'running'`,
-          [owner.tenant_id],
-        );
-        if (r[0].n >= quotas.max_concurrent_jobs) {
-          await client.query('ROLLBACK');
-          return 'at_concurrency_limit';
-        }
+      // After the lock, in a statement of its own: its snapshot sees every start committed before, and
+      // the job's status as it is now (the one above was read before the lock: a running job may have
+      // gone back to queued while this start waited for its turn).
+      const { rows: r } = await client.query<{ status: JobStatus; n: number }>(
+        `SELECT status, (SELECT count(*)::int FROM jobs WHERE tenant_id = $2 AND status = 'running') AS n FROM jobs WHERE id = $1`,
+        [jobId, owner.tenant_id],
+      );
+      if (r[0]?.status === 'queued' && r[0].n >= quotas.max_concurrent_jobs) {
+        await client.query('ROLLBACK');
+        return 'at_concurrency_limit';
       }
       moved = await transition(
         this.db,
