@@ -157,6 +157,7 @@ describe('discovery and operations', () => {
     const families = metricFamilies((await anon.as(adminKey()).get('/metrics')).text);
     const types = Object.fromEntries([...families].filter(([name]) => name.startsWith('aiaas_')).map(([name, f]) => [name, f.type]));
     expect(types).toEqual({
+      aiaas_admission_batch_submissions: 'histogram',
       aiaas_http_requests_total: 'counter',
       aiaas_http_request_duration_seconds: 'histogram',
       aiaas_api_key_lookups_total: 'counter',

@@ -57,15 +57,19 @@ export class JobLifecycle {
         return null;
       }
       quotas = effectiveQuotas(owner.plan, owner.quotas);
-      if (owner.status === 'queued' && owner.running >= quotas.max_concurrent_jobs) {
+      const atLimit = owner.running >= quotas.max_concurrent_jobs;
+      if (owner.status === 'queued' && atLimit) {
         await client.query('ROLLBACK');
         return 'at_concurrency_limit';
       }
+      // At the limit only a job already running (handed back by a stall) may start again. The
+      // UPDATE reads the row as it is now: a job that went back to queued while this start waited
+      // for the tenant's turn does not start past the limit.
       moved = await transition(
         this.db,
         {
           jobId,
-          from: ACTIVE,
+          from: atLimit ? ['running'] : ACTIVE,
           set: {
             status: 'running',
             attempts: add(1),
@@ -79,6 +83,7 @@ export class JobLifecycle {
         client,
       );
       await client.query('COMMIT');
+      if (!moved && atLimit) return 'at_concurrency_limit';
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
