@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, expect } from '@jest/globals';
 import { newId } from '@app/common';
-import { Database, type Job, type JobEvent, JobRepository } from '@app/db';
+import { AdmissionRepository, Database, encodeAdmission, type Job, type JobEvent } from '@app/db';
 import { type JobEffects, JobLifecycle, type JobQueuePort } from '@app/jobs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -196,11 +196,9 @@ export interface JobOptions {
 
 /** A queued training job with its `job.queued` event (seq 1), admitted as the API does. */
 export async function queuedJob(db: Database, tenant: { id: string; modelId: string }, opts: JobOptions = {}): Promise<Job> {
-  const admitted = await new JobRepository(db).admit(
-    tenant.id,
-    { type: 'training', modelId: tenant.modelId, ...opts },
-    { maxQueuedJobs: 1000, monthlyComputeSeconds: 1e9 },
-  );
+  const [admitted] = await new AdmissionRepository(db).admit([
+    encodeAdmission(tenant.id, { type: 'training', modelId: tenant.modelId, ...opts }, { maxQueuedJobs: 1000, monthlyComputeSeconds: 1e9 }),
+  ]);
   return admitted.job!;
 }
 
