@@ -148,13 +148,13 @@ describe('start: max_concurrent_jobs', () => {
   it('makes a second start wait for the first to commit, then counts it (forced interleaving)', async () => {
     const t = await createTenant(m.db, { max_concurrent_jobs: 1 });
     const [a, b] = [await queuedJob(m.db, t), await queuedJob(m.db, t)];
-    // start(a) takes the tenant's turn, counts 0 running, then waits for a's row.
+    // start(a) takes the tenant's turn (its counter row), counts 0 running, then waits for a's row.
     const row = await holdRow(m.db, a.id);
     const first = m.lifecycle.start(a.id, 'wrk_a', 'cpu');
     await waitersOn(m.db, 'transactionid');
     // start(b) must wait for the turn, not count the uncommitted start of a.
     const second = m.lifecycle.start(b.id, 'wrk_b', 'cpu');
-    await Promise.race([second, waitersOn(m.db, 'advisory').catch(() => undefined)]);
+    await Promise.race([second, waitersOn(m.db, 'transactionid', 2).catch(() => undefined)]);
     await row.release();
     expect(await first).toMatchObject({ job: { id: a.id, status: 'running' } });
     expect(await second).toBe('at_concurrency_limit');
@@ -165,18 +165,20 @@ describe('start: max_concurrent_jobs', () => {
     const t = await createTenant(m.db, { max_concurrent_jobs: 2 });
     const [a, x] = [await runningJob(m, t), await runningJob(m, t)];
     const b = await queuedJob(m.db, t);
-    // A restart of x takes the turn and waits for x's row; start(b), then a restart of a (still
-    // running when it reads it), wait for the turn in that order.
+    // A restart of x takes the turn (the counter row) and waits for x's row. a's first attempt
+    // fails meanwhile: a is back to queued, its commit waits for the turn (the counter moves at
+    // commit). Then start(b), and a restart of a (running when its statement began) wait too.
     const row = await holdRow(m.db, x.id);
     const restartX = m.lifecycle.start(x.id, 'wrk_x', 'cpu');
     await waitersOn(m.db, 'transactionid');
+    const retryA = m.lifecycle.retry(a, { code: 'worker_crashed', message: 'x' }, 1, 1000);
+    await waitersOn(m.db, 'transactionid', 2);
     const startB = m.lifecycle.start(b.id, 'wrk_b', 'cpu');
-    await waitersOn(m.db, 'advisory', 1);
+    await waitersOn(m.db, 'tuple', 1);
     const restartA = m.lifecycle.start(a.id, 'wrk_a2', 'cpu');
-    await waitersOn(m.db, 'advisory', 2);
-    // Meanwhile a's first attempt fails and a goes back to queued: b takes its slot.
-    await m.lifecycle.retry(a, { code: 'worker_crashed', message: 'x' }, 1, 1000);
+    await waitersOn(m.db, 'tuple', 2);
     await row.release();
+    expect(await retryA).toMatchObject({ job: { status: 'queued' } });
     expect(await restartX).toMatchObject({ job: { status: 'running' } });
     expect(await startB).toMatchObject({ job: { status: 'running' } });
     expect(await restartA).toBe('at_concurrency_limit');
