@@ -28,7 +28,7 @@ export class Reconciler {
     private readonly queues: JobQueues,
     private readonly redis: Redis,
     private readonly log: Logger,
-    private readonly scheduler: Pick<Scheduler, 'holds'>,
+    private readonly scheduler: Pick<Scheduler, 'holdsMany'>,
   ) {}
 
   start(): void {
@@ -73,16 +73,19 @@ export class Reconciler {
 
   private async queued(): Promise<number> {
     let n = 0;
-    for (const job of await this.jobs.queuedBefore(this.config.workerReconcileAgeMs)) {
-      if (await this.scheduler.holds(job.id)) continue;
-      const held = await this.queues.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id));
-      if (held) {
-        const state = await held.getState();
+    const queued = await this.jobs.queuedBefore(this.config.workerReconcileAgeMs);
+    // A backlog is mostly jobs the scheduler holds: one round trip says which, not one per job.
+    const held = await this.scheduler.holdsMany(queued.map((j) => j.id));
+    for (const job of queued) {
+      if (held.has(job.id)) continue;
+      const entry = await this.queues.call(queueName(job.type, job.accelerator), (q) => q.getJob(job.id));
+      if (entry) {
+        const state = await entry.getState();
         if (state !== 'completed' && state !== 'failed') continue;
-        await held.remove().catch(() => undefined);
+        await entry.remove().catch(() => undefined);
       }
       await this.lifecycle.reschedule(job);
-      this.log.log(`reconciler: enqueued ${job.id} (${held ? 'its queue entry had ended' : 'no queue held it'})`);
+      this.log.log(`reconciler: enqueued ${job.id} (${entry ? 'its queue entry had ended' : 'no queue held it'})`);
       n++;
     }
     return n;

@@ -1,14 +1,15 @@
-/** A job's status (the `JobStatus` enum of prisma/schema.prisma). Changed only by libs/jobs's JobLifecycle, which re-exports these. */
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+/**
+ * Every status of a job (the `JobStatus` enum of prisma/schema.prisma), in the order a job moves
+ * through them. Changed only by libs/jobs's JobLifecycle, which re-exports these.
+ */
+export const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type JobStatus = (typeof STATUSES)[number];
 
 /** A job that may still run: it holds its tenant's queue or concurrency slot, and can be canceled. */
 export const ACTIVE: readonly JobStatus[] = ['queued', 'running'];
 
 /** A job that has ended: nothing changes it again but an admin's retry of a failed one. */
 export const TERMINAL: readonly JobStatus[] = ['succeeded', 'failed', 'canceled'];
-
-/** Every status, in the order a job moves through them. */
-export const STATUSES: readonly JobStatus[] = [...ACTIVE, ...TERMINAL];
 
 export function isActive(status: string): boolean {
   return (ACTIVE as readonly string[]).includes(status);

@@ -1,5 +1,5 @@
 import { ACTIVE } from '@app/common';
-import type { Database } from './database.js';
+import { camelRow, type Database } from './database.js';
 import { type Job, type JobEvent, Prisma } from './generated/client.js';
 import { pageArgs, type PageQuery } from './pagination.js';
 
@@ -83,12 +83,13 @@ export class JobRepository {
   }
 
   /** Queued jobs older than `olderThanMs`, oldest first: what the reconciler checks against the queues. */
-  queuedBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
-    return this.db.prisma.job.findMany({
-      where: { status: 'queued', createdAt: { lt: new Date(Date.now() - olderThanMs) } },
-      orderBy: { createdAt: 'asc' },
-      take: limit,
-    });
+  async queuedBefore(olderThanMs: number, limit = 500): Promise<Job[]> {
+    // Plain pg: the reconciler reads up to `limit` rows every few seconds.
+    const { rows } = await this.db.pool.query(
+      `SELECT * FROM jobs WHERE status = 'queued' AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2`,
+      [olderThanMs / 1000, limit],
+    );
+    return rows.map((r) => camelRow<Job>(r)!);
   }
 
   /** GPU jobs queued (since their last change of state) for longer than `olderThanMs`, oldest first. */

@@ -141,3 +141,12 @@ test('queue_position follows the dispatch order', async () => {
     expect([id, positions.get(id)]).toEqual([id, i + 1]);
   });
 });
+
+test('holdsMany says in one call which jobs wait, and forgets a dispatched one', async () => {
+  const s = scheduler();
+  for (let i = 0; i < 3; i++) await s.enqueue(job('a', i), share());
+  expect(await s.holdsMany(['a-0', 'a-1', 'a-2', 'a-9'])).toEqual(new Set(['a-0', 'a-1', 'a-2']));
+  const [d] = await s.dispatch(['training'], 1);
+  expect(await s.holdsMany(['a-0', 'a-1', 'a-2'])).toEqual(new Set(['a-0', 'a-1', 'a-2'].filter((id) => id !== d.jobId)));
+  expect(await s.holdsMany([])).toEqual(new Set());
+});

@@ -312,6 +312,13 @@ export class Scheduler {
     return (await this.redis.sismember(`${this.base}:members`, jobId)) === 1;
   }
 
+  /** Which of the jobs wait in the scheduler, in one round trip (the reconciler's pass over a backlog). */
+  async holdsMany(jobIds: readonly string[]): Promise<Set<string>> {
+    if (jobIds.length === 0) return new Set();
+    const found = await this.redis.smismember(`${this.base}:members`, [...jobIds]);
+    return new Set(jobIds.filter((_, i) => found[i] === 1));
+  }
+
   /** 1-based place of a waiting job in the order the scheduler will dispatch it; null once it is in BullMQ. */
   async position(job: SchedulableJob): Promise<number | null> {
     const ahead = await this.redis.aiaasSchedPosition(this.base, this.bull, queueName(job.type, job.accelerator), job.tenantId, job.id);

@@ -1,3 +1,4 @@
+import { STATUSES } from '@app/common';
 import { z } from 'zod';
 import { listQuery, Timestamp } from '../http/schemas.js';
 import { JobSchema } from '../jobs/jobs.dto.js';
@@ -9,7 +10,7 @@ export const AdminJobListQuery = listQuery({
     .regex(/^ten_[0-9A-Za-z]+$/, 'must be a tenant id (ten_...)')
     .optional(),
   type: z.enum(['training', 'evaluation', 'inference']).optional(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
+  status: z.enum(STATUSES).optional(),
 });
 
 export const AdminJobSchema = JobSchema.extend({ tenant_id: z.string() }).meta({ id: 'AdminJob' });

@@ -1,3 +1,4 @@
+import { isActive } from '@app/common';
 import { eventView, type Job, JobRepository } from '@app/db';
 import { type JobEventMessage, TERMINAL_EVENTS } from '@app/queue';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -86,7 +87,7 @@ export async function streamJobEvents(opts: {
   if (!ended) {
     // The job may have ended before we subscribed and after the history was read: look once more.
     const current = await repo.byId(job.id);
-    if (current && !['queued', 'running'].includes(current.status)) {
+    if (current && !isActive(current.status)) {
       for (const e of await repo.events(job.id, BigInt(lastSeq), 500)) write(eventView(e) as JobEventMessage);
       end();
     }

@@ -1,3 +1,4 @@
+import { isActive } from '@app/common';
 import { JobRepository } from '@app/db';
 import { Body, Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -147,7 +148,7 @@ export class JobsController {
   /** 200 with the finished job when it ended in time, else 202 with it as it stands and its Location. */
   async answer(job: Awaited<ReturnType<JobsService['submit']>>, wait: number | null): Promise<Answer> {
     const current = wait === null ? job : await this.jobs.waitFor(job, wait);
-    const done = !['queued', 'running'].includes(current.status);
+    const done = !isActive(current.status);
     return new Answer(done && wait !== null ? 200 : 202, await this.jobs.view(current), { Location: `/v1/jobs/${job.id}` });
   }
 }

@@ -1,3 +1,4 @@
+import { STATUSES } from '@app/common';
 import { type Job, jobView as viewOfJob } from '@app/db';
 import { z } from 'zod';
 import { idParam, listQuery, Timestamp, VersionNumber } from '../http/schemas.js';
@@ -78,7 +79,7 @@ export const PredictBody = z
 
 export const JobListQuery = listQuery({
   type: z.enum(['training', 'evaluation', 'inference']).optional(),
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).optional(),
+  status: z.enum(STATUSES).optional(),
   model: ModelRef.optional(),
 });
 
@@ -94,7 +95,7 @@ export const JobSchema = z
     id: z.string(),
     object: z.literal('job'),
     type: z.enum(['training', 'evaluation', 'inference']),
-    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']),
+    status: z.enum(STATUSES),
     model_id: z.string(),
     version: z.number().nullable(),
     alias: z.string().nullable(),

@@ -1,3 +1,4 @@
+import { ACTIVE } from '@app/common';
 import type { AppConfig } from '@app/config';
 import type { Job } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
@@ -78,7 +79,7 @@ export class JobRunner {
     run.leased = await this.scheduler.claim(current.tenantId, jobId, current.status === 'running');
     if (!run.leased) return this.atConcurrencyLimit(bull, token);
     if (current.cancelRequested) {
-      await this.lifecycle.canceled(current, ['queued', 'running'], 0, 'canceled before it started');
+      await this.lifecycle.canceled(current, ACTIVE, 0, 'canceled before it started');
       return { status: 'canceled' };
     }
     const started = await this.lifecycle.start(jobId, this.config.instanceId, this.backend());
