@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { root } from '../scripts/lib.mjs';
+import { readyThenGo } from './runner-go.mjs';
 
 const seconds = Number(process.env.JOBS_ENQUEUE_SECONDS ?? 10);
 const warmup = Number(process.env.JOBS_ENQUEUE_WARMUP ?? 2);
@@ -90,18 +91,7 @@ async function run(ms, latencies) {
 }
 
 if (warmup > 0) await run(warmup * 1000);
-// Warm: say so, and measure when the parent says (SIGUSR2), so that it can bracket the measured
-// part with its own /proc snapshots.
-// (A signal listener alone does not keep Node's event loop alive: the timer does, for at most 10 minutes.)
-const go = new Promise((resolve) => {
-  const timer = setTimeout(resolve, 600_000);
-  process.once('SIGUSR2', () => {
-    clearTimeout(timer);
-    resolve();
-  });
-});
-process.stdout.write(`${JSON.stringify({ event: 'jobs.enqueue.ready', pid: process.pid })}\n`);
-if (process.env.JOBS_ENQUEUE_WAIT_SIGNAL !== '0') await go;
+await readyThenGo('jobs.enqueue.ready', process.env.JOBS_ENQUEUE_WAIT_SIGNAL !== '0');
 const latencies = [];
 const cpuBefore = process.cpuUsage();
 const r = await run(seconds * 1000, latencies);

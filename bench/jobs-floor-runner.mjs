@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { root } from '../scripts/lib.mjs';
+import { readyThenGo } from './runner-go.mjs';
 
 const env = process.env;
 const seconds = Number(env.JOBS_FLOOR_SECONDS ?? 10);
@@ -139,17 +140,7 @@ const clients = await Promise.all(
 for (const c of clients) writer(c);
 
 if (warmup > 0) await run(warmup * 1000);
-// Warm: say so, and measure when the parent says (SIGUSR2), so that it can bracket the measured
-// part with its own /proc snapshots. (The timer keeps the event loop alive, for at most 10 minutes.)
-const go = new Promise((resolve) => {
-  const timer = setTimeout(resolve, 600_000);
-  process.once('SIGUSR2', () => {
-    clearTimeout(timer);
-    resolve();
-  });
-});
-process.stdout.write(`${JSON.stringify({ event: 'jobs.floor.ready', pid: process.pid })}\n`);
-await go;
+await readyThenGo('jobs.floor.ready');
 const latencies = [];
 const r = await run(seconds * 1000, latencies);
 latencies.sort((a, b) => a - b);
