@@ -105,6 +105,33 @@ describe('tenant_job_counts and aiaas_admit_jobs', () => {
     }
   });
 
+  it("answers each admitted job with its tenant's running jobs, from the counter row it locks", async () => {
+    await db.query(`DELETE FROM jobs`);
+    await db.query(`INSERT INTO tenants (id, name, updated_at) SELECT t, t, now() FROM unnest($1::text[]) t ON CONFLICT DO NOTHING`, [
+      ['ten_a', 'ten_b'],
+    ]);
+    // ten_a runs 3 jobs, ten_b none.
+    await db.query(
+      `INSERT INTO jobs (id, tenant_id, type, model_id, status, updated_at)
+       SELECT 'job_run' || g, 'ten_a', 'training', 'mdl_x', 'running', now() FROM generate_series(1, 3) g`,
+    );
+    const database = new Database(url.toString(), 2);
+    try {
+      const job: NewJob = { type: 'training', modelId: 'mdl_x' };
+      const limits = { maxQueuedJobs: 10, monthlyComputeSeconds: 1e9 };
+      const admitted = await new AdmissionRepository(database).admit(
+        ['ten_b', 'ten_a', 'ten_a'].map((t) => encodeAdmission(t, job, limits)),
+      );
+      expect(admitted.map((a) => [a.job?.tenantId, a.running])).toEqual([
+        ['ten_b', 0],
+        ['ten_a', 3],
+        ['ten_a', 3],
+      ]);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('refuses a tenant past monthly_compute_seconds once per batch, and a tenant that is gone, without failing the others', async () => {
     await db.query(`DELETE FROM jobs`);
     await db.query(`INSERT INTO usage_counters (tenant_id, metric, day, value) VALUES ('ten_a', 'compute_seconds', now()::date, 100)`);

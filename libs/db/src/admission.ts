@@ -11,8 +11,9 @@ export interface AdmissionLimits {
 
 /** What admission answers for one submission: the job written, or what refused it. */
 export type Admitted =
-  | { job: Job; refused?: never; count?: never }
-  | { refused: 'max_queued_jobs' | 'monthly_compute_seconds' | 'tenant_missing'; count: number; job?: never };
+  /** `running`: the tenant's running jobs when it was admitted (read under the batch's lock on its counter row). */
+  | { job: Job; running: number; refused?: never; count?: never }
+  | { refused: 'max_queued_jobs' | 'monthly_compute_seconds' | 'tenant_missing'; count: number; job?: never; running?: never };
 
 /**
  * One submission as `aiaas_admit_jobs` reads it: a JSON object with the job's columns, its ids
@@ -50,7 +51,7 @@ export function encodeAdmission(tenantId: string, data: NewJob, limits: Admissio
   return { tenantId, json };
 }
 
-const ADMIT_COLUMNS = new Set(['admit_ord', 'admit_refused', 'admit_count']);
+const ADMIT_COLUMNS = new Set(['admit_ord', 'admit_refused', 'admit_count', 'admit_running']);
 
 /**
  * Job admission on plain `pg` (the hot write path), through the `aiaas_admit_jobs` function
@@ -69,7 +70,7 @@ export class AdmissionRepository {
     // `ord` is each submission's place: the function admits a tenant's submissions in that order.
     const jobs = `[${batch.map((a, i) => `{"ord":${i},${a.json.slice(1)}`).join(',')}]`;
     const { rows } = await this.db.pool.query<Record<string, unknown>>(
-      'SELECT a.admit_ord, a.admit_refused, a.admit_count, (a.admit_job).* FROM aiaas_admit_jobs($1::jsonb) a ORDER BY a.admit_ord',
+      'SELECT a.admit_ord, a.admit_refused, a.admit_count, a.admit_running, (a.admit_job).* FROM aiaas_admit_jobs($1::jsonb) a ORDER BY a.admit_ord',
       [jobs],
     );
     if (rows.length !== batch.length) throw new Error(`aiaas_admit_jobs answered ${rows.length} rows for ${batch.length} submissions`);
@@ -77,7 +78,7 @@ export class AdmissionRepository {
       const refused = row.admit_refused as Exclude<Admitted['refused'], undefined> | null;
       if (refused) return { refused, count: Number(row.admit_count) };
       const job = Object.fromEntries(Object.entries(row).filter(([k]) => !ADMIT_COLUMNS.has(k)));
-      return { job: camelRow<Job>(job)! };
+      return { job: camelRow<Job>(job)!, running: Number(row.admit_running) };
     });
   }
 }

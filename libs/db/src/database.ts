@@ -52,3 +52,14 @@ export function camelRow<T>(row: Record<string, unknown> | undefined): T | null 
   if (!row) return null;
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v])) as T;
 }
+
+/**
+ * A row read as `to_jsonb(row)` in the shape Prisma returns (camelCase keys, the named timestamp
+ * columns as Dates), for reads that fetch several rows of different tables in one round trip.
+ */
+export function jsonRow<T>(row: Record<string, unknown> | null | undefined, dates: readonly string[]): T | null {
+  const out = camelRow<Record<string, unknown>>(row ?? undefined);
+  if (!out) return null;
+  for (const k of dates) if (typeof out[k] === 'string') out[k] = new Date(out[k] as string);
+  return out as T;
+}

@@ -133,16 +133,21 @@ export class JobRepository {
     return { data: row?.data ?? null, pages };
   }
 
-  /** What a queued job of the tenant waits for, in one round trip: GPU workers online, its running jobs, its plan and quotas. */
+  /**
+   * What a queued job of the tenant waits for, in one round trip: its running jobs (the counter
+   * row, not a count over its jobs), its plan and quotas, and for a GPU job the GPU workers online
+   * (null otherwise).
+   */
   async waitContext(
     tenantId: string,
-  ): Promise<{ gpuWorkers: number; running: number; plan: string; quotas: Record<string, unknown> } | null> {
-    const { rows } = await this.db.pool.query<{ gpu: number; running: number; plan: string; quotas: Record<string, unknown> }>(
-      `SELECT (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $2)) AS gpu,
-              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
-              t.plan, t.quotas
-         FROM tenants t WHERE t.id = $1`,
-      [tenantId, WORKER_STALE_MS / 1000],
+    gpu: boolean,
+  ): Promise<{ gpuWorkers: number | null; running: number; plan: string; quotas: Record<string, unknown> } | null> {
+    const { rows } = await this.db.pool.query<{ gpu: number | null; running: number; plan: string; quotas: Record<string, unknown> }>(
+      `SELECT CASE WHEN $3 THEN (SELECT count(*)::int FROM worker_heartbeats WHERE gpu AND last_seen_at > now() - make_interval(secs => $2)) END AS gpu,
+              coalesce(c.running, 0) AS running, t.plan, t.quotas
+         FROM tenants t LEFT JOIN tenant_job_counts c ON c.tenant_id = t.id
+        WHERE t.id = $1`,
+      [tenantId, WORKER_STALE_MS / 1000, gpu],
     );
     const r = rows[0];
     return r ? { gpuWorkers: r.gpu, running: r.running, plan: r.plan, quotas: r.quotas } : null;

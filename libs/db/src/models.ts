@@ -1,7 +1,7 @@
 import { ApiError, newId } from '@app/common';
-import { camelRow, type Database } from './database.js';
+import { camelRow, type Database, jsonRow } from './database.js';
 import { fromDbTask, toDbTask, type NewDataset } from './datasets.js';
-import { type Model, type ModelAlias, type ModelVersion, Prisma } from './generated/client.js';
+import { type Dataset, type Model, type ModelAlias, type ModelVersion, Prisma } from './generated/client.js';
 import { versionView } from './views.js';
 import { writeOutbox } from './webhooks.js';
 import { pageArgs, type PageQuery } from './pagination.js';
@@ -9,6 +9,9 @@ import type { AuditRepository, Tx } from './repositories.js';
 
 export type { Model, ModelAlias, ModelVersion };
 export type Task = NewDataset['task'];
+
+const MODEL_DATES = ['createdAt', 'updatedAt'] as const;
+const DATASET_DATES = ['createdAt'] as const;
 
 export interface AliasTarget {
   version: number;
@@ -102,6 +105,20 @@ export class ModelRegistry {
     const column = idOrName.startsWith('mdl_') ? 'id' : 'name';
     const { rows } = await this.db.pool.query(`SELECT * FROM models WHERE tenant_id = $1 AND ${column} = $2`, [tenantId, idOrName]);
     return camelRow<Model>(rows[0]);
+  }
+
+  /**
+   * A model by id or name and one of the tenant's datasets, in one round trip (every job
+   * submission that names a dataset reads both): null for either that the tenant does not have.
+   */
+  async findWithDataset(tenantId: string, idOrName: string, datasetId: string): Promise<{ model: Model | null; dataset: Dataset | null }> {
+    const column = idOrName.startsWith('mdl_') ? 'id' : 'name';
+    const { rows } = await this.db.pool.query<{ model: Record<string, unknown> | null; dataset: Record<string, unknown> | null }>(
+      `SELECT (SELECT to_jsonb(m) FROM models m WHERE m.tenant_id = $1 AND m.${column} = $2) AS model,
+              (SELECT to_jsonb(d) FROM datasets d WHERE d.tenant_id = $1 AND d.id = $3) AS dataset`,
+      [tenantId, idOrName, datasetId],
+    );
+    return { model: jsonRow<Model>(rows[0].model, MODEL_DATES), dataset: jsonRow<Dataset>(rows[0].dataset, DATASET_DATES) };
   }
 
   async list(tenantId: string, query: PageQuery & { task?: Task }): Promise<Model[]> {

@@ -81,8 +81,9 @@ export class SchedulerQueues implements JobQueuePort {
   async schedule(job: Job, share?: TenantShare): Promise<void> {
     const given = share ?? (await this.shareOf(job.tenantId));
     if (!given) return;
-    await this.scheduler.enqueue(job, given);
-    await this.redis.publish(dispatchChannel(this.config), job.type);
+    // One write to Redis for both: commands of one connection run in the order sent, so the
+    // workers woken find the job (a wake-up after a failed enqueue finds nothing, which is harmless).
+    await Promise.all([this.scheduler.enqueue(job, given), this.redis.publish(dispatchChannel(this.config), job.type)]);
   }
 
   async unschedule(job: Job): Promise<void> {

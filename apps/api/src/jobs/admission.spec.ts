@@ -5,7 +5,7 @@ import { AdmissionQueue, type AdmissionQueueOptions } from './admission.js';
 /** A submission whose JSON is `size` bytes long and whose answer names it, so each caller can see it got its own. */
 const sub = (tag: string, size = 10): EncodedAdmission => ({ tenantId: 'ten_a', json: `{"tag":"${tag}"}`.padEnd(size, ' ') });
 const tagOf = (a: EncodedAdmission) => /"tag":"([^"]*)"/.exec(a.json)![1];
-const accepted = (a: EncodedAdmission): Admitted => ({ job: { id: `job_${tagOf(a)}` } as Job });
+const accepted = (a: EncodedAdmission): Admitted => ({ job: { id: `job_${tagOf(a)}` } as Job, running: 0 });
 
 const defaults: AdmissionQueueOptions = { windowMs: 0, maxBatch: 100, maxBatchBytes: 1_000_000, concurrency: 1 };
 
@@ -71,7 +71,7 @@ describe('AdmissionQueue', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(h.batches).toEqual([{ tags: ['a'], at: 0 }]);
     await h.release();
-    expect(await one).toEqual({ job: { id: 'job_a' } });
+    expect(await one).toEqual({ job: { id: 'job_a' }, running: 0 });
   });
 
   it('groups what arrives in one event-loop turn, and what arrives while a batch is being written forms the next batch', async () => {
@@ -158,8 +158,8 @@ describe('AdmissionQueue', () => {
     const out = await Promise.all(['a', 'b', 'c', 'd'].map((t) => h.queue.submit(sub(t))));
     expect(h.batches.map((b) => b.tags)).toEqual([['a', 'b', 'c', 'd']]);
     expect(out).toEqual([
-      { job: { id: 'job_a' } },
-      { job: { id: 'job_b' } },
+      { job: { id: 'job_a' }, running: 0 },
+      { job: { id: 'job_b' }, running: 0 },
       { refused: 'max_queued_jobs', count: 2 },
       { refused: 'max_queued_jobs', count: 2 },
     ]);
@@ -175,7 +175,7 @@ describe('AdmissionQueue', () => {
     expect(h.batches.map((b) => b.tags)).toEqual([['a', 'b', 'c']]);
     expect(h.splits).toEqual([]);
     down = false;
-    expect(await h.queue.submit(sub('d'))).toEqual({ job: { id: 'job_d' } });
+    expect(await h.queue.submit(sub('d'))).toEqual({ job: { id: 'job_d' }, running: 0 });
   });
 
   it('admits the others when one submission fails the batch: each is written alone and gets its own answer', async () => {

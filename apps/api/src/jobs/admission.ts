@@ -196,11 +196,13 @@ export class AdmissionBatcher implements BeforeApplicationShutdown {
     tenantId: string,
     data: NewJob,
     limits: AdmissionLimits,
-  ): Promise<{ job: Job; refused?: never } | { refused: 'max_queued_jobs' | 'monthly_compute_seconds'; count: number; job?: never }> {
+  ): Promise<
+    { job: Job; running: number; refused?: never } | { refused: 'max_queued_jobs' | 'monthly_compute_seconds'; count: number; job?: never }
+  > {
     const admitted = await this.queue.submit(encodeAdmission(tenantId, data, limits));
     // Deleted (with its keys) since the request was authenticated: what the next request will hear.
     if (admitted.refused === 'tenant_missing') throw ApiError.unauthenticated('api_key_invalid', 'Invalid API key');
-    return admitted.refused ? { refused: admitted.refused, count: admitted.count } : { job: admitted.job };
+    return admitted.refused ? { refused: admitted.refused, count: admitted.count } : { job: admitted.job, running: admitted.running };
   }
 
   async beforeApplicationShutdown(): Promise<void> {

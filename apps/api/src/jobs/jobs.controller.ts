@@ -19,7 +19,7 @@ import {
   preferWait,
   type CreateJob,
 } from './jobs.dto.js';
-import { JobsService } from './jobs.service.js';
+import { JobsService, type Submitted } from './jobs.service.js';
 import { streamJobEvents } from './job-stream.js';
 
 const JobParams = z.object({ id: idParam('job') }).strict();
@@ -48,8 +48,7 @@ export class JobsController {
     errors: [400, 403, 404, 413, 429],
   })
   async create(@CurrentTenant() p: TenantPrincipal, @Body() body: CreateJob, @Req() req: FastifyRequest, @Res() _reply: FastifyReply) {
-    const job = await this.jobs.submit(p, body);
-    return this.answer(job, preferWait(req.headers.prefer));
+    return this.answer(await this.jobs.submit(p, body), preferWait(req.headers.prefer));
   }
 
   @Get()
@@ -146,9 +145,10 @@ export class JobsController {
   }
 
   /** 200 with the finished job when it ended in time, else 202 with it as it stands and its Location. */
-  async answer(job: Awaited<ReturnType<JobsService['submit']>>, wait: number | null): Promise<Answer> {
-    const current = wait === null ? job : await this.jobs.waitFor(job, wait);
+  async answer({ job, context }: Submitted, wait: number | null): Promise<Answer> {
+    if (wait === null) return new Answer(202, await this.jobs.view(job, context), { Location: `/v1/jobs/${job.id}` });
+    const current = await this.jobs.waitFor(job, wait);
     const done = !isActive(current.status);
-    return new Answer(done && wait !== null ? 200 : 202, await this.jobs.view(current), { Location: `/v1/jobs/${job.id}` });
+    return new Answer(done ? 200 : 202, await this.jobs.view(current), { Location: `/v1/jobs/${job.id}` });
   }
 }

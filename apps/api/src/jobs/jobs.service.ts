@@ -1,17 +1,6 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import {
-  type Dataset,
-  DatasetRepository,
-  eventView,
-  fromDbTask,
-  type Job,
-  JobRepository,
-  type Model,
-  ModelRegistry,
-  type NewJob,
-  toPage,
-} from '@app/db';
+import { type Dataset, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
 import { isActive } from '@app/jobs';
 import { type JobEventMessage, type TenantShare, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -27,6 +16,23 @@ import { checkWebhookUrl } from '../webhooks/webhook-url.js';
 import { isTransferLearning, transferHyperparameters } from './transfer-learning.js';
 import { checkArchitecture, checkPreset, checkTrainingTime, resolveTrainingHyperparameters } from './training-limits.js';
 
+/**
+ * What a queued job waits for: GPU workers online (null when it asked for none), its tenant's
+ * running jobs and their limit; and, when known, its place in the scheduler's order.
+ */
+interface QueuedContext {
+  gpuWorkers: number | null;
+  running: number;
+  maxConcurrentJobs: number;
+  position?: number | null;
+}
+
+/** An accepted job, with what admission learned of its tenant (so that the 202 needs no read of its own). */
+export interface Submitted {
+  job: Job;
+  context: QueuedContext;
+}
+
 @Injectable()
 export class JobsService {
   private readonly logger = new Logger('jobs');
@@ -35,7 +41,6 @@ export class JobsService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly jobs: JobRepository,
     private readonly registry: ModelRegistry,
-    private readonly datasets: DatasetRepository,
     private readonly watcher: JobWatcher,
     private readonly usage: UsageCache,
     private readonly scheduling: JobScheduling,
@@ -48,10 +53,9 @@ export class JobsService {
    * that arrive with it); only then hands it to the queue. If Redis is down at that
    * moment the job is still accepted: the workers' reconciler enqueues it when Redis returns.
    */
-  async submit(p: TenantPrincipal, body: CreateJob): Promise<Job> {
-    const model = await this.model(p.tenantId, body.model);
+  async submit(p: TenantPrincipal, body: CreateJob): Promise<Submitted> {
+    const { model, dataset } = await this.targets(p.tenantId, body.model, 'dataset' in body ? body.dataset : undefined);
     const task = fromDbTask(model.task);
-    const dataset = 'dataset' in body && body.dataset ? await this.dataset(p.tenantId, body.dataset) : null;
     if (dataset && fromDbTask(dataset.task) !== task) {
       throw ApiError.invalid(
         'task_mismatch',
@@ -115,28 +119,16 @@ export class JobsService {
       maxQueuedJobs: p.quotas.max_queued_jobs,
       monthlyComputeSeconds: p.quotas.monthly_compute_seconds,
     });
-    if (admitted.refused === 'max_queued_jobs') {
-      throw new ApiError(
-        429,
-        'quota_exceeded_error',
-        'max_queued_jobs',
-        `The tenant has ${admitted.count} queued jobs, its max_queued_jobs; retry when some have started`,
-        undefined,
-        { 'Retry-After': '10' },
-      );
-    }
-    if (admitted.refused === 'monthly_compute_seconds') {
-      throw new ApiError(
-        403,
-        'quota_exceeded_error',
-        'monthly_compute_seconds',
-        `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
-      );
-    }
-    const job = admitted.job!;
-    await this.usage.changed(p.tenantId);
-    await this.schedule(job, schedulingShare(p.plan, p.quotas));
-    return job;
+    if (admitted.refused !== undefined) throw refusal(p, admitted.refused, admitted.count);
+    const { job, running } = admitted;
+    // Sent together, in this order, in one write to Redis: the usage invalidation, the job into the
+    // scheduler, the workers' wake-up, and the job's place (for the answer).
+    const [, , position] = await Promise.all([
+      this.usage.changed(p.tenantId),
+      this.schedule(job, schedulingShare(p.plan, p.quotas)),
+      this.scheduling.scheduler.position(job).catch(() => null),
+    ]);
+    return { job, context: { gpuWorkers: null, running, maxConcurrentJobs: p.quotas.max_concurrent_jobs, position } };
   }
 
   /**
@@ -165,19 +157,27 @@ export class JobsService {
     return job;
   }
 
-  /** The job as API.md shows it; a queued job also says where it stands and what it waits for. */
-  async view(job: Job): Promise<JobView> {
+  /**
+   * The job as API.md shows it; a queued job also says where it stands and what it waits for
+   * (`known`: what its submission already learned; a GPU job still asks for the GPU workers).
+   */
+  async view(job: Job, known?: QueuedContext): Promise<JobView> {
     if (job.status !== 'queued') return jobView(job);
-    // One round trip for what it waits for (GPU workers online, the tenant's running jobs), and its
-    // place in the scheduler's order; if Redis cannot say, the place in plain arrival order.
+    // One round trip for what it waits for, and its place in the scheduler's order; if Redis
+    // cannot say, the place in plain arrival order.
     const [r, place] = await Promise.all([
-      this.jobs.waitContext(job.tenantId),
-      this.scheduling.scheduler.position(job).catch(() => this.jobs.arrivalPosition(job)),
+      known && job.accelerator !== 'gpu' ? known : this.queuedContext(job),
+      known?.position ?? this.scheduling.scheduler.position(job).catch(() => this.jobs.arrivalPosition(job)),
     ]);
     let waitingFor: JobView['waiting_for'] = 'capacity';
     if (job.accelerator === 'gpu' && r && r.gpuWorkers === 0) waitingFor = 'gpu';
-    else if (r && r.running >= effectiveQuotas(r.plan, r.quotas).max_concurrent_jobs) waitingFor = 'tenant_concurrency_limit';
+    else if (r && r.running >= r.maxConcurrentJobs) waitingFor = 'tenant_concurrency_limit';
     return jobView(job, { position: place ?? 1, waitingFor });
+  }
+
+  private async queuedContext(job: Job): Promise<QueuedContext | null> {
+    const r = await this.jobs.waitContext(job.tenantId, job.accelerator === 'gpu');
+    return r && { gpuWorkers: r.gpuWorkers, running: r.running, maxConcurrentJobs: effectiveQuotas(r.plan, r.quotas).max_concurrent_jobs };
   }
 
   async events(tenantId: string, id: string, query: { limit: number; starting_after?: string }) {
@@ -270,10 +270,13 @@ export class JobsService {
     return model;
   }
 
-  private async dataset(tenantId: string, id: string): Promise<Dataset> {
-    const dataset = await this.datasets.get(tenantId, id);
-    if (!dataset) throw ApiError.notFound('dataset', id, 'dataset');
-    return dataset;
+  /** The job's model and, when it names one, its dataset (one read for both). */
+  private async targets(tenantId: string, ref: string, datasetId: string | undefined): Promise<{ model: Model; dataset: Dataset | null }> {
+    if (!datasetId) return { model: await this.model(tenantId, ref), dataset: null };
+    const found = await this.registry.findWithDataset(tenantId, ref, datasetId);
+    if (!found.model) throw ApiError.notFound('model', ref, 'model');
+    if (!found.dataset) throw ApiError.notFound('dataset', datasetId, 'dataset');
+    return { model: found.model, dataset: found.dataset };
   }
 
   /**
@@ -299,4 +302,24 @@ export class JobsService {
     if (named && !found.alias) throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
     if (inputs) checkInputs(found.version?.inputSchema, inputs);
   }
+}
+
+/** The answer to a submission a quota refused: 429 while the tenant has max_queued_jobs queued, 403 past its compute. */
+function refusal(p: TenantPrincipal, quota: 'max_queued_jobs' | 'monthly_compute_seconds', count: number): ApiError {
+  if (quota === 'max_queued_jobs') {
+    return new ApiError(
+      429,
+      'quota_exceeded_error',
+      'max_queued_jobs',
+      `The tenant has ${count} queued jobs, its max_queued_jobs; retry when some have started`,
+      undefined,
+      { 'Retry-After': '10' },
+    );
+  }
+  return new ApiError(
+    403,
+    'quota_exceeded_error',
+    'monthly_compute_seconds',
+    `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
+  );
 }

@@ -56,7 +56,7 @@ export class PredictController {
   ) {
     const wait = preferWait(req.headers.prefer);
     if (wait !== null) return this.sync.predict(p, id, body, wait);
-    const job = await this.jobs.submit(p, { type: 'inference', model: id, ...body });
-    return new Answer(202, await this.jobs.view(job), { Location: `/v1/jobs/${job.id}` });
+    const { job, context } = await this.jobs.submit(p, { type: 'inference', model: id, ...body });
+    return new Answer(202, await this.jobs.view(job, context), { Location: `/v1/jobs/${job.id}` });
   }
 }
