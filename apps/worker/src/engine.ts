@@ -124,7 +124,8 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       () => this.backend!.name,
       this.log,
     );
-    this.dispatcher = new Dispatcher(scheduler, this.queues, new JobRepository(this.db), () => Object.values(this.lanes), this.log);
+    const jobs = new JobRepository(this.db);
+    this.dispatcher = new Dispatcher(scheduler, this.queues, jobs, () => Object.values(this.lanes), this.log);
 
     const cancels = jobCancelChannel(this.config);
     this.sub.on('message', (channel: string, message: string) => {
@@ -154,7 +155,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       lane.workers.push(worker);
     }
 
-    this.reconciler = new Reconciler(this.config, new JobRepository(this.db), lifecycle, this.queues, this.redis, this.log, scheduler);
+    this.reconciler = new Reconciler(this.config, jobs, lifecycle, this.queues, this.redis, this.log, scheduler);
     this.reconciler.start();
     const leaseMs = schedulerLeaseMs(this.config);
     this.timers.push(

@@ -37,8 +37,8 @@ export class UsageRepository {
       `SELECT (SELECT storage_bytes FROM tenant_usage WHERE tenant_id = $1) AS storage,
               (SELECT sum(value)::float8 FROM usage_counters
                 WHERE tenant_id = $1 AND metric = 'compute_seconds' AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS compute,
-              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'running') AS running,
-              (SELECT count(*)::int FROM jobs WHERE tenant_id = $1 AND status = 'queued') AS queued`,
+              (SELECT running FROM tenant_job_counts WHERE tenant_id = $1) AS running,
+              (SELECT queued FROM tenant_job_counts WHERE tenant_id = $1) AS queued`,
       [tenantId],
     );
     const r = rows[0];
