@@ -44,16 +44,18 @@ export const TARGETS = {
   /** tiny inference jobs/s with TINY_JOBS_WORKERS worker processes ÷ no-op BullMQ jobs/s, at least */
   tiny_jobs_vs_noop: 0.05,
 };
+/** Warm-up jobs per worker process before the tiny-jobs window opens. */
+const TINY_WARMUP_JOBS = 100;
 /** The worker count of the tiny-jobs figure that has a target (and the CPU per job in the table). */
 const TINY_JOBS_WORKERS = 2;
 const CLIENTS = [1, 64];
 const DATA = { features: 4, classes: 3, seed: 5 };
 
-/** BENCH_INFERENCE_SECONDS (5 s per predict run), BENCH_INFERENCE_JOBS (400), BENCH_FAIRNESS_FLOOD (200). */
+/** BENCH_INFERENCE_SECONDS (5 s per predict run), BENCH_INFERENCE_JOBS (2,000), BENCH_FAIRNESS_FLOOD (200). */
 export function inferenceSettings(env = process.env) {
   return {
     seconds: envNumber(env, 'BENCH_INFERENCE_SECONDS', 5, 1),
-    jobs: envNumber(env, 'BENCH_INFERENCE_JOBS', 400, 10, true),
+    jobs: envNumber(env, 'BENCH_INFERENCE_JOBS', 2_000, 10, true),
     flood: envNumber(env, 'BENCH_FAIRNESS_FLOOD', 200, 20, true),
   };
 }
@@ -73,6 +75,27 @@ async function pool(n, parallel, fn) {
       while (next < n) await fn(next++);
     }),
   );
+}
+
+/** One-row inference jobs submitted 64 at a time, waited for; seconds from the first submission to the last finished_at. */
+async function runTinyJobs(db, tenant, row, count) {
+  const ids = [];
+  const t0 = Date.now();
+  await pool(count, 64, async () => {
+    const r = await tenant.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] });
+    if (r.status !== 202) throw new Error(`inference job: expected 202, got ${r.status}: ${r.text.slice(0, 500)}`);
+    ids.push(r.body.id);
+  });
+  for (;;) {
+    const { rows: r } = await db.query(
+      `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`,
+      [ids],
+    );
+    if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
+    if (r[0].ok === ids.length) return { ids, seconds: (new Date(r[0].last).getTime() - t0) / 1000 };
+    if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
+    await sleep(100);
+  }
 }
 
 async function noopRun(env, seconds) {
@@ -263,7 +286,9 @@ export default {
       for (const n of [1, 2, 4]) {
         const workers = await Promise.all(Array.from({ length: n }, () => startWorker(env, { WORKER_CONCURRENCY: '1' })));
         try {
-          const ids = [];
+          // A warm-up like the no-op runner's (NOOP_WARMUP): each fresh worker loads the model into its
+          // inference child, opens its connections and compiles its hot paths before the window opens.
+          await runTinyJobs(db, t, row, TINY_WARMUP_JOBS * n);
           // CPU of the API, the workers, their compute children, PostgreSQL and Redis from the first submission to the last success.
           const window = cpuWindow(
             withServices(services, {
@@ -272,24 +297,7 @@ export default {
             }),
             db,
           );
-          const t0 = Date.now();
-          await pool(is.jobs, 64, async () => {
-            ids.push(must(await t.call('POST', '/v1/jobs', { type: 'inference', model: 'inf', inputs: [row] }), 202, 'inference job').id);
-          });
-          let seconds;
-          for (;;) {
-            const { rows: r } = await db.query(
-              `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS bad, max(finished_at) AS last FROM jobs WHERE id = ANY($1)`,
-              [ids],
-            );
-            if (r[0].bad) throw new Error(`${r[0].bad} tiny inference jobs failed`);
-            if (r[0].ok === ids.length) {
-              seconds = (new Date(r[0].last).getTime() - t0) / 1000;
-              break;
-            }
-            if (Date.now() - t0 > 300_000) throw new Error('tiny inference jobs did not finish in 5 minutes');
-            await sleep(100);
-          }
+          const { ids, seconds } = await runTinyJobs(db, t, row, is.jobs);
           const cpuMs = await window.stop();
           const perJob = cpuPerUnit(cpuMs, ids.length);
           scale.push({ workers: n, seconds: round(seconds, 2), rate: round(ids.length / seconds, 1), cpu_ms: cpuMs, cpu_per_job: perJob });
@@ -388,7 +396,7 @@ export default {
           result: '—',
         })),
         ...scale.map((x) => ({
-          figure: `tiny inference jobs end to end, ${x.workers} worker process(es) (${is.jobs} one-row jobs, 64 in flight) vs raw BullMQ no-op worker`,
+          figure: `tiny inference jobs end to end, ${x.workers} worker process(es) (${is.jobs} one-row jobs after ${TINY_WARMUP_JOBS * x.workers} of warm-up, 64 in flight) vs raw BullMQ no-op worker`,
           measured: `${n(x.rate)} jobs/s`,
           baseline: `${n(noopRate)} jobs/s`,
           ratio: round(x.rate / noopRate, 4),

@@ -206,7 +206,7 @@ export async function queuedJob(db: Database, tenant: { id: string; modelId: str
 export async function runningJob(m: Medium, tenant: { id: string; modelId: string }, opts: JobOptions = {}): Promise<Job> {
   const job = await queuedJob(m.db, tenant, opts);
   const started = await m.lifecycle.start(job.id, 'wrk_1', 'cpu');
-  if (!started || started === 'at_concurrency_limit') throw new Error(`could not start ${job.id}: ${started}`);
+  if (!started || typeof started === 'string') throw new Error(`could not start ${job.id}: ${started}`);
   m.reset();
   return started.job;
 }

@@ -1,15 +1,16 @@
-import { ACTIVE, effectiveQuotas, isActive, type JobStatus, type Quotas } from '@app/common';
+import { ACTIVE, effectiveQuotas, isActive, type JobStatus, PLAN_QUOTAS, type Quotas } from '@app/common';
 import { camelRow, type Database, type Job, type JobEvent } from '@app/db';
 import { type JobEffects, type JobQueuePort, NO_QUEUES } from './effects.js';
 import type pg from 'pg';
-import { add, json, type Moved, NOW, sql, transition, type TransitionSpec } from './transition.js';
+import { add, type Gate, json, type Moved, NOW, quickMove, sql, transition, type TransitionSpec } from './transition.js';
 
 export interface JobError {
   code: string;
   message: string;
 }
 
-export type StartResult = { job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | null;
+/** The started job and its quotas; or why it did not start: its tenant at max_concurrent_jobs, a cancel asked for, or (null) not active. */
+export type StartResult = { job: Job; event: JobEvent; quotas: Quotas } | 'at_concurrency_limit' | 'cancel_requested' | null;
 
 /**
  * A job's whole life, in one place: every change of a job's status goes through a method here,
@@ -38,6 +39,30 @@ export class JobLifecycle {
    * limit does not start (one already running, handed back by a stall, does: it holds its own slot).
    */
   async start(jobId: string, workerId: string, backend: string): Promise<StartResult> {
+    const spec = startSpec(jobId, workerId, backend);
+    // Most starts are one statement: the gate locks the tenant's counter row, the UPDATE starts the
+    // job only under the limit (or one running already), no webhook wanting job.started.
+    const quick = await quickMove(this.db, { ...spec, gate: CONCURRENCY_GATE });
+    const gate = quick.gate as {
+      status: JobStatus;
+      plan: string;
+      quotas: Record<string, unknown>;
+      at_limit: boolean;
+      cancel: boolean;
+    } | null;
+    if (quick.moved) {
+      this.effects.published(quick.moved.event, quick.moved.job);
+      return { ...quick.moved, quotas: effectiveQuotas(gate!.plan, gate!.quotas) };
+    }
+    if (!gate || !isActive(gate.status)) return null;
+    if (gate.cancel) return 'cancel_requested';
+    if (gate.at_limit && gate.status === 'queued') return 'at_concurrency_limit';
+    if (quick.hooked) return this.startHooked(spec);
+    return gate.at_limit ? 'at_concurrency_limit' : null;
+  }
+
+  /** A start whose job.started a webhook may want: the gate, then the move with its outbox message, in one transaction. */
+  private async startHooked(spec: TransitionSpec): Promise<StartResult> {
     const client = await this.db.pool.connect();
     let moved: Moved | null = null;
     let quotas: Quotas;
@@ -45,16 +70,22 @@ export class JobLifecycle {
       await client.query('BEGIN');
       // The tenant's counter row (tenant_job_counts, kept by triggers at commit) is the lock: starts
       // of one tenant take turns on it, and each reads the running count the previous one committed.
-      const { rows } = await client.query<{ status: JobStatus; plan: string; quotas: Record<string, unknown>; running: number }>(
-        `SELECT j.status, t.plan, t.quotas, c.running
+      const { rows } = await client.query<{
+        status: JobStatus;
+        cancel_requested: boolean;
+        plan: string;
+        quotas: Record<string, unknown>;
+        running: number;
+      }>(
+        `SELECT j.status, j.cancel_requested, t.plan, t.quotas, c.running
            FROM jobs j JOIN tenants t ON t.id = j.tenant_id JOIN tenant_job_counts c ON c.tenant_id = j.tenant_id
           WHERE j.id = $1 FOR UPDATE OF c`,
-        [jobId],
+        [spec.jobId],
       );
       const owner = rows[0];
-      if (!owner || !isActive(owner.status)) {
+      if (!owner || !isActive(owner.status) || owner.cancel_requested) {
         await client.query('ROLLBACK');
-        return null;
+        return owner?.cancel_requested && isActive(owner.status) ? 'cancel_requested' : null;
       }
       quotas = effectiveQuotas(owner.plan, owner.quotas);
       const atLimit = owner.running >= quotas.max_concurrent_jobs;
@@ -65,23 +96,7 @@ export class JobLifecycle {
       // At the limit only a job already running (handed back by a stall) may start again. The
       // UPDATE reads the row as it is now: a job that went back to queued while this start waited
       // for the tenant's turn does not start past the limit.
-      moved = await transition(
-        this.db,
-        {
-          jobId,
-          from: atLimit ? ['running'] : ACTIVE,
-          set: {
-            status: 'running',
-            attempts: add(1),
-            worker_id: workerId,
-            backend,
-            error: null,
-            started_at: sql('coalesce(started_at, now())'),
-          },
-          event: { type: 'job.started', data: { worker_id: workerId, backend }, attempt: true },
-        },
-        client,
-      );
+      moved = await transition(this.db, { ...spec, from: atLimit ? ['running'] : ACTIVE }, client);
       await client.query('COMMIT');
       if (!moved && atLimit) return 'at_concurrency_limit';
     } catch (err) {
@@ -278,3 +293,41 @@ async function writeOutputs(client: pg.PoolClient, jobId: string, pages: object[
     [jobId, pages.map((p) => JSON.stringify(p))],
   );
 }
+
+/** queued|running → running, counting the attempt. */
+function startSpec(jobId: string, workerId: string, backend: string): TransitionSpec {
+  return {
+    jobId,
+    from: ACTIVE,
+    set: {
+      status: 'running',
+      attempts: add(1),
+      worker_id: workerId,
+      backend,
+      error: null,
+      started_at: sql('coalesce(started_at, now())'),
+    },
+    event: { type: 'job.started', data: { worker_id: workerId, backend }, attempt: true },
+  };
+}
+
+/**
+ * max_concurrent_jobs in SQL, as effectiveQuotas computes it (the tenant's override, else its
+ * plan's): the gate locks the tenant's counter row (tenant_job_counts, kept by triggers at
+ * commit), so starts of one tenant take turns on it and each reads the running count the previous
+ * one committed. At the limit only a job already running (handed back by a stall) starts again;
+ * a job that went back to queued while the start waited for the turn is checked as it is now
+ * (PostgreSQL re-reads the updated row against the WHERE). A job with a cancel asked for never starts.
+ */
+const CONCURRENCY_GATE: Gate = {
+  cte: (param) => {
+    const limits = param(JSON.stringify(Object.fromEntries(Object.entries(PLAN_QUOTAS).map(([plan, q]) => [plan, q.max_concurrent_jobs]))));
+    return `SELECT j.status, j.cancel_requested AS cancel, t.plan, t.quotas,
+                   c.running >= coalesce(
+                     CASE WHEN jsonb_typeof(t.quotas -> 'max_concurrent_jobs') = 'number' THEN (t.quotas ->> 'max_concurrent_jobs')::float8 END,
+                     (${limits}::jsonb ->> t.plan)::float8, (${limits}::jsonb ->> 'free')::float8) AS at_limit
+              FROM jobs j JOIN tenants t ON t.id = j.tenant_id JOIN tenant_job_counts c ON c.tenant_id = j.tenant_id
+             WHERE j.id = $1 FOR UPDATE OF c`;
+  },
+  where: `(jobs.status = 'running' OR NOT (SELECT at_limit FROM gate)) AND NOT jobs.cancel_requested`,
+};

@@ -23,6 +23,14 @@ export interface TransitionSpec {
   event: { type: string; data?: object; attempt?: boolean };
   /** More writes in the same transaction (a succeeded inference job's output pages). */
   also?: (client: pg.PoolClient, job: Job) => Promise<void>;
+  /** A condition the row must meet besides `from`, over a CTE of its own (start's max_concurrent_jobs). */
+  gate?: Gate;
+}
+
+/** A CTE named `gate` that the UPDATE reads (`param` adds a value), and what of the WHERE it adds, over `jobs` and `gate`. */
+export interface Gate {
+  cte: (param: (v: unknown) => string) => string;
+  where: string;
 }
 
 export interface Moved {
@@ -30,28 +38,42 @@ export interface Moved {
   event: JobEvent;
 }
 
+/** One try at a move: the move (null if none), whether a webhook may want its event, and the gate's row as it was read. */
+export interface Attempt {
+  moved: Moved | null;
+  hooked: boolean;
+  gate: Record<string, unknown> | null;
+}
+
+type Queryable = Pick<pg.Pool, 'query'>;
+
 /**
  * The one way a job's status changes: a guarded UPDATE (it names the statuses it may leave, so
  * a job is never finished twice however often a worker retries or two workers race), its event
  * (numbered from the row it locks: per job, in commit order, no gaps), the usage it meters, and
- * the webhook messages of the event, in one transaction on plain `pg`. Round trips: BEGIN, the
- * UPDATE with its event and meter (one statement), the outbox (only when a destination may
- * want the event), COMMIT. Null when the job was not in one of `from`.
+ * the webhook messages of the event, atomically on plain `pg`. When no webhook may want the
+ * event (the job has no webhook_url, its tenant no enabled endpoint) and nothing else is written,
+ * that is one statement and one round trip (`quickMove`); else BEGIN, the UPDATE with its event
+ * and meter, the outbox, COMMIT. Null when the job was not in one of `from`.
  */
 export async function transition(db: Database, spec: TransitionSpec, client?: pg.PoolClient): Promise<Moved | null> {
+  if (!client && !spec.also) {
+    const quick = await quickMove(db, spec);
+    if (quick.moved || !quick.hooked) return quick.moved;
+  }
   const own = client ?? (await db.pool.connect());
   try {
     if (!client) await own.query('BEGIN');
-    const moved = await moveRow(own, spec);
+    const { moved, hooked } = await moveRow(own, spec, false);
     if (moved) {
-      if (isWebhookEvent(spec.event.type) && moved.hooked) {
+      if (isWebhookEvent(spec.event.type) && hooked) {
         const out = outboxStatement({ tenantId: moved.job.tenantId, type: spec.event.type, data: jobView(moved.job), job: moved.job });
         await own.query(out.text, out.values);
       }
       if (spec.also) await spec.also(own, moved.job);
     }
     if (!client) await own.query('COMMIT');
-    return moved ? { job: moved.job, event: moved.event } : null;
+    return moved;
   } catch (err) {
     if (!client) await own.query('ROLLBACK').catch(() => undefined);
     throw err;
@@ -60,8 +82,17 @@ export async function transition(db: Database, spec: TransitionSpec, client?: pg
   }
 }
 
-/** The UPDATE, its event and its meter in one statement; `hooked` says whether a webhook may want the event. */
-async function moveRow(client: pg.PoolClient, spec: TransitionSpec): Promise<(Moved & { hooked: boolean }) | null> {
+/**
+ * The move in one statement, outside any transaction, made only if no webhook may want its event
+ * (the outbox message needs the job's view, rendered here after the UPDATE): `hooked` says that
+ * was why nothing moved, and the caller goes the transaction's way.
+ */
+export function quickMove(db: Database, spec: TransitionSpec): Promise<Attempt> {
+  return moveRow(db.pool, spec, isWebhookEvent(spec.event.type));
+}
+
+/** The UPDATE, its event and its meter in one statement; `unhookedOnly` leaves a row alone that a webhook may want. */
+async function moveRow(client: Queryable, spec: TransitionSpec, unhookedOnly: boolean): Promise<Attempt> {
   const values: unknown[] = [spec.jobId, spec.from, newId('evt'), spec.event.type, JSON.stringify(spec.event.data ?? {})];
   const param = (v: unknown) => {
     values.push(v);
@@ -85,23 +116,35 @@ async function moveRow(client: pg.PoolClient, spec: TransitionSpec): Promise<(Mo
            SELECT tenant_id, 'compute_seconds', (now() AT TIME ZONE 'UTC')::date, ${param(seconds)}::bigint FROM moved
            ON CONFLICT (tenant_id, metric, day) DO UPDATE SET value = usage_counters.value + EXCLUDED.value)`
       : '';
+  const gate = spec.gate ? `gate AS (${spec.gate.cte(param)}),` : '';
+  const where = [
+    'id = $1 AND status = ANY($2::"JobStatus"[])',
+    ...(spec.gate ? [`(${spec.gate.where})`] : []),
+    ...(unhookedOnly ? ['NOT (SELECT hooked FROM hook)'] : []),
+  ];
   const { rows } = await client.query(
-    `WITH moved AS (
+    `WITH hook AS (
+       SELECT (j.webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = j.tenant_id AND e.enabled)) AS hooked
+         FROM jobs j WHERE j.id = $1),
+     ${gate}
+     moved AS (
        UPDATE jobs SET ${[...sets, 'event_seq = event_seq + 1', 'updated_at = now()'].join(', ')}
-        WHERE id = $1 AND status = ANY($2::"JobStatus"[])
+        WHERE ${where.join(' AND ')}
         RETURNING *),
      ev AS (
        INSERT INTO job_events (id, job_id, seq, type, data)
        SELECT $3, id, event_seq, $4, ${spec.event.attempt ? `$5::jsonb || jsonb_build_object('attempt', attempts)` : '$5::jsonb'} FROM moved
        RETURNING id, seq, data, created_at)${meter}
-     SELECT moved.*, ev.id AS ev_id, ev.seq AS ev_seq, ev.data AS ev_data, ev.created_at AS ev_created_at,
-            (moved.webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.tenant_id = moved.tenant_id AND e.enabled)) AS hooked
-       FROM moved, ev`,
+     SELECT m.*, hook.hooked AS ev_hooked, ${spec.gate ? 'to_jsonb(gate)' : 'NULL::jsonb'} AS ev_gate
+       FROM hook ${spec.gate ? 'CROSS JOIN gate' : ''}
+       LEFT JOIN (SELECT moved.*, ev.id AS ev_id, ev.seq AS ev_seq, ev.data AS ev_data, ev.created_at AS ev_created_at
+                    FROM moved, ev) m ON true`,
     values,
   );
   const row = rows[0];
-  if (!row) return null;
-  const { ev_id, ev_seq, ev_data, ev_created_at, hooked, ...rest } = row;
+  if (!row) return { moved: null, hooked: false, gate: null };
+  const { ev_id, ev_seq, ev_data, ev_created_at, ev_hooked, ev_gate, ...rest } = row;
+  if (ev_id === null) return { moved: null, hooked: ev_hooked, gate: ev_gate };
   const job = camelRow<Job>(rest)!;
   const event = {
     id: ev_id,
@@ -111,5 +154,5 @@ async function moveRow(client: pg.PoolClient, spec: TransitionSpec): Promise<(Mo
     data: ev_data,
     createdAt: ev_created_at,
   } as JobEvent;
-  return { job, event, hooked };
+  return { moved: { job, event }, hooked: ev_hooked, gate: ev_gate };
 }

@@ -58,16 +58,28 @@ describe('cancel (API) of a queued job: queued → canceled', () => {
     expect(await outboxOf(m.db, plain.id)).toEqual([]);
   });
 
-  it('leaves a job a worker took meanwhile running and flagged, and tells the worker', async () => {
+  it('keeps a worker from starting it meanwhile: the start says cancel_requested, the cancel ends it', async () => {
     const t = await createTenant(m.db);
     const job = await queuedJob(m.db, t);
-    m.queues.duringUnschedule = () => m.lifecycle.start(job.id, 'wrk_a', 'cpu');
-    expect(await m.lifecycle.cancel(t.id, job.id)).toMatchObject({ status: 'running', cancelRequested: true });
+    let start: unknown;
+    m.queues.duringUnschedule = async () => {
+      start = await m.lifecycle.start(job.id, 'wrk_a', 'cpu');
+    };
+    expect(await m.lifecycle.cancel(t.id, job.id)).toMatchObject({ status: 'canceled', cancelRequested: true });
+    expect(start).toBe('cancel_requested');
+    expect((await eventsOf(m.db, job.id)).map((e) => e.type)).toEqual(['job.queued', 'job.canceled']);
+  });
+
+  it('leaves a job that left queued meanwhile as it stands, flagged, and tells the worker', async () => {
+    const t = await createTenant(m.db);
+    const job = await queuedJob(m.db, t);
+    m.queues.duringUnschedule = () => m.lifecycle.fail(job, { code: 'no_gpu_worker', message: 'x' }, 0, ['queued']);
+    expect(await m.lifecycle.cancel(t.id, job.id)).toMatchObject({ status: 'failed', cancelRequested: true });
     expect(m.queues.calls).toEqual([
       { op: 'unschedule', jobId: job.id, status: 'queued' },
       { op: 'stopRunning', jobId: job.id },
     ]);
-    expect((await eventsOf(m.db, job.id)).map((e) => e.type)).toEqual(['job.queued', 'job.started']);
+    expect((await eventsOf(m.db, job.id)).map((e) => e.type)).toEqual(['job.queued', 'job.failed']);
   });
 
   it('answers { finished } a second time and writes nothing', async () => {

@@ -1,4 +1,5 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import pg from 'pg';
 import {
   addEndpoint,
   computeUsage,
@@ -191,5 +192,50 @@ describe('start: max_concurrent_jobs', () => {
     await runningJob(m, busy);
     const t = await createTenant(m.db, { max_concurrent_jobs: 1 });
     expect(await m.lifecycle.start((await queuedJob(m.db, t)).id, 'wrk_a', 'cpu')).toMatchObject({ job: { status: 'running' } });
+  });
+});
+
+describe('start: a cancel asked for before the start', () => {
+  it('does not start a queued job whose cancel was asked for: cancel_requested, nothing written', async () => {
+    const t = await createTenant(m.db);
+    const job = await queuedJob(m.db, t);
+    await m.db.pool.query('UPDATE jobs SET cancel_requested = true WHERE id = $1', [job.id]);
+    expect(await withoutWrites(m, t.id, () => m.lifecycle.start(job.id, 'wrk_a', 'cpu'))).toBe('cancel_requested');
+    expect((await m.lifecycle.read(job.id))!.status).toBe('queued');
+  });
+
+  it('says cancel_requested through the webhook path too (an enabled endpoint), writing no message', async () => {
+    const t = await createTenant(m.db);
+    await addEndpoint(m.db, t.id);
+    const job = await queuedJob(m.db, t);
+    await m.db.pool.query('UPDATE jobs SET cancel_requested = true WHERE id = $1', [job.id]);
+    expect(await m.lifecycle.start(job.id, 'wrk_a', 'cpu')).toBe('cancel_requested');
+    expect(await outboxOf(m.db, t.id)).toEqual([]);
+  });
+});
+
+describe('start: one statement without webhooks', () => {
+  it('starts a job of a tenant with no endpoint in one round trip, and one with an endpoint in a transaction', async () => {
+    const plain = await createTenant(m.db);
+    const hooked = await createTenant(m.db);
+    await addEndpoint(m.db, hooked.id);
+    // Every statement a pool client sends (pool.query included), as its first word.
+    const sent = async (jobId: string) => {
+      const spy = jest.spyOn(pg.Client.prototype, 'query');
+      try {
+        await m.lifecycle.start(jobId, 'wrk_a', 'cpu');
+        return spy.mock.calls.map(
+          ([q]) =>
+            String(typeof q === 'string' ? q : (q as { text: string }).text)
+              .trim()
+              .split(/\s+/)[0],
+        );
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    expect(await sent((await queuedJob(m.db, plain)).id)).toEqual(['WITH']);
+    expect(await sent((await queuedJob(m.db, hooked)).id)).toEqual(['WITH', 'BEGIN', 'SELECT', 'WITH', 'WITH', 'COMMIT']);
+    expect(await outboxOf(m.db, hooked.id)).toHaveLength(1);
   });
 });

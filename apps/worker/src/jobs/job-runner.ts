@@ -1,4 +1,4 @@
-import { ACTIVE } from '@app/common';
+import { ACTIVE, isActive } from '@app/common';
 import type { AppConfig } from '@app/config';
 import type { Job } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
@@ -69,27 +69,30 @@ export class JobRunner {
   }
 
   private async execute(bull: BullJob<JobPayload>, token: string | undefined, run: RunningJob): Promise<unknown> {
-    const jobId = bull.data.jobId;
-    const current = await this.lifecycle.read(jobId);
-    // A job that ended meanwhile gives back the lease its dispatch took.
-    run.leased = true;
-    if (!current || (current.status !== 'queued' && current.status !== 'running')) return { skipped: current?.status ?? 'missing' };
+    const { jobId, tenantId } = bull.data;
     // The slot lease: kept if the dispatch took it, taken if the tenant is under its cap (a retry, a
     // job handed back), kept in any case by a job its row says is running (handed back by a stall).
-    run.leased = await this.scheduler.claim(current.tenantId, jobId, current.status === 'running');
-    if (!run.leased) return this.atConcurrencyLimit(bull, token);
-    if (current.cancelRequested) {
-      await this.lifecycle.canceled(current, ACTIVE, 0, 'canceled before it started');
-      return { status: 'canceled' };
+    run.leased = await this.scheduler.claim(tenantId, jobId, false);
+    if (!run.leased) {
+      const current = await this.lifecycle.read(jobId);
+      if (!current || !isActive(current.status)) return { skipped: current?.status ?? 'missing' };
+      if (current.status !== 'running') return this.atConcurrencyLimit(bull, token);
+      run.leased = await this.scheduler.claim(tenantId, jobId, true);
     }
     const started = await this.lifecycle.start(jobId, this.config.instanceId, this.backend());
     if (started === 'at_concurrency_limit') {
       // PostgreSQL's count is the last word (Redis may have lost its leases): give the lease back and wait.
-      await this.scheduler.release(current.tenantId, jobId);
+      await this.scheduler.release(tenantId, jobId);
       run.leased = false;
       return this.atConcurrencyLimit(bull, token);
     }
-    if (!started) return { skipped: 'moved' };
+    if (started === 'cancel_requested') {
+      const current = await this.lifecycle.read(jobId);
+      if (current) await this.lifecycle.canceled(current, ACTIVE, 0, 'canceled before it started');
+      return { status: 'canceled' };
+    }
+    // A job that ended meanwhile (or never was) gives back the lease its dispatch took.
+    if (!started) return { skipped: 'not_active' };
     const job = started.job;
     if (job.cancelRequested) run.abort('cancel');
     // max_job_seconds counts from the first start, so a crash and a retry elsewhere do not reset it.
