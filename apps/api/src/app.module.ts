@@ -21,6 +21,7 @@ import { IdempotencyInterceptor } from './http/idempotency.interceptor.js';
 import { IdempotencyQuota } from './http/idempotency-quota.js';
 import { InfraModule } from './infra/infra.module.js';
 import { AdmissionBatcher } from './jobs/admission.js';
+import { JobTargetsLoader } from './jobs/job-targets.js';
 import { JobWatcher } from './jobs/job-watcher.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobScheduling } from './jobs/job-scheduling.js';
@@ -76,6 +77,7 @@ export class AppModule {
         ModelsService,
         LoadCheckClient,
         AdmissionBatcher,
+        JobTargetsLoader,
         JobScheduling,
         JobsService,
         WebhooksService,

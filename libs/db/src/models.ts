@@ -13,6 +13,26 @@ export type Task = NewDataset['task'];
 const MODEL_DATES = ['createdAt', 'updatedAt'] as const;
 const DATASET_DATES = ['createdAt'] as const;
 
+/** One submission's names: its model (id or name), dataset, and the version or alias it serves from. */
+export interface TargetLookup {
+  tenantId: string;
+  model: string;
+  datasetId?: string | null;
+  version?: number | null;
+  alias?: string | null;
+}
+
+export interface JobTargets {
+  model: Model | null;
+  dataset: Dataset | null;
+  /** The model's newest version number; null with no version yet. */
+  latest: number | null;
+  /** The named version, else the newest: null when there is none. */
+  version: { number: number; inputSchema: unknown } | null;
+  /** Whether the named alias exists. */
+  alias: boolean;
+}
+
 export interface AliasTarget {
   version: number;
   weight: number;
@@ -107,20 +127,6 @@ export class ModelRegistry {
     return camelRow<Model>(rows[0]);
   }
 
-  /**
-   * A model by id or name and one of the tenant's datasets, in one round trip (every job
-   * submission that names a dataset reads both): null for either that the tenant does not have.
-   */
-  async findWithDataset(tenantId: string, idOrName: string, datasetId: string): Promise<{ model: Model | null; dataset: Dataset | null }> {
-    const column = idOrName.startsWith('mdl_') ? 'id' : 'name';
-    const { rows } = await this.db.pool.query<{ model: Record<string, unknown> | null; dataset: Record<string, unknown> | null }>(
-      `SELECT (SELECT to_jsonb(m) FROM models m WHERE m.tenant_id = $1 AND m.${column} = $2) AS model,
-              (SELECT to_jsonb(d) FROM datasets d WHERE d.tenant_id = $1 AND d.id = $3) AS dataset`,
-      [tenantId, idOrName, datasetId],
-    );
-    return { model: jsonRow<Model>(rows[0].model, MODEL_DATES), dataset: jsonRow<Dataset>(rows[0].dataset, DATASET_DATES) };
-  }
-
   async list(tenantId: string, query: PageQuery & { task?: Task }): Promise<Model[]> {
     const cursor = query.starting_after ? await this.db.prisma.model.findFirst({ where: { tenantId, id: query.starting_after } }) : null;
     const args = pageArgs(query, cursor);
@@ -150,28 +156,43 @@ export class ModelRegistry {
     });
   }
 
-  /** Summaries of several models at once: their newest version number and their aliases. */
   /**
-   * What a job or prediction naming `version` (else the newest) or `alias` needs to know, in one
-   * plain-pg round trip: the newest number, that version's input schema (null when it does not
-   * exist), and whether the alias exists.
+   * What job submissions name, for many at once in one plain-pg round trip (the API batches the
+   * submissions that arrive together): each one's model by id or name, its dataset when it names
+   * one, the model's newest version number, the named (else newest) version's input schema, and
+   * whether the named alias exists. Answers in the order asked; null for what the tenant does not have.
    */
-  async servingCheck(
-    tenantId: string,
-    modelId: string,
-    version: number | undefined,
-    alias: string | undefined,
-  ): Promise<{ latest: number | null; version: { number: number; inputSchema: unknown } | null; alias: boolean }> {
-    const { rows } = await this.db.pool.query<{ latest: number | null; number: number | null; input_schema: unknown; alias: boolean }>(
-      `WITH newest AS (SELECT max(number) AS latest FROM model_versions WHERE tenant_id = $1 AND model_id = $2)
-       SELECT newest.latest, v.number, v.input_schema,
-              ($4::text IS NOT NULL AND EXISTS (SELECT 1 FROM model_aliases a WHERE a.model_id = $2 AND a.name = $4)) AS alias
-         FROM newest
-         LEFT JOIN model_versions v ON v.tenant_id = $1 AND v.model_id = $2 AND v.number = coalesce($3::int, newest.latest)`,
-      [tenantId, modelId, version ?? null, alias ?? null],
+  async jobTargets(lookups: readonly TargetLookup[]): Promise<JobTargets[]> {
+    const col = <K extends keyof TargetLookup>(k: K) => lookups.map((l) => l[k] ?? null);
+    const { rows } = await this.db.pool.query<{
+      model: Record<string, unknown> | null;
+      dataset: Record<string, unknown> | null;
+      latest: number | null;
+      number: number | null;
+      input_schema: unknown;
+      alias: boolean;
+    }>(
+      `SELECT to_jsonb(m) AS model,
+              (SELECT to_jsonb(d) FROM datasets d WHERE d.tenant_id = k.tenant_id AND d.id = k.dataset_id) AS dataset,
+              n.latest, v.number, v.input_schema,
+              (m.id IS NOT NULL AND k.alias IS NOT NULL AND EXISTS (SELECT 1 FROM model_aliases a WHERE a.model_id = m.id AND a.name = k.alias)) AS alias
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS k(tenant_id, model, dataset_id, version, alias, ord)
+         LEFT JOIN LATERAL (
+           SELECT * FROM models mi WHERE mi.tenant_id = k.tenant_id AND mi.id = k.model AND starts_with(k.model, 'mdl_')
+           UNION ALL
+           SELECT * FROM models mn WHERE mn.tenant_id = k.tenant_id AND mn.name = k.model AND NOT starts_with(k.model, 'mdl_')) m ON true
+         LEFT JOIN LATERAL (SELECT max(number) AS latest FROM model_versions mv WHERE mv.tenant_id = k.tenant_id AND mv.model_id = m.id) n ON true
+         LEFT JOIN model_versions v ON v.tenant_id = k.tenant_id AND v.model_id = m.id AND v.number = coalesce(k.version, n.latest)
+        ORDER BY k.ord`,
+      [col('tenantId'), col('model'), col('datasetId'), col('version'), col('alias')],
     );
-    const r = rows[0];
-    return { latest: r.latest, version: r.number === null ? null : { number: r.number, inputSchema: r.input_schema }, alias: r.alias };
+    return rows.map((r) => ({
+      model: r.model?.id ? jsonRow<Model>(r.model, MODEL_DATES) : null,
+      dataset: jsonRow<Dataset>(r.dataset, DATASET_DATES),
+      latest: r.latest,
+      version: r.number === null ? null : { number: r.number, inputSchema: r.input_schema },
+      alias: r.alias,
+    }));
   }
 
   async extras(modelIds: string[]): Promise<Map<string, { latest: number | null; aliases: ModelAlias[] }>> {

@@ -1,6 +1,6 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { type Dataset, eventView, fromDbTask, type Job, JobRepository, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
+import { eventView, fromDbTask, type Job, JobRepository, type JobTargets, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
 import { isActive } from '@app/jobs';
 import { type JobEventMessage, type TenantShare, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -9,6 +9,7 @@ import type { TenantPrincipal } from '../auth/principal.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { AdmissionBatcher } from './admission.js';
 import { checkInputs } from './inputs.js';
+import { JobTargetsLoader } from './job-targets.js';
 import { JobScheduling } from './job-scheduling.js';
 import { JobWatcher } from './job-watcher.js';
 import { type CreateJob, type JobListQuery, jobView, type JobView } from './jobs.dto.js';
@@ -45,6 +46,7 @@ export class JobsService {
     private readonly usage: UsageCache,
     private readonly scheduling: JobScheduling,
     private readonly admission: AdmissionBatcher,
+    private readonly targets: JobTargetsLoader,
   ) {}
 
   /**
@@ -54,7 +56,20 @@ export class JobsService {
    * moment the job is still accepted: the workers' reconciler enqueues it when Redis returns.
    */
   async submit(p: TenantPrincipal, body: CreateJob): Promise<Submitted> {
-    const { model, dataset } = await this.targets(p.tenantId, body.model, 'dataset' in body ? body.dataset : undefined);
+    const serving = body.type === 'training' ? {} : { version: body.version, alias: body.alias };
+    if (serving.version !== undefined && serving.alias !== undefined)
+      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
+    const datasetId = 'dataset' in body ? body.dataset : undefined;
+    const found = await this.targets.load({
+      tenantId: p.tenantId,
+      model: body.model,
+      datasetId,
+      version: serving.version,
+      alias: serving.alias && serving.alias !== 'latest' ? serving.alias : undefined,
+    });
+    const { model, dataset } = found;
+    if (!model) throw ApiError.notFound('model', body.model, 'model');
+    if (datasetId && !dataset) throw ApiError.notFound('dataset', datasetId, 'dataset');
     const task = fromDbTask(model.task);
     if (dataset && fromDbTask(dataset.task) !== task) {
       throw ApiError.invalid(
@@ -103,7 +118,7 @@ export class JobsService {
         data.baseVersion = body.base_version;
       }
     } else {
-      await this.checkVersionChoice(p.tenantId, model, body.version, body.alias, body.type === 'inference' ? body.inputs : undefined);
+      checkVersionChoice(model, found, body.version, body.alias, body.type === 'inference' ? body.inputs : undefined);
       data.version = body.version ?? null;
       data.alias = body.version === undefined ? (body.alias ?? 'latest') : null;
       if (body.type === 'inference') {
@@ -263,45 +278,6 @@ export class JobsService {
       stop();
     }
   }
-
-  private async model(tenantId: string, ref: string): Promise<Model> {
-    const model = await this.registry.find(tenantId, ref);
-    if (!model) throw ApiError.notFound('model', ref, 'model');
-    return model;
-  }
-
-  /** The job's model and, when it names one, its dataset (one read for both). */
-  private async targets(tenantId: string, ref: string, datasetId: string | undefined): Promise<{ model: Model; dataset: Dataset | null }> {
-    if (!datasetId) return { model: await this.model(tenantId, ref), dataset: null };
-    const found = await this.registry.findWithDataset(tenantId, ref, datasetId);
-    if (!found.model) throw ApiError.notFound('model', ref, 'model');
-    if (!found.dataset) throw ApiError.notFound('dataset', datasetId, 'dataset');
-    return { model: found.model, dataset: found.dataset };
-  }
-
-  /**
-   * The version or alias the job names exists (or the model has a version at all), and inline
-   * inputs carry the columns the model reads (checked against the given or newest version): one
-   * plain-pg read for all of it.
-   */
-  private async checkVersionChoice(
-    tenantId: string,
-    model: Model,
-    version: number | undefined,
-    alias: string | undefined,
-    inputs: Array<Record<string, unknown>> | undefined,
-  ): Promise<void> {
-    if (version !== undefined && alias !== undefined)
-      throw ApiError.invalid('parameter_invalid', 'Give version or alias, not both', 'alias');
-    const named = alias && alias !== 'latest' ? alias : undefined;
-    const found = await this.registry.servingCheck(tenantId, model.id, version, named);
-    if (version !== undefined && !found.version)
-      throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
-    if (found.latest === null)
-      throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
-    if (named && !found.alias) throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
-    if (inputs) checkInputs(found.version?.inputSchema, inputs);
-  }
 }
 
 /** The answer to a submission a quota refused: 429 while the tenant has max_queued_jobs queued, 403 past its compute. */
@@ -322,4 +298,25 @@ function refusal(p: TenantPrincipal, quota: 'max_queued_jobs' | 'monthly_compute
     'monthly_compute_seconds',
     `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
   );
+}
+
+/**
+ * The version or alias the job names exists (or the model has a version at all), and inline
+ * inputs carry the columns the model reads (checked against the given or newest version), from
+ * what the submission's batched read found.
+ */
+function checkVersionChoice(
+  model: Model,
+  found: JobTargets,
+  version: number | undefined,
+  alias: string | undefined,
+  inputs: Array<Record<string, unknown>> | undefined,
+): void {
+  if (version !== undefined && !found.version)
+    throw ApiError.invalid('version_missing', `Model '${model.name}' has no version ${version}`, 'version');
+  if (found.latest === null)
+    throw ApiError.invalid('model_not_trained', `Model '${model.name}' has no version yet: train it first`, 'model');
+  if (alias && alias !== 'latest' && !found.alias)
+    throw ApiError.invalid('alias_missing', `Model '${model.name}' has no alias '${alias}'`, 'alias');
+  if (inputs) checkInputs(found.version?.inputSchema, inputs);
 }

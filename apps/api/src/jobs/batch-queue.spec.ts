@@ -1,20 +1,20 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { Admitted, EncodedAdmission, Job } from '@app/db';
-import { AdmissionQueue, type AdmissionQueueOptions } from './admission.js';
+import { BatchQueue, type BatchQueueOptions } from './batch-queue.js';
 
 /** A submission whose JSON is `size` bytes long and whose answer names it, so each caller can see it got its own. */
 const sub = (tag: string, size = 10): EncodedAdmission => ({ tenantId: 'ten_a', json: `{"tag":"${tag}"}`.padEnd(size, ' ') });
 const tagOf = (a: EncodedAdmission) => /"tag":"([^"]*)"/.exec(a.json)![1];
 const accepted = (a: EncodedAdmission): Admitted => ({ job: { id: `job_${tagOf(a)}` } as Job, running: 0 });
 
-const defaults: AdmissionQueueOptions = { windowMs: 0, maxBatch: 100, maxBatchBytes: 1_000_000, concurrency: 1 };
+const defaults: BatchQueueOptions = { windowMs: 0, maxBatch: 100, maxBatchBytes: 1_000_000, concurrency: 1 };
 
 /**
  * A queue whose writes are held until released (`release()` answers the oldest write still
  * held), recording each batch's tags and when (on the fake clock) it was written.
  */
 function harness(
-  options: Partial<AdmissionQueueOptions> = {},
+  options: Partial<BatchQueueOptions> = {},
   answer: (batch: EncodedAdmission[]) => Admitted[] | Error = (b) => b.map(accepted),
   unavailable: (err: unknown) => boolean = (err) => (err as Error).message === 'database down',
 ) {
@@ -23,7 +23,7 @@ function harness(
   const splits: number[] = [];
   const t0 = Date.now();
   let auto = false;
-  const queue = new AdmissionQueue(
+  const queue = new BatchQueue<EncodedAdmission, Admitted>(
     { ...defaults, ...options },
     (batch) => {
       batches.push({ tags: batch.map(tagOf), at: Date.now() - t0 });
@@ -58,7 +58,7 @@ function harness(
   };
 }
 
-describe('AdmissionQueue', () => {
+describe('BatchQueue (admission batches)', () => {
   // On Jest's fake clock (setImmediate and setTimeout alike): a window is exact, whatever else uses the machine's cores.
   afterEach(() => {
     jest.useRealTimers();
