@@ -179,7 +179,8 @@ return 1
  */
 const POSITION = `
 local base, bull, q, t, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local i = redis.call('LPOS', base .. ':pending:' .. q .. ':' .. t, id)
+-- From the tail (RANK -1): a job just submitted is last, and is found at once however long the list.
+local i = redis.call('LPOS', base .. ':pending:' .. q .. ':' .. t, id, 'RANK', -1)
 if not i then return -1 end
 local function stride(u) return 1 / tonumber(redis.call('HGET', base .. ':tenant:' .. u, 'weight') or '1') end
 local function pass(u) return tonumber(redis.call('HGET', base .. ':pass', u) or '0') end
