@@ -51,8 +51,6 @@ export function encodeAdmission(tenantId: string, data: NewJob, limits: Admissio
   return { tenantId, json };
 }
 
-const ADMIT_COLUMNS = new Set(['admit_ord', 'admit_refused', 'admit_count', 'admit_running']);
-
 /**
  * Job admission on plain `pg` (the hot write path), through the `aiaas_admit_jobs` function
  * (prisma/migrations/*_admission_batches): a batch of submissions, of any tenants, in one
@@ -77,8 +75,8 @@ export class AdmissionRepository {
     return rows.map((row) => {
       const refused = row.admit_refused as Exclude<Admitted['refused'], undefined> | null;
       if (refused) return { refused, count: Number(row.admit_count) };
-      const job = Object.fromEntries(Object.entries(row).filter(([k]) => !ADMIT_COLUMNS.has(k)));
-      return { job: camelRow<Job>(job)!, running: Number(row.admit_running) };
+      const { admit_ord: _o, admit_refused: _r, admit_count: _c, admit_running: running, ...job } = row;
+      return { job: camelRow<Job>(job)!, running: Number(running) };
     });
   }
 }

@@ -50,7 +50,20 @@ export class Database {
  */
 export function camelRow<T>(row: Record<string, unknown> | undefined): T | null {
   if (!row) return null;
-  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v])) as T;
+  const out: Record<string, unknown> = {};
+  for (const k in row) out[camelKey(k)] = row[k];
+  return out as T;
+}
+
+/** snake_case → camelCase, remembered: the same few dozen column names come back on every row. */
+const camelKeys = new Map<string, string>();
+function camelKey(k: string): string {
+  let c = camelKeys.get(k);
+  if (c === undefined) {
+    c = k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
+    if (camelKeys.size < 10_000) camelKeys.set(k, c);
+  }
+  return c;
 }
 
 /**

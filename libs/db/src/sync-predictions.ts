@@ -103,6 +103,8 @@ export class SyncPredictionRepository {
                   r.created_at, r.started_at, r.finished_at, now()
              FROM input r
             WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = r.tenant_id)
+            -- in id order: two batches naming the same rows (a retried one) lock them in the same order
+            ORDER BY r.id
            ON CONFLICT (id) DO UPDATE SET
                   status = EXCLUDED.status, version = EXCLUDED.version, progress = EXCLUDED.progress, attempts = EXCLUDED.attempts,
                   worker_id = EXCLUDED.worker_id, backend = EXCLUDED.backend, compute_seconds = EXCLUDED.compute_seconds,

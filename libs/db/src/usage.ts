@@ -19,14 +19,21 @@ export interface UsageSnapshot {
 export class UsageRepository {
   constructor(private readonly db: Database) {}
 
-  /** Adds increments; rows of tenants deleted meanwhile are dropped rather than failing the batch. */
+  /**
+   * Adds increments; rows of tenants deleted meanwhile are dropped rather than failing the batch.
+   * Increments of the same counter are summed first, and the rows are written in key order, so
+   * that two flushes (API instances, workers) naming the same tenants in another order take their
+   * row locks in the same order and never deadlock.
+   */
   async add(increments: UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return;
     await this.db.pool.query(
       `INSERT INTO usage_counters (tenant_id, metric, day, value)
-       SELECT u.tenant_id, u.metric, u.day, u.value
+       SELECT u.tenant_id, u.metric, u.day, sum(u.value)
        FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[]) AS u(tenant_id, metric, day, value)
        WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = u.tenant_id)
+       GROUP BY u.tenant_id, u.metric, u.day
+       ORDER BY u.tenant_id, u.metric, u.day
        ON CONFLICT (tenant_id, metric, day) DO UPDATE SET value = usage_counters.value + EXCLUDED.value`,
       [increments.map((i) => i.tenantId), increments.map((i) => i.metric), increments.map((i) => i.day), increments.map((i) => i.value)],
     );
