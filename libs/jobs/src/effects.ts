@@ -3,6 +3,7 @@ import type { AppConfig } from '@app/config';
 import { type Database, eventView, type Job, type JobEvent } from '@app/db';
 import {
   type ClusterMetrics,
+  coalescingPublisher,
   dispatchChannel,
   invalidationChannel,
   jobCancelChannel,
@@ -69,21 +70,26 @@ export class RedisJobEffects implements JobEffects {
 
 /** The scheduler and BullMQ behind JobQueuePort. */
 export class SchedulerQueues implements JobQueuePort {
+  private readonly kick: (channel: string, message: string) => Promise<void>;
+
   constructor(
     private readonly config: AppConfig,
     private readonly db: Database,
     private readonly redis: Redis,
     private readonly scheduler: Scheduler,
     private readonly queues: JobQueues,
-  ) {}
+  ) {
+    this.kick = coalescingPublisher(redis);
+  }
 
   /** If Redis cannot take the job now, it stays queued in PostgreSQL and the reconciler enqueues it later. */
   async schedule(job: Job, share?: TenantShare): Promise<void> {
     const given = share ?? (await this.shareOf(job.tenantId));
     if (!given) return;
-    // One write to Redis for both: commands of one connection run in the order sent, so the
-    // workers woken find the job (a wake-up after a failed enqueue finds nothing, which is harmless).
-    await Promise.all([this.scheduler.enqueue(job, given), this.redis.publish(dispatchChannel(this.config), job.type)]);
+    // The wake-up follows the enqueue on the same connection (commands run in the order sent), so
+    // the workers woken find the job; the jobs scheduled in one turn share one wake-up per type (a
+    // wake-up after a failed enqueue finds nothing, which is harmless).
+    await Promise.all([this.scheduler.enqueue(job, given), this.kick(dispatchChannel(this.config), job.type)]);
   }
 
   async unschedule(job: Job): Promise<void> {

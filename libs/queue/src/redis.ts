@@ -61,3 +61,39 @@ export function bullConnection(config: Pick<AppConfig, 'redisUrl'>, role: Exclud
 export function invalidationChannel(config: Pick<AppConfig, 'redisPrefix'>): string {
   return redisKey(config, 'invalidate');
 }
+
+/**
+ * PUBLISH, with the same message to the same channel sent once per event-loop turn: under load
+ * many submissions of one tenant each say "its usage changed" or "work is waiting", and one
+ * message says it for all. A message goes out at the end of the turn in which it was first asked
+ * for, so it always follows what its callers did before asking (their commits, their enqueues,
+ * sent earlier on the same connection); each caller's promise settles once Redis has it.
+ */
+export function coalescingPublisher(redis: Pick<Redis, 'publish'>): (channel: string, message: string) => Promise<void> {
+  let outgoing: Map<string, { channel: string; message: string; waiters: Array<[() => void, (err: unknown) => void]> }> | null = null;
+  const flush = () => {
+    const batch = outgoing!;
+    outgoing = null;
+    for (const { channel, message, waiters } of batch.values()) {
+      redis.publish(channel, message).then(
+        () => {
+          for (const [resolve] of waiters) resolve();
+        },
+        (err: unknown) => {
+          for (const [, reject] of waiters) reject(err);
+        },
+      );
+    }
+  };
+  return (channel, message) =>
+    new Promise<void>((resolve, reject) => {
+      if (!outgoing) {
+        outgoing = new Map();
+        setImmediate(flush);
+      }
+      const key = `${channel}\n${message}`;
+      const entry = outgoing.get(key);
+      if (entry) entry.waiters.push([resolve, reject]);
+      else outgoing.set(key, { channel, message, waiters: [[resolve, reject]] });
+    });
+}

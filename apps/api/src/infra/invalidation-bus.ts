@@ -1,5 +1,5 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { invalidationChannel } from '@app/queue';
+import { coalescingPublisher, invalidationChannel } from '@app/queue';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from './infra.module.js';
@@ -27,13 +27,16 @@ export class InvalidationBus implements OnModuleInit {
   private readonly logger = new Logger('invalidation');
   private readonly listeners: Array<{ onChange: Listener; onReset: () => void }> = [];
   private readonly channel: string;
+  private readonly send: (channel: string, message: string) => Promise<void>;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) redis: Redis,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
   ) {
     this.channel = invalidationChannel(config);
+    // Fifty submissions of a tenant in one turn invalidate its usage once.
+    this.send = coalescingPublisher(redis);
   }
 
   listen(onChange: Listener, onReset: () => void): void {
@@ -57,7 +60,7 @@ export class InvalidationBus implements OnModuleInit {
   /** Applies the change here at once, then tells the other instances. */
   async publish(change: Invalidation): Promise<void> {
     for (const l of this.listeners) l.onChange(change);
-    await this.redis.publish(this.channel, JSON.stringify(change)).catch((err: Error) => {
+    await this.send(this.channel, JSON.stringify(change)).catch((err: Error) => {
       // Other instances fall back to their cache TTLs; say so, since revocation is then slower.
       this.logger.error(`could not publish an invalidation: ${err.message}`);
     });
