@@ -97,6 +97,19 @@ describe('BatchQueue (admission batches)', () => {
     expect(h.queue.waiting).toEqual({ pending: 0, writing: 0 });
   });
 
+  it('writes the next batch before it hands out the answers of the one that finished', async () => {
+    jest.useFakeTimers();
+    const h = harness();
+    const order: string[] = [];
+    const first = h.queue.submit(sub('a')).then(() => order.push(`answered a; batches written: ${h.batches.length}`));
+    await jest.advanceTimersByTimeAsync(0);
+    void h.queue.submit(sub('b'));
+    await h.release();
+    await first;
+    expect(order).toEqual(['answered a; batches written: 2']);
+    h.answerAll();
+  });
+
   it('with a window, waits windowMs after the first submission when nothing is being written', async () => {
     jest.useFakeTimers();
     const h = harness({ windowMs: 5 });

@@ -107,16 +107,21 @@ export class BatchQueue<In extends { json: string }, Out> {
 
   private async start(batch: Array<Pending<In, Out>>): Promise<void> {
     this.writing++;
+    let settle = () => {};
     try {
-      await this.run(batch);
+      settle = await this.run(batch);
     } finally {
       this.writing--;
+      // The next batch goes to the database before this one's answers are handed out: the rest of
+      // each of their requests, run first, would hold it back by as much.
       this.pump(true);
+      settle();
       if (this.writing === 0 && this.pending.length === 0) for (const resolve of this.idle.splice(0)) resolve();
     }
   }
 
-  private async run(batch: Array<Pending<In, Out>>): Promise<void> {
+  /** Writes the batch; answers how to hand out its answers (failures are handed out at once). */
+  private async run(batch: Array<Pending<In, Out>>): Promise<() => void> {
     let answers: Out[];
     try {
       answers = await this.write(batch.map((p) => p.item));
@@ -124,7 +129,7 @@ export class BatchQueue<In extends { json: string }, Out> {
     } catch (err) {
       if (batch.length === 1 || this.unavailable(err)) {
         for (const p of batch) p.reject(err);
-        return;
+        return () => {};
       }
       this.onSplit(err, batch.length);
       for (const p of batch) {
@@ -136,10 +141,12 @@ export class BatchQueue<In extends { json: string }, Out> {
           p.reject(e);
         }
       }
-      return;
+      return () => {};
     }
-    batch.forEach((p, i) => {
-      p.resolve(answers[i]);
-    });
+    return () => {
+      batch.forEach((p, i) => {
+        p.resolve(answers[i]);
+      });
+    };
   }
 }

@@ -3,6 +3,9 @@ import { isDatabaseUnavailable, type JobTargets, ModelRegistry, type TargetLooku
 import { Inject, Injectable } from '@nestjs/common';
 import { BatchQueue } from './batch-queue.js';
 
+/** Reads lock nothing: several batches may be in flight, unlike admission's, which take turns on a tenant's counter row. */
+const READS_IN_FLIGHT = 4;
+
 interface EncodedLookup {
   /** The lookup as a key: submissions naming the same things share one row of the read. */
   json: string;
@@ -24,7 +27,7 @@ export class JobTargetsLoader {
         windowMs: 0,
         maxBatch: config.admissionMaxBatch,
         maxBatchBytes: config.admissionMaxBatchBytes,
-        concurrency: config.admissionConcurrency,
+        concurrency: READS_IN_FLIGHT,
       },
       async (batch) => {
         const rows = new Map<string, number>();
