@@ -23,6 +23,8 @@ import { InfraModule } from './infra/infra.module.js';
 import { AdmissionBatcher } from './jobs/admission.js';
 import { JobTargetsLoader } from './jobs/job-targets.js';
 import { JobWatcher } from './jobs/job-watcher.js';
+import { FilesController } from './files/files.controller.js';
+import { FilesService } from './files/files.service.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobScheduling } from './jobs/job-scheduling.js';
 import { JobsService } from './jobs/jobs.service.js';
@@ -59,6 +61,7 @@ export class AppModule {
         DatasetsController,
         ModelsController,
         JobsController,
+        FilesController,
         PredictController,
         WebhooksController,
         OperationsController,
@@ -80,6 +83,7 @@ export class AppModule {
         JobTargetsLoader,
         JobScheduling,
         JobsService,
+        FilesService,
         WebhooksService,
         OperationsService,
         JobWatcher,

@@ -1,5 +1,5 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { Database, JobRepository } from '@app/db';
+import { Database, FileRepository, JobRepository } from '@app/db';
 import { JobLifecycle, RedisJobEffects, SchedulerQueues } from '@app/jobs';
 import type { BackendInfo } from '@app/ml';
 import {
@@ -27,6 +27,7 @@ import { Dispatcher } from './jobs/dispatcher.js';
 import { JobReader } from './jobs/job-reader.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { EvaluationProcessor } from './jobs/processors/evaluation.js';
+import { BatchPrediction } from './jobs/processors/batch-prediction.js';
 import { InferenceProcessor } from './jobs/processors/inference.js';
 import { TrainingProcessor } from './jobs/processors/training.js';
 import { Reconciler } from './reconciler.js';
@@ -55,6 +56,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private readonly log = new Logger('jobs');
   private readonly pool: ComputePool;
   private readonly reader: JobReader;
+  private readonly files: FileRepository;
   /** Compute slots (one per compute child: training, evaluation) and inference slots (inference jobs batch in the inference children). */
   private readonly lanes: Record<'compute' | 'inference', Lane>;
   private readonly workers: Worker<JobPayload>[] = [];
@@ -84,6 +86,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       onError: (m) => this.log.error(m),
     });
     this.reader = new JobReader(db, this.pool, config.featureCacheMaxBytes);
+    this.files = new FileRepository(db);
     const lane = (size: number): Lane => {
       const l: Lane = { slots: new Slots(size, (free) => void this.throttle(l, free)), queues: [], workers: [], paused: false };
       return l;
@@ -119,7 +122,19 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       {
         training: new TrainingProcessor(this.reader, this.pool),
         evaluation: new EvaluationProcessor(this.reader, this.pool),
-        inference: new InferenceProcessor(this.reader, this.inferencePool, this.config.jobOutputPageSize),
+        inference: new InferenceProcessor(
+          this.reader,
+          this.inferencePool,
+          this.config.jobOutputPageSize,
+          new BatchPrediction(
+            this.reader,
+            this.files,
+            this.inferencePool,
+            lifecycle,
+            this.config.fileRetentionSeconds,
+            this.config.batchPredictionChunkRows,
+          ),
+        ),
       },
       () => this.backend!.name,
       this.log,
@@ -155,7 +170,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       lane.workers.push(worker);
     }
 
-    this.reconciler = new Reconciler(this.config, jobs, lifecycle, this.queues, this.redis, this.log, scheduler);
+    this.reconciler = new Reconciler(this.config, jobs, lifecycle, this.queues, this.redis, this.log, scheduler, this.files);
     this.reconciler.start();
     const leaseMs = schedulerLeaseMs(this.config);
     this.timers.push(

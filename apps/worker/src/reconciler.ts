@@ -1,5 +1,5 @@
 import type { AppConfig } from '@app/config';
-import { type JobRepository, WORKER_STALE_MS } from '@app/db';
+import { type FileRepository, type JobRepository, WORKER_STALE_MS } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
 import { type JobQueues, queueName, redisKey, type Scheduler } from '@app/queue';
 import type { Logger } from '@nestjs/common';
@@ -15,7 +15,8 @@ import type { Redis } from 'ioredis';
  *   failed (its worker died in a way BullMQ could not hand back, e.g. the stall limit) goes back
  *   to `queued` and is enqueued, or is failed with `worker_lost` once its attempts are spent;
  * - a gpu job queued for JOB_GPU_WAIT_TIMEOUT_SECONDS while no GPU worker is online is failed
- *   with `no_gpu_worker` and leaves the scheduler (else it would wait forever).
+ *   with `no_gpu_worker` and leaves the scheduler (else it would wait forever);
+ * - output files past their `expires_at` are deleted, their storage given back (FileRepository.sweep).
  */
 export class Reconciler {
   private timer?: NodeJS.Timeout;
@@ -29,6 +30,7 @@ export class Reconciler {
     private readonly redis: Redis,
     private readonly log: Logger,
     private readonly scheduler: Pick<Scheduler, 'holdsMany'>,
+    private readonly files?: FileRepository,
   ) {}
 
   start(): void {
@@ -53,12 +55,27 @@ export class Reconciler {
       );
       if (won !== 'OK') return null;
       await this.expireGpuWaits();
+      await this.tidyFiles();
       return (await this.queued()) + (await this.running());
     } catch (err) {
       this.log.warn(`reconciler: ${(err as Error).message}`);
       return null;
     } finally {
       this.busy = false;
+    }
+  }
+
+  /**
+   * Output files: the expired ones deleted (their storage given back); a file left `writing` by a
+   * job that ended without finishing it (its worker lost with no attempts left) finished with the
+   * rows it holds.
+   */
+  private async tidyFiles(): Promise<void> {
+    if (!this.files) return;
+    const swept = await this.files.sweep();
+    if (swept > 0) this.log.log(`reconciler: ${swept} expired files deleted`);
+    for (const id of await this.files.orphans()) {
+      await this.files.finish(null, id, (await this.files.hashOf(id)).digest('hex'), this.config.fileRetentionSeconds);
     }
   }
 

@@ -25,7 +25,23 @@ export function randomBase62(length: number): string {
   return out;
 }
 
-export type IdPrefix = 'ten' | 'key' | 'adk' | 'ds' | 'mdl' | 'mv' | 'imp' | 'fs' | 'job' | 'evt' | 'whe' | 'msg' | 'att' | 'aud' | 'req';
+export type IdPrefix =
+  | 'ten'
+  | 'key'
+  | 'adk'
+  | 'ds'
+  | 'mdl'
+  | 'mv'
+  | 'imp'
+  | 'fs'
+  | 'job'
+  | 'evt'
+  | 'whe'
+  | 'msg'
+  | 'att'
+  | 'aud'
+  | 'req'
+  | 'file';
 
 /** An opaque id with a type prefix, e.g. `ten_3fK9...`. 16 base62 characters carry 95 bits. */
 export function newId(prefix: IdPrefix): string {

@@ -42,6 +42,7 @@ export function encodeAdmission(tenantId: string, data: NewJob, limits: Admissio
     metadata: data.metadata ?? {},
     inputs: data.inputs ?? null,
     explain: data.explain ?? false,
+    output: data.output ?? null,
     webhook_url: data.webhookUrl ?? null,
     webhook_events: data.webhookEvents ?? [],
     max_attempts: data.maxAttempts ?? 3,

@@ -220,18 +220,30 @@ export class DatasetRepository {
     });
   }
 
-  /** The dataset's rows in upload order, one chunk in memory at a time. */
-  async *rows(tenantId: string, id: string): AsyncGenerator<DatasetRow> {
+  /**
+   * The dataset's rows in upload order from row `from` (0-based), one chunk in memory at a time:
+   * the chunks before it are skipped by their row counts, never read.
+   */
+  async *rows(tenantId: string, id: string, from = 0): AsyncGenerator<DatasetRow> {
     const ds = await this.get(tenantId, id);
     if (!ds) return;
-    for (let seq = 0; ; seq++) {
+    const { rows: chunks } = await this.db.pool.query<{ seq: number; rows: number }>(
+      'SELECT seq, rows FROM dataset_chunks WHERE dataset_id = $1 ORDER BY seq',
+      [id],
+    );
+    let first = 0;
+    for (const chunk of chunks) {
+      const skip = from - first;
+      first += chunk.rows;
+      if (skip >= chunk.rows) continue;
       const { rows } = await this.db.pool.query<{ data: Buffer }>('SELECT data FROM dataset_chunks WHERE dataset_id = $1 AND seq = $2', [
         id,
-        seq,
+        chunk.seq,
       ]);
       if (rows.length === 0) return;
-      const text = (await gunzipAsync(rows[0].data)).toString('utf8');
-      for (const line of text.split('\n')) if (line) yield JSON.parse(line) as DatasetRow;
+      const lines = (await gunzipAsync(rows[0].data)).toString('utf8').split('\n');
+      let n = 0;
+      for (const line of lines) if (line && n++ >= skip) yield JSON.parse(line) as DatasetRow;
     }
   }
 }

@@ -13,3 +13,4 @@ export * from './sync-predictions.js';
 export * from './db-errors.js';
 export * from './staged-imports.js';
 export * from './feature-cache.js';
+export * from './files.js';

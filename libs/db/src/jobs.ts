@@ -20,6 +20,8 @@ export interface NewJob {
   metadata?: Prisma.InputJsonValue;
   inputs?: Prisma.InputJsonValue | null;
   explain?: boolean;
+  /** Batch prediction: the rows go to an output file of this format. */
+  output?: { format: 'ndjson' | 'csv'; include_inputs: boolean } | null;
   webhookUrl?: string | null;
   webhookEvents?: string[];
   maxAttempts?: number;

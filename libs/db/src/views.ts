@@ -11,7 +11,14 @@ export type WaitingFor = 'capacity' | 'tenant_concurrency_limit' | 'gpu' | null;
 
 /** A job as `GET /v1/jobs/{id}` returns it; `queue` says where a queued job stands and what it waits for. */
 export function jobView(j: Job, queue: { position: number | null; waitingFor: WaitingFor } = { position: null, waitingFor: null }) {
-  const p = (j.progress ?? {}) as { percent?: number; epoch?: number; epochs?: number; eta_seconds?: number };
+  const p = (j.progress ?? {}) as {
+    percent?: number;
+    epoch?: number;
+    epochs?: number;
+    eta_seconds?: number;
+    rows_done?: number;
+    rows_total?: number;
+  };
   return {
     id: j.id,
     object: 'job' as const,
@@ -30,7 +37,10 @@ export function jobView(j: Job, queue: { position: number | null; waitingFor: Wa
       epoch: p.epoch ?? null,
       epochs: p.epochs ?? null,
       eta_seconds: j.status === 'running' ? (p.eta_seconds ?? null) : null,
+      // a batch prediction counts rows
+      ...(p.rows_total !== undefined ? { rows_done: p.rows_done ?? 0, rows_total: p.rows_total } : {}),
     },
+    output: (j.output as { format: 'ndjson' | 'csv'; include_inputs: boolean } | null) ?? null,
     queue_position: j.status === 'queued' ? queue.position : null,
     waiting_for: j.status === 'queued' ? queue.waitingFor : null,
     attempts: j.attempts,

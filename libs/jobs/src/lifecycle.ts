@@ -116,14 +116,65 @@ export class JobLifecycle {
   }
 
   /**
+   * A batch prediction's checkpoint: its progress and `write` (the output rows of a chunk) in one
+   * transaction, with a `job.progress` event when `event` is given (they are throttled). Null, and
+   * nothing written, once the job left running; else whether a cancel was asked for.
+   */
+  async checkpoint(
+    jobId: string,
+    progress: object,
+    event: object | null,
+    write: (client: pg.PoolClient) => Promise<void>,
+  ): Promise<{ cancelRequested: boolean } | null> {
+    if (event) {
+      const moved = await this.move({
+        jobId,
+        from: ['running'],
+        set: { progress: json(progress) },
+        event: { type: 'job.progress', data: event },
+        also: write,
+      });
+      return moved && { cancelRequested: moved.job.cancelRequested };
+    }
+    const client = await this.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ cancel_requested: boolean }>(
+        `UPDATE jobs SET progress = $2::jsonb, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING cancel_requested`,
+        [jobId, JSON.stringify(progress)],
+      );
+      if (!rows[0]) {
+        await client.query('ROLLBACK');
+        return null;
+      }
+      await write(client);
+      await client.query('COMMIT');
+      return { cancelRequested: rows[0].cancel_requested };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
    * running → succeeded, with the version it made or used, its result, the seconds it ran (added
-   * to earlier attempts' and metered), and an inference job's output pages.
+   * to earlier attempts' and metered), and an inference job's output pages; `also`: more writes in
+   * the same transaction (a batch prediction's file made readable).
    */
   succeed(
     job: Job,
-    outcome: { version: number | null; result: object; seconds: number; progress: object; pages?: object[] },
+    outcome: {
+      version: number | null;
+      result: object;
+      seconds: number;
+      progress: object;
+      pages?: object[];
+      also?: (client: pg.PoolClient) => Promise<void>;
+    },
   ): Promise<Moved | null> {
-    const pages = outcome.pages;
+    const { pages, also } = outcome;
     return this.move({
       jobId: job.id,
       from: ['running'],
@@ -137,16 +188,31 @@ export class JobLifecycle {
       },
       meterSeconds: outcome.seconds,
       event: { type: 'job.succeeded', data: outcome.result },
-      also: pages ? (client) => writeOutputs(client, job.id, pages) : undefined,
+      also:
+        pages || also
+          ? async (client) => {
+              if (pages) await writeOutputs(client, job.id, pages);
+              if (also) await also(client);
+            }
+          : undefined,
     });
   }
 
-  /** running (or `from`) → failed for good, with its error and the seconds this attempt ran. */
-  fail(job: Job, error: JobError, seconds = 0, from: readonly JobStatus[] = ['running']): Promise<Moved | null> {
+  /**
+   * running (or `from`) → failed for good, with its error and the seconds this attempt ran;
+   * `result`: what it finished all the same (a batch prediction's partial file).
+   */
+  fail(job: Job, error: JobError, seconds = 0, from: readonly JobStatus[] = ['running'], result?: object | null): Promise<Moved | null> {
     return this.move({
       jobId: job.id,
       from,
-      set: { status: 'failed', error: json(error), finished_at: NOW, compute_seconds: add(seconds) },
+      set: {
+        status: 'failed',
+        error: json(error),
+        finished_at: NOW,
+        compute_seconds: add(seconds),
+        ...(result ? { result: json(result) } : {}),
+      },
       meterSeconds: seconds,
       event: { type: 'job.failed', data: { error, attempt: job.attempts } },
     });
@@ -174,12 +240,21 @@ export class JobLifecycle {
     });
   }
 
-  /** A worker stops a job on request (or finds it flagged before it began): → canceled, metering what it ran. */
-  canceled(job: Job, from: readonly JobStatus[], seconds: number, reason: string): Promise<Moved | null> {
+  /**
+   * A worker stops a job on request (or finds it flagged before it began): → canceled, metering
+   * what it ran; `result`: what it finished before (a batch prediction's partial file).
+   */
+  canceled(job: Job, from: readonly JobStatus[], seconds: number, reason: string, result?: object | null): Promise<Moved | null> {
     return this.move({
       jobId: job.id,
       from,
-      set: { status: 'canceled', finished_at: NOW, compute_seconds: add(seconds), cancel_requested: true },
+      set: {
+        status: 'canceled',
+        finished_at: NOW,
+        compute_seconds: add(seconds),
+        cancel_requested: true,
+        ...(result ? { result: json(result) } : {}),
+      },
       meterSeconds: seconds,
       event: { type: 'job.canceled', data: { reason } },
     });

@@ -5,6 +5,7 @@ import {
   AuditRepository,
   Database,
   DatasetRepository,
+  FileRepository,
   JobRepository,
   ModelRegistry,
   TenantRepository,
@@ -53,6 +54,7 @@ const repositories = [
   AuditRepository,
   UsageRepository,
   DatasetRepository,
+  FileRepository,
   JobRepository,
   WebhookRepository,
 ];

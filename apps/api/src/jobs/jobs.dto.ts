@@ -58,6 +58,14 @@ const Explain = z
     'also return `explanations`, one per input (gradient × input): tabular `{feature: score}`; text `[{token, score}]`; images `{saliency: {width, height, values}}`, a coarse grid over the image (values row-major, absolute, the largest 1)',
   );
 
+const Output = z
+  .object({
+    format: z.enum(['ndjson', 'csv']).describe('ndjson: one {row, prediction, inputs?} object a line; csv: RFC 4180 with a header'),
+    include_inputs: z.boolean().optional().describe("echo each row's columns beside its prediction (default false)"),
+  })
+  .strict()
+  .describe('batch prediction over `dataset`: every row scored into an output file (GET /v1/files/{result.output_file_id}/content)');
+
 export const InferenceJobBody = z
   .object({
     type: z.literal('inference'),
@@ -65,6 +73,7 @@ export const InferenceJobBody = z
     inputs: z.array(InputRow).min(1).max(10_000).optional(),
     dataset: idParam('ds').optional(),
     explain: Explain,
+    output: Output.optional(),
     ...VersionChoice,
     ...common,
   })
@@ -109,7 +118,13 @@ export const JobSchema = z
       epoch: z.number().nullable(),
       epochs: z.number().nullable(),
       eta_seconds: z.number().nullable(),
+      rows_done: z.number().optional().describe('batch prediction (output): rows scored and committed to the file'),
+      rows_total: z.number().optional(),
     }),
+    output: z
+      .object({ format: z.enum(['ndjson', 'csv']), include_inputs: z.boolean() })
+      .nullable()
+      .describe('batch prediction: the file the rows go to (result.output_file_id)'),
     queue_position: z.number().nullable(),
     waiting_for: z.enum(['capacity', 'tenant_concurrency_limit', 'gpu']).nullable(),
     attempts: z.number(),

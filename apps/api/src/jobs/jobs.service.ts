@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { UsageCache } from '../me/usage-cache.js';
 import { AdmissionBatcher } from './admission.js';
-import { checkInputs } from './inputs.js';
+import { checkInputs, type InputSchema } from './inputs.js';
 import { JobTargetsLoader } from './job-targets.js';
 import { JobScheduling } from './job-scheduling.js';
 import { JobWatcher } from './job-watcher.js';
@@ -127,6 +127,10 @@ export class JobsService {
         }
         data.inputs = body.inputs ?? null;
         data.explain = body.explain ?? false;
+        if (body.output) {
+          checkBatchOutput(body, found);
+          data.output = { format: body.output.format, include_inputs: body.output.include_inputs ?? false };
+        }
       }
     }
 
@@ -297,6 +301,38 @@ function refusal(p: TenantPrincipal, quota: 'max_queued_jobs' | 'monthly_compute
     'quota_exceeded_error',
     'monthly_compute_seconds',
     `The tenant has used its ${p.quotas.monthly_compute_seconds} compute seconds this month`,
+  );
+}
+
+/**
+ * A batch prediction (`output`) scores a dataset, without explanations, and the dataset has every
+ * column the version reads (checked against the named or newest version): a 400 names the ones
+ * missing, and the dataset's columns the version does not know.
+ */
+function checkBatchOutput(body: Extract<CreateJob, { type: 'inference' }>, found: JobTargets): void {
+  if (!body.dataset || !found.dataset)
+    throw ApiError.invalid('parameter_invalid', 'A batch prediction (output) scores a dataset: give `dataset`, not `inputs`', 'dataset');
+  if (body.explain)
+    throw ApiError.invalid(
+      'parameter_invalid',
+      'explain is not available with output (a batch prediction); predict those rows with explain',
+      'explain',
+    );
+  const schema = (found.version?.inputSchema ?? {}) as InputSchema;
+  const needed = [
+    ...(schema.features ?? []).map((f) => f.name),
+    ...(schema.text_field ? [schema.text_field] : []),
+    ...(schema.image_field ? [schema.image_field] : []),
+  ];
+  const columns = ((found.dataset.columns ?? []) as Array<{ name: string }>).map((c) => c.name);
+  const missing = needed.filter((c) => !columns.includes(c));
+  if (missing.length === 0) return;
+  const unknown = columns.filter((c) => !needed.includes(c) && c !== found.dataset!.label);
+  throw ApiError.invalid(
+    'dataset_columns_mismatch',
+    `Dataset '${found.dataset.id}' lacks the column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `'${c}'`).join(', ')} that version ${found.version?.number} reads` +
+      (unknown.length ? `; it has ${unknown.map((c) => `'${c}'`).join(', ')}, which the version does not know` : ''),
+    'dataset',
   );
 }
 

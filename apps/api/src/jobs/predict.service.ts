@@ -129,6 +129,7 @@ export class PredictService {
       metadata: payload.metadata as Job['metadata'],
       inputs: null,
       explain: payload.explain,
+      output: null,
       webhookUrl: null,
       webhookEvents: [],
       progress: { percent: 100 },

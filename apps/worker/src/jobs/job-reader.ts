@@ -1,4 +1,5 @@
-import { effectiveQuotas, pickByWeight } from '@app/common';
+import { effectiveQuotas, pickByWeight, type Quotas } from '@app/common';
+import type pg from 'pg';
 import {
   AuditRepository,
   camelRow,
@@ -39,6 +40,13 @@ export class JobInputError extends Error {
 export interface RunContext {
   signal: AbortSignal;
   onEpoch: (p: EpochProgress) => void;
+  /** The quotas the job runs under (a batch prediction's file counts towards max_storage_bytes). */
+  quotas: Quotas;
+  /**
+   * Set by a processor that keeps what it finished when the job ends otherwise than succeeded
+   * (failed for good, canceled): called then, it answers what goes into the job's `result`.
+   */
+  partial?: () => Promise<Record<string, unknown> | null>;
 }
 
 /** What a job produced: the row's `version` and `result`, and output pages past the first (inference). */
@@ -46,6 +54,10 @@ export interface Outcome {
   version: number | null;
   result: Record<string, unknown>;
   pages?: object[];
+  /** Its last progress (a batch prediction's rows). */
+  progress?: object;
+  /** More writes in the transaction that makes it succeeded (a batch prediction's file made readable). */
+  also?: (client: pg.PoolClient) => Promise<void>;
 }
 
 /**
@@ -154,6 +166,21 @@ export class JobReader {
       },
       rows,
     };
+  }
+
+  /** The job's dataset as a batch prediction reads it: its row count and columns. */
+  async datasetRow(job: Job): Promise<{ rows: number; columns: string[] }> {
+    const ds = job.datasetId ? await this.datasets.get(job.tenantId, job.datasetId) : null;
+    if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
+    return { rows: ds.rows, columns: ((ds.columns ?? []) as Array<{ name: string }>).map((c) => c.name) };
+  }
+
+  /** The job's dataset's rows from row `from`; a cancel or the time limit stops the read. */
+  async *rowsFrom(job: Job, from: number, signal: AbortSignal): AsyncGenerator<Row> {
+    for await (const row of this.datasets.rows(job.tenantId, job.datasetId!, from)) {
+      if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
+      yield row;
+    }
   }
 
   async artifactOf(job: Job, version: ModelVersion): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import { ACTIVE, isActive } from '@app/common';
 import type { AppConfig } from '@app/config';
-import type { Job } from '@app/db';
+import { type Job, StorageFull } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
 import { type EpochProgress, isMlError } from '@app/ml';
 import { type JobPayload, type JobType, retryDelayMs, type Scheduler } from '@app/queue';
@@ -102,22 +102,35 @@ export class JobRunner {
     const t0 = performance.now();
     let progress: Promise<void> = Promise.resolve();
     let lastProgress: Record<string, unknown> = {};
+    const ctx: RunContext = {
+      signal: run.controller.signal,
+      quotas: started.quotas,
+      // Progress rows and events are written one after the other, in epoch order.
+      onEpoch: (p) => {
+        lastProgress = { epoch: p.epoch, epochs: p.epochs, eta_seconds: 0 };
+        progress = progress.then(() => this.recordProgress(job, p, run));
+      },
+    };
     try {
-      const outcome = await this.processors[job.type].run(job, {
-        signal: run.controller.signal,
-        // Progress rows and events are written one after the other, in epoch order.
-        onEpoch: (p) => {
-          lastProgress = { epoch: p.epoch, epochs: p.epochs, eta_seconds: 0 };
-          progress = progress.then(() => this.recordProgress(job, p, run));
-        },
-      });
+      const outcome = await this.processors[job.type].run(job, ctx);
       await progress;
       const seconds = (performance.now() - t0) / 1000;
-      await this.lifecycle.succeed(job, { ...outcome, seconds, progress: { ...lastProgress, percent: 100 } });
+      await this.lifecycle.succeed(job, { ...outcome, seconds, progress: { ...lastProgress, ...outcome.progress, percent: 100 } });
       return { status: 'succeeded', version: outcome.version };
     } catch (err) {
       await progress.catch(() => undefined);
-      return this.failed(bull, token, job, run, err, (performance.now() - t0) / 1000);
+      return this.failed(bull, token, job, run, ctx, err, (performance.now() - t0) / 1000);
+    }
+  }
+
+  /** What a job that ends otherwise than succeeded keeps (ctx.partial); a failure to keep it is logged, never the job's end. */
+  private async partial(job: Job, ctx: RunContext): Promise<Record<string, unknown> | null> {
+    if (!ctx.partial) return null;
+    try {
+      return await ctx.partial();
+    } catch (err) {
+      this.log.warn(`job ${job.id}: keeping its partial output failed: ${(err as Error).message}`);
+      return null;
     }
   }
 
@@ -127,6 +140,7 @@ export class JobRunner {
     token: string | undefined,
     job: Job,
     run: RunningJob,
+    ctx: RunContext,
     err: unknown,
     seconds: number,
   ): Promise<unknown> {
@@ -136,19 +150,19 @@ export class JobRunner {
         message: `The job ran past its max_job_seconds of ${run.limitSeconds} s (counted from its first start, ${job.startedAt!.toISOString()}) and was stopped`,
       };
       this.log.log(`job ${job.id} stopped: ${error.message}`);
-      await this.lifecycle.fail(job, error, seconds);
+      await this.lifecycle.fail(job, error, seconds, ['running'], await this.partial(job, ctx));
       throw new UnrecoverableError(`${error.code}: ${error.message}`);
     }
     const canceled = isMlError(err) && err.code === 'canceled';
     if (canceled && run.reason === 'shutdown') return this.handBack(bull, token, job);
     if (canceled || run.reason === 'cancel') {
-      await this.lifecycle.canceled(job, ['running'], seconds, 'canceled on request');
+      await this.lifecycle.canceled(job, ['running'], seconds, 'canceled on request', await this.partial(job, ctx));
       return { status: 'canceled' };
     }
     const permanent = permanentError(err);
     if (permanent) {
       this.log.log(`job ${job.id} failed: ${permanent.code}: ${permanent.message}`);
-      await this.lifecycle.fail(job, permanent, seconds);
+      await this.lifecycle.fail(job, permanent, seconds, ['running'], await this.partial(job, ctx));
       throw new UnrecoverableError(`${permanent.code}: ${permanent.message}`);
     }
     const error =
@@ -157,7 +171,8 @@ export class JobRunner {
         : { code: 'internal_error', message: 'The job hit an internal error; see the worker logs' };
     this.log.warn(`job ${job.id} attempt ${job.attempts} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     if (job.attempts >= job.maxAttempts) {
-      await this.lifecycle.fail(job, { code: error.code, message: `${error.message} (after ${job.attempts} attempts)` }, seconds);
+      const message = `${error.message} (after ${job.attempts} attempts)`;
+      await this.lifecycle.fail(job, { code: error.code, message }, seconds, ['running'], await this.partial(job, ctx));
       throw new UnrecoverableError(error.message);
     }
     await this.lifecycle.retry(job, error, seconds, retryDelayMs(bull));
@@ -198,7 +213,7 @@ export class JobRunner {
 
 /** Bad input: no retry can help. */
 function permanentError(err: unknown): { code: string; message: string } | null {
-  if (err instanceof JobInputError) return { code: err.code, message: err.message };
+  if (err instanceof JobInputError || err instanceof StorageFull) return { code: err.code, message: err.message };
   if (isMlError(err) && PERMANENT_ML_CODES.has(err.code)) return { code: err.code, message: err.message };
   return null;
 }

@@ -2,17 +2,23 @@ import type { Job } from '@app/db';
 import type { Row } from '@app/ml';
 import { inferenceResult } from '@app/queue';
 import type { InferencePool } from '../../inference/inference-pool.js';
+import type { BatchOutput, BatchPrediction } from './batch-prediction.js';
 import { JobInputError, type JobReader, type Outcome, type RunContext } from '../job-reader.js';
 
-/** The inference queue: inline inputs or a dataset's rows predicted by the inference children (which keep models loaded), stored in output pages. */
+/**
+ * The inference queue: inline inputs or a dataset's rows predicted by the inference children (which keep models loaded),
+ * stored in output pages; a job with `output` is a batch prediction into a file (BatchPrediction).
+ */
 export class InferenceProcessor {
   constructor(
     private readonly reader: JobReader,
     private readonly inferencePool: InferencePool,
     private readonly outputPageSize: number,
+    private readonly batch: BatchPrediction,
   ) {}
 
   async run(job: Job, ctx: RunContext): Promise<Outcome> {
+    if (job.output && job.datasetId) return this.batch.run(job, job.output as unknown as BatchOutput, ctx);
     const version = await this.reader.resolveVersion(job);
     let inputs: Row[];
     let baseFeatures: Float32Array[] | undefined;
