@@ -400,6 +400,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List output files, newest first */
+        get: operations["Files_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an output file */
+        get: operations["Files_get"];
+        put?: never;
+        post?: never;
+        /** Delete an output file (its storage is given back) */
+        delete: operations["Files_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An output file's content, streamed
+         * @description NDJSON (one `{row, prediction, inputs?}` object a line) or CSV (RFC 4180, a header line; echoed input cells that a spreadsheet would run as a formula are prefixed with `'`), rows in dataset order. Streamed from storage a chunk at a time. `Range: bytes=a-b` (one range) answers 206 with `Content-Range`; past the end 416. `ETag` is the sha256 of the content: `If-None-Match` with it answers 304.
+         */
+        get: operations["Files_content"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/foundation-models": {
         parameters: {
             query?: never;
@@ -856,11 +911,20 @@ export interface components {
             model_id: string;
             /** @constant */
             object: "job";
+            /** @description batch prediction: the file the rows go to (result.output_file_id) */
+            output: {
+                /** @enum {string} */
+                format: "ndjson" | "csv";
+                include_inputs: boolean;
+            } | null;
             progress: {
                 epoch: number | null;
                 epochs: number | null;
                 eta_seconds: number | null;
                 percent: number;
+                /** @description batch prediction (output): rows scored and committed to the file */
+                rows_done?: number;
+                rows_total?: number;
             };
             queue_position: number | null;
             resources: {
@@ -1004,6 +1068,32 @@ export interface components {
                 type: "invalid_request_error" | "authentication_error" | "permission_error" | "rate_limit_error" | "quota_exceeded_error" | "idempotency_error" | "api_error";
             };
         };
+        File: {
+            bytes: number;
+            content_type: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T12:00:00.000Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description the file is deleted then (FILE_RETENTION_SECONDS after it was finished) and its storage given back
+             * @example 2026-11-28T12:00:00.000Z
+             */
+            expires_at: string;
+            filename: string;
+            id: string;
+            job_id: string | null;
+            /** @constant */
+            object: "file";
+            /** @constant */
+            purpose: "batch_output";
+            /** @description rows of the dataset in the file, in dataset order from row 0 */
+            rows: number;
+            /** @description of the content; also its ETag */
+            sha256: string;
+        };
         FoundationModel: {
             /** @description bytes of the weights as shipped */
             bytes: number;
@@ -1070,11 +1160,20 @@ export interface components {
             model_id: string;
             /** @constant */
             object: "job";
+            /** @description batch prediction: the file the rows go to (result.output_file_id) */
+            output: {
+                /** @enum {string} */
+                format: "ndjson" | "csv";
+                include_inputs: boolean;
+            } | null;
             progress: {
                 epoch: number | null;
                 epochs: number | null;
                 eta_seconds: number | null;
                 percent: number;
+                /** @description batch prediction (output): rows scored and committed to the file */
+                rows_done?: number;
+                rows_total?: number;
             };
             queue_position: number | null;
             resources: {
@@ -1337,6 +1436,12 @@ export interface components {
             model_id: string;
             /** @constant */
             object: "job";
+            /** @description batch prediction: the file the rows go to (result.output_file_id) */
+            output: {
+                /** @enum {string} */
+                format: "ndjson" | "csv";
+                include_inputs: boolean;
+            } | null;
             /** @description inline under Prefer: wait once the job succeeded: every prediction, each with the `version` that answered */
             predictions?: {
                 [key: string]: unknown;
@@ -1346,6 +1451,9 @@ export interface components {
                 epochs: number | null;
                 eta_seconds: number | null;
                 percent: number;
+                /** @description batch prediction (output): rows scored and committed to the file */
+                rows_done?: number;
+                rows_total?: number;
             };
             queue_position: number | null;
             resources: {
@@ -3858,6 +3966,338 @@ export interface operations {
             };
         };
     };
+    Files_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description List output files, newest first */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["File"][];
+                        has_more: boolean;
+                        /** @constant */
+                        object: "list";
+                    };
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    Files_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Get an output file */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["File"];
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    Files_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Delete an output file (its storage is given back) */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                        id: string;
+                        /** @constant */
+                        object: "file";
+                    };
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    Files_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An output file's content, streamed */
+            200: {
+                headers: {
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Invalid request: the message and `param` name what is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Wrong kind of key, missing scope, or suspended tenant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object (or it belongs to another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Error */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit or quota exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (PostgreSQL or Redis) does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     FoundationModels_list: {
         parameters: {
             query?: never;
@@ -4291,6 +4731,16 @@ export interface operations {
                         [key: string]: string | number | boolean | null;
                     };
                     model: string;
+                    /** @description batch prediction over `dataset`: every row scored into an output file (GET /v1/files/{result.output_file_id}/content) */
+                    output?: {
+                        /**
+                         * @description ndjson: one {row, prediction, inputs?} object a line; csv: RFC 4180 with a header
+                         * @enum {string}
+                         */
+                        format: "ndjson" | "csv";
+                        /** @description echo each row's columns beside its prediction (default false) */
+                        include_inputs?: boolean;
+                    };
                     resources?: {
                         /** @enum {string} */
                         accelerator?: "gpu" | "cpu";
