@@ -27,6 +27,7 @@ const scenarios = [
   (await import('../bench/hot-routes.mjs')).default,
   (await import('../bench/foundation.mjs')).default,
   (await import('../bench/images.mjs')).default,
+  (await import('../bench/batch.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);

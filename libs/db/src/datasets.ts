@@ -220,11 +220,17 @@ export class DatasetRepository {
     });
   }
 
+  /** The dataset's rows in upload order, one chunk in memory at a time. */
+  async *rows(tenantId: string, id: string): AsyncGenerator<DatasetRow> {
+    for await (const line of this.lines(tenantId, id)) yield JSON.parse(line) as DatasetRow;
+  }
+
   /**
-   * The dataset's rows in upload order from row `from` (0-based), one chunk in memory at a time:
-   * the chunks before it are skipped by their row counts, never read.
+   * The dataset's rows as stored (one JSON object a line, every column in the dataset's order), in
+   * upload order from row `from` (0-based), one chunk in memory at a time: the chunks before it
+   * are skipped by their row counts, never read.
    */
-  async *rows(tenantId: string, id: string, from = 0): AsyncGenerator<DatasetRow> {
+  async *lines(tenantId: string, id: string, from = 0): AsyncGenerator<string> {
     const ds = await this.get(tenantId, id);
     if (!ds) return;
     const { rows: chunks } = await this.db.pool.query<{ seq: number; rows: number }>(
@@ -243,7 +249,7 @@ export class DatasetRepository {
       if (rows.length === 0) return;
       const lines = (await gunzipAsync(rows[0].data)).toString('utf8').split('\n');
       let n = 0;
-      for (const line of lines) if (line && n++ >= skip) yield JSON.parse(line) as DatasetRow;
+      for (const line of lines) if (line && n++ >= skip) yield line;
     }
   }
 }

@@ -17,7 +17,7 @@ import { foundationInternals } from './foundation/runtime.js';
 import { headInputs, headWidth, imageHeadInputs } from './foundation/transfer.js';
 import { cutActivations } from './foundation/backbone-cut.js';
 import { cnnSaliency, headSaliency } from './saliency.js';
-import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResult, Row } from './types.js';
+import type { ArtifactMetadata, Metrics, Prediction, PredictOptions, PredictResult, Row, Scores } from './types.js';
 
 /**
  * An artifact loaded once for many calls (a worker's model cache). Its weights live in the
@@ -66,6 +66,30 @@ export class LoadedModel {
 
   /** Predictions for a batch of inputs (and explanations when asked). Bad inputs: MlError `invalid_input`. */
   async predict(inputs: Row[], options: PredictOptions = {}): Promise<PredictResult> {
+    const { data, scores } = await this.forwardRows(inputs, options);
+    const predictions = predictionsOf(scores);
+    const predicted = scores.predicted;
+    const result: PredictResult = { predictions };
+    const pre = this.metadata.preprocessing;
+    if (options.explain && pre.kind === 'image') result.explanations = cnnSaliency(this.model, pre, data, predicted!);
+    else if (options.explain && pre.kind === 'foundation' && pre.input === 'image') {
+      result.explanations = headSaliency(foundationInternals(this.base!).image!, this.model, pre, data.images!, predicted!);
+    }
+    // text heads give no explanations: attributions through the sentence encoder are not computed
+    else if (options.explain && !this.base) result.explanations = explain(this.model, this.metadata, data, predicted);
+    return result;
+  }
+
+  /**
+   * The raw predictions of a batch, without a prediction object per row (a batch prediction formats
+   * them itself): the same numbers `predict` answers, in typed arrays that cross a process boundary
+   * as one copy. Bad inputs: MlError `invalid_input`.
+   */
+  async scores(inputs: Row[], options: Pick<PredictOptions, 'baseFeatures'> = {}): Promise<Scores> {
+    return (await this.forwardRows(inputs, options)).scores;
+  }
+
+  private async forwardRows(inputs: Row[], options: PredictOptions): Promise<{ data: EncodedData; scores: Scores }> {
     this.assertOpen();
     const encoded = encodeRows(this.metadata, inputs, {
       labels: false,
@@ -78,32 +102,11 @@ export class LoadedModel {
     const data = await this.withBaseFeatures(encoded, 'invalid_input', options.baseFeatures);
     const outputs = forward(this.model, data);
     const labels = this.metadata.labels;
-    let predictions: Prediction[];
-    let predicted: Int32Array | null = null;
-    if (labels) {
-      const k = labels.length;
-      predicted = new Int32Array(data.n);
-      predictions = [];
-      for (let i = 0; i < data.n; i++) {
-        predicted[i] = argMax(outputs, i * k, k);
-        const probabilities: Record<string, number> = {};
-        labels.forEach((label, j) => {
-          probabilities[label] = outputs[i * k + j];
-        });
-        predictions.push({ label: labels[predicted[i]], probabilities });
-      }
-    } else {
-      predictions = Array.from(toLabelUnits(outputs, this.metadata), (value) => ({ value }));
-    }
-    const result: PredictResult = { predictions };
-    const pre = this.metadata.preprocessing;
-    if (options.explain && pre.kind === 'image') result.explanations = cnnSaliency(this.model, pre, data, predicted!);
-    else if (options.explain && pre.kind === 'foundation' && pre.input === 'image') {
-      result.explanations = headSaliency(foundationInternals(this.base!).image!, this.model, pre, data.images!, predicted!);
-    }
-    // text heads give no explanations: attributions through the sentence encoder are not computed
-    else if (options.explain && !this.base) result.explanations = explain(this.model, this.metadata, data, predicted);
-    return result;
+    if (!labels) return { data, scores: { labels: null, values: toLabelUnits(outputs, this.metadata), predicted: null } };
+    const k = labels.length;
+    const predicted = new Int32Array(data.n);
+    for (let i = 0; i < data.n; i++) predicted[i] = argMax(outputs, i * k, k);
+    return { data, scores: { labels, values: outputs, predicted } };
   }
 
   /**
@@ -297,3 +300,17 @@ export async function evaluate(artifact: Uint8Array, rows: Row[], baseFeatures?:
 /** An 8×8 black PNG: the zero input of an image model. */
 const BLACK_PNG =
   'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAYAAADED76LAAAAIElEQVR4AYXBAQEAAAiAIPP/53qQMMDykCBBggQJEiQcDFMBD2KE+E8AAAAASUVORK5CYII=';
+
+/** A prediction object per row from a batch's scores: `{label, probabilities}` of a classifier, `{value}` of a regression. */
+export function predictionsOf(scores: Scores): Prediction[] {
+  const { labels, values, predicted } = scores;
+  if (!labels || !predicted) return Array.from(values, (value) => ({ value }));
+  const k = labels.length;
+  const predictions: Prediction[] = new Array(predicted.length);
+  for (let i = 0; i < predicted.length; i++) {
+    const probabilities: Record<string, number> = {};
+    for (let j = 0; j < k; j++) probabilities[labels[j]] = values[i * k + j];
+    predictions[i] = { label: labels[predicted[i]], probabilities };
+  }
+  return predictions;
+}

@@ -352,6 +352,16 @@ export interface PredictOptions {
   baseFeatures?: Float32Array[];
 }
 
+/**
+ * A batch's raw predictions: a classifier's `labels`, its probabilities (n × labels, row-major) in
+ * `values` and each row's label index in `predicted`; a regression's values in label units.
+ */
+export interface Scores {
+  labels: string[] | null;
+  values: Float32Array;
+  predicted: Int32Array | null;
+}
+
 export interface PredictResult {
   predictions: Prediction[];
   explanations?: Explanation[];

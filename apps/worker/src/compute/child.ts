@@ -18,6 +18,7 @@ import {
   loadModel,
   type LoadedModel,
   predict,
+  type Row,
   train,
 } from '@app/ml';
 import { performance } from 'node:perf_hooks';
@@ -59,8 +60,14 @@ async function foundation(args: ComputeOps['foundation']['args']): Promise<Compu
   return { vectors, tokens, truncated, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** A prediction with a loaded version; `miss` when it is not loaded and no artifact came with the call. */
-async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['infer']['result']> {
+/**
+ * `use` with a loaded version: from the model cache, else loaded from the call's artifact; `miss`
+ * when it is not loaded and no artifact came with the call.
+ */
+async function withVersion<R>(
+  args: { versionId: string; artifact?: Uint8Array },
+  use: (model: LoadedModel) => Promise<R>,
+): Promise<{ miss: true } | (R & { miss: false; seconds: number })> {
   const t0 = performance.now();
   let model = models.get(args.versionId) as LoadedModel | undefined;
   let keep = true;
@@ -72,12 +79,22 @@ async function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['inf
     if (model.base) holdFoundation(model.base);
   }
   try {
-    const out = await model.predict(args.inputs, { explain: args.explain, baseFeatures: args.baseFeatures });
+    const out = await use(model);
     return { miss: false, ...out, seconds: (performance.now() - t0) / 1000 };
   } finally {
     // Bigger than the whole cache: used for this call only.
     if (!keep) model.dispose();
   }
+}
+
+/** A prediction with a loaded version. */
+function infer(args: ComputeOps['infer']['args']): Promise<ComputeOps['infer']['result']> {
+  return withVersion(args, (model) => model.predict(args.inputs, { explain: args.explain, baseFeatures: args.baseFeatures }));
+}
+
+/** A batch prediction's chunk: its NDJSON lines parsed here, scored with a loaded version. */
+function score(args: ComputeOps['score']['args']): Promise<ComputeOps['score']['result']> {
+  return withVersion(args, (model) => model.scores(args.lines.split('\n').map((line) => JSON.parse(line) as Row)));
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the arguments of one op, as ComputeOps types them on the sending side (one message type for all ops)
@@ -106,6 +123,8 @@ async function run(id: number, op: keyof ComputeOps, args: any): Promise<unknown
         return await predict(args.artifact, args.inputs, { explain: args.explain });
       case 'infer':
         return await infer(args);
+      case 'score':
+        return await score(args);
       case 'foundation':
         return await foundation(args);
       case 'features':

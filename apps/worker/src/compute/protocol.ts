@@ -1,4 +1,4 @@
-import type { BackendInfo, DatasetSpec, EpochProgress, Hyperparameters, Metrics, PredictResult, Row, TrainResult } from '@app/ml';
+import type { BackendInfo, DatasetSpec, EpochProgress, Hyperparameters, Metrics, PredictResult, Row, Scores, TrainResult } from '@app/ml';
 
 /** What the worker asks its compute child to do. Everything crosses the IPC channel by structured clone. */
 export interface ComputeOps {
@@ -26,6 +26,15 @@ export interface ComputeOps {
   infer: {
     args: { versionId: string; inputs: Row[]; explain?: boolean; artifact?: Uint8Array; baseFeatures?: Float32Array[] };
     result: { miss: true } | (PredictResult & { miss: false; seconds: number });
+  };
+  /**
+   * A batch prediction's chunk: dataset rows as their stored NDJSON lines (a string crosses the
+   * process boundary as one copy; the child parses it), scored with a version as `infer` loads it,
+   * answered as typed arrays (libs/ml Scores) rather than an object per row.
+   */
+  score: {
+    args: { versionId: string; lines: string; artifact?: Uint8Array };
+    result: { miss: true } | (Scores & { miss: false; seconds: number });
   };
   /** Loads an imported artifact as `infer` would and predicts once on zeros; not cached. Refusals are MlError. */
   check: { args: { artifact: Uint8Array }; result: { seconds: number } };

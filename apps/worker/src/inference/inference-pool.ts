@@ -1,6 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AuditRepository, Database, ModelRegistry } from '@app/db';
-import { type BackendInfo, type Explanation, MlError, type Prediction, type Row } from '@app/ml';
+import { type BackendInfo, type Explanation, MlError, type Prediction, type Row, type Scores } from '@app/ml';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ComputePool } from '../compute/pool.js';
 import type { ComputeOps } from '../compute/protocol.js';
@@ -119,6 +119,17 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
     return this.pool.run('foundation', { model, op, inputs });
   }
 
+  /**
+   * A batch prediction's chunk (its dataset rows as NDJSON lines) scored by a version: the raw
+   * scores (libs/ml Scores), in order. Errors as `predict`'s.
+   */
+  async score(tenantId: string, versionId: string, lines: string, signal?: AbortSignal): Promise<Scores & { seconds: number }> {
+    await this.ready();
+    return this.withArtifact(tenantId, versionId, (artifact) =>
+      this.pool.run('score', { versionId, lines, ...(artifact ? { artifact } : {}) }, { signal }),
+    );
+  }
+
   private async predictChunk(
     tenantId: string,
     versionId: string,
@@ -129,12 +140,22 @@ export class InferencePool implements OnModuleInit, OnApplicationShutdown {
   ): Promise<InferenceOutput> {
     await this.ready();
     const args = { versionId, inputs, explain, ...(baseFeatures ? { baseFeatures } : {}) };
-    const first = await this.pool.run('infer', args, { signal });
-    if (!first.miss) return first;
-    const artifact = await this.artifact(tenantId, versionId);
-    const second = await this.pool.run('infer', { ...args, artifact: new Uint8Array(artifact) }, { signal });
+    return this.withArtifact(tenantId, versionId, (artifact) =>
+      this.pool.run('infer', artifact ? { ...args, artifact } : args, { signal }),
+    );
+  }
+
+  /** A call to a child that may not hold the version: asked without the artifact first, then with it if the child missed. */
+  private async withArtifact<R extends { miss: boolean }>(
+    tenantId: string,
+    versionId: string,
+    call: (artifact?: Uint8Array) => Promise<R>,
+  ): Promise<Exclude<R, { miss: true }>> {
+    const first = await call();
+    if (!first.miss) return first as Exclude<R, { miss: true }>;
+    const second = await call(new Uint8Array(await this.artifact(tenantId, versionId)));
     if (second.miss) throw new Error(`the inference child did not load version ${versionId} from its artifact`);
-    return second;
+    return second as Exclude<R, { miss: true }>;
   }
 
   /** The version's artifact; concurrent misses of one version share one read. */

@@ -175,11 +175,11 @@ export class JobReader {
     return { rows: ds.rows, columns: ((ds.columns ?? []) as Array<{ name: string }>).map((c) => c.name) };
   }
 
-  /** The job's dataset's rows from row `from`; a cancel or the time limit stops the read. */
-  async *rowsFrom(job: Job, from: number, signal: AbortSignal): AsyncGenerator<Row> {
-    for await (const row of this.datasets.rows(job.tenantId, job.datasetId!, from)) {
+  /** The job's dataset's rows as stored (NDJSON lines) from row `from`; a cancel or the time limit stops the read. */
+  async *linesFrom(job: Job, from: number, signal: AbortSignal): AsyncGenerator<string> {
+    for await (const line of this.datasets.lines(job.tenantId, job.datasetId!, from)) {
       if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
-      yield row;
+      yield line;
     }
   }
 

@@ -1,14 +1,16 @@
 import type { FileRepository, Job, ModelVersion, OutputFormat } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
-import { MlError, type Prediction, type Row } from '@app/ml';
+import { MlError, type Scores } from '@app/ml';
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { InferencePool } from '../../inference/inference-pool.js';
 import type { JobReader, Outcome, RunContext } from '../job-reader.js';
-import { encodeRows, type OutputLayout } from './output-format.js';
+import { encodeChunk, type OutputLayout } from './output-format.js';
 
 /** Rows scored and committed at a time, by the input they read: a chunk is the unit of a checkpoint and of a resume. */
 const CHUNK_ROWS = { tabular: 4_096, text: 256, image: 32 } as const;
+/** Chunks sent to be scored before the oldest is committed. */
+const PIPELINE = 3;
 /** At most one job.progress event this often (every chunk still updates the job's progress). */
 const PROGRESS_EVENT_MS = 1_000;
 
@@ -51,6 +53,7 @@ export class BatchPrediction {
       format: output.format,
       inputs: output.include_inputs ? dataset.columns : null,
       labels: Array.isArray(version.labels) ? (version.labels as string[]) : null,
+      version: version.number,
     };
     const finished = (rows: number) => ({
       output_file_id: file.id,
@@ -76,10 +79,10 @@ export class BatchPrediction {
     const t0 = performance.now();
     let lastEvent = 0;
     const chunkRows = this.chunkRows || CHUNK_ROWS[inputKind(version)];
-    const commit = (rows: Row[], predictions: Array<Prediction & { version: number }>) => {
-      const data = encodeRows(layout, at.rows, rows, predictions, at.rows === 0);
+    // Encoded as soon as its scores are in (while the previous chunk may still be committing), committed after it.
+    const commit = (lines: string[], data: Buffer) => {
       const before = at;
-      at = { rows: at.rows + rows.length, bytes: at.bytes + data.length, chunks: at.chunks + 1 };
+      at = { rows: at.rows + lines.length, bytes: at.bytes + data.length, chunks: at.chunks + 1 };
       hash.update(data);
       const now = performance.now();
       const eta = ((now - t0) / 1000 / (at.rows - resumedFrom)) * (total - at.rows);
@@ -88,7 +91,7 @@ export class BatchPrediction {
       if (event) lastEvent = now;
       return this.lifecycle
         .checkpoint(job.id, progress, event, (client) =>
-          this.files.append(client, file, before, rows.length, data, ctx.quotas.max_storage_bytes),
+          this.files.append(client, file, before, lines.length, data, ctx.quotas.max_storage_bytes),
         )
         .then((r) => {
           if (!r) throw new MlError('canceled', 'the job is no longer running here');
@@ -96,26 +99,38 @@ export class BatchPrediction {
         });
     };
 
-    // Rows this attempt sent to predict, counted apart from the file: a resume shows it scored only the rest.
+    // Chunks are scored PIPELINE ahead (the inference child parses and scores the next while this
+    // process formats the last), and committed strictly in order, one after the other.
+    const inflight: Array<{ lines: string[]; scores: Promise<Scores> }> = [];
+    // Rows this attempt sent to be scored, counted apart from the file: a resume shows it scored only the rest.
     let scored = 0;
-    let chunk: Row[] = [];
-    const flush = async () => {
-      const rows = chunk;
-      chunk = [];
-      const out = await this.inferencePool.predict(job.tenantId, version.id, rows, false, ctx.signal);
-      scored += rows.length;
-      const predictions = out.predictions.map((p) => ({ ...p, version: version.number }));
-      // One chunk commits while the next is scored; a failed commit stops the job at the next chunk.
+    const send = (lines: string[]) => {
+      const scores = this.inferencePool.score(job.tenantId, version.id, lines.join('\n'), ctx.signal);
+      // Awaited in order below; until then a failure must not count as unhandled.
+      scores.catch(() => undefined);
+      inflight.push({ lines, scores });
+    };
+    let encodedRows = at.rows;
+    const drain = async () => {
+      const next = inflight.shift()!;
+      const scores = await next.scores;
+      scored += next.lines.length;
+      const data = encodeChunk(layout, encodedRows, next.lines, scores, encodedRows === 0);
+      encodedRows += next.lines.length;
       await pending;
-      pending = commit(rows, predictions);
-      // Awaited by the next chunk (or the end); until then its failure must not count as unhandled.
+      pending = commit(next.lines, data);
       pending.catch(() => undefined);
     };
-    for await (const row of this.reader.rowsFrom(job, resumedFrom, ctx.signal)) {
-      chunk.push(row);
-      if (chunk.length >= chunkRows) await flush();
+    let chunk: string[] = [];
+    for await (const line of this.reader.linesFrom(job, resumedFrom, ctx.signal)) {
+      chunk.push(line);
+      if (chunk.length < chunkRows) continue;
+      send(chunk);
+      chunk = [];
+      if (inflight.length >= PIPELINE) await drain();
     }
-    if (chunk.length > 0) await flush();
+    if (chunk.length > 0) send(chunk);
+    while (inflight.length > 0) await drain();
     await pending;
     if (at.rows !== total) throw new Error(`the file has ${at.rows} rows of the dataset's ${total}`);
     const sha256 = hash.digest('hex');

@@ -1,28 +1,27 @@
 import { describe, expect, it } from '@jest/globals';
-import { csvField, encodeRows, neutralised, type OutputLayout } from './output-format.js';
+import type { Scores } from '@app/ml';
+import { csvField, encodeChunk, neutralised, type OutputLayout } from './output-format.js';
 
-const classifier: OutputLayout = { format: 'csv', inputs: ['text', 'n'], labels: ['neg', 'pos'] };
-const p = (label: string, pos: number) => ({ label, probabilities: { neg: 1 - pos, pos }, version: 3 });
+const classifier: OutputLayout = { format: 'csv', inputs: ['text', 'n'], labels: ['neg', 'pos'], version: 3 };
+/** A classifier's scores: the probability of `pos` per row. */
+const scores = (...pos: number[]): Scores => ({
+  labels: ['neg', 'pos'],
+  values: Float32Array.from(pos.flatMap((p) => [1 - p, p])),
+  predicted: Int32Array.from(pos.map((p) => (p > 0.5 ? 1 : 0))),
+});
+const lines = (...rows: object[]) => rows.map((r) => JSON.stringify(r));
 
 describe('batch output lines', () => {
   it('CSV: a header in the first chunk only, CRLF, row numbers from the chunk start, a probability column per label', () => {
-    const rows = [
-      { text: 'fine', n: 1 },
-      { text: 'bad', n: 2 },
-    ];
-    const first = encodeRows(classifier, 0, rows, [p('pos', 0.75), p('neg', 0.25)], true).toString();
+    const rows = lines({ text: 'fine', n: 1 }, { text: 'bad', n: 2 });
+    const first = encodeChunk(classifier, 0, rows, scores(0.75, 0.25), true).toString();
     expect(first).toBe('row,text,n,predicted_label,probability_neg,probability_pos\r\n0,fine,1,pos,0.25,0.75\r\n1,bad,2,neg,0.75,0.25\r\n');
-    const next = encodeRows(classifier, 2, rows.slice(0, 1), [p('pos', 0.5)], false).toString();
-    expect(next).toBe('2,fine,1,pos,0.5,0.5\r\n');
+    expect(encodeChunk(classifier, 2, rows.slice(0, 1), scores(0.5), false).toString()).toBe('2,fine,1,neg,0.5,0.5\r\n');
   });
 
   it('CSV: quotes per RFC 4180 and neutralises the formulas of echoed inputs, not numbers', () => {
-    const rows = [
-      { text: '=HYPERLINK("http://x")', n: -3 },
-      { text: 'a, "b"\nc', n: 0 },
-      { text: '-12.5', n: 1 },
-    ];
-    const out = encodeRows(classifier, 0, rows, [p('pos', 1), p('pos', 1), p('pos', 1)], false)
+    const rows = lines({ text: '=HYPERLINK("http://x")', n: -3 }, { text: 'a, "b"\nc', n: 0 }, { text: '-12.5', n: 1 });
+    const out = encodeChunk(classifier, 0, rows, scores(1, 1, 1), false)
       .toString()
       .split('\r\n');
     expect(out[0]).toBe(`0,"'=HYPERLINK(""http://x"")",-3,pos,0,1`);
@@ -34,16 +33,31 @@ describe('batch output lines', () => {
   });
 
   it('CSV: a regression has one predicted_value column; no inputs without include_inputs', () => {
-    const layout: OutputLayout = { format: 'csv', inputs: null, labels: null };
-    expect(encodeRows(layout, 5, [{ x: 1 }], [{ value: 2.5, version: 1 }], true).toString()).toBe('row,predicted_value\r\n5,2.5\r\n');
+    const layout: OutputLayout = { format: 'csv', inputs: null, labels: null, version: 1 };
+    const regression: Scores = { labels: null, values: Float32Array.of(2.5), predicted: null };
+    expect(encodeChunk(layout, 5, lines({ x: 1 }), regression, true).toString()).toBe('row,predicted_value\r\n5,2.5\r\n');
   });
 
-  it('NDJSON: one {row, prediction, inputs?} object a line, inputs in the dataset column order', () => {
-    const layout: OutputLayout = { format: 'ndjson', inputs: ['text', 'n'], labels: ['neg', 'pos'] };
-    const lines = encodeRows(layout, 7, [{ n: 1, text: 'x', other: 'y' }], [p('pos', 0.5)], true)
+  it('NDJSON: each line is JSON.stringify of {row, prediction (as a sync prediction), inputs (the row as stored)}', () => {
+    const layout: OutputLayout = { format: 'ndjson', inputs: ['text', 'n'], labels: ['neg', 'pos'], version: 3 };
+    const s = scores(0.3, 0.9);
+    const out = encodeChunk(layout, 7, lines({ text: 'x', n: 1 }, { text: 'y"', n: 2 }), s, true)
       .toString()
       .split('\n');
-    expect(lines).toEqual([JSON.stringify({ row: 7, prediction: p('pos', 0.5), inputs: { text: 'x', n: 1 } }), '']);
-    expect(encodeRows({ ...layout, inputs: null }, 0, [], [], true).length).toBe(0);
+    const prediction = (i: number) => ({
+      label: ['neg', 'pos'][s.predicted![i]],
+      probabilities: { neg: s.values[2 * i], pos: s.values[2 * i + 1] },
+      version: 3,
+    });
+    expect(out).toEqual([
+      JSON.stringify({ row: 7, prediction: prediction(0), inputs: { text: 'x', n: 1 } }),
+      JSON.stringify({ row: 8, prediction: prediction(1), inputs: { text: 'y"', n: 2 } }),
+      '',
+    ]);
+    const regression: Scores = { labels: null, values: Float32Array.of(0.1, Number.NaN), predicted: null };
+    const plain = encodeChunk({ ...layout, inputs: null, labels: null }, 0, lines({}, {}), regression, true).toString();
+    expect(plain).toBe(
+      `${JSON.stringify({ row: 0, prediction: { value: regression.values[0], version: 3 } })}\n{"row":1,"prediction":{"value":null,"version":3}}\n`,
+    );
   });
 });
