@@ -1,3 +1,4 @@
+import { batchPredict } from '../support/batch.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import OpenAI from 'openai';
 import pg from 'pg';
@@ -324,7 +325,21 @@ describe('transfer learning on a foundation model', () => {
     const [tl, fromScratch] = [await evaluate('topics-tl'), await evaluate('topics-scratch')];
     expect(tl).toBeGreaterThanOrEqual(0.9);
     expect(tl).toBeGreaterThan(fromScratch);
-  }, 120_000);
+    // Batch predictions into files, for the transfer-learned head and the text model from scratch:
+    // every held-out text once, in order, with the prediction a sync predict gives it.
+    for (const model of ['topics-tl', 'topics-scratch']) {
+      const batch = await batchPredict(server.url, t, { model, dataset: holdoutSet, include_inputs: true });
+      const inputs = batch.lines.map((l) => ({ text: String(l.inputs!.text) }));
+      expect(batch.lines.map((l) => l.row)).toEqual(inputs.map((_, i) => i));
+      const sync = await t.api.post(`/v1/models/${model}/predict`, { inputs }, wait);
+      batch.lines.forEach((l, i) => {
+        expect(l.prediction.label).toBe(sync.body.predictions[i].label);
+        for (const [label, p] of Object.entries(sync.body.predictions[i].probabilities as Record<string, number>)) {
+          expect(Math.abs(l.prediction.probabilities[label] - p)).toBeLessThan(1e-5);
+        }
+      });
+    }
+  }, 180_000);
 
   it('computes a dataset’s features once and reuses them for the next training on the same base', async () => {
     const { rows } = await db.query<{ n: number; used: Date }>(

@@ -1,3 +1,4 @@
+import { batchPredict } from '../support/batch.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTenant, type TenantFixture, until } from '../support/factories.js';
@@ -107,6 +108,11 @@ describe('a CNN from scratch on small grey images', () => {
     const overDataset = await t.api.post('/v1/jobs', { type: 'inference', model: 'shapes', dataset: holdoutSet }, wait);
     expect(overDataset.body.status).toBe('succeeded');
     expect(overDataset.body.result.predictions).toHaveLength(holdout.length);
+    // A batch prediction into a file: each image once, in order, the label predict gives.
+    const all = await t.api.post('/v1/models/shapes/predict', { inputs: holdout.map(({ image }) => ({ image })) }, wait);
+    const batch = await batchPredict(server.url, t, { model: 'shapes', dataset: holdoutSet });
+    expect(batch.lines.map((l) => l.row)).toEqual(holdout.map((_, i) => i));
+    expect(batch.lines.map((l) => l.prediction.label)).toEqual(all.body.predictions.map((p: { label: string }) => p.label));
   }, 60_000);
 
   it('reports progress per epoch and cancels a running image training within two seconds', async () => {
@@ -218,6 +224,11 @@ describe('transfer learning on MobileNetV2', () => {
     const right = predict.body.predictions.filter((p: { label: string }, i: number) => p.label === holdout[i].label).length;
     expect(right).toBeGreaterThanOrEqual(holdout.length - 1);
     expect(predict.body.explanations[0].saliency.values.length).toBeGreaterThan(0);
+    // A batch prediction through the transfer-learned head gives the same labels.
+    const holdoutSet = (await t.api.post('/v1/datasets', { name: 'scenes-holdout', task: 'image-classification', records: holdout })).body
+      .id;
+    const batch = await batchPredict(server.url, t, { model: 'scenes', dataset: holdoutSet });
+    expect(batch.lines.map((l) => l.prediction.label)).toEqual(predict.body.predictions.map((p: { label: string }) => p.label));
   }, 360_000);
 
   it('unfreezes the top of the backbone with trainable_base_layers, storing only that part', async () => {
