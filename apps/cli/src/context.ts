@@ -23,6 +23,11 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** Ctrl-C stopped what the command was doing (a download): exit code 130. */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+}
+
 /**
  * The client and output of one command, from flags or the environment: `AIAAS_URL`,
  * `AIAAS_API_KEY`; admin commands take `AIAAS_ADMIN_KEY` first, so one shell can hold both keys.
@@ -69,3 +74,8 @@ export const parse = {
     }
   },
 };
+
+/** The options that were given: a body without the keys of those left out. */
+export function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -2,23 +2,25 @@ import { AiaasError, ImageFileError, JobFailedError, JobWaitTimeoutError, ZipEnt
 import { Command, CommanderError } from 'commander';
 import { adminCommand } from './commands/admin.js';
 import { datasetsCommand } from './commands/datasets.js';
+import { filesCommand } from './commands/files.js';
 import { jobsCommand } from './commands/jobs.js';
 import { keysCommand } from './commands/keys.js';
 import { modelsCommand } from './commands/models.js';
 import { JobEndedBadly } from './commands/outcome.js';
+import { predictCommand } from './commands/predict.js';
 import { webhooksCommand } from './commands/webhooks.js';
-import { contextOf, DEFAULT_URL, UsageError } from './context.js';
+import { contextOf, DEFAULT_URL, Interrupted, UsageError } from './context.js';
 import { details, table } from './output.js';
 
 /**
  * `aiaas`: the command line of the API. Exit codes: 0 done; 1 the API refused (its message and
  * request id are printed), could not be reached, or the job failed or was canceled; 2 a usage
- * mistake or an unreadable local file; 130 stopped watching with Ctrl-C.
+ * mistake or an unreadable local file; 130 stopped watching or downloading with Ctrl-C.
  */
 export function buildProgram(): Command {
   const program = new Command('aiaas')
     .description(
-      'The aiaas API from a terminal: datasets, models, training, evaluation, predictions, jobs, webhooks, keys; admin commands for operators.',
+      'The aiaas API from a terminal: datasets, models, training, evaluation, predictions (batch ones into files), jobs, webhooks, keys; admin commands for operators.',
     )
     .option('--url <url>', `the API (default: $AIAAS_URL, else ${DEFAULT_URL})`)
     .option('--api-key <key>', 'the API key (default: $AIAAS_API_KEY; admin commands: $AIAAS_ADMIN_KEY first)')
@@ -48,6 +50,8 @@ export function buildProgram(): Command {
   datasetsCommand(program);
   modelsCommand(program);
   jobsCommand(program);
+  predictCommand(program);
+  filesCommand(program);
   webhooksCommand(program);
   keysCommand(program);
   adminCommand(program);
@@ -82,6 +86,10 @@ function report(err: unknown, json: boolean): number {
   if (err instanceof JobEndedBadly || err instanceof JobFailedError) {
     print({ type: 'job_error', message: err.message, job: err.job }, [`error: ${err.message}`]);
     return 1;
+  }
+  if (err instanceof Interrupted) {
+    print({ type: 'interrupted', message: err.message }, [err.message]);
+    return 130;
   }
   if (err instanceof JobWaitTimeoutError) {
     print({ type: 'timeout', message: err.message, job_id: err.jobId }, [`error: ${err.message}`]);

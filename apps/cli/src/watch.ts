@@ -14,8 +14,9 @@ export interface Watched {
 
 /**
  * Follows a job's events until it ends. On a terminal: a progress bar of epochs with loss,
- * validation loss and ETA; otherwise one plain line per event. Ctrl-C asks whether to cancel the
- * job: yes cancels it and watches it end, no (or no answer) leaves it running.
+ * validation loss and ETA (a batch prediction's: of rows, with ETA); otherwise one plain line per
+ * event. Ctrl-C asks whether to cancel the job: yes cancels it and watches it end, no (or no
+ * answer) leaves it running.
  */
 export async function watchJob(ctx: Context, job: Job): Promise<Watched> {
   const tty = Boolean(process.stdout.isTTY);
@@ -64,12 +65,23 @@ interface View {
   pause(): void;
 }
 
-type Progress = { epoch?: number; epochs?: number; loss?: number | null; val_loss?: number | null; eta_seconds?: number } & Record<
-  string,
-  unknown
->;
+type Progress = {
+  epoch?: number;
+  epochs?: number;
+  loss?: number | null;
+  val_loss?: number | null;
+  eta_seconds?: number | null;
+  /** A batch prediction counts rows instead of epochs. */
+  rows_done?: number;
+  rows_total?: number;
+  percent?: number;
+  resumed_from_row?: number;
+} & Record<string, unknown>;
 
 const num = (v: unknown) => (typeof v === 'number' ? formatNumber(v) : '-');
+const countsRows = (p: Progress) => typeof p.rows_total === 'number';
+/** A batch prediction's new attempt goes on after the rows its last one committed. */
+const resumed = (p: Progress) => (p.resumed_from_row !== undefined ? `resumed from row ${p.resumed_from_row}` : null);
 
 function describe(e: JobEvent): string | null {
   const d = e.data as Record<string, unknown>;
@@ -98,6 +110,13 @@ class LineView implements View {
   constructor(private readonly ctx: Context) {}
 
   event(e: JobEvent): void {
+    if (e.type === 'job.progress' && countsRows(e.data as Progress)) {
+      const p = e.data as Progress;
+      const again = resumed(p);
+      if (again) this.line(again);
+      this.line(`rows ${p.rows_done ?? 0}/${p.rows_total}  ${num(p.percent)}%  eta ${formatSeconds(p.eta_seconds)}`);
+      return;
+    }
     if (e.type === 'job.progress') {
       const p = e.data as Progress;
       const extra = Object.entries(p)
@@ -120,7 +139,7 @@ class LineView implements View {
   pause(): void {}
 }
 
-/** A terminal: a live bar per epoch with loss, val_loss and the ETA the worker estimates. */
+/** A terminal: a live bar per epoch with loss, val_loss and the ETA the worker estimates (a batch prediction's: of rows). */
 class BarView implements View {
   private bar: cliProgress.SingleBar | null = null;
   private running = false;
@@ -132,14 +151,19 @@ class BarView implements View {
       return;
     }
     const p = e.data as Progress;
-    const epochs = p.epochs ?? 0;
-    // `eta` is cli-progress's own estimate; the worker's, from epoch times, goes in `eta_text`.
+    const rows = countsRows(p);
+    const again = resumed(p);
+    if (again) this.line(again);
+    const [value, total] = rows ? [p.rows_done ?? 0, p.rows_total ?? 0] : [p.epoch ?? 0, p.epochs ?? 0];
+    // `eta` is cli-progress's own estimate; the worker's, from epoch (or chunk) times, goes in `eta_text`.
     const payload = { loss: num(p.loss), val_loss: num(p.val_loss), eta_text: formatSeconds(p.eta_seconds) };
     if (!this.running) {
-      // Started at the first epoch, and again after a line or a prompt stopped it.
+      // Started at the first progress, and again after a line or a prompt stopped it.
       this.bar ??= new cliProgress.SingleBar(
         {
-          format: 'epoch {value}/{total} {bar} {percentage}% | loss {loss} | val_loss {val_loss} | ETA {eta_text}',
+          format: rows
+            ? 'rows {value}/{total} {bar} {percentage}% | ETA {eta_text}'
+            : 'epoch {value}/{total} {bar} {percentage}% | loss {loss} | val_loss {val_loss} | ETA {eta_text}',
           hideCursor: true,
           clearOnComplete: false,
           stopOnComplete: false,
@@ -147,11 +171,11 @@ class BarView implements View {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(epochs, p.epoch ?? 0, payload);
+      this.bar.start(total, value, payload);
       this.running = true;
     } else {
-      this.bar!.setTotal(epochs);
-      this.bar!.update(p.epoch ?? 0, payload);
+      this.bar!.setTotal(total);
+      this.bar!.update(value, payload);
     }
   }
 

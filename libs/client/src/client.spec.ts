@@ -196,3 +196,98 @@ describe('webhooks.verify', () => {
     expect(() => client.webhooks.verify(body.replace('job_1', 'job_2'), headers, secret)).toThrow(WebhookVerificationError);
   });
 });
+
+describe('files', () => {
+  const ndjson = { 'content-type': 'application/x-ndjson; charset=utf-8' };
+  const file = { object: 'file', id: 'file_1', purpose: 'batch_output', filename: 'job_1.ndjson', bytes: 74, rows: 2 };
+
+  async function readAll(body: ReadableStream<Uint8Array>): Promise<string> {
+    let text = '';
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString();
+    return text;
+  }
+
+  it('streams an NDJSON file as it arrives, without parsing it as JSON or waiting for the end', async () => {
+    const lines = ['{"row":0,"prediction":{"label":"a"}}\n', '{"row":1,"prediction":{"label":"b"}}\n'];
+    let finish: (() => void) | undefined;
+    const api = await fakeApi((_req, res) => {
+      res.writeHead(200, { ...ndjson, 'content-length': String(lines.join('').length) });
+      res.write(lines[0]);
+      finish = () => res.end(lines[1]);
+    });
+    const reader = (await clientOf(api.url).files.download('file_1')).getReader();
+    let first = '';
+    while (first.length < lines[0].length) first += Buffer.from((await reader.read()).value!).toString();
+    // The answer is still open: the first line was read before the second was sent.
+    expect(first).toBe(lines[0]);
+    finish!();
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += Buffer.from(r.value).toString();
+    expect(rest).toBe(lines[1]);
+    expect(api.seen[0]).toMatchObject({ method: 'GET', url: '/v1/files/file_1/content' });
+    expect(api.seen[0].headers.range).toBeUndefined();
+  });
+
+  it('asks for one byte range and gives the 206 body; refuses a bad range before sending anything', async () => {
+    const api = await fakeApi((_req, res) =>
+      res.writeHead(206, { ...ndjson, 'content-range': 'bytes 5-9/22', 'content-length': '5' }).end(':0,"p'),
+    );
+    const client = clientOf(api.url);
+    expect(await readAll(await client.files.download('file_1', { range: { start: 5, end: 9 } }))).toBe(':0,"p');
+    await client.files.download('file_1', { range: { start: 5 } }).then(readAll);
+    expect(api.seen.map((s) => s.headers.range)).toEqual(['bytes=5-9', 'bytes=5-']);
+    await expect(client.files.download('file_1', { range: { start: 9, end: 5 } })).rejects.toThrow(RangeError);
+    await expect(client.files.download('file_1', { range: { start: -1 } })).rejects.toThrow(RangeError);
+    expect(api.seen).toHaveLength(2);
+  });
+
+  it('refuses a whole file answered to a range request, which would corrupt a resumed download', async () => {
+    const api = await fakeApi((_req, res) => res.writeHead(200, { ...ndjson, 'content-length': '22' }).end('{"row":0,"p":"a"}\n{"r"'));
+    const err = await clientOf(api.url)
+      .files.download('file_1', { range: { start: 18 } })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/answered 200, not 206/);
+  });
+
+  it('throws an error answer (404, 416) as an AiaasError, and gives an empty file as an empty stream', async () => {
+    const api = await fakeApi((req, res, n) => {
+      if (n === 0)
+        json(res, 404, {
+          error: { type: 'invalid_request_error', code: 'resource_missing', message: "No such file: 'file_x'", param: 'id' },
+        });
+      else if (n === 1)
+        json(
+          res,
+          416,
+          { error: { type: 'invalid_request_error', code: 'range_not_satisfiable', message: "The range is outside the file's 22 bytes" } },
+          { 'content-range': 'bytes */22' },
+        );
+      else res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-length': '0' }).end();
+      expect(req.method).toBe('GET');
+    });
+    const client = clientOf(api.url);
+    const missing = (await client.files.download('file_x').catch((e: unknown) => e)) as AiaasError;
+    expect(missing).toBeInstanceOf(AiaasError);
+    expect([missing.status, missing.code, missing.requestId]).toEqual([404, 'resource_missing', 'req_404']);
+    const past = (await client.files.download('file_1', { range: { start: 22 } }).catch((e: unknown) => e)) as AiaasError;
+    expect([past.status, past.code]).toEqual([416, 'range_not_satisfiable']);
+    expect(await readAll(await client.files.download('file_1'))).toBe('');
+  });
+
+  it('lists, gets and deletes files by their routes', async () => {
+    const api = await fakeApi((req, res) => {
+      if (req.method === 'DELETE') json(res, 200, { id: 'file_1', object: 'file', deleted: true });
+      else if (req.url.startsWith('/v1/files?')) json(res, 200, { object: 'list', data: [file], has_more: false });
+      else json(res, 200, file);
+    });
+    const client = clientOf(api.url);
+    expect((await client.files.list({ limit: 5, starting_after: 'file_0' })).data).toEqual([file]);
+    expect(await client.files.get('file_1')).toEqual(file);
+    expect(await client.files.delete('file_1')).toEqual({ id: 'file_1', object: 'file', deleted: true });
+    expect(api.seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      'GET /v1/files?limit=5&starting_after=file_0',
+      'GET /v1/files/file_1',
+      'DELETE /v1/files/file_1',
+    ]);
+  });
+});

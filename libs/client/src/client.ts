@@ -1,6 +1,7 @@
 import createClient, { type Client } from 'openapi-fetch';
 import { DatasetsClient } from './datasets.js';
 import { AiaasConnectionError, AiaasError, JobWaitTimeoutError } from './errors.js';
+import { FilesClient } from './files.js';
 import type { components, paths } from './generated/openapi.js';
 import { ModelsClient } from './models.js';
 import { parseEventStream } from './sse.js';
@@ -34,14 +35,15 @@ export const isFinished = (job: Pick<Job, 'status'>): boolean => FINISHED.has(jo
 /**
  * The aiaas API. `api` is a client typed by the OpenAPI document (every route, parameter and
  * body); `call` turns its answer into the data or a thrown AiaasError. `jobs`, `datasets`,
- * `models` and `webhooks` add what plain requests don't give: waiting, streaming, uploads,
- * image files, signature checks.
+ * `models`, `files` and `webhooks` add what plain requests don't give: waiting, streaming, uploads,
+ * image files, downloads of output files, signature checks.
  */
 export class Aiaas {
   readonly api: Client<paths>;
   readonly jobs: JobsClient;
   readonly datasets: DatasetsClient;
   readonly models: ModelsClient;
+  readonly files: FilesClient;
   readonly webhooks = { verify: verifyWebhook };
   readonly baseUrl: string;
   /** @internal How requests are sent and retried; uploads of streams build their own fetch from it. */
@@ -58,6 +60,7 @@ export class Aiaas {
     this.jobs = new JobsClient(this);
     this.datasets = new DatasetsClient(this);
     this.models = new ModelsClient(this);
+    this.files = new FilesClient(this);
   }
 
   /** Awaits a call of `api` and returns its data; an error answer is thrown as an AiaasError. */

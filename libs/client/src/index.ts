@@ -7,6 +7,8 @@
  *   (data or a thrown AiaasError), `jobs.wait`, `jobs.stream`, `datasets.upload`, `webhooks.verify`.
  * - datasets.ts, models.ts: uploads (CSV, NDJSON; images as a zip streamed from a folder) and
  *   `models.predictImages` (files or bytes in, typed predictions out).
+ * - files.ts: batch predictions' output files: `files.list`, `get`, `download` (a stream, or one
+ *   byte range of it), `delete`.
  * - images/: a folder of class folders read as archive entries, PNG/JPEG sniffing; zip/: the
  *   streaming zip writer (stored entries, exact length up front).
  * - transport.ts: retries of 429 (after Retry-After) and 503 with backoff, an Idempotency-Key on every POST.
@@ -16,6 +18,7 @@ import type { components } from './generated/openapi.js';
 
 export { Aiaas, isFinished, JobsClient, type AiaasOptions, type WaitOptions } from './client.js';
 export { DatasetsClient, type ImageUploadOptions, type UploadOptions, type UploadProgress, type ZipStream } from './datasets.js';
+export { FilesClient, type DownloadOptions, type FileListParams } from './files.js';
 export { ModelsClient, type ImagePrediction, type ImagePredictOptions, type SaliencyMap } from './models.js';
 export { imageArchiveOf, type ImageArchive } from './images/image-archive.js';
 export { ImageFileError, imageKindOf, readImageFile, type ImageKind } from './images/image-file.js';
@@ -34,6 +37,8 @@ export type Dataset = Schemas['Dataset'];
 export type Model = Schemas['Model'];
 export type ModelVersion = Schemas['ModelVersion'];
 export type Prediction = Schemas['Prediction'];
+/** An output file (the API's `File`; named apart from the global `File` of web and Node). */
+export type FileObject = Schemas['File'];
 export type ApiKey = Schemas['ApiKey'];
 export type CreatedApiKey = Schemas['CreatedApiKey'];
 export type WebhookEndpoint = Schemas['WebhookEndpoint'];

@@ -2,7 +2,7 @@ import { describeSkipped, imageArchiveOf, imageKindOf, type Dataset, type ImageP
 import { open } from 'node:fs/promises';
 import type { Context } from '../context.js';
 import { table, type Column } from '../output.js';
-import { formatBytes, UploadBar } from '../upload-progress.js';
+import { formatBytes, TransferBar } from '../transfer-bar.js';
 
 /** Skipped files named on stderr before the rest are counted. */
 const SKIPPED_SHOWN = 10;
@@ -21,7 +21,7 @@ export async function uploadImageDataset(ctx: Context, path: string, name: strin
       `${[`warning: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} of ${path}:`, ...shown, ...more].join('\n')}\n`,
     );
   }
-  const bar = UploadBar.forTerminal(ctx.json);
+  const bar = TransferBar.forTerminal('uploading', ctx.json);
   if (archive.folder && process.stderr.isTTY && !ctx.json) {
     const classes = Object.entries(archive.folder.classes).map(([label, n]) => `${label} ${n}`);
     process.stderr.write(
@@ -29,7 +29,7 @@ export async function uploadImageDataset(ctx: Context, path: string, name: strin
     );
   }
   try {
-    return await ctx.client.datasets.uploadImages(archive, { name: name ?? archive.name, onProgress: bar.update });
+    return await ctx.client.datasets.uploadImages(archive, { name: name ?? archive.name, onProgress: bar.onUpload });
   } finally {
     bar.stop();
   }

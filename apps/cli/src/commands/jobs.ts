@@ -1,11 +1,9 @@
 import type { Job, JobEvent } from '@app/client';
 import type { Command } from 'commander';
-import { contextOf, parse, UsageError, type Context } from '../context.js';
+import { contextOf, defined, parse, type Context } from '../context.js';
 import { ago, details, formatNumber, formatSeconds, metricsTable, table } from '../output.js';
 import { watchJob } from '../watch.js';
-import { firstNonImage, predictImageFiles } from './images.js';
-import { readInputs } from './inputs.js';
-import { exitCodeOf, JobEndedBadly } from './outcome.js';
+import { exitCodeOf } from './outcome.js';
 
 const TYPES = ['training', 'evaluation', 'inference'] as const;
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
@@ -146,62 +144,6 @@ export function jobsCommand(program: Command): void {
       );
       await follow(ctx, job, Boolean(opts.watch), true);
     });
-
-  program
-    .command('predict')
-    .description(
-      'predict with a model: INPUT is a JSON file (an array of rows, one row, or {"inputs": [...]}), or - for stdin; ' +
-        'for an image-classification model, one or more PNG or JPEG files (one line per file: label and its probability)',
-    )
-    .argument('<input...>', 'INPUT.json, - to read stdin, or image files')
-    .requiredOption('--model <model>', 'the model id or name')
-    .option('--version <n>', 'a version (default: latest)', parse.int('--version'))
-    .option('--alias <alias>', 'or an alias (a traffic split picks per request)')
-    .option('--explain', 'add a score per input feature or token (images: a saliency map, in the --json output)')
-    .action(async (input: string[], opts: { model: string; version?: number; alias?: string; explain?: boolean }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const other = await firstNonImage(input);
-      if (!other) {
-        await predictImageFiles(ctx, input, opts);
-        return;
-      }
-      if (input.length > 1)
-        throw new UsageError(
-          `predict takes one JSON file (or -), or PNG and JPEG files: ${other.why === 'stdin' ? '- (stdin) goes alone' : `${other.path} ${other.why}`}`,
-        );
-      const inputs = await readInputs(input[0]);
-      const answer = await ctx.client.call(
-        ctx.client.api.POST('/v1/models/{id}/predict', {
-          params: { path: { id: opts.model } },
-          body: { inputs, ...defined({ version: opts.version, alias: opts.alias, explain: opts.explain }) },
-          headers: { Prefer: 'wait=60' },
-        }),
-      );
-      let done: Job & { predictions?: unknown[]; explanations?: unknown[] } = answer;
-      if (!(answer.status === 'succeeded' && answer.predictions)) {
-        // 202: not done within the wait; wait for the job, whose result holds the predictions.
-        const job = await ctx.client.jobs.wait(answer.id);
-        done = { ...job, ...(job.result as { predictions?: unknown[]; explanations?: unknown[] } | null) };
-      }
-      if (done.status !== 'succeeded') throw new JobEndedBadly(done);
-      const predictions = (done.predictions ?? []) as Array<Record<string, unknown>>;
-      ctx.out.result(
-        ctx.json ? { predictions, ...(done.explanations ? { explanations: done.explanations } : {}), job_id: done.id } : predictions,
-        () =>
-          table(
-            predictions.map((p, i): Record<string, unknown> => ({ ...p, row: i + 1 })),
-            [
-              ['row', (p) => p.row],
-              ['prediction', (p) => ('label' in p ? p.label : p.value)],
-              [
-                'probability',
-                (p) => (p.probabilities && typeof p.label === 'string' ? (p.probabilities as Record<string, number>)[p.label] : ''),
-              ],
-              ['version', (p) => p.version],
-            ],
-          ),
-      );
-    });
 }
 
 interface TrainOptions {
@@ -279,8 +221,4 @@ export function describeJob(j: Job): string[] {
 function eventLine(e: JobEvent): string {
   const data = Object.keys(e.data).length ? `  ${JSON.stringify(e.data)}` : '';
   return `${e.created_at}  ${e.type}${data}`;
-}
-
-function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
