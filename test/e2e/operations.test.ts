@@ -131,6 +131,22 @@ describe('discovery and operations', () => {
       'application/x-ndjson',
       'application/zip',
     ]);
+    // A body that is not JSON is described as what it is: a file's bytes (ranges, ETag), an event stream, Prometheus text.
+    const content = doc.paths['/v1/files/{id}/content'].get;
+    expect(content.responses['200'].content).toEqual({
+      'application/x-ndjson': { schema: { type: 'string', format: 'binary' } },
+      'text/csv': { schema: { type: 'string', format: 'binary' } },
+    });
+    expect(Object.keys(content.responses)).toEqual(expect.arrayContaining(['200', '206', '304', '416']));
+    expect(Object.keys(content.responses['206'].headers)).toEqual(
+      expect.arrayContaining(['ETag', 'Content-Length', 'Content-Range', 'Content-Disposition', 'Accept-Ranges']),
+    );
+    expect(content.responses['200'].headers['Content-Range']).toBeUndefined();
+    expect(content.responses['304'].content).toBeUndefined();
+    expect(content.responses['416'].headers['Content-Range']).toBeDefined();
+    expect(content.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['Range', 'If-None-Match']));
+    expect(Object.keys(doc.paths['/v1/jobs/{id}/stream'].get.responses['200'].content)).toEqual(['text/event-stream']);
+    expect(Object.keys(doc.paths['/metrics'].get.responses['200'].content)).toEqual(['text/plain']);
   });
 
   it('serves the interactive docs page and its assets without the internet', async () => {

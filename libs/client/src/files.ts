@@ -41,20 +41,19 @@ export class FilesClient {
   async download(id: string, opts: DownloadOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const range = opts.range ? rangeHeader(opts.range) : undefined;
     const pending = this.c.api.GET('/v1/files/{id}/content', {
-      params: { path: { id } },
+      params: { path: { id }, header: { Range: range } },
       // The body is the file (NDJSON or CSV), never a JSON document to parse.
       parseAs: 'stream',
-      headers: range ? { Range: range } : {},
       signal: opts.signal,
     });
-    const body = (await this.c.call(pending)) as ReadableStream<Uint8Array> | undefined;
+    const body = await this.c.call(pending);
     const { response } = await pending;
     if (range && response.status !== 206) {
       // The whole file where a range was asked for: handing it on would corrupt a resumed download.
       await body?.cancel().catch(() => undefined);
       throw new Error(`GET /v1/files/${id}/content answered ${response.status}, not 206, to Range: ${range}`);
     }
-    // openapi-fetch gives no body for an empty answer (Content-Length: 0).
+    // openapi-fetch gives no body (undefined, though typed null) for an empty answer (Content-Length: 0).
     return body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
   }
 

@@ -16,6 +16,8 @@ const gunzipAsync = promisify(gunzip);
 
 /** Rows per stored chunk: small enough to stream, large enough to compress well. */
 const CHUNK_ROWS = 2_000;
+/** Stored chunks a reader of the rows fetches ahead of the one it hands out. */
+const READ_AHEAD = 2;
 /** …or fewer, once their JSON passes this (2,000 photos would make a chunk of hundreds of MB). */
 const CHUNK_BYTES = 8 * 1024 * 1024;
 
@@ -222,34 +224,53 @@ export class DatasetRepository {
 
   /** The dataset's rows in upload order, one chunk in memory at a time. */
   async *rows(tenantId: string, id: string): AsyncGenerator<DatasetRow> {
-    for await (const line of this.lines(tenantId, id)) yield JSON.parse(line) as DatasetRow;
+    for await (const lines of this.lines(tenantId, id)) for (const line of lines) yield JSON.parse(line) as DatasetRow;
   }
 
   /**
-   * The dataset's rows as stored (one JSON object a line, every column in the dataset's order), in
-   * upload order from row `from` (0-based), one chunk in memory at a time: the chunks before it
-   * are skipped by their row counts, never read.
+   * The dataset's rows as stored (one JSON object a line, every column in the dataset's order), a
+   * stored chunk's lines at a time (a yield per line would cost more than the rows), in upload
+   * order from row `from` (0-based): the chunks before it are skipped by their row counts, never
+   * read. The next READ_AHEAD chunks are fetched and inflated while the caller works on this one.
    */
-  async *lines(tenantId: string, id: string, from = 0): AsyncGenerator<string> {
+  async *lines(tenantId: string, id: string, from = 0): AsyncGenerator<string[]> {
     const ds = await this.get(tenantId, id);
     if (!ds) return;
     const { rows: chunks } = await this.db.pool.query<{ seq: number; rows: number }>(
       'SELECT seq, rows FROM dataset_chunks WHERE dataset_id = $1 ORDER BY seq',
       [id],
     );
+    const wanted: Array<{ seq: number; skip: number }> = [];
     let first = 0;
     for (const chunk of chunks) {
-      const skip = from - first;
+      const skip = Math.max(0, from - first);
       first += chunk.rows;
-      if (skip >= chunk.rows) continue;
+      if (skip < chunk.rows) wanted.push({ seq: chunk.seq, skip });
+    }
+    const read = async (seq: number): Promise<string[] | null> => {
       const { rows } = await this.db.pool.query<{ data: Buffer }>('SELECT data FROM dataset_chunks WHERE dataset_id = $1 AND seq = $2', [
         id,
-        chunk.seq,
+        seq,
       ]);
-      if (rows.length === 0) return;
+      if (rows.length === 0) return null;
       const lines = (await gunzipAsync(rows[0].data)).toString('utf8').split('\n');
-      let n = 0;
-      for (const line of lines) if (line && n++ >= skip) yield line;
+      if (lines.at(-1) === '') lines.pop();
+      return lines;
+    };
+    const ahead: Array<Promise<string[] | null>> = [];
+    const fetchNext = (k: number) => {
+      if (k >= wanted.length) return;
+      const p = read(wanted[k].seq);
+      // awaited in order below; a caller that stops early leaves it unread
+      p.catch(() => undefined);
+      ahead.push(p);
+    };
+    for (let k = 0; k < Math.min(READ_AHEAD + 1, wanted.length); k++) fetchNext(k);
+    for (let k = 0; k < wanted.length; k++) {
+      const lines = await ahead.shift()!;
+      fetchNext(k + READ_AHEAD + 1);
+      if (!lines) return;
+      yield wanted[k].skip > 0 ? lines.slice(wanted[k].skip) : lines;
     }
   }
 }

@@ -17,10 +17,23 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'Conflict, or an Idempotency-Key whose first request is still running',
   413: 'Body too large, or a quota of size exceeded',
   415: 'Unsupported Content-Type',
+  416: 'Range not satisfiable: no byte of it is in the content (`Content-Range: bytes */<size>`)',
   422: 'Idempotency-Key reused with another request',
   429: 'Rate limit or quota exceeded (see Retry-After)',
   500: 'Internal error; `error.code` says what failed (a prediction names the worker-side failure)',
   503: 'A dependency (PostgreSQL or Redis) does not answer',
+};
+
+const SUCCESS_TEXT: Record<number, string> = {
+  206: 'The bytes of the range asked for (`Range`), with `Content-Range`',
+  304: 'Not modified: `If-None-Match` names the current ETag (no body)',
+};
+
+const header = (description: string) => ({ description, schema: { type: 'string' } });
+
+/** Headers an error answer carries beside its body. */
+const ERROR_HEADERS: Record<number, Record<string, unknown>> = {
+  416: { 'Content-Range': header('`bytes */<size>`: the size of the whole') },
 };
 
 const RATE_HEADERS = {
@@ -95,6 +108,8 @@ export class OpenApiBuilder {
             });
           }
         }
+        for (const [hname, description] of Object.entries(spec.requestHeaders ?? {}))
+          parameters.push({ name: hname, in: 'header', required: false, description, schema: { type: 'string' } });
         const idempotent = ((Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? []).includes(
           IdempotencyInterceptor,
         );
@@ -109,16 +124,22 @@ export class OpenApiBuilder {
         }
         const status = spec.status ?? (method === 'post' ? 201 : 200);
         const responses: Record<string, unknown> = {};
-        const headers = !isPublic && !isAdmin ? RATE_HEADERS : undefined;
+        const own = Object.entries(spec.responseHeaders ?? {}).map(([hname, description]) => [hname, header(description)] as const);
+        const rate = !isPublic && !isAdmin ? Object.entries(RATE_HEADERS) : [];
+        const body = spec.response && toSchema(spec.response, 'output');
         for (const answered of [status, ...(spec.alsoAnswers ?? [])]) {
-          responses[String(answered)] =
-            spec.response === null
-              ? { description: 'No content' }
-              : {
-                  description: spec.summary,
-                  ...(headers ? { headers } : {}),
-                  content: { [path === '/metrics' ? 'text/plain' : 'application/json']: { schema: toSchema(spec.response, 'output') } },
-                };
+          if (!body) {
+            responses[String(answered)] = { description: 'No content' };
+            continue;
+          }
+          const headers = Object.fromEntries([...rate, ...own.filter(([hname]) => sentWith(answered, hname))]);
+          responses[String(answered)] = {
+            description: SUCCESS_TEXT[answered] ?? spec.summary,
+            ...(Object.keys(headers).length ? { headers } : {}),
+            ...(answered === 304
+              ? {}
+              : { content: Object.fromEntries((spec.produces ?? ['application/json']).map((type) => [type, { schema: body }])) }),
+          };
         }
         const errors = new Set(spec.errors ?? []);
         if (!isPublic)
@@ -138,6 +159,7 @@ export class OpenApiBuilder {
         for (const code of [...errors].sort()) {
           responses[String(code)] = {
             description: ERROR_TEXT[code] ?? 'Error',
+            ...(ERROR_HEADERS[code] ? { headers: ERROR_HEADERS[code] } : {}),
             content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
           };
         }
@@ -189,6 +211,15 @@ export class OpenApiBuilder {
     };
     return this.cached;
   }
+}
+
+/**
+ * Whether a success answer of this status carries this header (RFC 9110): a 304 has no body, so
+ * none of the headers that describe one; only a 206 says where its range is.
+ */
+function sentWith(status: number, name: string): boolean {
+  if (status === 304) return !name.startsWith('Content-');
+  return name !== 'Content-Range' || status === 206;
 }
 
 /** Moves a schema's `$defs` (the zod schemas with an id) into the document's components. */

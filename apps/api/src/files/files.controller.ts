@@ -57,7 +57,21 @@ export class FilesController {
       'Streamed from storage a chunk at a time. `Range: bytes=a-b` (one range) answers 206 with `Content-Range`; past the end 416. `ETag` is the sha256 of the content: `If-None-Match` with it answers 304.',
     tags,
     params: FileParams,
-    response: z.string(),
+    requestHeaders: {
+      Range: 'One byte range, `bytes=a-b`, `a-` or `-n`: answered 206 (several ranges: the whole file)',
+      'If-Range': 'The ETag the range is of: another answers the whole file',
+      'If-None-Match': 'The ETag of a copy held (or `*`): answered 304 while it is current',
+    },
+    response: z.string().meta({ format: 'binary' }),
+    produces: ['application/x-ndjson', 'text/csv'],
+    alsoAnswers: [206, 304],
+    responseHeaders: {
+      ETag: 'The sha256 of the content, quoted',
+      'Content-Length': 'Bytes in this answer (of the range, for a 206)',
+      'Content-Range': '`bytes a-b/<size>`: where the range is in the file',
+      'Content-Disposition': '`attachment; filename="…"`, the file\'s `filename`',
+      'Accept-Ranges': '`bytes`',
+    },
     errors: [400, 404, 416],
   })
   async content(

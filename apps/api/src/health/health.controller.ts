@@ -73,6 +73,7 @@ export class HealthController {
     description: 'Needs the admin key, or the METRICS_TOKEN as bearer token, or a scraper address in METRICS_ALLOW_FROM.',
     tags: ['Operations'],
     response: z.string(),
+    produces: ['text/plain'],
   })
   async metrics() {
     // This process's figures, then the cluster's (jobs, queues, workers, what workers counted). If

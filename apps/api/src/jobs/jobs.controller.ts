@@ -99,7 +99,9 @@ export class JobsController {
       'Each event has `id` (its number within the job: 1, 2, 3 … with no gaps; send it back as `Last-Event-ID` to resume), `event` (its type) and `data` (the event as JSON). The stream closes after the terminal event.',
     tags,
     params: JobParams,
+    requestHeaders: { 'Last-Event-ID': 'The `id` of the last event received: the stream resumes after it' },
     response: z.string(),
+    produces: ['text/event-stream'],
     errors: [400, 404],
   })
   async stream(

@@ -175,11 +175,11 @@ export class JobReader {
     return { rows: ds.rows, columns: ((ds.columns ?? []) as Array<{ name: string }>).map((c) => c.name) };
   }
 
-  /** The job's dataset's rows as stored (NDJSON lines) from row `from`; a cancel or the time limit stops the read. */
-  async *linesFrom(job: Job, from: number, signal: AbortSignal): AsyncGenerator<string> {
-    for await (const line of this.datasets.lines(job.tenantId, job.datasetId!, from)) {
+  /** The job's dataset's rows as stored (NDJSON lines, a stored chunk's at a time) from row `from`; a cancel or the time limit stops the read. */
+  async *linesFrom(job: Job, from: number, signal: AbortSignal): AsyncGenerator<string[]> {
+    for await (const lines of this.datasets.lines(job.tenantId, job.datasetId!, from)) {
       if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
-      yield line;
+      yield lines;
     }
   }
 

@@ -4212,7 +4212,14 @@ export interface operations {
     Files_content: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The ETag of a copy held (or `*`): answered 304 while it is current */
+                "If-None-Match"?: string;
+                /** @description The ETag the range is of: another answers the whole file */
+                "If-Range"?: string;
+                /** @description One byte range, `bytes=a-b`, `a-` or `-n`: answered 206 (several ranges: the whole file) */
+                Range?: string;
+            };
             path: {
                 id: string;
             };
@@ -4223,6 +4230,14 @@ export interface operations {
             /** @description An output file's content, streamed */
             200: {
                 headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `attachment; filename="…"`, the file's `filename` */
+                    "Content-Disposition"?: string;
+                    /** @description Bytes in this answer (of the range, for a 206) */
+                    "Content-Length"?: string;
+                    /** @description The sha256 of the content, quoted */
+                    ETag?: string;
                     /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
                     RateLimit?: string;
                     /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
@@ -4230,8 +4245,48 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "application/x-ndjson": string;
+                    "text/csv": string;
                 };
+            };
+            /** @description The bytes of the range asked for (`Range`), with `Content-Range` */
+            206: {
+                headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `attachment; filename="…"`, the file's `filename` */
+                    "Content-Disposition"?: string;
+                    /** @description Bytes in this answer (of the range, for a 206) */
+                    "Content-Length"?: string;
+                    /** @description `bytes a-b/<size>`: where the range is in the file */
+                    "Content-Range"?: string;
+                    /** @description The sha256 of the content, quoted */
+                    ETag?: string;
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description Not modified: `If-None-Match` names the current ETag (no body) */
+            304: {
+                headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description The sha256 of the content, quoted */
+                    ETag?: string;
+                    /** @description IETF draft: "requests";r=<remaining>;t=<seconds to full> */
+                    RateLimit?: string;
+                    /** @description IETF draft: "requests";q=<limit>;w=<window seconds> */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid request: the message and `param` name what is wrong */
             400: {
@@ -4269,9 +4324,11 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Error */
+            /** @description Range not satisfiable: no byte of it is in the content (`Content-Range: bytes *\/<size>`) */
             416: {
                 headers: {
+                    /** @description `bytes *\/<size>`: the size of the whole */
+                    "Content-Range"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5218,7 +5275,10 @@ export interface operations {
     Jobs_stream: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The `id` of the last event received: the stream resumes after it */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 id: string;
             };
@@ -5236,7 +5296,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": string;
+                    "text/event-stream": string;
                 };
             };
             /** @description Invalid request: the message and `param` name what is wrong */

@@ -122,12 +122,16 @@ export class BatchPrediction {
       pending.catch(() => undefined);
     };
     let chunk: string[] = [];
-    for await (const line of this.reader.linesFrom(job, resumedFrom, ctx.signal)) {
-      chunk.push(line);
-      if (chunk.length < chunkRows) continue;
-      send(chunk);
-      chunk = [];
-      if (inflight.length >= PIPELINE) await drain();
+    for await (const lines of this.reader.linesFrom(job, resumedFrom, ctx.signal)) {
+      for (let i = 0; i < lines.length; ) {
+        const take = Math.min(chunkRows - chunk.length, lines.length - i);
+        for (let j = 0; j < take; j++) chunk.push(lines[i + j]);
+        i += take;
+        if (chunk.length < chunkRows) break;
+        send(chunk);
+        chunk = [];
+        if (inflight.length >= PIPELINE) await drain();
+      }
     }
     if (chunk.length > 0) send(chunk);
     while (inflight.length > 0) await drain();
