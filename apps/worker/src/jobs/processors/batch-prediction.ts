@@ -9,6 +9,8 @@ import { encodeChunk, type OutputLayout } from './output-format.js';
 
 /** Rows scored and committed at a time, by the input they read: a chunk is the unit of a checkpoint and of a resume. */
 const CHUNK_ROWS = { tabular: 4_096, text: 256, image: 32 } as const;
+/** Rows formatted between turns of the event loop. */
+const ENCODE_SLICE = 512;
 /** Chunks sent to be scored before the oldest is committed. */
 const PIPELINE = 3;
 /** At most one job.progress event this often (every chunk still updates the job's progress). */
@@ -115,7 +117,7 @@ export class BatchPrediction {
       const next = inflight.shift()!;
       const scores = await next.scores;
       scored += next.lines.length;
-      const data = encodeChunk(layout, encodedRows, next.lines, scores, encodedRows === 0);
+      const data = await encodeYielding(layout, encodedRows, next.lines, scores, encodedRows === 0);
       encodedRows += next.lines.length;
       await pending;
       pending = commit(next.lines, data);
@@ -146,6 +148,33 @@ export class BatchPrediction {
       also: (client) => this.files.finish(client, file.id, sha256, this.retentionSeconds),
     };
   }
+}
+
+/**
+ * encodeChunk a slice of ENCODE_SLICE rows at a time, letting the event loop turn in between: the
+ * inference child's answer for the next chunk is taken (and the chunk after sent) within a slice's
+ * time instead of waiting for the whole chunk to be formatted, so the child is never left idle.
+ */
+async function encodeYielding(
+  layout: OutputLayout,
+  firstRow: number,
+  lines: string[],
+  scores: Scores,
+  withHeader: boolean,
+): Promise<Buffer> {
+  const width = scores.labels?.length ?? 1;
+  const parts: Buffer[] = [];
+  for (let start = 0; start < lines.length; start += ENCODE_SLICE) {
+    const end = Math.min(lines.length, start + ENCODE_SLICE);
+    const slice: Scores = {
+      labels: scores.labels,
+      values: scores.values.subarray(start * width, end * width),
+      predicted: scores.predicted?.subarray(start, end) ?? null,
+    };
+    parts.push(encodeChunk(layout, firstRow + start, lines.slice(start, end), slice, withHeader && start === 0));
+    if (end < lines.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 function rowsProgress(done: number, total: number, eta: number | null) {
