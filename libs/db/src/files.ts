@@ -9,6 +9,9 @@ export type { File };
 
 export type OutputFormat = 'ndjson' | 'csv';
 
+/** Bytes of a file read from PostgreSQL at a time (a chunk's part; EXTERNAL storage reads only its TOAST pages). */
+const READ_SLICE = 256 * 1024;
+
 export const CONTENT_TYPES: Record<OutputFormat, string> = {
   ndjson: 'application/x-ndjson; charset=utf-8',
   csv: 'text/csv; charset=utf-8',
@@ -176,13 +179,16 @@ export class FileRepository {
     );
     for (const chunk of rows) {
       const offset = Number(chunk.byte_offset);
-      const from = Math.max(start, offset) - offset;
       const to = Math.min(end, offset + chunk.bytes) - offset;
-      const { rows: data } = await this.db.pool.query<{ data: Buffer }>(
-        'SELECT substring(data FROM $3 FOR $4) AS data FROM file_chunks WHERE file_id = $1 AND seq = $2',
-        [fileId, chunk.seq, from + 1, to - from],
-      );
-      if (data[0]) yield data[0].data;
+      // At most READ_SLICE bytes a query: what the reader holds at once stays small whatever the chunk.
+      for (let from = Math.max(start, offset) - offset; from < to; from += READ_SLICE) {
+        const { rows: data } = await this.db.pool.query<{ data: Buffer }>(
+          'SELECT substring(data FROM $3 FOR $4) AS data FROM file_chunks WHERE file_id = $1 AND seq = $2',
+          [fileId, chunk.seq, from + 1, Math.min(READ_SLICE, to - from)],
+        );
+        if (!data[0]) return;
+        yield data[0].data;
+      }
     }
   }
 }

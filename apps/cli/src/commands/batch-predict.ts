@@ -59,7 +59,8 @@ export async function predictDataset(ctx: Context, opts: BatchPredictOptions): P
       return;
     }
     job = watched.job;
-    if (watched.canceledByUser) {
+    // A cancel asked for after the job had already succeeded changes nothing: its file is downloaded.
+    if (watched.canceledByUser && job.status !== 'succeeded') {
       ctx.out.line(`${job.id} canceled`, ...partialNote(job, out));
       process.exitCode = 130;
       return;
