@@ -10,7 +10,7 @@ export type { File };
 export type OutputFormat = 'ndjson' | 'csv';
 
 /** Bytes of a file read from PostgreSQL at a time (a chunk's part; EXTERNAL storage reads only its TOAST pages). */
-const READ_SLICE = 256 * 1024;
+const READ_SLICE = 64 * 1024;
 
 export const CONTENT_TYPES: Record<OutputFormat, string> = {
   ndjson: 'application/x-ndjson; charset=utf-8',
