@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { call, envNumber, RATIO_COLUMNS, requestJson, round, startApi, startProcess, step } from './harness.mjs';
+import { benchTenant, envNumber, RATIO_COLUMNS, round, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** batch job rows/s ÷ a plain in-process predict loop over the same rows and model, at least */
@@ -69,28 +69,7 @@ export default {
         env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn' },
         timeoutMs: 60_000,
       });
-      const admin = env.ADMIN_API_KEY;
-      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
-        method: 'POST',
-        token: admin,
-        body: {
-          name: 'bench-batch',
-          plan: 'enterprise',
-          quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000 },
-        },
-      });
-      const secret = (
-        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
-          method: 'POST',
-          token: admin,
-          body: { name: 'bench' },
-        })
-      ).body.secret;
-      const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
-      const must = (r, status, what) => {
-        if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
-        return r.body;
-      };
+      const { id: tenantId, secret, t, must } = await benchTenant(api, env, 'bench-batch');
       const finish = async (body, what) => {
         let row = must(await t('POST', '/v1/jobs', body), 202, what);
         while (row.status === 'queued' || row.status === 'running') {
@@ -179,7 +158,7 @@ export default {
         await db.query(
           `INSERT INTO files (id, tenant_id, format, content_type, status, bytes, rows, sha256, expires_at)
            VALUES ($1, $2, 'ndjson', 'application/x-ndjson; charset=utf-8', 'ready', $3, 0, 'bench', now() + interval '1 day')`,
-          [fileId, tenant.body.id, bs.streamMb * chunkBytes],
+          [fileId, tenantId, bs.streamMb * chunkBytes],
         );
         for (let seq = 0; seq < bs.streamMb; seq++) {
           await db.query(
@@ -261,7 +240,7 @@ export default {
           value: growth,
           target: `≤ ${TARGETS.streaming_rss_growth_mb} MB`,
           pass: growth <= TARGETS.streaming_rss_growth_mb,
-          text: `+${growth} MB (${tenth.peak} MB at ${tenthMb} MB → ${peak} MB at ${bs.streamMb} MB; ${before} MB before)`,
+          text: `${growth >= 0 ? '+' : '−'}${Math.abs(growth)} MB (${tenth.peak} MB at ${tenthMb} MB → ${peak} MB at ${bs.streamMb} MB; ${before} MB before)`,
         },
       ];
       return {

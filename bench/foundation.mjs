@@ -6,7 +6,7 @@
 //  2. Transfer learning: a training job with base_model on 2,000 short texts, the first with a cold
 //     feature cache (the encoder reads every text), the second with a warm one (features read back).
 //  3. Sync predict on the transfer-learned version: p50 and p99 at 1 and 16 clients.
-import { call, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, round, startApi, startProcess, step } from './harness.mjs';
+import { benchTenant, envNumber, loadTest, median, RATIO_COLUMNS, round, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** API embeddings/s at 32 clients ÷ the encoder alone, at least */
@@ -74,28 +74,7 @@ export default {
         env: { ...env, TF_BACKEND: 'wasm', LOG_LEVEL: 'warn' },
         timeoutMs: 60_000,
       });
-      const admin = env.ADMIN_API_KEY;
-      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
-        method: 'POST',
-        token: admin,
-        body: {
-          name: 'bench-foundation',
-          plan: 'enterprise',
-          quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000 },
-        },
-      });
-      const secret = (
-        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
-          method: 'POST',
-          token: admin,
-          body: { name: 'bench' },
-        })
-      ).body.secret;
-      const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
-      const must = (r, status, what) => {
-        if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
-        return r.body;
-      };
+      const { secret, t, must } = await benchTenant(api, env, 'bench-foundation');
       must(await t('POST', '/v1/embeddings', { model: USE, input: texts }), 200, 'warm-up embeddings');
 
       // ── 1. embeddings through the API ─────────────────────────────────────────────────────────

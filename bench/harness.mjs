@@ -185,6 +185,28 @@ export async function call(url, { method = 'GET', token, body, headers = {} } = 
 }
 
 /** The columns of a table of figures beside their baselines (jobs, inference, webhooks). */
+/**
+ * A bench tenant on the enterprise plan (limits out of the way, `quotas` added) with one key: `t`
+ * calls the API as it, `must` checks a status and answers the body.
+ */
+export async function benchTenant(api, env, name, quotas = {}) {
+  const admin = env.ADMIN_API_KEY;
+  const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
+    method: 'POST',
+    token: admin,
+    body: { name, plan: 'enterprise', quotas: { requests_per_minute: 100_000_000, monthly_compute_seconds: 100_000_000, ...quotas } },
+  });
+  const secret = (
+    await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, { method: 'POST', token: admin, body: { name: 'bench' } })
+  ).body.secret;
+  const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
+  const must = (r, status, what) => {
+    if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+    return r.body;
+  };
+  return { id: tenant.body.id, secret, t, must };
+}
+
 export const RATIO_COLUMNS = [
   { key: 'figure', label: 'figure', align: 'left' },
   { key: 'measured', label: 'measured' },

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
-import { call, envNumber, loadTest, median, RATIO_COLUMNS, requestJson, root, round, startApi, startProcess, step } from './harness.mjs';
+import { benchTenant, envNumber, loadTest, median, RATIO_COLUMNS, root, round, startApi, startProcess, step } from './harness.mjs';
 
 export const TARGETS = {
   /** CNN training samples/s through a job ÷ plain fit of the same model, at least */
@@ -123,33 +123,10 @@ export default {
     try {
       api = await startApi(env);
       worker = await startWorker();
-      const admin = env.ADMIN_API_KEY;
-      const tenant = await requestJson(`${api.url}/v1/admin/tenants`, {
-        method: 'POST',
-        token: admin,
-        body: {
-          name: 'bench-images',
-          plan: 'enterprise',
-          quotas: {
-            requests_per_minute: 100_000_000,
-            monthly_compute_seconds: 100_000_000,
-            max_dataset_rows: 10_000_000,
-            max_storage_bytes: 10 * 2 ** 30,
-          },
-        },
+      const { secret, t, must } = await benchTenant(api, env, 'bench-images', {
+        max_dataset_rows: 10_000_000,
+        max_storage_bytes: 10 * 2 ** 30,
       });
-      const secret = (
-        await requestJson(`${api.url}/v1/admin/tenants/${tenant.body.id}/api-keys`, {
-          method: 'POST',
-          token: admin,
-          body: { name: 'bench' },
-        })
-      ).body.secret;
-      const t = (method, path, body, headers) => call(`${api.url}${path}`, { method, token: secret, body, headers });
-      const must = (r, status, what) => {
-        if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
-        return r.body;
-      };
 
       // ── 1. upload ───────────────────────────────────────────────────────────────────────────────
       const uploadRates = [];

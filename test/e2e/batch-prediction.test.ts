@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { blobRows } from '../../libs/ml/src/synthetic.js';
 import { adminKey, createTenant, until, type TenantFixture } from '../support/factories.js';
 import { Api } from '../support/http.js';
+import { FAST_WORKER } from '../support/fault.js';
 import { storeVersion } from '../support/ml-fixtures.js';
 import { type RunningApi, type RunningProcess, startApi, startWorker } from '../support/processes.js';
 
@@ -11,15 +12,7 @@ import { type RunningApi, type RunningProcess, startApi, startWorker } from '../
 // back over GET /v1/files/{id}/content. A worker is SIGKILLed half-way and another resumes.
 
 /** Fast stalls and reconciliation, so that a killed worker's job moves on within seconds. */
-const FAST = {
-  TF_BACKEND: 'wasm',
-  WORKER_LOCK_DURATION_MS: '2000',
-  WORKER_STALLED_INTERVAL_MS: '1000',
-  WORKER_HEARTBEAT_MS: '500',
-  WORKER_RECONCILE_INTERVAL_MS: '1000',
-  WORKER_RECONCILE_AGE_MS: '3000',
-  LOG_LEVEL: 'warn',
-};
+const FAST = { ...FAST_WORKER, LOG_LEVEL: 'warn' };
 const ROWS = 50_000;
 const features = ['x1', 'x2', 'x3', 'x4'];
 const wait = { headers: { Prefer: 'wait=30' } };
