@@ -8,7 +8,7 @@ const m = useMedium();
 const counters = async (tenantIds: string[]) =>
   (
     await m.db.pool.query<{ tenant_id: string; metric: string; value: string }>(
-      `SELECT tenant_id, metric, value::text FROM usage_counters WHERE tenant_id = ANY($1) ORDER BY tenant_id, metric`,
+      `SELECT tenant_id, metric, value::text FROM usage_counters WHERE tenant_id = ANY($1) ORDER BY tenant_id COLLATE "C", metric COLLATE "C"`,
       [tenantIds],
     )
   ).rows.map((r) => [r.tenant_id, r.metric, Number(r.value)]);
@@ -31,7 +31,8 @@ describe('UsageRepository.add', () => {
         [a.id, 'predictions', 5],
         [a.id, 'requests', 4],
         [b.id, 'requests', 6],
-      ].sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+        // by code point, as COLLATE "C" orders them (localeCompare and a locale collation disagree on case)
+      ].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)),
     );
   });
 });

@@ -74,9 +74,8 @@ export class Reconciler {
     if (!this.files) return;
     const swept = await this.files.sweep();
     if (swept > 0) this.log.log(`reconciler: ${swept} expired files deleted`);
-    for (const id of await this.files.orphans()) {
-      await this.files.finish(null, id, (await this.files.hashOf(id)).digest('hex'), this.config.fileRetentionSeconds);
-    }
+    const finished = await this.files.finishOrphans(this.config.fileRetentionSeconds);
+    if (finished > 0) this.log.warn(`reconciler: ${finished} output files of jobs that ended without them finished`);
   }
 
   private async expireGpuWaits(): Promise<void> {

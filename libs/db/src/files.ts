@@ -64,16 +64,26 @@ export class FileRepository {
   }
 
   /**
-   * Files still `writing` whose job has ended without finishing them (its worker was lost with no
-   * attempts left): the reconciler finishes them with the rows they hold.
+   * Finishes the files still `writing` whose job has ended without finishing them (its worker was
+   * lost with no attempts left, so no worker kept its rows): each with the rows it holds, named in
+   * its job's `result` as a failed job's partial file is. The reconciler's; how many it finished.
    */
-  async orphans(limit = 100): Promise<string[]> {
+  async finishOrphans(retentionSeconds: number, limit = 100): Promise<number> {
     const { rows } = await this.db.pool.query<{ id: string }>(
       `SELECT f.id FROM files f JOIN jobs j ON j.id = f.job_id
         WHERE f.status = 'writing' AND j.status IN ('succeeded', 'failed', 'canceled') LIMIT $1`,
       [limit],
     );
-    return rows.map((r) => r.id);
+    for (const { id } of rows) {
+      await this.finish(null, id, (await this.hashOf(id)).digest('hex'), retentionSeconds);
+      await this.db.pool.query(
+        `UPDATE jobs j SET result = jsonb_build_object('output_file_id', f.id, 'rows', f.rows, 'format', f.format, 'version', f.version),
+                updated_at = now()
+           FROM files f WHERE f.id = $1 AND j.id = f.job_id AND j.result IS NULL AND j.status IN ('failed', 'canceled')`,
+        [id],
+      );
+    }
+    return rows.length;
   }
 
   /** What an earlier attempt committed of the file. */
