@@ -298,7 +298,7 @@ describe('batch prediction into a file', () => {
     expect(records.slice(1).map((r) => Number(r[0]))).toEqual(Array.from({ length: kept }, (_, i) => i));
   }, 180_000);
 
-  it('a job that reaches max_storage_bytes fails with the rows that fit kept as a file', async () => {
+  it('a job that reaches max_storage_bytes fails with the rows that fit kept as a file; an admin retry completes it', async () => {
     const before = (await t.api.get('/v1/me')).body.usage.storage_bytes as number;
     await new Api(server.url, adminKey()).patch(`/v1/admin/tenants/${t.id}`, { quotas: { max_storage_bytes: before + 120_000 } });
     try {
@@ -311,6 +311,22 @@ describe('batch prediction into a file', () => {
       const file = (await t.api.get(`/v1/files/${job.result.output_file_id}`)).body;
       expect(file.rows).toBe(job.result.rows);
       expect(file.bytes).toBeLessThanOrEqual(120_000);
+
+      // With room again, an admin retry goes on after the rows the failed attempt kept, in the same file.
+      await new Api(server.url, adminKey()).patch(`/v1/admin/tenants/${t.id}`, { quotas: { max_storage_bytes: 1024 ** 3 } });
+      expect((await new Api(server.url, adminKey()).post(`/v1/admin/jobs/${id}/retry`)).status).toBe(200);
+      const retried = await finished(t, id);
+      expect(retried.status).toBe('succeeded');
+      expect(retried.result).toMatchObject({
+        output_file_id: file.id,
+        rows: ROWS,
+        resumed_from_row: file.rows,
+        rows_scored: ROWS - file.rows,
+      });
+      const whole = await content(t, file.id);
+      expect(lines(whole.bytes).map((l) => JSON.parse(l).row)).toEqual(Array.from({ length: ROWS }, (_, i) => i));
+      expect(createHash('sha256').update(whole.bytes).digest('hex')).toBe(retried.result.sha256);
+      expect(whole.headers.get('etag')).toBe(`"${retried.result.sha256}"`);
     } finally {
       await new Api(server.url, adminKey()).patch(`/v1/admin/tenants/${t.id}`, { quotas: { max_storage_bytes: 1024 ** 3 } });
     }

@@ -37,6 +37,14 @@ export class JobInputError extends Error {
   }
 }
 
+/**
+ * The job left `running` under this attempt (the reconciler took it back as lost, or it ended
+ * elsewhere): the attempt stops and writes nothing more, not even its end.
+ */
+export class JobMovedOn extends Error {
+  override readonly name = 'JobMovedOn';
+}
+
 export interface RunContext {
   signal: AbortSignal;
   onEpoch: (p: EpochProgress) => void;

@@ -8,7 +8,7 @@ import type { Logger } from '@nestjs/common';
 import { type Job as BullJob, DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { performance } from 'node:perf_hooks';
 import { ChildCrashed } from '../compute/pool.js';
-import { JobInputError, type Outcome, type RunContext } from './job-reader.js';
+import { JobInputError, JobMovedOn, type Outcome, type RunContext } from './job-reader.js';
 import { RunningJob } from './running-job.js';
 
 /** How soon a job held back by its tenant's max_concurrent_jobs is looked at again. */
@@ -144,6 +144,11 @@ export class JobRunner {
     err: unknown,
     seconds: number,
   ): Promise<unknown> {
+    // Another attempt (or the reconciler) owns the job now: nothing of this one is written.
+    if (err instanceof JobMovedOn) {
+      this.log.warn(`job ${job.id}: ${err.message}; this attempt stops`);
+      return { skipped: 'moved_on' };
+    }
     if (run.reason === 'deadline') {
       const error = {
         code: 'max_job_seconds',

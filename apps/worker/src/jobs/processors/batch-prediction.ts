@@ -4,7 +4,7 @@ import { MlError, type Scores } from '@app/ml';
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { InferencePool } from '../../inference/inference-pool.js';
-import type { JobReader, Outcome, RunContext } from '../job-reader.js';
+import { JobMovedOn, type JobReader, type Outcome, type RunContext } from '../job-reader.js';
 import { encodeChunk, type OutputLayout } from './output-format.js';
 
 /** Rows scored and committed at a time, by the input they read: a chunk is the unit of a checkpoint and of a resume. */
@@ -46,7 +46,8 @@ export class BatchPrediction {
     const existing = await this.files.ofJob(job.id);
     // A resumed job scores with the version its first attempt picked (an alias may have moved, a split may pick another).
     const version = await this.reader.resolveVersion(existing?.version != null ? { ...job, version: existing.version } : job);
-    const file = existing ?? (await this.files.forJob(job, output.format, output.include_inputs, version.number));
+    // Created, or found and opened for writing again (an admin retry of a failed job goes on after the rows it kept).
+    const file = await this.files.forJob(job, output.format, output.include_inputs, version.number);
     let at = await this.files.committed(file.id);
     const resumedFrom = at.rows;
     const hash = resumedFrom > 0 ? await this.files.hashOf(file.id) : createHash('sha256');
@@ -96,7 +97,7 @@ export class BatchPrediction {
           this.files.append(client, file, before, lines.length, data, ctx.quotas.max_storage_bytes),
         )
         .then((r) => {
-          if (!r) throw new MlError('canceled', 'the job is no longer running here');
+          if (!r) throw new JobMovedOn(`job ${job.id} is no longer running`);
           if (r.cancelRequested) throw new MlError('canceled', 'canceled on request');
         });
     };
