@@ -30,7 +30,7 @@ export class Reconciler {
     private readonly redis: Redis,
     private readonly log: Logger,
     private readonly scheduler: Pick<Scheduler, 'holdsMany'>,
-    private readonly files?: FileRepository,
+    private readonly files: FileRepository,
   ) {}
 
   start(): void {
@@ -71,7 +71,6 @@ export class Reconciler {
    * rows it holds.
    */
   private async tidyFiles(): Promise<void> {
-    if (!this.files) return;
     const swept = await this.files.sweep();
     if (swept > 0) this.log.log(`reconciler: ${swept} expired files deleted`);
     const finished = await this.files.finishOrphans(this.config.fileRetentionSeconds);

@@ -275,6 +275,11 @@ export class DatasetRepository {
   }
 }
 
+/** The dataset's column names, in its order (from the column summaries stored at upload). */
+export function datasetColumns(ds: Pick<Dataset, 'columns'>): string[] {
+  return ((ds.columns ?? []) as Array<{ name: string }>).map((c) => c.name);
+}
+
 /** Prisma names the enum values `text_classification`, `image_classification`; the API and the database say `text-classification`, `image-classification`. */
 export function toDbTask(task: NewDataset['task']) {
   return task === 'text-classification'

@@ -75,7 +75,7 @@ export class FileRepository {
       [limit],
     );
     for (const { id } of rows) {
-      await this.finish(null, id, (await this.hashOf(id)).digest('hex'), retentionSeconds);
+      await this.finishAsIs(id, retentionSeconds);
       await this.db.pool.query(
         `UPDATE jobs j SET result = jsonb_build_object('output_file_id', f.id, 'rows', f.rows, 'format', f.format, 'version', f.version),
                 updated_at = now()
@@ -129,6 +129,11 @@ export class FileRepository {
       `UPDATE files SET status = 'ready', sha256 = $2, expires_at = now() + make_interval(secs => $3) WHERE id = $1 AND status = 'writing'`,
       [fileId, sha256, retentionSeconds],
     );
+  }
+
+  /** Readable from now on as it stands: what is committed, hashed as it is read back (a job that ends without succeeding). */
+  async finishAsIs(fileId: string, retentionSeconds: number): Promise<void> {
+    await this.finish(null, fileId, (await this.hashOf(fileId)).digest('hex'), retentionSeconds);
   }
 
   /** A readable file of the tenant (not expired). */

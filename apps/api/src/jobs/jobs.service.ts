@@ -1,6 +1,17 @@
 import { ApiError, effectiveQuotas, schedulingShare } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { eventView, fromDbTask, type Job, JobRepository, type JobTargets, type Model, ModelRegistry, type NewJob, toPage } from '@app/db';
+import {
+  datasetColumns,
+  eventView,
+  fromDbTask,
+  type Job,
+  JobRepository,
+  type JobTargets,
+  type Model,
+  ModelRegistry,
+  type NewJob,
+  toPage,
+} from '@app/db';
 import { isActive } from '@app/jobs';
 import { type JobEventMessage, type TenantShare, TERMINAL_EVENTS } from '@app/queue';
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -324,7 +335,7 @@ function checkBatchOutput(body: Extract<CreateJob, { type: 'inference' }>, found
     ...(schema.text_field ? [schema.text_field] : []),
     ...(schema.image_field ? [schema.image_field] : []),
   ];
-  const columns = ((found.dataset.columns ?? []) as Array<{ name: string }>).map((c) => c.name);
+  const columns = datasetColumns(found.dataset);
   const missing = needed.filter((c) => !columns.includes(c));
   if (missing.length === 0) return;
   const unknown = columns.filter((c) => !needed.includes(c) && c !== found.dataset!.label);

@@ -4,6 +4,8 @@ import {
   AuditRepository,
   camelRow,
   type Database,
+  type Dataset,
+  datasetColumns,
   DatasetRepository,
   FeatureCacheRepository,
   fromDbTask,
@@ -150,16 +152,22 @@ export class JobReader {
     return model;
   }
 
+  /** The job's dataset's row; JobInputError without one. */
+  private async datasetOf(job: Job): Promise<Dataset> {
+    if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
+    const ds = await this.datasets.get(job.tenantId, job.datasetId);
+    if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
+    return ds;
+  }
+
   async dataset(
     job: Job,
     signal: AbortSignal,
   ): Promise<{ spec: { task: ReturnType<typeof fromDbTask>; label: string; textField?: string; imageField?: string }; rows: Row[] }> {
-    if (!job.datasetId) throw new JobInputError('dataset_required', `A ${job.type} job needs a dataset`);
-    const ds = await this.datasets.get(job.tenantId, job.datasetId);
-    if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
+    const ds = await this.datasetOf(job);
     const rows: Row[] = [];
     // A large dataset takes a while to read: a cancellation or the time limit stops that too.
-    for await (const row of this.datasets.rows(job.tenantId, job.datasetId)) {
+    for await (const row of this.datasets.rows(job.tenantId, ds.id)) {
       if (signal.aborted) throw new MlError('canceled', 'stopped while reading the dataset');
       rows.push(row);
     }
@@ -178,9 +186,8 @@ export class JobReader {
 
   /** The job's dataset as a batch prediction reads it: its row count and columns. */
   async datasetRow(job: Job): Promise<{ rows: number; columns: string[] }> {
-    const ds = job.datasetId ? await this.datasets.get(job.tenantId, job.datasetId) : null;
-    if (!ds) throw new JobInputError('dataset_not_found', `Dataset ${job.datasetId} does not exist`);
-    return { rows: ds.rows, columns: ((ds.columns ?? []) as Array<{ name: string }>).map((c) => c.name) };
+    const ds = await this.datasetOf(job);
+    return { rows: ds.rows, columns: datasetColumns(ds) };
   }
 
   /** The job's dataset's rows as stored (NDJSON lines, a stored chunk's at a time) from row `from`; a cancel or the time limit stops the read. */

@@ -71,7 +71,7 @@ export class BatchPrediction {
     ctx.partial = async () => {
       await pending.catch(() => undefined);
       const kept = await this.files.committed(file.id);
-      await this.files.finish(null, file.id, (await this.files.hashOf(file.id)).digest('hex'), this.retentionSeconds);
+      await this.files.finishAsIs(file.id, this.retentionSeconds);
       return finished(kept.rows);
     };
     if (resumedFrom > 0) {
