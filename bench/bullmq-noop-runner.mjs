@@ -25,8 +25,8 @@ if (!redisPrefix) {
 }
 
 const { bullPrefix } = await import(pathToFileURL(join(root, 'dist', 'libs', 'queue', 'src', 'jobs.js')).href);
-const prefix = bullPrefix({ redisPrefix });
 const name = `bench-noop-${process.pid}`;
+const prefix = bullPrefix({ redisPrefix }, name);
 const connection = { url: redisUrl, maxRetriesPerRequest: null };
 const queue = new Queue(name, { connection, prefix });
 let completed = 0;

@@ -76,7 +76,7 @@ export async function cleanUpEnvironment(env) {
     let cursor = '0';
     let deleted = 0;
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${env.REDIS_PREFIX}}*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${env.REDIS_PREFIX}:*`, 'COUNT', 1000);
       if (keys.length) deleted += await redis.del(...keys);
       cursor = next;
     } while (cursor !== '0');

@@ -32,7 +32,7 @@ if (!redisPrefix) fail('REDIS_PREFIX is required (the bench run’s own prefix)'
 if (!(seconds > 0) || !(warmup >= 0) || !(concurrency >= 1))
   fail('JOBS_ENQUEUE_SECONDS > 0, JOBS_ENQUEUE_WARMUP ≥ 0 and JOBS_ENQUEUE_CONCURRENCY ≥ 1');
 
-// The API's prefix function, so that the throwaway queue sits beside the real ones ({prefix}:bull:…).
+// The API's prefix function, so that the throwaway queue sits beside the real ones ({prefix:bull:<queue>}:…).
 const { bullPrefix } = await import(pathToFileURL(join(root, 'dist', 'libs', 'queue', 'src', 'jobs.js')).href);
 
 // As JobQueues.queue() builds it.
@@ -43,7 +43,7 @@ const queue = new Queue(queueName, {
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
   },
-  prefix: bullPrefix({ redisPrefix }),
+  prefix: bullPrefix({ redisPrefix }, queueName),
   skipWaitingForReady: true,
 });
 queue.on('error', () => undefined);

@@ -621,7 +621,7 @@ export default {
         try {
           let cursor = '0';
           do {
-            const [next, keys] = await redis.scan(cursor, 'MATCH', `{${env.REDIS_PREFIX}}:bull:${BASELINE_QUEUE}:*`, 'COUNT', 5000);
+            const [next, keys] = await redis.scan(cursor, 'MATCH', `{${env.REDIS_PREFIX}:bull:${BASELINE_QUEUE}}:*`, 'COUNT', 5000);
             if (keys.length) await redis.unlink(...keys);
             cursor = next;
           } while (cursor !== '0');

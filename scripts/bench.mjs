@@ -28,6 +28,7 @@ const scenarios = [
   (await import('../bench/foundation.mjs')).default,
   (await import('../bench/images.mjs')).default,
   (await import('../bench/batch.mjs')).default,
+  (await import('../bench/cluster.mjs')).default,
 ];
 
 const wanted = process.argv.slice(2);

@@ -79,8 +79,8 @@ async function cleanUp(env) {
   const { Redis } = await import('ioredis');
   const redis = new Redis(env.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
-  // the run's prefix, and the prefixes tests derive from it (`{<prefix>-strict}` for an API with other limits)
-  for (const pattern of [`{${env.REDIS_PREFIX}}*`, `{${env.REDIS_PREFIX}-*}*`]) {
+  // the run's prefix, and the prefixes tests derive from it (`{<prefix>-strict:…}` for an API with other limits)
+  for (const pattern of [`{${env.REDIS_PREFIX}:*`, `{${env.REDIS_PREFIX}-*`]) {
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

@@ -75,7 +75,7 @@ async function histogram(name: string, le: string): Promise<{ count: number; atM
 
 /** Requests waiting in the predict list, and job rows of the tenant (a refused request leaves neither). */
 async function queueTotal(): Promise<number> {
-  const waiting = await redis.llen(`{${process.env.REDIS_PREFIX}}:predict:requests`);
+  const waiting = await redis.llen(`{${process.env.REDIS_PREFIX}:predict}:requests`);
   const jobs = await t.api.get('/v1/jobs?type=inference&limit=100');
   return waiting + jobs.body.data.length;
 }

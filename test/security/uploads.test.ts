@@ -141,7 +141,11 @@ describe('stalled and abandoned uploads', () => {
     );
     try {
       // The four have reached their route when they hold the tenant's four leases.
-      await until('four uploads in flight', async () => (await redis.zcard(`{${process.env.REDIS_PREFIX}}:uploads:${t.id}`)) === 4, 10_000);
+      await until(
+        'four uploads in flight',
+        async () => (await redis.zcard(`{${process.env.REDIS_PREFIX}:t:${t.id}}:uploads`)) === 4,
+        10_000,
+      );
       const refused = await t.api.call('POST', '/v1/datasets?name=fifth&task=regression&label=y', {
         raw: 'x,y\n1,2\n',
         headers: { 'content-type': 'text/csv' },

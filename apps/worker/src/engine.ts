@@ -16,10 +16,10 @@ import {
   queueName,
   Scheduler,
   schedulerLeaseMs,
+  type RedisClient,
 } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ComputePool } from './compute/pool.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 import { InferencePool } from './inference/inference-pool.js';
@@ -61,8 +61,8 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private readonly lanes: Record<'compute' | 'inference', Lane>;
   private readonly workers: Worker<JobPayload>[] = [];
   private readonly queues: JobQueues;
-  private redis!: Redis;
-  private sub!: Redis;
+  private redis!: RedisClient;
+  private sub!: RedisClient;
   private runner!: JobRunner;
   private dispatcher!: Dispatcher;
   private reconciler!: Reconciler;
@@ -155,7 +155,7 @@ export class JobEngine implements OnModuleInit, OnApplicationBootstrap, BeforeAp
       const lane = this.laneOf(name);
       const worker = new Worker<JobPayload>(name, (job, token) => this.process(lane, job, token), {
         connection: bullConnection(this.config, 'blocking'),
-        prefix: bullPrefix(this.config),
+        prefix: bullPrefix(this.config, name),
         name: this.config.instanceId,
         concurrency: lane.slots.size,
         lockDuration: this.config.workerLockDurationMs,

@@ -1,9 +1,8 @@
 import type { AppConfig } from '@app/config';
 import { type FileRepository, type JobRepository, WORKER_STALE_MS } from '@app/db';
 import type { JobLifecycle } from '@app/jobs';
-import { type JobQueues, queueName, redisKey, type Scheduler } from '@app/queue';
+import { type JobQueues, queueName, redisKey, type Scheduler, type RedisClient } from '@app/queue';
 import type { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 
 /**
  * Accepted means durable: every few seconds one worker (a Redis lock, SET NX PX) compares the
@@ -27,7 +26,7 @@ export class Reconciler {
     private readonly jobs: JobRepository,
     private readonly lifecycle: JobLifecycle,
     private readonly queues: JobQueues,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly log: Logger,
     private readonly scheduler: Pick<Scheduler, 'holdsMany'>,
     private readonly files: FileRepository,

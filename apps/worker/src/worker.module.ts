@@ -1,8 +1,7 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
-import { createRedis } from '@app/queue';
+import { createRedis, type RedisClient } from '@app/queue';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { JobEngine } from './engine.js';
 import { WorkerHeartbeat } from './heartbeat.js';
 import { InferencePool } from './inference/inference-pool.js';
@@ -18,7 +17,7 @@ export const WORKER_REDIS = Symbol('WORKER_REDIS');
 class Connections implements OnModuleInit, OnApplicationShutdown {
   constructor(
     private readonly db: Database,
-    @Inject(WORKER_REDIS) private readonly redis: Redis,
+    @Inject(WORKER_REDIS) private readonly redis: RedisClient,
   ) {}
 
   async onModuleInit(): Promise<void> {

@@ -11,6 +11,19 @@ describe('loadConfig', () => {
     expect(c.instanceId).toMatch(/-\d+-[0-9a-f]{6}$/);
   });
 
+  it('reads a Redis Cluster from REDIS_CLUSTER_NODES or a redis-cluster:// REDIS_URL, and refuses a malformed one', () => {
+    expect(loadConfig({}).redisClusterNodes).toBeNull();
+    expect(loadConfig({ REDIS_URL: 'redis-cluster://a:7000,b:7001' }).redisClusterNodes).toEqual([
+      { host: 'a', port: 7000 },
+      { host: 'b', port: 7001 },
+    ]);
+    expect(loadConfig({ REDIS_URL: 'redis://x:6379', REDIS_CLUSTER_NODES: '10.0.0.1:7000' }).redisClusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+    ]);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,,b' })).toThrow(/REDIS_CLUSTER_NODES: must be host:port/);
+    expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL/);
+  });
+
   it('parses numbers and keeps what is given', () => {
     const c = loadConfig({ PORT: '8080', KEY_CACHE_TTL_MS: '500', REDIS_PREFIX: 'test-1', INSTANCE_ID: 'w1' });
     expect(c).toMatchObject({ port: 8080, keyCacheTtlMs: 500, redisPrefix: 'test-1', instanceId: 'w1' });

@@ -11,7 +11,22 @@ const EnvSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/aiaas'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /**
+   * One Redis (`redis://host:port`, `rediss://` for TLS), or a Redis Cluster given by some of its
+   * nodes (`redis-cluster://h1:7000,h2:7001`); REDIS_CLUSTER_NODES says the same and wins.
+   */
+  REDIS_URL: z
+    .string()
+    .regex(
+      /^(rediss?:\/\/\S+|redis-cluster:\/\/[^\s,/]+:\d+(,[^\s,/]+:\d+)*\/?)$/,
+      'must be redis://host:port, rediss://… or redis-cluster://host:port,host:port,…',
+    )
+    .default('redis://127.0.0.1:6379'),
+  /** A Redis Cluster's nodes, `host:port` comma-separated (some are enough: the client discovers the rest). */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s,/]+:\d+(,[^\s,/]+:\d+)*$/, 'must be host:port, comma-separated')
+    .optional(),
   /** Prefix of every Redis key this deployment writes; tests give each run its own. */
   REDIS_PREFIX: z
     .string()
@@ -230,6 +245,8 @@ export interface AppConfig {
   databaseUrl: string;
   databasePoolSize: number;
   redisUrl: string;
+  /** The Redis Cluster's seed nodes (REDIS_CLUSTER_NODES or a redis-cluster:// REDIS_URL); null for one Redis. */
+  redisClusterNodes: Array<{ host: string; port: number }> | null;
   redisPrefix: string;
   adminApiKey?: string;
   logLevel: string;
@@ -311,6 +328,18 @@ export interface Cidr {
 
 export class ConfigError extends Error {}
 
+function clusterNodes(list: string | undefined): AppConfig['redisClusterNodes'] {
+  if (list === undefined) return null;
+  return list
+    .replace(/^redis-cluster:\/\//, '')
+    .replace(/\/$/, '')
+    .split(',')
+    .map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+    });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
@@ -325,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: clusterNodes(e.REDIS_CLUSTER_NODES ?? (e.REDIS_URL.startsWith('redis-cluster://') ? e.REDIS_URL : undefined)),
     redisPrefix: e.REDIS_PREFIX,
     adminApiKey: e.ADMIN_API_KEY,
     logLevel: e.LOG_LEVEL,

@@ -11,8 +11,8 @@ import {
   type JobQueues,
   type Scheduler,
   type TenantShare,
+  type RedisClient,
 } from '@app/queue';
-import type { Redis } from 'ioredis';
 
 /** What follows a committed transition outside PostgreSQL. */
 export interface JobEffects {
@@ -47,7 +47,7 @@ type Warn = (message: string) => void;
 export class RedisJobEffects implements JobEffects {
   constructor(
     private readonly config: AppConfig,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly warn: Warn,
     private readonly metrics?: ClusterMetrics,
     private readonly usageChanged?: (tenantId: string) => void,
@@ -75,7 +75,7 @@ export class SchedulerQueues implements JobQueuePort {
   constructor(
     private readonly config: AppConfig,
     private readonly db: Database,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly scheduler: Scheduler,
     private readonly queues: JobQueues,
   ) {

@@ -12,14 +12,14 @@ const config = {
 
 afterAll(async () => {
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
-  const keys = await redis.keys(`{${config.redisPrefix}}:*`);
+  const keys = await redis.keys(`{${config.redisPrefix}:*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();
 });
 
 test('announces the delay BullMQ then chooses, stores and waits, attempt after attempt', async () => {
   const name = 'backoff';
-  const queue = new Queue(name, { connection: bullConnection(config, 'command'), prefix: bullPrefix(config) });
+  const queue = new Queue(name, { connection: bullConnection(config, 'command'), prefix: bullPrefix(config, name) });
   // Each attempt as the processor sees it, with what retryDelayMs announces before it throws.
   const attempts: Array<{ attemptsMade: number; startedAt: number; announced: number; failedAt: number }> = [];
   const worker = new Worker(
@@ -28,7 +28,7 @@ test('announces the delay BullMQ then chooses, stores and waits, attempt after a
       attempts.push({ attemptsMade: job.attemptsMade, startedAt: job.processedOn!, announced: retryDelayMs(job), failedAt: Date.now() });
       if (attempts.length < 3) throw new Error('not yet');
     },
-    { connection: bullConnection(config, 'blocking'), prefix: bullPrefix(config) },
+    { connection: bullConnection(config, 'blocking'), prefix: bullPrefix(config, name) },
   );
   // After a failed attempt, BullMQ has moved the job to delayed: the delay it chose (set on the job
   // it emits), and the one it wrote into the job's hash (read while the job waits).

@@ -17,7 +17,7 @@ beforeAll(() => {
   metrics.register(registry);
 });
 afterAll(async () => {
-  const keys = await redis.keys(`{${prefix}}:*`);
+  const keys = await redis.keys(`{${prefix}:*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();
 });

@@ -1,7 +1,6 @@
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
 import { Counter, type Histogram, type Registry } from 'prom-client';
-import { redisKey } from './redis.js';
+import { redisKey, type RedisClient } from './redis.js';
 
 /**
  * Figures that happen in workers (which have no HTTP server) but belong on `GET /metrics`: job
@@ -20,7 +19,7 @@ export class ClusterMetrics {
 
   constructor(
     config: Pick<AppConfig, 'redisPrefix'>,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
   ) {
     this.jobsKey = redisKey(config, 'metrics', 'jobs');
     this.webhooksKey = redisKey(config, 'metrics', 'webhooks');

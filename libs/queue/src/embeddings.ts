@@ -1,6 +1,5 @@
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
-import { redisKey } from './redis.js';
+import { redisKey, type RedisClient } from './redis.js';
 import { RequestList } from './request-list.js';
 
 /**
@@ -37,14 +36,14 @@ export type FoundationReply =
   | { id: string; ok: false; error: { code: string; message: string; index?: number } };
 
 export class FoundationQueue extends RequestList<FoundationPayload> {
-  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: Redis) {
+  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: RedisClient) {
     super(redisKey(config, 'foundation', 'requests'), redis);
   }
 }
 
 /** The channel on which workers publish replies (a JSON array of FoundationReply) meant for one API instance. */
 export function foundationRepliesChannel(config: Pick<AppConfig, 'redisPrefix'>, instanceId: string): string {
-  return redisKey(config, 'foundation', 'replies', instanceId);
+  return redisKey(config, `i:${instanceId}`, 'foundation-replies');
 }
 
 /** float32 vectors over JSON: base64 of their little-endian bytes (exact, and a third of the text). */

@@ -30,7 +30,7 @@ export class JobQueues {
       q = new Queue<JobPayload>(name, {
         // Fails fast while Redis is down; `call` drops a failed Queue so the next call gets a fresh one.
         connection: bullConnection(this.config, 'command'),
-        prefix: bullPrefix(this.config),
+        prefix: bullPrefix(this.config, name),
         skipWaitingForReady: true,
       });
       // Errors surface on the calls that hit them; the event would only crash the process.

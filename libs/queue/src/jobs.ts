@@ -21,19 +21,22 @@ export function queueName(type: JobType, accelerator: string | null | undefined)
 
 export const ALL_QUEUES = JOB_TYPES.flatMap((t) => [queueName(t, null), queueName(t, 'gpu')]);
 
-/** BullMQ's key prefix: under the deployment's hash tag, so a test run's queues are its own. */
-export function bullPrefix(config: Pick<AppConfig, 'redisPrefix'>): string {
-  return redisKey(config, 'bull');
+/**
+ * BullMQ's key prefix of one queue: the queue is its own unit (hash tag), as BullMQ's scripts need
+ * every key of a queue in one slot, and different queues spread over a cluster's slots.
+ */
+export function bullPrefix(config: Pick<AppConfig, 'redisPrefix'>, queue: string): string {
+  return redisKey(config, `bull:${queue}`);
 }
 
 /** Pub/sub channel of one job's events (the JSON of the event row), for streams and waiters. */
 export function jobEventsChannel(config: Pick<AppConfig, 'redisPrefix'>, jobId: string): string {
-  return redisKey(config, 'job', jobId, 'events');
+  return redisKey(config, `job:${jobId}`, 'events');
 }
 
 /** Pub/sub channel on which the API asks workers to stop a running job (the message is the job id). */
 export function jobCancelChannel(config: Pick<AppConfig, 'redisPrefix'>): string {
-  return redisKey(config, 'jobs', 'cancel');
+  return redisKey(config, 'bus', 'cancel');
 }
 
 /** The event types of API.md, in a job's life. */

@@ -1,6 +1,5 @@
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
-import { redisKey } from './redis.js';
+import { redisKey, type RedisClient } from './redis.js';
 import { RequestList } from './request-list.js';
 
 /**
@@ -26,12 +25,12 @@ export interface LoadCheckReply {
 }
 
 export class LoadCheckQueue extends RequestList<LoadCheckPayload> {
-  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: Redis) {
+  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: RedisClient) {
     super(redisKey(config, 'load-checks', 'requests'), redis);
   }
 }
 
 /** The channel on which workers publish verdicts (one JSON LoadCheckReply) meant for one API instance. */
 export function loadCheckRepliesChannel(config: Pick<AppConfig, 'redisPrefix'>, instanceId: string): string {
-  return redisKey(config, 'load-checks', 'replies', instanceId);
+  return redisKey(config, `i:${instanceId}`, 'load-check-replies');
 }

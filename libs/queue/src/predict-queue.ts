@@ -1,7 +1,6 @@
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
 import type { PredictPayload } from './predict.js';
-import { redisKey } from './redis.js';
+import { redisKey, type RedisClient } from './redis.js';
 import { RequestList } from './request-list.js';
 
 /**
@@ -18,7 +17,7 @@ import { RequestList } from './request-list.js';
  * (through the reconciler) unless a worker recorded it first. See docs/jobs.md, "Sync inference".
  */
 export class PredictQueue extends RequestList<PredictPayload> {
-  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: Redis) {
+  constructor(config: Pick<AppConfig, 'redisPrefix'>, redis: RedisClient) {
     super(predictQueueKey(config), redis);
   }
 }

@@ -68,7 +68,7 @@ export type PredictReply = PredictSuccess | PredictFailure;
 
 /** The channel on which workers publish the replies (a JSON array) meant for one API instance. */
 export function predictRepliesChannel(config: Pick<AppConfig, 'redisPrefix'>, instanceId: string): string {
-  return redisKey(config, 'predict', 'replies', instanceId);
+  return redisKey(config, `i:${instanceId}`, 'predict-replies');
 }
 
 /** The codes of failures that are the request's fault (the API answers 4xx, the worker does not retry). */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * A plain Redis list of JSON requests, the transport of the request/response paths (sync
@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 export class RequestList<P> {
   constructor(
     readonly key: string,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
   ) {}
 
   /** Adds a request at the back; fails fast while Redis is down (a command connection). */
@@ -23,7 +23,7 @@ export class RequestList<P> {
   }
 
   /** Takes up to `max` requests, waiting up to `timeoutSeconds` for the first. Needs a connection of its own (a blocking command holds it). */
-  async take(blocking: Redis, max: number, timeoutSeconds: number): Promise<P[]> {
+  async take(blocking: RedisClient, max: number, timeoutSeconds: number): Promise<P[]> {
     const got = (await blocking.call('BLMPOP', String(timeoutSeconds), '1', this.key, 'LEFT', 'COUNT', String(max))) as
       | [string, string[]]
       | null;

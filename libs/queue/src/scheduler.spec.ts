@@ -78,7 +78,11 @@ test('a tenant at its cap is skipped, and gets its turn when a lease is released
   expect(taken.filter((d) => d.tenantId === 'a')).toHaveLength(2);
   expect(taken.filter((d) => d.tenantId === 'b')).toHaveLength(4);
   expect(await s.leases('a')).toBe(2);
-  expect(await s.dispatch(['training'], 1).then((d) => d.map((x) => x.tenantId))).toEqual(['b']);
+  // Workers start them (otherwise they count against the next dispatch's free slots).
+  for (const d of taken) expect(await s.claim(d.tenantId, d.jobId, false)).toBe(true);
+  const [next] = await s.dispatch(['training'], 1);
+  expect(next.tenantId).toBe('b');
+  await s.claim('b', next.jobId, false);
   await s.release('a', taken.find((d) => d.tenantId === 'a')!.jobId);
   expect(await s.dispatch(['training'], 1).then((d) => d.map((x) => x.jobId))).toEqual(['a-2']);
 });
@@ -119,14 +123,53 @@ test('enqueue is idempotent, remove takes a waiting job out, holds says where a 
   expect(await s.waiting()).toEqual([]);
 });
 
-test("free slots are net of jobs already waiting in BullMQ, and only the worker's queues are served", async () => {
+test("free slots are net of jobs dispatched and not started yet, and only the worker's queues are served", async () => {
   const s = scheduler();
-  for (let i = 0; i < 3; i++) await s.enqueue(job('a', i, 'evaluation'), share());
+  for (let i = 0; i < 4; i++) await s.enqueue(job('a', i, 'evaluation'), share());
   await s.enqueue(job('b', 0, 'training'), share());
-  await redis.rpush(`{${prefix}}:bull:evaluation:wait`, 'x');
-  const got = await s.dispatch(['evaluation'], 2);
-  expect(got.map((d) => d.jobId)).toEqual(['a-0']);
-  expect(await s.position(job('a', 2, 'evaluation'))).toBe(3);
+  expect((await s.dispatch(['evaluation'], 1)).map((d) => d.jobId)).toEqual(['a-0']);
+  // a-0 waits in BullMQ for a worker: of 2 free slots one is spoken for.
+  expect((await s.dispatch(['evaluation'], 2)).map((d) => d.jobId)).toEqual(['a-1']);
+  expect(await s.position(job('a', 3, 'evaluation'))).toBe(4);
+  // Once a worker starts them, the slots count as free again.
+  await s.claim('a', 'a-0', false);
+  await s.claim('a', 'a-1', false);
+  expect((await s.dispatch(['evaluation'], 1)).map((d) => d.jobId)).toEqual(['a-2']);
+  expect(await s.position(job('a', 3, 'evaluation'))).toBe(2);
+});
+
+test('every script declares its keys, all in one slot, and reads no key of BullMQ', async () => {
+  const s = scheduler();
+  const seen: string[][] = [];
+  const spy = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((cmd: { name: string; args: Array<string | Buffer | number> }) => {
+    if (cmd.name === 'evalsha' || cmd.name === 'eval') seen.push(cmd.args.slice(2, 2 + Number(cmd.args[1])).map(String));
+    return spy(cmd as never);
+  }) as typeof redis.sendCommand;
+  try {
+    await s.enqueue(job('a', 0), share());
+    await s.position(job('a', 0));
+    await s.dispatch(['training'], 1);
+    await s.claim('a', 'a-0', false);
+    await s.release('a', 'a-0');
+    await s.leases('a');
+  } finally {
+    redis.sendCommand = spy;
+  }
+  expect(seen.length).toBeGreaterThanOrEqual(6);
+  for (const keys of seen) {
+    expect(keys.length).toBeGreaterThan(8);
+    for (const k of keys) expect(k.startsWith(`{${prefix}:sched}:`)).toBe(true);
+  }
+  expect(seen.flat().some((k) => k.includes('bull'))).toBe(false);
+});
+
+test("a job handed back goes before the rest of its tenant's jobs", async () => {
+  const s = scheduler();
+  await s.enqueue(job('a', 0), share());
+  await s.enqueue(job('a', 1), share());
+  await s.enqueue(job('a', 9), share(), { front: true });
+  expect(await order(s, 3)).toEqual(['a-9', 'a-0', 'a-1']);
 });
 
 test('queue_position follows the dispatch order', async () => {

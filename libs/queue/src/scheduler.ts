@@ -1,7 +1,6 @@
 import type { AppConfig } from '@app/config';
-import type { Redis } from 'ioredis';
-import { bullPrefix, queueName, type JobType } from './jobs.js';
-import { redisKey } from './redis.js';
+import { type JobType, queueName } from './jobs.js';
+import { type RedisClient, redisKey } from './redis.js';
 
 /**
  * The fair scheduler: which tenant's job enters BullMQ next. See docs/scheduling.md.
@@ -38,87 +37,128 @@ export interface Dispatched {
   tenantId: string;
 }
 
-const ALL_QUEUES_ARGS = (queues: readonly string[]) => [String(queues.length), ...queues];
+/**
+ * Every key of the scheduler is in one unit (`{prefix:sched}`, one slot of a cluster): choosing the
+ * fairest tenant across queues and counting its leases against its cap must be one atomic step.
+ * Every script is given the same KEYS, fixed ones then four per queue of `allQueues`:
+ *
+ *  1 members  hash   jobId → its member in a wait set (what is waiting here)
+ *  2 pass     hash   tenant → stride pass (one number, whatever the queue)
+ *  3 vt       string the virtual time: the pass of the last dispatch
+ *  4 caps     hash   tenant → max_concurrent_jobs
+ *  5 weights  hash   tenant → weight
+ *  6 leases   zset   "tenant job" → expiry (ms, Redis's clock)
+ *  7 held     hash   tenant → live leases
+ *  8 seq      hash   counters that order the wait sets
+ *  per queue: ring (zset tenant → pass, tenants with work waiting), wait (zset of "tenant seq job"
+ *  members at score 0, so each tenant's jobs are one lexicographic range, in order), counts (hash
+ *  tenant → jobs waiting), ready (zset job → dispatch time: dispatched, not yet started by a worker).
+ *
+ * A tenant id and a job id never contain a space. Time comes from Redis (TIME), so every worker and
+ * API instance agrees on when a lease runs out.
+ */
+const FIXED_KEYS = ['members', 'pass', 'vt', 'caps', 'weights', 'leases', 'held', 'seq'] as const;
+const PER_QUEUE_KEYS = ['ring', 'wait', 'counts', 'ready'] as const;
 
-// Shared Lua: a tenant's live lease count after dropping expired leases.
-const LIVE_LEASES = `
-local function live(base, t, now)
-  local key = base .. ':leases:' .. t
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  return redis.call('ZCARD', key)
+// Shared Lua: the key helpers, the clock, lease bookkeeping and the pass of a tenant in every ring.
+const COMMON = `
+local NQ = (#KEYS - 8) / 4
+local function ring(q) return KEYS[4 * q + 5] end
+local function wait(q) return KEYS[4 * q + 6] end
+local function counts(q) return KEYS[4 * q + 7] end
+local function ready(q) return KEYS[4 * q + 8] end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function held(t) return tonumber(redis.call('HGET', KEYS[7], t) or '0') end
 -- A tenant the scheduler has not seen yet (its jobs reached BullMQ another way) is not capped here:
 -- PostgreSQL's count at start still is.
-local function capOf(base, t)
-  return tonumber(redis.call('HGET', base .. ':tenant:' .. t, 'cap') or '1e9')
+local function capOf(t) return tonumber(redis.call('HGET', KEYS[4], t) or '1e9') end
+local function unheld(t)
+  if redis.call('HINCRBY', KEYS[7], t, -1) <= 0 then redis.call('HDEL', KEYS[7], t) end
+end
+local function lease(t, id, untilMs)
+  if redis.call('ZADD', KEYS[6], untilMs, t .. ' ' .. id) == 1 then redis.call('HINCRBY', KEYS[7], t, 1) end
+end
+local function unready(id)
+  for q = 1, NQ do redis.call('ZREM', ready(q), id) end
+end
+-- Drops leases that ran out (a bounded batch per call) and dispatches no worker started in time.
+local function expire(now, leaseMs)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 256)) do
+    redis.call('ZREM', KEYS[6], m)
+    unheld(string.match(m, '^(%S+) '))
+  end
+  if leaseMs then
+    for q = 1, NQ do redis.call('ZREMRANGEBYSCORE', ready(q), '-inf', now - leaseMs) end
+  end
+end
+local function setPass(t, pass)
+  redis.call('HSET', KEYS[2], t, pass)
+  for q = 1, NQ do redis.call('ZADD', ring(q), 'XX', pass, t) end
+end
+-- The bounds of a tenant's range in a wait set.
+local function first(t) return '[' .. t .. ' ' end
+local function past(t) return '(' .. t .. '!' end
+-- One job fewer waiting for tenant t on queue q; it leaves the ring when none is left.
+local function taken(q, t)
+  if redis.call('HINCRBY', counts(q), t, -1) <= 0 then
+    redis.call('HDEL', counts(q), t)
+    redis.call('ZREM', ring(q), t)
+  end
 end
 `;
 
-// Keeps a tenant's score equal in every ring it is in (its pass is one number, whatever the queue).
-const SET_PASS = `
-local function setPass(base, t, pass, nq, queues)
-  redis.call('HSET', base .. ':pass', t, pass)
-  for i = 1, nq do redis.call('ZADD', base .. ':ring:' .. queues[i], 'XX', pass, t) end
-end
-`;
-
-/**
- * ARGV: base, queue, tenant, jobId, cap, weight, front (1: a job handed back goes first), nq, queues...
- * Returns 1 if added, 0 if the job was waiting already (enqueueing is idempotent).
- */
-const ENQUEUE = `${SET_PASS}
-local base, q, t, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local nq = tonumber(ARGV[8])
-local queues = {}
-for i = 1, nq do queues[i] = ARGV[8 + i] end
-if redis.call('SADD', base .. ':members', id) == 0 then return 0 end
-redis.call('HSET', base .. ':tenant:' .. t, 'cap', ARGV[5], 'weight', ARGV[6])
-local list = base .. ':pending:' .. q .. ':' .. t
-if ARGV[7] == '1' then redis.call('LPUSH', list, id) else redis.call('RPUSH', list, id) end
-local ring = base .. ':ring:' .. q
-if not redis.call('ZSCORE', ring, t) then
+/** ARGV: queue index, tenant, jobId, cap, weight, front (1: a job handed back goes first). 1 if added, 0 if waiting already. */
+const ENQUEUE = `${COMMON}
+local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+if redis.call('HEXISTS', KEYS[1], id) == 1 then return 0 end
+redis.call('HSET', KEYS[4], t, ARGV[4])
+redis.call('HSET', KEYS[5], t, ARGV[5])
+local n
+if ARGV[6] == '1' then n = 5e14 - redis.call('HINCRBY', KEYS[8], 'front', 1) else n = 5e14 + redis.call('HINCRBY', KEYS[8], 'back', 1) end
+local member = t .. ' ' .. string.format('%016d', n) .. ' ' .. id
+redis.call('ZADD', wait(q), 0, member)
+redis.call('HSET', KEYS[1], id, member)
+if redis.call('HINCRBY', counts(q), t, 1) == 1 then
   -- A tenant that had nothing waiting here comes back at the current virtual time at the earliest:
   -- idle time is not saved up as credit.
-  local pass = tonumber(redis.call('HGET', base .. ':pass', t) or '0')
-  local vt = tonumber(redis.call('GET', base .. ':vt') or '0')
+  local pass = tonumber(redis.call('HGET', KEYS[2], t) or '0')
+  local vt = tonumber(redis.call('GET', KEYS[3]) or '0')
   if vt > pass then pass = vt end
-  redis.call('ZADD', ring, pass, t)
-  setPass(base, t, pass, nq, queues)
+  redis.call('ZADD', ring(q), pass, t)
+  setPass(t, pass)
 end
 return 1
 `;
 
 /**
- * ARGV: base, bullBase, now, leaseMs, free, nq, queues (this worker's)..., na, allQueues...
- * Returns a flat list: queue, jobId, tenant, queue, jobId, tenant, ...
+ * ARGV: leaseMs, free slots, then the indexes of this worker's queues. Jobs dispatched and not yet
+ * started (in BullMQ's wait list, by any worker) count against the free slots.
+ * Returns a flat list: queue index, jobId, tenant, queue index, jobId, tenant, ...
  */
-const DISPATCH = `${LIVE_LEASES}${SET_PASS}
-local base, bull = ARGV[1], ARGV[2]
-local now, lease, want = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local nq = tonumber(ARGV[6])
+const DISPATCH = `${COMMON}
+local now, leaseMs, want = clock(), tonumber(ARGV[1]), tonumber(ARGV[2])
+expire(now, leaseMs)
 local mine = {}
-for i = 1, nq do mine[i] = ARGV[6 + i] end
-local na = tonumber(ARGV[7 + nq])
-local all = {}
-for i = 1, na do all[i] = ARGV[7 + nq + i] end
--- Jobs already in BullMQ waiting for a slot count against the free slots.
-for _, q in ipairs(mine) do
-  want = want - redis.call('LLEN', bull .. ':' .. q .. ':wait') - redis.call('ZCARD', bull .. ':' .. q .. ':prioritized')
+for i = 3, #ARGV do
+  mine[#mine + 1] = tonumber(ARGV[i])
+  want = want - redis.call('ZCARD', ready(tonumber(ARGV[i])))
 end
 local out = {}
 local eligible = {}
 while want > 0 do
   local bestT, bestQ, bestP
   for _, q in ipairs(mine) do
-    local ring = base .. ':ring:' .. q
     local offset, done = 0, false
     while not done do
-      local page = redis.call('ZRANGE', ring, offset, offset + 63, 'WITHSCORES')
+      local page = redis.call('ZRANGE', ring(q), offset, offset + 63, 'WITHSCORES')
       if #page == 0 then break end
       for j = 1, #page, 2 do
         local t, p = page[j], tonumber(page[j + 1])
         if bestP and p >= bestP then done = true break end
-        if eligible[t] == nil then eligible[t] = live(base, t, now) < capOf(base, t) end
+        if eligible[t] == nil then eligible[t] = held(t) < capOf(t) end
         if eligible[t] then
           bestT, bestQ, bestP = t, q, p
           done = true
@@ -129,66 +169,88 @@ while want > 0 do
     end
   end
   if not bestT then break end
-  local list = base .. ':pending:' .. bestQ .. ':' .. bestT
-  local id = redis.call('LPOP', list)
-  if id then
-    redis.call('SREM', base .. ':members', id)
-    redis.call('ZADD', base .. ':leases:' .. bestT, now + lease, id)
-    local w = tonumber(redis.call('HGET', base .. ':tenant:' .. bestT, 'weight') or '1')
-    local vt = tonumber(redis.call('GET', base .. ':vt') or '0')
-    if bestP > vt then redis.call('SET', base .. ':vt', tostring(bestP)) end
-    setPass(base, bestT, bestP + 1 / w, na, all)
+  local member = redis.call('ZRANGEBYLEX', wait(bestQ), first(bestT), past(bestT), 'LIMIT', 0, 1)[1]
+  if member then
+    local id = string.match(member, '(%S+)$')
+    redis.call('ZREM', wait(bestQ), member)
+    redis.call('HDEL', KEYS[1], id)
+    lease(bestT, id, now + leaseMs)
+    redis.call('ZADD', ready(bestQ), now, id)
+    local w = tonumber(redis.call('HGET', KEYS[5], bestT) or '1')
+    local vt = tonumber(redis.call('GET', KEYS[3]) or '0')
+    if bestP > vt then redis.call('SET', KEYS[3], tostring(bestP)) end
+    setPass(bestT, bestP + 1 / w)
     out[#out + 1] = bestQ
     out[#out + 1] = id
     out[#out + 1] = bestT
     want = want - 1
     eligible[bestT] = nil
+    taken(bestQ, bestT)
+  else
+    -- Counted but gone (cannot happen unless a key was edited by hand): the tenant leaves the ring.
+    redis.call('HDEL', counts(bestQ), bestT)
+    redis.call('ZREM', ring(bestQ), bestT)
   end
-  if redis.call('LLEN', list) == 0 then redis.call('ZREM', base .. ':ring:' .. bestQ, bestT) end
 end
 return out
 `;
 
-/** ARGV: base, tenant, jobId, now, leaseMs, force. 1 if the job holds a lease now, 0 if its tenant is at its cap. */
-const CLAIM = `${LIVE_LEASES}
-local base, t, id = ARGV[1], ARGV[2], ARGV[3]
-local now, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
-local key = base .. ':leases:' .. t
-local n = live(base, t, now)
-if ARGV[6] == '1' or redis.call('ZSCORE', key, id) or n < capOf(base, t) then
-  redis.call('ZADD', key, now + lease, id)
+/** ARGV: tenant, jobId, leaseMs, force. 1 if the job holds a lease now (and is started), 0 if its tenant is at its cap. */
+const CLAIM = `${COMMON}
+local t, id, leaseMs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = clock()
+expire(now, nil)
+-- A worker has it now, whatever the answer: it no longer waits in BullMQ for a slot.
+unready(id)
+if ARGV[4] == '1' or redis.call('ZSCORE', KEYS[6], t .. ' ' .. id) or held(t) < capOf(t) then
+  lease(t, id, now + leaseMs)
   return 1
 end
 return 0
 `;
 
-/** ARGV: base, queue, tenant, jobId. Takes a waiting job out (a queued job canceled). 1 if it was waiting. */
-const REMOVE = `
-local base, q, t, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('SREM', base .. ':members', id) == 0 then return 0 end
-local list = base .. ':pending:' .. q .. ':' .. t
-redis.call('LREM', list, 0, id)
-if redis.call('LLEN', list) == 0 then redis.call('ZREM', base .. ':ring:' .. q, t) end
+/** ARGV: tenant, jobId. The job holds no slot any more (it ended, or goes back to wait). */
+const RELEASE = `${COMMON}
+local t, id = ARGV[1], ARGV[2]
+if redis.call('ZREM', KEYS[6], t .. ' ' .. id) == 1 then unheld(t) end
+unready(id)
+return 1
+`;
+
+/** ARGV: leaseMs, then pairs tenant, jobId. Renews leases that are still held. */
+const RENEW = `${COMMON}
+local now, leaseMs = clock(), tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('ZADD', KEYS[6], 'XX', now + leaseMs, ARGV[i] .. ' ' .. ARGV[i + 1]) end
+return 1
+`;
+
+/** ARGV: queue index, tenant, jobId. Takes a waiting job out (a queued job canceled). 1 if it was waiting. */
+const REMOVE = `${COMMON}
+local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local member = redis.call('HGET', KEYS[1], id)
+if not member then return 0 end
+redis.call('HDEL', KEYS[1], id)
+if redis.call('ZREM', wait(q), member) == 1 then taken(q, t) end
 return 1
 `;
 
 /**
- * ARGV: base, bullBase, queue, tenant, jobId. The number of jobs that go before this one, if every
- * tenant keeps its turn (caps aside): the BullMQ wait list, then for each tenant waiting on this
- * queue the jobs whose pass comes first. -1 when the job is not waiting here (in BullMQ already).
+ * ARGV: queue index, tenant, jobId. The number of jobs that go before this one, if every tenant
+ * keeps its turn (caps aside): those dispatched and not started, then for each tenant waiting on
+ * this queue the jobs whose pass comes first. -1 when the job is not waiting here (in BullMQ already).
  */
-const POSITION = `
-local base, bull, q, t, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
--- From the tail (RANK -1): a job just submitted is last, and is found at once however long the list.
-local i = redis.call('LPOS', base .. ':pending:' .. q .. ':' .. t, id, 'RANK', -1)
-if not i then return -1 end
-local function stride(u) return 1 / tonumber(redis.call('HGET', base .. ':tenant:' .. u, 'weight') or '1') end
-local function pass(u) return tonumber(redis.call('HGET', base .. ':pass', u) or '0') end
+const POSITION = `${COMMON}
+local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local member = redis.call('HGET', KEYS[1], id)
+if not member then return -1 end
+local i = redis.call('ZLEXCOUNT', wait(q), first(t), '(' .. member)
+local function stride(u) return 1 / tonumber(redis.call('HGET', KEYS[5], u) or '1') end
+local function pass(u) return tonumber(redis.call('HGET', KEYS[2], u) or '0') end
 local mine = pass(t) + i * stride(t)
-local ahead = i + redis.call('LLEN', bull .. ':' .. q .. ':wait') + redis.call('ZCARD', bull .. ':' .. q .. ':prioritized')
-for _, u in ipairs(redis.call('ZRANGE', base .. ':ring:' .. q, 0, -1)) do
+local ahead = i + redis.call('ZCARD', ready(q))
+for _, u in ipairs(redis.call('ZRANGE', ring(q), 0, -1)) do
   if u ~= t then
-    local n = redis.call('LLEN', base .. ':pending:' .. q .. ':' .. u)
+    local n = tonumber(redis.call('HGET', counts(q), u) or '0')
     local d = (mine - pass(u)) / stride(u)
     -- u's k-th job goes first when its pass is lower (or equal, ties going to the smaller tenant id).
     local k
@@ -201,67 +263,87 @@ end
 return ahead
 `;
 
-/** ARGV: base, now, leaseMs, then pairs tenant, jobId. Renews leases that are still held. */
-const RENEW = `
-local base, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 4, #ARGV, 2 do
-  redis.call('ZADD', base .. ':leases:' .. ARGV[i], 'XX', now + lease, ARGV[i + 1])
+/** ARGV: tenant. Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
+const FORGET = `${COMMON}
+local t = ARGV[1]
+for q = 1, NQ do
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', wait(q), first(t), past(t))) do
+    redis.call('HDEL', KEYS[1], string.match(m, '(%S+)$'))
+    redis.call('ZREM', wait(q), m)
+  end
+  redis.call('HDEL', counts(q), t)
+  redis.call('ZREM', ring(q), t)
 end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+  if string.match(m, '^(%S+) ') == t then redis.call('ZREM', KEYS[6], m) end
+end
+for _, k in ipairs({ KEYS[2], KEYS[4], KEYS[5], KEYS[7] }) do redis.call('HDEL', k, t) end
 return 1
 `;
 
-type Scripts = Record<'enqueue' | 'dispatch' | 'claim' | 'remove' | 'position' | 'renew', string>;
-const SOURCES: Scripts = { enqueue: ENQUEUE, dispatch: DISPATCH, claim: CLAIM, remove: REMOVE, position: POSITION, renew: RENEW };
+/** ARGV: tenant. Its live leases, after dropping those that ran out. */
+const LEASES = `${COMMON}
+expire(clock(), nil)
+return held(ARGV[1])
+`;
 
-interface ScriptCommands {
-  aiaasSchedEnqueue(...args: string[]): Promise<number>;
-  aiaasSchedDispatch(...args: string[]): Promise<string[]>;
-  aiaasSchedClaim(...args: string[]): Promise<number>;
-  aiaasSchedRemove(...args: string[]): Promise<number>;
-  aiaasSchedPosition(...args: string[]): Promise<number>;
-  aiaasSchedRenew(...args: string[]): Promise<number>;
-}
-
-const COMMAND_NAMES: Record<keyof Scripts, keyof ScriptCommands> = {
-  enqueue: 'aiaasSchedEnqueue',
-  dispatch: 'aiaasSchedDispatch',
-  claim: 'aiaasSchedClaim',
-  remove: 'aiaasSchedRemove',
-  position: 'aiaasSchedPosition',
-  renew: 'aiaasSchedRenew',
+const SOURCES = {
+  aiaasSchedEnqueue: ENQUEUE,
+  aiaasSchedDispatch: DISPATCH,
+  aiaasSchedClaim: CLAIM,
+  aiaasSchedRelease: RELEASE,
+  aiaasSchedRenew: RENEW,
+  aiaasSchedRemove: REMOVE,
+  aiaasSchedPosition: POSITION,
+  aiaasSchedForget: FORGET,
+  aiaasSchedLeases: LEASES,
 };
+
+type ScriptCommands = { [K in keyof typeof SOURCES]: (...args: string[]) => Promise<K extends 'aiaasSchedDispatch' ? string[] : number> };
 
 export class Scheduler {
   private readonly base: string;
-  private readonly bull: string;
-  private readonly redis: Redis & ScriptCommands;
+  /** The KEYS of every script (see FIXED_KEYS), as the first arguments of each call. */
+  private readonly keys: string[];
+  private readonly queueIndex: Map<string, number>;
+  private readonly redis: RedisClient & ScriptCommands;
 
   constructor(
     config: Pick<AppConfig, 'redisPrefix'>,
-    redis: Redis,
+    redis: RedisClient,
     /** How long a lease lives without renewal: past it, a crashed worker's slot is free again. */
     readonly leaseMs: number,
     private readonly allQueues: readonly string[],
   ) {
     this.base = redisKey(config, 'sched');
-    this.bull = bullPrefix(config);
-    for (const [name, lua] of Object.entries(SOURCES) as Array<[keyof Scripts, string]>) {
-      if (!(COMMAND_NAMES[name] in redis)) redis.defineCommand(COMMAND_NAMES[name], { numberOfKeys: 0, lua });
+    this.keys = [
+      ...FIXED_KEYS.map((k) => `${this.base}:${k}`),
+      ...allQueues.flatMap((q) => PER_QUEUE_KEYS.map((k) => `${this.base}:${k}:${q}`)),
+    ];
+    this.queueIndex = new Map(allQueues.map((q, i) => [q, i + 1]));
+    for (const [name, lua] of Object.entries(SOURCES)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: this.keys.length, lua });
     }
-    this.redis = redis as Redis & ScriptCommands;
+    this.redis = redis as RedisClient & ScriptCommands;
+  }
+
+  /** The 1-based index of a queue among `allQueues`, as the scripts name queues. */
+  private indexOf(queue: string): string {
+    const i = this.queueIndex.get(queue);
+    if (i === undefined) throw new Error(`the scheduler does not know queue ${queue}`);
+    return String(i);
   }
 
   /** Puts an accepted job in its tenant's waiting list. Idempotent: a job waiting already stays where it is. */
   async enqueue(job: SchedulableJob, share: TenantShare, options: { front?: boolean } = {}): Promise<boolean> {
     const added = await this.redis.aiaasSchedEnqueue(
-      this.base,
-      queueName(job.type, job.accelerator),
+      ...this.keys,
+      this.indexOf(queueName(job.type, job.accelerator)),
       job.tenantId,
       job.id,
       String(Math.max(0, Math.floor(share.cap))),
       String(share.weight),
       options.front ? '1' : '0',
-      ...ALL_QUEUES_ARGS(this.allQueues),
     );
     return added === 1;
   }
@@ -270,16 +352,14 @@ export class Scheduler {
   async dispatch(queues: readonly string[], free: number): Promise<Dispatched[]> {
     if (free <= 0) return [];
     const flat = await this.redis.aiaasSchedDispatch(
-      this.base,
-      this.bull,
-      String(Date.now()),
+      ...this.keys,
       String(this.leaseMs),
       String(free),
-      ...ALL_QUEUES_ARGS(queues),
-      ...ALL_QUEUES_ARGS(this.allQueues),
+      ...queues.map((q) => this.indexOf(q)),
     );
     const out: Dispatched[] = [];
-    for (let i = 0; i < flat.length; i += 3) out.push({ queue: flat[i], jobId: flat[i + 1], tenantId: flat[i + 2] });
+    for (let i = 0; i < flat.length; i += 3)
+      out.push({ queue: this.allQueues[Number(flat[i]) - 1], jobId: flat[i + 1], tenantId: flat[i + 2] });
     return out;
   }
 
@@ -288,74 +368,63 @@ export class Scheduler {
    * running already (handed back by a stall): it holds its slot, whatever the count says.
    */
   async claim(tenantId: string, jobId: string, force: boolean): Promise<boolean> {
-    return (
-      (await this.redis.aiaasSchedClaim(this.base, tenantId, jobId, String(Date.now()), String(this.leaseMs), force ? '1' : '0')) === 1
-    );
+    return (await this.redis.aiaasSchedClaim(...this.keys, tenantId, jobId, String(this.leaseMs), force ? '1' : '0')) === 1;
   }
 
   async renew(held: Array<{ tenantId: string; jobId: string }>): Promise<void> {
     if (held.length === 0) return;
-    await this.redis.aiaasSchedRenew(this.base, String(Date.now()), String(this.leaseMs), ...held.flatMap((h) => [h.tenantId, h.jobId]));
+    await this.redis.aiaasSchedRenew(...this.keys, String(this.leaseMs), ...held.flatMap((h) => [h.tenantId, h.jobId]));
   }
 
   /** The job no longer holds a slot (it ended, or goes back to wait for one). */
   async release(tenantId: string, jobId: string): Promise<void> {
-    await this.redis.zrem(`${this.base}:leases:${tenantId}`, jobId);
+    await this.redis.aiaasSchedRelease(...this.keys, tenantId, jobId);
   }
 
   /** Takes a waiting job out; false if it was not waiting (dispatched already, or never enqueued). */
   async remove(job: SchedulableJob): Promise<boolean> {
-    return (await this.redis.aiaasSchedRemove(this.base, queueName(job.type, job.accelerator), job.tenantId, job.id)) === 1;
+    return (
+      (await this.redis.aiaasSchedRemove(...this.keys, this.indexOf(queueName(job.type, job.accelerator)), job.tenantId, job.id)) === 1
+    );
   }
 
   /** Whether the job is waiting in the scheduler. */
   async holds(jobId: string): Promise<boolean> {
-    return (await this.redis.sismember(`${this.base}:members`, jobId)) === 1;
+    return (await this.redis.hexists(this.keys[0], jobId)) === 1;
   }
 
   /** Which of the jobs wait in the scheduler, in one round trip (the reconciler's pass over a backlog). */
   async holdsMany(jobIds: readonly string[]): Promise<Set<string>> {
     if (jobIds.length === 0) return new Set();
-    const found = await this.redis.smismember(`${this.base}:members`, [...jobIds]);
-    return new Set(jobIds.filter((_, i) => found[i] === 1));
+    const found = await this.redis.hmget(this.keys[0], ...jobIds);
+    return new Set(jobIds.filter((_, i) => found[i] !== null));
   }
 
   /** 1-based place of a waiting job in the order the scheduler will dispatch it; null once it is in BullMQ. */
   async position(job: SchedulableJob): Promise<number | null> {
-    const ahead = await this.redis.aiaasSchedPosition(this.base, this.bull, queueName(job.type, job.accelerator), job.tenantId, job.id);
+    const ahead = await this.redis.aiaasSchedPosition(
+      ...this.keys,
+      this.indexOf(queueName(job.type, job.accelerator)),
+      job.tenantId,
+      job.id,
+    );
     return ahead < 0 ? null : ahead + 1;
   }
 
   /** Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
   async forget(tenantId: string): Promise<void> {
-    for (const queue of this.allQueues) {
-      const list = `${this.base}:pending:${queue}:${tenantId}`;
-      const ids = await this.redis.lrange(list, 0, -1);
-      const p = this.redis.multi();
-      if (ids.length) p.srem(`${this.base}:members`, ...ids);
-      p.del(list);
-      p.zrem(`${this.base}:ring:${queue}`, tenantId);
-      await p.exec();
-    }
-    await this.redis.del(`${this.base}:leases:${tenantId}`, `${this.base}:tenant:${tenantId}`);
-    await this.redis.hdel(`${this.base}:pass`, tenantId);
+    await this.redis.aiaasSchedForget(...this.keys, tenantId);
   }
 
   /** Live leases of a tenant (tests and the admin overview). */
   async leases(tenantId: string): Promise<number> {
-    await this.redis.zremrangebyscore(`${this.base}:leases:${tenantId}`, '-inf', Date.now());
-    return this.redis.zcard(`${this.base}:leases:${tenantId}`);
+    return this.redis.aiaasSchedLeases(...this.keys, tenantId);
   }
 
   /** Jobs waiting in the scheduler, per queue and tenant. */
   async waiting(): Promise<Array<{ queue: string; tenantId: string; jobs: number }>> {
-    const out: Array<{ queue: string; tenantId: string; jobs: number }> = [];
-    for (const queue of this.allQueues) {
-      for (const tenantId of await this.redis.zrange(`${this.base}:ring:${queue}`, '0', '-1')) {
-        out.push({ queue, tenantId, jobs: await this.redis.llen(`${this.base}:pending:${queue}:${tenantId}`) });
-      }
-    }
-    return out;
+    const counts = await Promise.all(this.allQueues.map((q) => this.redis.hgetall(`${this.base}:counts:${q}`)));
+    return this.allQueues.flatMap((queue, i) => Object.entries(counts[i]).map(([tenantId, n]) => ({ queue, tenantId, jobs: Number(n) })));
   }
 }
 

@@ -1,9 +1,8 @@
 import { ApiError, type JobStatus, STATUSES } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { AuditRepository, Database, type Job, JobRepository, onlineWorkerCount, toPage, WebhookRepository, WORKER_STALE_MS } from '@app/db';
-import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE } from '@app/queue';
+import { ALL_QUEUES, ClusterMetrics, PredictQueue, WEBHOOKS_QUEUE, type RedisClient } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { Gauge, Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Actor } from '../http/actor.js';
@@ -32,7 +31,7 @@ export class OperationsService {
     private readonly scheduling: JobScheduling,
     private readonly webhooks: WebhookRepository,
     private readonly audit: AuditRepository,
-    @Inject(REDIS) redis: Redis,
+    @Inject(REDIS) redis: RedisClient,
   ) {
     this.predictQueue = new PredictQueue(config, redis);
     this.registerGauges();

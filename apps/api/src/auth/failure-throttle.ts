@@ -1,7 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { redisKey } from '@app/queue';
+import { redisKey, type RedisClient } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS } from '../infra/infra.module.js';
 
 /**
@@ -36,7 +35,7 @@ type Scripts = {
 export class AuthFailureThrottle {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {
     redis.defineCommand('aiaasAuthFailCheck', { numberOfKeys: 1, lua: CHECK });
     redis.defineCommand('aiaasAuthFail', { numberOfKeys: 1, lua: FAIL });
@@ -59,6 +58,6 @@ export class AuthFailureThrottle {
   }
 
   private keyOf(address: string): string {
-    return redisKey(this.config, 'auth-failures', address);
+    return redisKey(this.config, `af:${address}`);
   }
 }

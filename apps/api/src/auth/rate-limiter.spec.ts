@@ -1,31 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ApiError, PLAN_QUOTAS } from '@app/common';
+import { ApiError } from '@app/common';
 import { loadConfig } from '@app/config';
-import { createRedis } from '@app/queue';
-import type { Redis } from 'ioredis';
-import type { TenantPrincipal } from './principal.js';
+import { createRedis, type RedisClient } from '@app/queue';
+import { testPrincipal as principal } from './principal.fixture.js';
 import { RateLimiter } from './rate-limiter.js';
 
 // Against the real Redis of the test run (its own key prefix): the limiter is a Lua script.
 const config = { ...loadConfig(), redisPrefix: `${process.env.REDIS_PREFIX ?? 'unit'}-rl` };
-let redis: Redis;
+let redis: RedisClient;
 let limiter: RateLimiter;
-
-const principal = (tenantId: string, perMinute: number, keyLimit: number | null = null): TenantPrincipal => ({
-  kind: 'tenant',
-  keyId: `key_${tenantId}`,
-  keyHash: 'h',
-  tenantId,
-  tenantName: 't',
-  tenantCreatedAt: new Date().toISOString(),
-  tenantStatus: 'active',
-  plan: 'free',
-  quotas: { ...PLAN_QUOTAS.free, requests_per_minute: perMinute },
-  scopes: new Set(),
-  expiresAt: null,
-  revoked: false,
-  keyRateLimit: keyLimit,
-});
 
 beforeAll(async () => {
   redis = createRedis(config, 'command');
@@ -33,7 +16,7 @@ beforeAll(async () => {
   limiter = new RateLimiter(config, redis);
 });
 afterAll(async () => {
-  const keys = await redis.keys(`{${config.redisPrefix}}*`);
+  const keys = await redis.keys(`{${config.redisPrefix}:*`);
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
 });
@@ -81,6 +64,9 @@ describe('RateLimiter', () => {
     const p = principal(`u${Date.now()}`, 100);
     for (let i = 0; i < 4; i++) await limiter.take(p);
     const day = new Date().toISOString().slice(0, 10);
-    expect(await redis.hget(limiter.usageKey, `${p.tenantId}|${day}`)).toBe('4');
+    expect(await redis.hget(limiter.usageKeys(p.tenantId).pending, day)).toBe('4');
+    expect(await redis.sismember(limiter.meteredKey, p.tenantId)).toBe(1);
+    expect(limiter.takeCountedTenants().has(p.tenantId)).toBe(true);
+    expect(limiter.takeCountedTenants().size).toBe(0);
   });
 });

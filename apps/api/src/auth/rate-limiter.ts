@@ -1,15 +1,15 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { redisKey } from '@app/queue';
+import { type RedisClient, redisKey, tenantUnit } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS } from '../infra/infra.module.js';
 import type { RateState, TenantPrincipal } from './principal.js';
 
 /**
  * Two token buckets (the tenant's, and the key's when it has its own limit) refilled continuously
- * over a 60 s window, taken together or not at all, plus the request meter: one round trip.
- * Redis's clock is used so that every API instance agrees.
+ * over a 60 s window, taken together or not at all, plus the request meter (a hash of counts by
+ * day): one round trip. All three keys are the tenant's unit, so on a cluster one slot holds them
+ * and tenants spread over the slots. Redis's clock is used so that every API instance agrees.
  */
 const TAKE = `
 local t = redis.call('TIME')
@@ -45,21 +45,42 @@ return { allowed and 1 or 0, b, caps[b], math.floor(levels[b]), full_ms, retry_m
 
 const WINDOW_SECONDS = 60;
 
+/** The Redis keys of one tenant's request meter: counts by day waiting, and the batch being flushed (see UsageMeter). */
+export interface UsageKeys {
+  pending: string;
+  flushing: string;
+  owner: string;
+}
+
 @Injectable()
 export class RateLimiter {
-  private readonly pendingUsageKey: string;
+  /** Tenants counted in Redis since the UsageMeter last asked (takeCountedTenants). */
+  private counted = new Set<string>();
+  /** The set of tenants whose meters may hold counts, for a flusher other than the instance that counted them. */
+  readonly meteredKey: string;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {
     redis.defineCommand('aiaasTakeTokens', { numberOfKeys: 3, lua: TAKE });
-    this.pendingUsageKey = redisKey(config, 'usage', 'pending');
+    this.meteredKey = redisKey(config, 'usage', 'metered');
   }
 
-  /** The key under which un-flushed request counts wait (see UsageMeter). */
-  get usageKey(): string {
-    return this.pendingUsageKey;
+  usageKeys(tenantId: string): UsageKeys {
+    const unit = tenantUnit(tenantId);
+    return {
+      pending: redisKey(this.config, unit, 'usage'),
+      flushing: redisKey(this.config, unit, 'usage', 'flushing'),
+      owner: redisKey(this.config, unit, 'usage', 'owner'),
+    };
+  }
+
+  /** The tenants this instance counted in Redis since the last call. */
+  takeCountedTenants(): Set<string> {
+    const out = this.counted;
+    this.counted = new Set();
+    return out;
   }
 
   /** Per-instance buckets and request counts used while Redis does not answer (see `take`). */
@@ -95,17 +116,23 @@ export class RateLimiter {
     const tenantLimit = p.quotas.requests_per_minute;
     const keyLimit = p.keyRateLimit !== null && p.keyRateLimit < tenantLimit ? p.keyRateLimit : 0;
     const day = new Date().toISOString().slice(0, 10);
+    const unit = tenantUnit(p.tenantId);
     let reply: number[];
     try {
       reply = await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number[]>>).aiaasTakeTokens(
-        redisKey(this.config, 'rl', 'tenant', p.tenantId),
-        redisKey(this.config, 'rl', 'key', p.keyId),
-        this.pendingUsageKey,
+        redisKey(this.config, unit, 'rl'),
+        redisKey(this.config, unit, 'rl', 'key', p.keyId),
+        redisKey(this.config, unit, 'usage'),
         tenantLimit,
         keyLimit,
         WINDOW_SECONDS * 1000,
-        `${p.tenantId}|${day}`,
+        day,
       );
+      if (reply[0] === 1 && !this.counted.has(p.tenantId)) {
+        // Once per tenant and flush interval: names the tenant for whichever instance flushes next.
+        this.counted.add(p.tenantId);
+        void this.redis.sadd(this.meteredKey, p.tenantId).catch(() => undefined);
+      }
     } catch {
       // Redis is down: limit with this instance's own buckets rather than refuse everything, so
       // the API keeps serving (and accepting jobs it can commit to PostgreSQL) through the outage.

@@ -1,9 +1,8 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { redisKey } from '@app/queue';
+import { redisKey, tenantUnit, type RedisClient } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { REDIS } from '../infra/infra.module.js';
 
 /**
@@ -35,14 +34,14 @@ export class UploadSlots {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {
     redis.defineCommand('aiaasAcquireUpload', { numberOfKeys: 1, lua: ACQUIRE });
   }
 
   /** Takes a slot or throws 429; the returned function gives it back (call it once, in a finally). */
   async acquire(tenantId: string): Promise<() => Promise<void>> {
-    const key = redisKey(this.config, 'uploads', tenantId);
+    const key = redisKey(this.config, tenantUnit(tenantId), 'uploads');
     const lease = randomBytes(8).toString('hex');
     const cap = this.config.uploadsPerTenant;
     let granted: boolean;

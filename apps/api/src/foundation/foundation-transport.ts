@@ -1,10 +1,9 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, onlineWorkerCount } from '@app/db';
-import { type FoundationPayload, FoundationQueue, type FoundationReply, foundationRepliesChannel } from '@app/queue';
+import { type FoundationPayload, FoundationQueue, type FoundationReply, foundationRepliesChannel, type RedisClient } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
 
 /** How long a request waits for a worker's answer before it is a 503. */
@@ -28,8 +27,8 @@ export class FoundationTransport implements OnModuleInit, OnApplicationShutdown 
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly db: Database,
   ) {
     this.queue = new FoundationQueue(config, redis);

@@ -1,7 +1,7 @@
+import type { RedisClient } from '@app/queue';
 import { Database } from '@app/db';
 import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Admin, Public, Scrape } from '../auth/principal.js';
 import { Endpoint } from '../http/endpoint.js';
@@ -25,7 +25,7 @@ const within = <T>(p: Promise<T>, ms: number) =>
 export class HealthController {
   constructor(
     private readonly db: Database,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly ops: OperationsService,
   ) {}
 

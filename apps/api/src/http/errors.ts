@@ -1,5 +1,6 @@
 import { ApiError, newId } from '@app/common';
 import { isDatabaseUnavailable, isUnstorableText } from '@app/db';
+import { isRedisUnavailable } from '@app/queue';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -51,6 +52,13 @@ export function toApiError(err: unknown, requestId?: string): ApiError {
       undefined,
       { 'Retry-After': '2' },
     );
+  }
+  // Redis down, or a cluster slot without a master while a replica is promoted: retry shortly.
+  if (isRedisUnavailable(err)) {
+    logger.warn({ error_id: errorId, err: (err as Error).message.slice(0, 300) }, 'redis unavailable');
+    return new ApiError(503, 'api_error', 'redis_unavailable', `Redis is not answering; retry shortly (request ${errorId})`, undefined, {
+      'Retry-After': '2',
+    });
   }
   logger.error({ err, error_id: errorId }, 'unhandled error');
   return new ApiError(500, 'api_error', 'internal_error', `Something went wrong on our side; quote ${errorId} when you report it`);

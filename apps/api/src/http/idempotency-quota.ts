@@ -1,8 +1,7 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { redisKey } from '@app/queue';
+import { redisKey, tenantUnit, type RedisClient } from '@app/queue';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS } from '../infra/infra.module.js';
 import type { TenantPrincipal } from '../auth/principal.js';
 
@@ -44,7 +43,7 @@ type Script = { aiaasIdempotencyTake(key: string, cap: number, ttlHours: number,
 export class IdempotencyQuota {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {
     redis.defineCommand('aiaasIdempotencyTake', { numberOfKeys: 1, lua: TAKE });
   }
@@ -76,6 +75,6 @@ export class IdempotencyQuota {
   }
 
   private keyOf(tenantId: string): string {
-    return redisKey(this.config, 'idempotency', 'records', tenantId);
+    return redisKey(this.config, tenantUnit(tenantId), 'idempotency');
   }
 }

@@ -12,9 +12,8 @@ import {
   UsageRepository,
   WebhookRepository,
 } from '@app/db';
-import { createRedis } from '@app/queue';
+import { createRedis, type RedisClient } from '@app/queue';
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 
 export const REDIS = Symbol('REDIS');
 export const REDIS_SUBSCRIBER = Symbol('REDIS_SUBSCRIBER');
@@ -25,8 +24,8 @@ class InfraLifecycle implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('infra');
   constructor(
     private readonly db: Database,
-    @Inject(REDIS) private readonly redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
   ) {}
 
   async onModuleInit(): Promise<void> {

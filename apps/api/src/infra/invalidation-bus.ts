@@ -1,7 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { coalescingPublisher, invalidationChannel } from '@app/queue';
+import { coalescingPublisher, invalidationChannel, type RedisClient } from '@app/queue';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from './infra.module.js';
 
 /** What changed, told to every API instance so that none serves it from a stale cache. */
@@ -31,8 +30,8 @@ export class InvalidationBus implements OnModuleInit {
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(REDIS) redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
   ) {
     this.channel = invalidationChannel(config);
     // Fifty submissions of a tenant in one turn invalidate its usage once.

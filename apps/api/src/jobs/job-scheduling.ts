@@ -1,9 +1,8 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
 import { JobLifecycle, RedisJobEffects, SchedulerQueues } from '@app/jobs';
-import { ALL_QUEUES, JobQueues, Scheduler, schedulerLeaseMs } from '@app/queue';
+import { ALL_QUEUES, JobQueues, Scheduler, schedulerLeaseMs, type RedisClient } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS } from '../infra/infra.module.js';
 import { UsageCache } from '../me/usage-cache.js';
 
@@ -20,7 +19,7 @@ export class JobScheduling implements OnApplicationShutdown {
   readonly port: SchedulerQueues;
   readonly lifecycle: JobLifecycle;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, db: Database, @Inject(REDIS) redis: Redis, usage: UsageCache) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, db: Database, @Inject(REDIS) redis: RedisClient, usage: UsageCache) {
     this.queues = new JobQueues(config);
     this.scheduler = new Scheduler(config, redis, schedulerLeaseMs(config), ALL_QUEUES);
     this.port = new SchedulerQueues(config, db, redis, this.scheduler, this.queues);

@@ -1,7 +1,6 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { createRedis, type JobEventMessage, jobEventsChannel } from '@app/queue';
+import { createRedis, type JobEventMessage, jobEventsChannel, type RedisClient } from '@app/queue';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 
 type Listener = (event: JobEventMessage) => void;
 
@@ -12,7 +11,7 @@ type Listener = (event: JobEventMessage) => void;
  */
 @Injectable()
 export class JobWatcher implements OnApplicationShutdown {
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   private readonly listeners = new Map<string, Set<Listener>>();
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {

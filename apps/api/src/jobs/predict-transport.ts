@@ -1,8 +1,7 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database } from '@app/db';
-import { type PredictPayload, PredictQueue, type PredictReply, predictRepliesChannel } from '@app/queue';
+import { type PredictPayload, PredictQueue, type PredictReply, predictRepliesChannel, type RedisClient } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
 
 /** How often, and after how long, a waiting request's job row is looked at in case its reply was missed. */
@@ -35,8 +34,8 @@ export class PredictTransport implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly db: Database,
   ) {
     this.queue = new PredictQueue(config, redis);

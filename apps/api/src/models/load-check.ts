@@ -1,9 +1,8 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type LoadCheckOutcome, onlineWorkerCount, StagedImportRepository } from '@app/db';
-import { LoadCheckQueue, type LoadCheckReply, loadCheckRepliesChannel } from '@app/queue';
+import { LoadCheckQueue, type LoadCheckReply, loadCheckRepliesChannel, type RedisClient } from '@app/queue';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { REDIS, REDIS_SUBSCRIBER } from '../infra/infra.module.js';
 
 /** What a client is told to wait before it tries an import again when no worker could check it. */
@@ -26,8 +25,8 @@ export class LoadCheckClient implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) redis: Redis,
-    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly db: Database,
   ) {
     this.queue = new LoadCheckQueue(config, redis);

@@ -1,6 +1,6 @@
 import { ApiError } from '@app/common';
 import { APP_CONFIG, type AppConfig } from '@app/config';
-import { ALL_QUEUES, Scheduler } from '@app/queue';
+import { ALL_QUEUES, type RedisClient, Scheduler } from '@app/queue';
 import {
   ApiKeyRepository,
   AuditRepository,
@@ -13,7 +13,6 @@ import {
   UsageRepository,
 } from '@app/db';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { KeyStore } from '../auth/key-store.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
@@ -41,7 +40,7 @@ export class TenantsService {
     private readonly usage: UsageRepository,
     private readonly keyStore: KeyStore,
     private readonly rateLimiter: RateLimiter,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -161,24 +160,24 @@ export class TenantsService {
     };
   }
 
-  /** Requests counted in Redis and not yet flushed to PostgreSQL by the UsageMeter. */
+  /** Requests counted in Redis and not yet flushed to PostgreSQL by the UsageMeter (waiting, or in a batch being flushed). */
   private async pendingRequests(tenantId: string, from: string, to: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const all = await this.redis.hgetall(this.rateLimiter.usageKey).catch(() => ({}) as Record<string, string>);
-    for (const [field, value] of Object.entries(all)) {
-      const [t, day] = field.split('|');
-      if (t === tenantId && day >= from && day <= to) out.set(day, (out.get(day) ?? 0) + Number(value));
+    const keys = this.rateLimiter.usageKeys(tenantId);
+    const hashes = await Promise.all(
+      [keys.pending, keys.flushing].map((k) => this.redis.hgetall(k).catch(() => ({}) as Record<string, string>)),
+    );
+    for (const all of hashes) {
+      for (const [day, value] of Object.entries(all)) if (day >= from && day <= to) out.set(day, (out.get(day) ?? 0) + Number(value));
     }
     return out;
   }
 
   private async forgetRedisState(tenantId: string): Promise<void> {
-    await this.redis
-      .hdel(
-        this.rateLimiter.usageKey,
-        ...(await this.redis.hkeys(this.rateLimiter.usageKey)).filter((f) => f.startsWith(`${tenantId}|`)),
-        '',
-      )
-      .catch(() => undefined);
+    const keys = this.rateLimiter.usageKeys(tenantId);
+    await Promise.all([
+      this.redis.del(keys.pending, keys.flushing, keys.owner).catch(() => undefined),
+      this.redis.srem(this.rateLimiter.meteredKey, tenantId).catch(() => undefined),
+    ]);
   }
 }

@@ -163,7 +163,7 @@ export class WebhooksService implements OnApplicationShutdown {
     // A finished message has left the queue (jobs are removed when they end); one still retrying is brought forward.
     const queue = (this.queue ??= new Queue(WEBHOOKS_QUEUE, {
       connection: bullConnection(this.config, 'command'),
-      prefix: bullPrefix(this.config),
+      prefix: bullPrefix(this.config, WEBHOOKS_QUEUE),
       skipWaitingForReady: true,
     }));
     const message = await this.webhooks.redeliver(id, messageId);

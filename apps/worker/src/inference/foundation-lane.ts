@@ -8,9 +8,9 @@ import {
   FoundationQueue,
   type FoundationReply,
   foundationRepliesChannel,
+  type RedisClient,
 } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { Batcher } from './batcher.js';
 import { InferencePool } from './inference-pool.js';
 import { UsageTally } from './usage-tally.js';
@@ -39,8 +39,8 @@ export class FoundationLane implements OnApplicationBootstrap, BeforeApplication
   private readonly usage: UsageRepository;
   private readonly requests = new UsageTally(EMBEDDING_REQUESTS_METRIC);
   private readonly tokens = new UsageTally(EMBEDDING_TOKENS_METRIC);
-  private redis: Redis | null = null;
-  private blocking: Redis | null = null;
+  private redis: RedisClient | null = null;
+  private blocking: RedisClient | null = null;
   private queue: FoundationQueue | null = null;
   private held = 0;
   private roomFreed: (() => void) | null = null;

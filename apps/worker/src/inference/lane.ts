@@ -12,9 +12,9 @@ import {
   PredictQueue,
   type PredictReply,
   predictRepliesChannel,
+  type RedisClient,
 } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { ChildCrashed } from '../compute/pool.js';
 import { JobInputError } from '../jobs/job-reader.js';
 import { Batcher } from './batcher.js';
@@ -62,8 +62,8 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
   private readonly records: SyncPredictionRepository;
   private readonly usage: UsageRepository;
   private readonly tally = new UsageTally();
-  private redis: Redis | null = null;
-  private blocking: Redis | null = null;
+  private redis: RedisClient | null = null;
+  private blocking: RedisClient | null = null;
   private queue: PredictQueue | null = null;
   /** Requests taken and not yet answered. */
   private held = 0;

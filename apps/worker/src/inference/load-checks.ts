@@ -1,9 +1,8 @@
 import { APP_CONFIG, type AppConfig } from '@app/config';
 import { Database, type LoadCheckOutcome, LoadCheckRepository } from '@app/db';
 import { isMlError } from '@app/ml';
-import { createRedis, type LoadCheckPayload, LoadCheckQueue, loadCheckRepliesChannel } from '@app/queue';
+import { createRedis, type LoadCheckPayload, LoadCheckQueue, loadCheckRepliesChannel, type RedisClient } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { ChildCrashed } from '../compute/pool.js';
 import { InferencePool } from './inference-pool.js';
 
@@ -23,8 +22,8 @@ const SWEEP_EVERY_MS = 600_000;
 export class LoadCheckConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly log = new Logger('load-check');
   private readonly checks: LoadCheckRepository;
-  private redis: Redis | null = null;
-  private blocking: Redis | null = null;
+  private redis: RedisClient | null = null;
+  private blocking: RedisClient | null = null;
   private queue: LoadCheckQueue | null = null;
   private consuming: Promise<void> = Promise.resolve();
   private stopping = false;

@@ -56,11 +56,11 @@ export class WebhookDelivery implements OnApplicationBootstrap, BeforeApplicatio
     this.metrics = new ClusterMetrics(this.config, this.redis);
     // The relay's adds, like the deliverer's fetches, wait for Redis to come back.
     const connection = bullConnection(this.config, 'blocking');
-    this.queue = new Queue<DeliveryJob>(WEBHOOKS_QUEUE, { connection, prefix: bullPrefix(this.config) });
+    this.queue = new Queue<DeliveryJob>(WEBHOOKS_QUEUE, { connection, prefix: bullPrefix(this.config, WEBHOOKS_QUEUE) });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<DeliveryJob>(WEBHOOKS_QUEUE, (job, token) => this.deliver(job, token), {
       connection,
-      prefix: bullPrefix(this.config),
+      prefix: bullPrefix(this.config, WEBHOOKS_QUEUE),
       name: this.config.instanceId,
       concurrency: this.config.webhookConcurrency,
       // An attempt lasts at most WEBHOOK_TIMEOUT_MS; the lock must outlive it.
