@@ -8,7 +8,7 @@
 //    tenant is deleted after its round;
 //  - sync predict (one row, Prefer: wait) at 64 clients (the predict request list, a worker, the reply channel).
 // Figures: requests/s on the cluster ÷ on the single node (target ≥ 0.8 each, "cluster ≥ 0.8 of
-// single-node on one machine"). All six cluster nodes share the machine's two cores with everything else.
+// single-node on one machine"), and pub/sub throughput: plain PUBLISH vs sharded SPUBLISH. All six cluster nodes share the machine's two cores with everything else.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -17,6 +17,7 @@ import {
   loadTest,
   median,
   RATIO_COLUMNS,
+  readStat,
   requestJson,
   root,
   round,
@@ -25,6 +26,55 @@ import {
   step,
 } from './harness.mjs';
 import { startRedisCluster } from './redis-cluster.mjs';
+
+const PUBSUB_MESSAGES = 20_000;
+const PUBSUB_CHANNELS = 64;
+
+/**
+ * Messages/s from one publisher to one subscriber over PUBSUB_CHANNELS channels (as job events of
+ * many jobs go to the API instances), and the CPU every redis-server spent per message. `mode`:
+ * plain PUBLISH on one Redis, plain PUBLISH on the cluster, sharded SPUBLISH on the cluster.
+ */
+async function pubsubRun(mode, { redisUrl, nodes, pids }) {
+  const { Cluster, Redis } = await import('ioredis');
+  const make = (opts = {}) => (mode === 'single' ? new Redis(redisUrl) : new Cluster(nodes, opts));
+  const sharded = mode === 'cluster-sharded';
+  const pub = make();
+  const sub = make(sharded ? { shardedSubscribers: true } : {});
+  const channels = Array.from({ length: PUBSUB_CHANNELS }, (_, i) => `{bench-pubsub:${i}}:events`);
+  try {
+    let got = 0;
+    let done;
+    const all = new Promise((r) => (done = r));
+    const onMessage = () => {
+      if (++got === PUBSUB_MESSAGES) done();
+    };
+    sub.on(sharded ? 'smessage' : 'message', onMessage);
+    if (sharded) for (const c of channels) await sub.ssubscribe(c);
+    else await sub.subscribe(...channels);
+    const ticks = () => pids.reduce((sum, pid) => sum + (readStat(pid)?.ticks ?? 0), 0);
+    const t0 = performance.now();
+    const before = ticks();
+    for (let i = 0; i < PUBSUB_MESSAGES; i += 100) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 100, PUBSUB_MESSAGES); j++) {
+        const c = channels[j % PUBSUB_CHANNELS];
+        batch.push(sharded ? pub.spublish(c, 'x'.repeat(200)) : pub.publish(c, 'x'.repeat(200)));
+      }
+      await Promise.all(batch);
+    }
+    await all;
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      mode,
+      rate: Math.round(PUBSUB_MESSAGES / seconds),
+      redis_us_per_message: round(((ticks() - before) * 10_000) / PUBSUB_MESSAGES, 1),
+    };
+  } finally {
+    pub.disconnect();
+    sub.disconnect();
+  }
+}
 
 export const TARGETS = { cluster_vs_single: 0.8 };
 const PREDICT_CLIENTS = 64;
@@ -117,6 +167,27 @@ export default {
           }
         }
       }
+      // Pub/sub: plain PUBLISH on the single node and on the cluster, sharded SPUBLISH on the cluster.
+      const pubsub = [];
+      const singlePid = Number((await import('node:child_process')).execSync('pgrep -x redis-server -o || true').toString().trim()) || null;
+      for (let i = 1; i <= rounds; i++) {
+        for (const mode of ['single', 'cluster-plain', 'cluster-sharded']) {
+          const r = await pubsubRun(mode, {
+            redisUrl: env.REDIS_URL,
+            nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })),
+            pids: mode === 'single' ? (singlePid ? [singlePid] : []) : cluster.pids,
+          });
+          pubsub.push({ ...r, round: i });
+          step(
+            `cluster: round ${i}/${rounds} pub/sub ${mode}: ${r.rate.toLocaleString('en-US')} messages/s, Redis ${r.redis_us_per_message} µs/message`,
+          );
+        }
+      }
+      const ps = (mode) => {
+        const mine = pubsub.filter((r) => r.mode === mode);
+        return { rate: median(mine.map((r) => r.rate)), redis_us: median(mine.map((r) => r.redis_us_per_message)) };
+      };
+
       // Submissions last: the workers stop so the jobs stay queued (and cost the same on both stacks).
       for (const mode of MODES) await stacks[mode].worker.stop();
       for (let i = 1; i <= rounds; i++) {
@@ -191,13 +262,30 @@ export default {
         description:
           `Two stacks side by side (API + worker each, TF_BACKEND=wasm, WORKER_CONCURRENCY=2): one on the machine's Redis, one on a 3-master, 3-replica Redis Cluster on loopback (cluster-node-timeout 2000, no persistence, like the single node). ` +
           `Each round loads one stack at a time, alternating; ${seconds} s runs, ${rounds} rounds, medians; the ratio is the median of the rounds' cluster ÷ single ratios. ` +
-          'POST /v1/jobs runs with the workers stopped (jobs stay queued), a fresh tenant per round, deleted after it.',
+          'POST /v1/jobs runs with the workers stopped (jobs stay queued), a fresh tenant per round, deleted after it. ' +
+          `Pub/sub: ${PUBSUB_MESSAGES.toLocaleString('en-US')} messages of 200 bytes from one publisher over ${PUBSUB_CHANNELS} channels to one subscriber (pipelined 100 at a time), until all arrived; Redis CPU from /proc of every node.`,
         columns: RATIO_COLUMNS,
-        rows: table.map((t) => t.row),
+        rows: [
+          ...table.map((t) => t.row),
+          ...['cluster-plain', 'cluster-sharded'].map((mode) => ({
+            figure: `pub/sub over ${PUBSUB_CHANNELS} channels, one subscriber: ${mode === 'cluster-plain' ? 'PUBLISH' : 'SPUBLISH (sharded)'} on the cluster vs PUBLISH on one Redis`,
+            measured: `${ps(mode).rate.toLocaleString('en-US')} messages/s (Redis ${ps(mode).redis_us} µs/message, all nodes)`,
+            baseline: `${ps('single').rate.toLocaleString('en-US')} messages/s (Redis ${ps('single').redis_us} µs/message)`,
+            ratio: round(ps(mode).rate / ps('single').rate, 2),
+            target: '—',
+            result: '—',
+          })),
+        ],
         checks: table.map((t) => t.check),
-        figures: Object.fromEntries(table.map((t) => [t.key, t.figures])),
+        figures: {
+          ...Object.fromEntries(table.map((t) => [t.key, t.figures])),
+          pubsub: { single: ps('single'), plain: ps('cluster-plain'), sharded: ps('cluster-sharded') },
+        },
         runs,
-        notes: [`Cluster nodes on ports ${cluster.ports.join(', ')}.`],
+        notes: [
+          `Cluster nodes on ports ${cluster.ports.join(', ')}.`,
+          `Pub/sub rounds (messages/s, Redis µs/message): ${pubsub.map((r) => `${r.mode} ${r.rate} (${r.redis_us_per_message})`).join('; ')}.`,
+        ],
       };
     } finally {
       for (const s of Object.values(stacks)) {

@@ -35,6 +35,17 @@ async function tenant(quotas: Record<string, number> = {}): Promise<TenantFixtur
 /** The same tenant's key on the other API instance. */
 const onOther = (t: TenantFixture) => new Api(apis[1].url, t.key.secret);
 
+/** The event types of a job's SSE stream on the second API instance, read until the server closes it (after the terminal event). */
+async function streamed(t: TenantFixture, jobId: string): Promise<string[]> {
+  const res = await fetch(`${apis[1].url}/v1/jobs/${jobId}/stream`, { headers: { authorization: `Bearer ${t.key.secret}` } });
+  expect(res.headers.get('content-type')).toContain('text/event-stream');
+  const text = await res.text();
+  return text
+    .split('\n\n')
+    .filter((b) => b.startsWith('id:'))
+    .map((b) => /event: (.*)/.exec(b)![1]);
+}
+
 async function statuses(ids: string[]): Promise<Map<string, string>> {
   const { rows } = await db.query<{ id: string; status: string }>('SELECT id, status FROM jobs WHERE id = ANY($1)', [ids]);
   return new Map(rows.map((r) => [r.id, r.status]));
@@ -113,13 +124,7 @@ describe('on a Redis Cluster', () => {
   it('streams a job submitted on one instance from the other (SSE over cluster pub/sub)', async () => {
     const t = await tenant();
     const j = (await t.api.post('/v1/jobs', { type: 'inference', model: 'm', inputs })).body;
-    const res = await fetch(`${apis[1].url}/v1/jobs/${j.id}/stream`, { headers: { authorization: `Bearer ${t.key.secret}` } });
-    expect(res.headers.get('content-type')).toContain('text/event-stream');
-    const text = await res.text(); // the server closes the stream after the terminal event
-    const types = text
-      .split('\n\n')
-      .filter((b) => b.startsWith('id:'))
-      .map((b) => /event: (.*)/.exec(b)![1]);
+    const types = await streamed(t, j.id);
     expect(types[0]).toBe('job.queued');
     expect(types.at(-1)).toBe('job.succeeded');
   }, 60_000);
@@ -227,8 +232,11 @@ describe('on a Redis Cluster', () => {
     );
     expect(rows).toHaveLength(accepted.length);
     expect(rows.every((r) => r.n === 1)).toBe(true);
-    // And the service works as before on the promoted replica.
+    // And the service works as before on the promoted replica: sync predict, and SSE over the
+    // sharded subscriptions, which followed the slots to their new master.
     const r = await onOther(t).post('/v1/models/m/predict', { inputs, version: 1 }, WAIT);
     expect(r.status).toBe(200);
+    const after = (await t.api.post('/v1/jobs', { type: 'inference', model: 'm', inputs })).body;
+    expect((await streamed(t, after.id)).at(-1)).toBe('job.succeeded');
   }, 360_000);
 });

@@ -12,6 +12,7 @@ import {
   type Scheduler,
   type TenantShare,
   type RedisClient,
+  publishSharded,
 } from '@app/queue';
 
 /** What follows a committed transition outside PostgreSQL. */
@@ -55,7 +56,7 @@ export class RedisJobEffects implements JobEffects {
 
   published(event: JobEvent, job: Job): void {
     const warn = (err: Error) => this.warn(`publish ${event.type} of ${event.jobId}: ${err.message}`);
-    this.redis.publish(jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch(warn);
+    publishSharded(this.config, this.redis, jobEventsChannel(this.config, event.jobId), JSON.stringify(eventView(event))).catch(warn);
     if (event.type === 'job.progress') return;
     if (this.usageChanged) this.usageChanged(job.tenantId);
     else this.redis.publish(invalidationChannel(this.config), JSON.stringify({ usageOf: job.tenantId })).catch(warn);

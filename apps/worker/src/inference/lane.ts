@@ -13,6 +13,7 @@ import {
   type PredictReply,
   predictRepliesChannel,
   type RedisClient,
+  publishSharded,
 } from '@app/queue';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { ChildCrashed } from '../compute/pool.js';
@@ -296,7 +297,7 @@ export class InferenceLane implements OnApplicationBootstrap, BeforeApplicationS
     const warn = (err: Error) => this.log.warn(`publish event: ${err.message}`);
     const tenants = new Set<string>();
     for (const e of events) {
-      this.redis!.publish(jobEventsChannel(this.config, e.job_id), JSON.stringify(e)).catch(warn);
+      publishSharded(this.config, this.redis!, jobEventsChannel(this.config, e.job_id), JSON.stringify(e)).catch(warn);
       const tenantId = items.find((i) => i.payload.jobId === e.job_id)?.payload.tenantId;
       if (tenantId) tenants.add(tenantId);
     }
