@@ -2,7 +2,7 @@
 //
 //  1. installs dependencies when node_modules is missing;
 //  2. finds PostgreSQL (DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/aiaas) and Redis
-//     (REDIS_URL, default redis://127.0.0.1:6379), each checked with a TCP connect and a real query;
+//     (REDIS_URL, default redis://127.0.0.1:6379, or a Redis Cluster: REDIS_CLUSTER_NODES), each checked with a real query;
 //  3. generates the Prisma client, builds dist/, applies the migrations (creating the database);
 //  4. starts the API (PORT, default 3000) and one worker, passes their JSON logs through, and
 //     prints a banner with the URL, the docs URL and how to use the admin key;
@@ -267,6 +267,19 @@ function stopPrivatePostgres() {
 // ---------------------------------------------------------------- Redis
 
 async function resolveRedis() {
+  // A Redis Cluster (REDIS_CLUSTER_NODES, or a redis-cluster:// REDIS_URL) is used as given: never a private one instead.
+  const cluster =
+    process.env.REDIS_CLUSTER_NODES ??
+    (process.env.REDIS_URL?.startsWith('redis-cluster://') ? process.env.REDIS_URL.slice(16) : undefined);
+  if (cluster && !FORCE_PRIVATE) {
+    step(`checking the Redis Cluster at ${cluster}`);
+    const problem = await checkRedisCluster(cluster);
+    if (problem)
+      throw new StartError(
+        `The Redis Cluster at ${cluster} does not answer: ${problem}\n  Start it or fix REDIS_CLUSTER_NODES / REDIS_URL.`,
+      );
+    return process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  }
   const explicit = FORCE_PRIVATE ? undefined : process.env.REDIS_URL;
   const url = explicit ?? DEFAULT_REDIS_URL;
   if (!FORCE_PRIVATE) {
@@ -283,6 +296,25 @@ async function resolveRedis() {
     }
   }
   return startPrivateRedis();
+}
+
+/** PING through an ioredis Cluster on the seed nodes (`h:p,h:p`); the error message, or null. */
+async function checkRedisCluster(list) {
+  const { Cluster } = await import('ioredis');
+  const nodes = list
+    .replace(/\/$/, '')
+    .split(',')
+    .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) }));
+  const cluster = new Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 5000 } });
+  cluster.on('error', () => undefined);
+  try {
+    await cluster.connect();
+    return (await cluster.ping()) === 'PONG' ? null : 'PING did not answer PONG';
+  } catch (err) {
+    return err.message;
+  } finally {
+    cluster.disconnect();
+  }
 }
 
 async function checkRedis(url) {

@@ -40,33 +40,44 @@ export interface Dispatched {
 /**
  * Every key of the scheduler is in one unit (`{prefix:sched}`, one slot of a cluster): choosing the
  * fairest tenant across queues and counting its leases against its cap must be one atomic step.
- * Every script is given the same KEYS, fixed ones then four per queue of `allQueues`:
+ * Every script is given the same fixed KEYS, whatever the number of queues (queues are named in
+ * ARGV and appear inside members):
  *
- *  1 members  hash   jobId → its member in a wait set (what is waiting here)
+ *  1 members  hash   jobId → its member in `wait` (what is waiting here)
  *  2 pass     hash   tenant → stride pass (one number, whatever the queue)
  *  3 vt       string the virtual time: the pass of the last dispatch
  *  4 caps     hash   tenant → max_concurrent_jobs
  *  5 weights  hash   tenant → weight
  *  6 leases   zset   "tenant job" → expiry (ms, Redis's clock)
  *  7 held     hash   tenant → live leases
- *  8 seq      hash   counters that order the wait sets
- *  per queue: ring (zset tenant → pass, tenants with work waiting), wait (zset of "tenant seq job"
- *  members at score 0, so each tenant's jobs are one lexicographic range, in order), counts (hash
- *  tenant → jobs waiting), ready (zset job → dispatch time: dispatched, not yet started by a worker).
+ *  8 seq      hash   counters that order `wait`
+ *  9 ring     zset   tenant → pass: tenants with work waiting on any queue
+ * 10 wait     zset   "queue tenant seq job" at score 0: each tenant's jobs of a queue are one lexicographic range, in order
+ * 11 counts   hash   "queue tenant" → jobs waiting there, and "tenant" → jobs waiting on any queue
+ * 12 ready    zset   jobId → dispatch time: dispatched to BullMQ, not yet started by a worker
+ * 13 readyq   hash   jobId → its queue, and "#queue" → how many of `ready` are that queue's
  *
- * A tenant id and a job id never contain a space. Time comes from Redis (TIME), so every worker and
- * API instance agrees on when a lease runs out.
+ * Queue names, tenant ids and job ids never contain a space. Time comes from Redis (TIME), so
+ * every worker and API instance agrees on when a lease runs out.
  */
-const FIXED_KEYS = ['members', 'pass', 'vt', 'caps', 'weights', 'leases', 'held', 'seq'] as const;
-const PER_QUEUE_KEYS = ['ring', 'wait', 'counts', 'ready'] as const;
+const KEY_NAMES = [
+  'members',
+  'pass',
+  'vt',
+  'caps',
+  'weights',
+  'leases',
+  'held',
+  'seq',
+  'ring',
+  'wait',
+  'counts',
+  'ready',
+  'readyq',
+] as const;
 
-// Shared Lua: the key helpers, the clock, lease bookkeeping and the pass of a tenant in every ring.
+// Shared Lua: the clock, lease and readiness bookkeeping, the wait set's ranges.
 const COMMON = `
-local NQ = (#KEYS - 8) / 4
-local function ring(q) return KEYS[4 * q + 5] end
-local function wait(q) return KEYS[4 * q + 6] end
-local function counts(q) return KEYS[4 * q + 7] end
-local function ready(q) return KEYS[4 * q + 8] end
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -75,122 +86,130 @@ local function held(t) return tonumber(redis.call('HGET', KEYS[7], t) or '0') en
 -- A tenant the scheduler has not seen yet (its jobs reached BullMQ another way) is not capped here:
 -- PostgreSQL's count at start still is.
 local function capOf(t) return tonumber(redis.call('HGET', KEYS[4], t) or '1e9') end
-local function unheld(t)
-  if redis.call('HINCRBY', KEYS[7], t, -1) <= 0 then redis.call('HDEL', KEYS[7], t) end
+local function decr(key, field)
+  if redis.call('HINCRBY', key, field, -1) <= 0 then redis.call('HDEL', key, field) end
 end
 local function lease(t, id, untilMs)
   if redis.call('ZADD', KEYS[6], untilMs, t .. ' ' .. id) == 1 then redis.call('HINCRBY', KEYS[7], t, 1) end
 end
 local function unready(id)
-  for q = 1, NQ do redis.call('ZREM', ready(q), id) end
+  local q = redis.call('HGET', KEYS[13], id)
+  if q then
+    redis.call('HDEL', KEYS[13], id)
+    redis.call('ZREM', KEYS[12], id)
+    decr(KEYS[13], '#' .. q)
+  end
 end
--- Drops leases that ran out (a bounded batch per call) and dispatches no worker started in time.
+-- Drops leases that ran out, and dispatches no worker started within a lease length (bounded batches).
 local function expire(now, leaseMs)
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 256)) do
     redis.call('ZREM', KEYS[6], m)
-    unheld(string.match(m, '^(%S+) '))
+    decr(KEYS[7], string.match(m, '^(%S+) '))
   end
   if leaseMs then
-    for q = 1, NQ do redis.call('ZREMRANGEBYSCORE', ready(q), '-inf', now - leaseMs) end
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[12], '-inf', now - leaseMs, 'LIMIT', 0, 256)) do unready(id) end
   end
 end
-local function setPass(t, pass)
-  redis.call('HSET', KEYS[2], t, pass)
-  for q = 1, NQ do redis.call('ZADD', ring(q), 'XX', pass, t) end
-end
--- The bounds of a tenant's range in a wait set.
-local function first(t) return '[' .. t .. ' ' end
-local function past(t) return '(' .. t .. '!' end
--- One job fewer waiting for tenant t on queue q; it leaves the ring when none is left.
+local function readyOn(q) return tonumber(redis.call('HGET', KEYS[13], '#' .. q) or '0') end
+local function waitingOn(q, t) return tonumber(redis.call('HGET', KEYS[11], q .. ' ' .. t) or '0') end
+-- The bounds of a tenant's range of a queue in the wait set.
+local function first(q, t) return '[' .. q .. ' ' .. t .. ' ' end
+local function past(q, t) return '(' .. q .. ' ' .. t .. '!' end
+-- One job fewer waiting for tenant t on queue q; it leaves the ring when none is left anywhere.
 local function taken(q, t)
-  if redis.call('HINCRBY', counts(q), t, -1) <= 0 then
-    redis.call('HDEL', counts(q), t)
-    redis.call('ZREM', ring(q), t)
+  decr(KEYS[11], q .. ' ' .. t)
+  if redis.call('HINCRBY', KEYS[11], t, -1) <= 0 then
+    redis.call('HDEL', KEYS[11], t)
+    redis.call('ZREM', KEYS[9], t)
   end
 end
 `;
 
-/** ARGV: queue index, tenant, jobId, cap, weight, front (1: a job handed back goes first). 1 if added, 0 if waiting already. */
+/** ARGV: queue, tenant, jobId, cap, weight, front (1: a job handed back goes first). 1 if added, 0 if waiting already. */
 const ENQUEUE = `${COMMON}
-local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local q, t, id = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[1], id) == 1 then return 0 end
 redis.call('HSET', KEYS[4], t, ARGV[4])
 redis.call('HSET', KEYS[5], t, ARGV[5])
 local n
 if ARGV[6] == '1' then n = 5e14 - redis.call('HINCRBY', KEYS[8], 'front', 1) else n = 5e14 + redis.call('HINCRBY', KEYS[8], 'back', 1) end
-local member = t .. ' ' .. string.format('%016d', n) .. ' ' .. id
-redis.call('ZADD', wait(q), 0, member)
+local member = q .. ' ' .. t .. ' ' .. string.format('%016d', n) .. ' ' .. id
+redis.call('ZADD', KEYS[10], 0, member)
 redis.call('HSET', KEYS[1], id, member)
-if redis.call('HINCRBY', counts(q), t, 1) == 1 then
-  -- A tenant that had nothing waiting here comes back at the current virtual time at the earliest:
+redis.call('HINCRBY', KEYS[11], q .. ' ' .. t, 1)
+if redis.call('HINCRBY', KEYS[11], t, 1) == 1 then
+  -- A tenant that had nothing waiting comes back at the current virtual time at the earliest:
   -- idle time is not saved up as credit.
   local pass = tonumber(redis.call('HGET', KEYS[2], t) or '0')
   local vt = tonumber(redis.call('GET', KEYS[3]) or '0')
   if vt > pass then pass = vt end
-  redis.call('ZADD', ring(q), pass, t)
-  setPass(t, pass)
+  redis.call('HSET', KEYS[2], t, pass)
+  redis.call('ZADD', KEYS[9], pass, t)
 end
 return 1
 `;
 
 /**
- * ARGV: leaseMs, free slots, then the indexes of this worker's queues. Jobs dispatched and not yet
+ * ARGV: leaseMs, free slots, then this worker's queues. Jobs dispatched to those queues and not yet
  * started (in BullMQ's wait list, by any worker) count against the free slots.
- * Returns a flat list: queue index, jobId, tenant, queue index, jobId, tenant, ...
+ * Returns a flat list: queue, jobId, tenant, queue, jobId, tenant, ...
  */
 const DISPATCH = `${COMMON}
 local now, leaseMs, want = clock(), tonumber(ARGV[1]), tonumber(ARGV[2])
 expire(now, leaseMs)
 local mine = {}
 for i = 3, #ARGV do
-  mine[#mine + 1] = tonumber(ARGV[i])
-  want = want - redis.call('ZCARD', ready(tonumber(ARGV[i])))
+  mine[#mine + 1] = ARGV[i]
+  want = want - readyOn(ARGV[i])
 end
 local out = {}
-local eligible = {}
+local offset = 0
 while want > 0 do
+  -- The tenant with the smallest pass that is under its cap and has work on one of these queues.
   local bestT, bestQ, bestP
-  for _, q in ipairs(mine) do
-    local offset, done = 0, false
-    while not done do
-      local page = redis.call('ZRANGE', ring(q), offset, offset + 63, 'WITHSCORES')
-      if #page == 0 then break end
-      for j = 1, #page, 2 do
-        local t, p = page[j], tonumber(page[j + 1])
-        if bestP and p >= bestP then done = true break end
-        if eligible[t] == nil then eligible[t] = held(t) < capOf(t) end
-        if eligible[t] then
-          bestT, bestQ, bestP = t, q, p
-          done = true
-          break
+  while not bestT do
+    local page = redis.call('ZRANGE', KEYS[9], offset, offset + 63, 'WITHSCORES')
+    if #page == 0 then break end
+    for j = 1, #page, 2 do
+      local t = page[j]
+      if held(t) < capOf(t) then
+        for _, q in ipairs(mine) do
+          if waitingOn(q, t) > 0 then
+            bestT, bestQ, bestP = t, q, tonumber(page[j + 1])
+            break
+          end
         end
+        if bestT then break end
       end
-      offset = offset + 64
+      offset = offset + 1
     end
   end
   if not bestT then break end
-  local member = redis.call('ZRANGEBYLEX', wait(bestQ), first(bestT), past(bestT), 'LIMIT', 0, 1)[1]
+  local member = redis.call('ZRANGEBYLEX', KEYS[10], first(bestQ, bestT), past(bestQ, bestT), 'LIMIT', 0, 1)[1]
   if member then
     local id = string.match(member, '(%S+)$')
-    redis.call('ZREM', wait(bestQ), member)
+    redis.call('ZREM', KEYS[10], member)
     redis.call('HDEL', KEYS[1], id)
     lease(bestT, id, now + leaseMs)
-    redis.call('ZADD', ready(bestQ), now, id)
+    redis.call('ZADD', KEYS[12], now, id)
+    redis.call('HSET', KEYS[13], id, bestQ)
+    redis.call('HINCRBY', KEYS[13], '#' .. bestQ, 1)
     local w = tonumber(redis.call('HGET', KEYS[5], bestT) or '1')
     local vt = tonumber(redis.call('GET', KEYS[3]) or '0')
     if bestP > vt then redis.call('SET', KEYS[3], tostring(bestP)) end
-    setPass(bestT, bestP + 1 / w)
+    redis.call('HSET', KEYS[2], bestT, bestP + 1 / w)
+    redis.call('ZADD', KEYS[9], 'XX', bestP + 1 / w, bestT)
     out[#out + 1] = bestQ
     out[#out + 1] = id
     out[#out + 1] = bestT
     want = want - 1
-    eligible[bestT] = nil
     taken(bestQ, bestT)
   else
-    -- Counted but gone (cannot happen unless a key was edited by hand): the tenant leaves the ring.
-    redis.call('HDEL', counts(bestQ), bestT)
-    redis.call('ZREM', ring(bestQ), bestT)
+    -- Counted but gone (cannot happen unless a key was edited by hand): forget the count.
+    redis.call('HDEL', KEYS[11], bestQ .. ' ' .. bestT)
   end
+  -- The ring changed order: look again from its start.
+  offset = 0
 end
 return out
 `;
@@ -212,7 +231,7 @@ return 0
 /** ARGV: tenant, jobId. The job holds no slot any more (it ended, or goes back to wait). */
 const RELEASE = `${COMMON}
 local t, id = ARGV[1], ARGV[2]
-if redis.call('ZREM', KEYS[6], t .. ' ' .. id) == 1 then unheld(t) end
+if redis.call('ZREM', KEYS[6], t .. ' ' .. id) == 1 then decr(KEYS[7], t) end
 unready(id)
 return 1
 `;
@@ -224,33 +243,33 @@ for i = 2, #ARGV, 2 do redis.call('ZADD', KEYS[6], 'XX', now + leaseMs, ARGV[i] 
 return 1
 `;
 
-/** ARGV: queue index, tenant, jobId. Takes a waiting job out (a queued job canceled). 1 if it was waiting. */
+/** ARGV: queue, tenant, jobId. Takes a waiting job out (a queued job canceled). 1 if it was waiting. */
 const REMOVE = `${COMMON}
-local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local q, t, id = ARGV[1], ARGV[2], ARGV[3]
 local member = redis.call('HGET', KEYS[1], id)
 if not member then return 0 end
 redis.call('HDEL', KEYS[1], id)
-if redis.call('ZREM', wait(q), member) == 1 then taken(q, t) end
+if redis.call('ZREM', KEYS[10], member) == 1 then taken(q, t) end
 return 1
 `;
 
 /**
- * ARGV: queue index, tenant, jobId. The number of jobs that go before this one, if every tenant
- * keeps its turn (caps aside): those dispatched and not started, then for each tenant waiting on
- * this queue the jobs whose pass comes first. -1 when the job is not waiting here (in BullMQ already).
+ * ARGV: queue, tenant, jobId. The number of jobs that go before this one, if every tenant keeps its
+ * turn (caps aside): those dispatched to the queue and not started, then for each tenant waiting
+ * on this queue the jobs whose pass comes first. -1 when the job is not waiting here (in BullMQ already).
  */
 const POSITION = `${COMMON}
-local q, t, id = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local q, t, id = ARGV[1], ARGV[2], ARGV[3]
 local member = redis.call('HGET', KEYS[1], id)
 if not member then return -1 end
-local i = redis.call('ZLEXCOUNT', wait(q), first(t), '(' .. member)
+local i = redis.call('ZLEXCOUNT', KEYS[10], first(q, t), '(' .. member)
 local function stride(u) return 1 / tonumber(redis.call('HGET', KEYS[5], u) or '1') end
 local function pass(u) return tonumber(redis.call('HGET', KEYS[2], u) or '0') end
 local mine = pass(t) + i * stride(t)
-local ahead = i + redis.call('ZCARD', ready(q))
-for _, u in ipairs(redis.call('ZRANGE', ring(q), 0, -1)) do
-  if u ~= t then
-    local n = tonumber(redis.call('HGET', counts(q), u) or '0')
+local ahead = i + readyOn(q)
+for _, u in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
+  local n = waitingOn(q, u)
+  if u ~= t and n > 0 then
     local d = (mine - pass(u)) / stride(u)
     -- u's k-th job goes first when its pass is lower (or equal, ties going to the smaller tenant id).
     local k
@@ -263,17 +282,19 @@ end
 return ahead
 `;
 
-/** ARGV: tenant. Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
+/** ARGV: tenant, then every queue. Forgets a deleted tenant: its waiting jobs, its place in the ring, its leases and share. */
 const FORGET = `${COMMON}
 local t = ARGV[1]
-for q = 1, NQ do
-  for _, m in ipairs(redis.call('ZRANGEBYLEX', wait(q), first(t), past(t))) do
+for i = 2, #ARGV do
+  local q = ARGV[i]
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[10], first(q, t), past(q, t))) do
     redis.call('HDEL', KEYS[1], string.match(m, '(%S+)$'))
-    redis.call('ZREM', wait(q), m)
+    redis.call('ZREM', KEYS[10], m)
   end
-  redis.call('HDEL', counts(q), t)
-  redis.call('ZREM', ring(q), t)
+  redis.call('HDEL', KEYS[11], q .. ' ' .. t)
 end
+redis.call('HDEL', KEYS[11], t)
+redis.call('ZREM', KEYS[9], t)
 for _, m in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   if string.match(m, '^(%S+) ') == t then redis.call('ZREM', KEYS[6], m) end
 end
@@ -302,10 +323,8 @@ const SOURCES = {
 type ScriptCommands = { [K in keyof typeof SOURCES]: (...args: string[]) => Promise<K extends 'aiaasSchedDispatch' ? string[] : number> };
 
 export class Scheduler {
-  private readonly base: string;
-  /** The KEYS of every script (see FIXED_KEYS), as the first arguments of each call. */
+  /** The KEYS of every script (see KEY_NAMES), as the first arguments of each call. */
   private readonly keys: string[];
-  private readonly queueIndex: Map<string, number>;
   private readonly redis: RedisClient & ScriptCommands;
 
   constructor(
@@ -315,30 +334,18 @@ export class Scheduler {
     readonly leaseMs: number,
     private readonly allQueues: readonly string[],
   ) {
-    this.base = redisKey(config, 'sched');
-    this.keys = [
-      ...FIXED_KEYS.map((k) => `${this.base}:${k}`),
-      ...allQueues.flatMap((q) => PER_QUEUE_KEYS.map((k) => `${this.base}:${k}:${q}`)),
-    ];
-    this.queueIndex = new Map(allQueues.map((q, i) => [q, i + 1]));
+    this.keys = KEY_NAMES.map((k) => redisKey(config, 'sched', k));
     for (const [name, lua] of Object.entries(SOURCES)) {
       if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: this.keys.length, lua });
     }
     this.redis = redis as RedisClient & ScriptCommands;
   }
 
-  /** The 1-based index of a queue among `allQueues`, as the scripts name queues. */
-  private indexOf(queue: string): string {
-    const i = this.queueIndex.get(queue);
-    if (i === undefined) throw new Error(`the scheduler does not know queue ${queue}`);
-    return String(i);
-  }
-
   /** Puts an accepted job in its tenant's waiting list. Idempotent: a job waiting already stays where it is. */
   async enqueue(job: SchedulableJob, share: TenantShare, options: { front?: boolean } = {}): Promise<boolean> {
     const added = await this.redis.aiaasSchedEnqueue(
       ...this.keys,
-      this.indexOf(queueName(job.type, job.accelerator)),
+      queueName(job.type, job.accelerator),
       job.tenantId,
       job.id,
       String(Math.max(0, Math.floor(share.cap))),
@@ -351,15 +358,9 @@ export class Scheduler {
   /** Up to `free` jobs for a worker consuming `queues`, each with a lease taken, fairest first. */
   async dispatch(queues: readonly string[], free: number): Promise<Dispatched[]> {
     if (free <= 0) return [];
-    const flat = await this.redis.aiaasSchedDispatch(
-      ...this.keys,
-      String(this.leaseMs),
-      String(free),
-      ...queues.map((q) => this.indexOf(q)),
-    );
+    const flat = await this.redis.aiaasSchedDispatch(...this.keys, String(this.leaseMs), String(free), ...queues);
     const out: Dispatched[] = [];
-    for (let i = 0; i < flat.length; i += 3)
-      out.push({ queue: this.allQueues[Number(flat[i]) - 1], jobId: flat[i + 1], tenantId: flat[i + 2] });
+    for (let i = 0; i < flat.length; i += 3) out.push({ queue: flat[i], jobId: flat[i + 1], tenantId: flat[i + 2] });
     return out;
   }
 
@@ -383,9 +384,7 @@ export class Scheduler {
 
   /** Takes a waiting job out; false if it was not waiting (dispatched already, or never enqueued). */
   async remove(job: SchedulableJob): Promise<boolean> {
-    return (
-      (await this.redis.aiaasSchedRemove(...this.keys, this.indexOf(queueName(job.type, job.accelerator)), job.tenantId, job.id)) === 1
-    );
+    return (await this.redis.aiaasSchedRemove(...this.keys, queueName(job.type, job.accelerator), job.tenantId, job.id)) === 1;
   }
 
   /** Whether the job is waiting in the scheduler. */
@@ -402,18 +401,13 @@ export class Scheduler {
 
   /** 1-based place of a waiting job in the order the scheduler will dispatch it; null once it is in BullMQ. */
   async position(job: SchedulableJob): Promise<number | null> {
-    const ahead = await this.redis.aiaasSchedPosition(
-      ...this.keys,
-      this.indexOf(queueName(job.type, job.accelerator)),
-      job.tenantId,
-      job.id,
-    );
+    const ahead = await this.redis.aiaasSchedPosition(...this.keys, queueName(job.type, job.accelerator), job.tenantId, job.id);
     return ahead < 0 ? null : ahead + 1;
   }
 
   /** Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
   async forget(tenantId: string): Promise<void> {
-    await this.redis.aiaasSchedForget(...this.keys, tenantId);
+    await this.redis.aiaasSchedForget(...this.keys, tenantId, ...this.allQueues);
   }
 
   /** Live leases of a tenant (tests and the admin overview). */
@@ -423,8 +417,13 @@ export class Scheduler {
 
   /** Jobs waiting in the scheduler, per queue and tenant. */
   async waiting(): Promise<Array<{ queue: string; tenantId: string; jobs: number }>> {
-    const counts = await Promise.all(this.allQueues.map((q) => this.redis.hgetall(`${this.base}:counts:${q}`)));
-    return this.allQueues.flatMap((queue, i) => Object.entries(counts[i]).map(([tenantId, n]) => ({ queue, tenantId, jobs: Number(n) })));
+    const counts = await this.redis.hgetall(this.keys[10]);
+    const out: Array<{ queue: string; tenantId: string; jobs: number }> = [];
+    for (const [field, n] of Object.entries(counts)) {
+      const space = field.indexOf(' ');
+      if (space > 0) out.push({ queue: field.slice(0, space), tenantId: field.slice(space + 1), jobs: Number(n) });
+    }
+    return out.sort((a, b) => this.allQueues.indexOf(a.queue) - this.allQueues.indexOf(b.queue) || (a.tenantId < b.tenantId ? -1 : 1));
   }
 }
 
