@@ -433,7 +433,7 @@ function printBanner(api, databaseUrl, redisUrl) {
   }
   lines.push(
     `  Try        curl -H "Authorization: Bearer ${key}" ${api.url}/v1/admin/tenants`,
-    `  Services   PostgreSQL ${redact(databaseUrl)}${privatePostgres ? ' (private, .data/postgres)' : ''}, Redis ${redact(redisUrl)}${children.redis ? ' (private, .data/redis)' : ''}`,
+    `  Services   PostgreSQL ${redact(databaseUrl)}${privatePostgres ? ' (private, .data/postgres)' : ''}, Redis ${process.env.REDIS_CLUSTER_NODES ? `Cluster ${process.env.REDIS_CLUSTER_NODES}` : redact(redisUrl)}${children.redis ? ' (private, .data/redis)' : ''}`,
     '  Ctrl-C stops everything.',
     '',
   );
