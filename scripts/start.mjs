@@ -86,6 +86,8 @@ async function main() {
   step('building dist/ (SWC)');
   build();
   const env = { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, PORT: port };
+  // Private servers replace a configured cluster too.
+  if (FORCE_PRIVATE) delete env.REDIS_CLUSTER_NODES;
   step(`migrating ${redact(databaseUrl)}`);
   migrateDatabase(env);
   if (stopping) return;
@@ -433,7 +435,7 @@ function printBanner(api, databaseUrl, redisUrl) {
   }
   lines.push(
     `  Try        curl -H "Authorization: Bearer ${key}" ${api.url}/v1/admin/tenants`,
-    `  Services   PostgreSQL ${redact(databaseUrl)}${privatePostgres ? ' (private, .data/postgres)' : ''}, Redis ${process.env.REDIS_CLUSTER_NODES ? `Cluster ${process.env.REDIS_CLUSTER_NODES}` : redact(redisUrl)}${children.redis ? ' (private, .data/redis)' : ''}`,
+    `  Services   PostgreSQL ${redact(databaseUrl)}${privatePostgres ? ' (private, .data/postgres)' : ''}, Redis ${process.env.REDIS_CLUSTER_NODES && !FORCE_PRIVATE ? `Cluster ${process.env.REDIS_CLUSTER_NODES}` : redact(redisUrl)}${children.redis ? ' (private, .data/redis)' : ''}`,
     '  Ctrl-C stops everything.',
     '',
   );
