@@ -138,7 +138,7 @@ export function invalidationChannel(config: Pick<AppConfig, 'redisPrefix'>): str
 /**
  * Sharded pub/sub, for the busiest channels (a job's events: one channel per job): on a cluster
  * SPUBLISH sends a message to the shard that owns the channel's slot only, where a plain PUBLISH
- * is copied to every node over the cluster bus (bench "cluster": 26 against 46 µs of Redis CPU per
+ * is copied to every node over the cluster bus (bench "cluster": 32.5 against 51 µs of Redis CPU per
  * message on 6 nodes, and the gap grows with the node count). On one Redis it is plain pub/sub,
  * as before. The subscriber side is a createRedis(…, { sharded: true }) connection and
  * `subscribeSharded`/`onShardedMessage`.
