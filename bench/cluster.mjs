@@ -11,20 +11,8 @@
 // single-node on one machine"), and pub/sub throughput: plain PUBLISH vs sharded SPUBLISH. All six cluster nodes share the machine's two cores with everything else.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  benchTenant,
-  envNumber,
-  loadTest,
-  median,
-  RATIO_COLUMNS,
-  readStat,
-  requestJson,
-  root,
-  round,
-  startApi,
-  startProcess,
-  step,
-} from './harness.mjs';
+import { benchTenant, envNumber, loadTest, median, RATIO_COLUMNS, readStat, requestJson, root, round, startApi, step } from './harness.mjs';
+import { startWorker } from './inference.mjs';
 import { startRedisCluster } from './redis-cluster.mjs';
 
 const PUBSUB_MESSAGES = 20_000;
@@ -80,13 +68,6 @@ export const TARGETS = { cluster_vs_single: 0.8 };
 const PREDICT_CLIENTS = 64;
 const MODES = ['single', 'cluster'];
 
-function startWorker(env) {
-  return startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
-    env: { ...env, TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn' },
-    timeoutMs: 60_000,
-  });
-}
-
 export default {
   id: 'cluster',
   title: 'Redis Cluster: the API and sync predict on a 3-master cluster vs single-node Redis',
@@ -105,7 +86,7 @@ export default {
         const modeEnv = mode === 'cluster' ? { ...env, ...cluster.env, REDIS_PREFIX: `${env.REDIS_PREFIX}-cluster` } : env;
         const api = await startApi(modeEnv);
         const worker = await startWorker(modeEnv);
-        stacks[mode] = { env: modeEnv, api, worker };
+        stacks[mode] = { api, worker };
         const t = await benchTenant(api, env, `bench-cluster-${mode}`, { max_concurrent_jobs: 1_000, max_queued_jobs: 100_000_000 });
         const ds = t.must(await t.t('POST', '/v1/datasets', { name: 'c', task: 'classification', records: rows }), 201, 'dataset');
         const model = t.must(await t.t('POST', '/v1/models', { name: 'c', task: 'classification' }), 201, 'model');
@@ -119,7 +100,7 @@ export default {
           200,
           `training (${mode})`,
         );
-        Object.assign(stacks[mode], { tenant: t, model: model.id, dataset: ds.id });
+        Object.assign(stacks[mode], { tenant: t, model: model.id });
         step(`cluster: ${mode} stack up (API ${api.url}, worker ${worker.ready.id}), model trained`);
       }
 

@@ -60,7 +60,8 @@ export function inferenceSettings(env = process.env) {
   };
 }
 
-function startWorker(env, extra = {}) {
+/** A worker as the inference figures run it (and the cluster scenario's stacks): wasm, two compute slots. */
+export function startWorker(env, extra = {}) {
   return startProcess('dist/apps/worker/src/main.js', 'worker.ready', {
     env: { ...env, TF_BACKEND: 'wasm', WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn', ...extra },
     timeoutMs: 60_000,

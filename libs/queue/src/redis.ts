@@ -62,8 +62,8 @@ export function createRedis(config: RedisConfig, role: RedisRole, name = 'aiaas'
 }
 
 /**
- * On a cluster a command whose slot has no master (a failover under way) is retried for about
- * 1.5 s (CLUSTERDOWN, TRYAGAIN, MOVED while the topology settles), then fails: the API answers 503.
+ * On a cluster a command whose slot has no master (a failover under way) is retried (CLUSTERDOWN,
+ * TRYAGAIN, MOVED while the topology settles) for the time maxRedirections gives, then fails: the API answers 503.
  * The offline queue stays on (the default): a refresh of the slot map parks commands for
  * milliseconds, and `commandTimeout` bounds how long any of them waits.
  */
@@ -109,7 +109,10 @@ export function bullConnection(config: RedisConfig, role: Exclude<RedisRole, 'su
     : { url: config.redisUrl, retryStrategy, maxRetriesPerRequest: null };
 }
 
-/** Ends the shared cluster connections of bullConnection (after every Queue and Worker closed). */
+/**
+ * Ends the shared cluster connections of bullConnection, after every Queue and Worker closed (the
+ * specs that make them; the API and workers exit once their Nest application has closed).
+ */
 export async function closeBullConnections(): Promise<void> {
   const clusters = [...sharedBullClusters.values()];
   sharedBullClusters.clear();

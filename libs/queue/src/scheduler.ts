@@ -5,7 +5,7 @@ import { type RedisClient, redisKey } from './redis.js';
 /**
  * The fair scheduler: which tenant's job enters BullMQ next. See docs/scheduling.md.
  *
- * Accepted jobs wait in per-tenant lists in Redis, not in BullMQ. When a worker has a free slot it
+ * Accepted jobs wait in the scheduler's own keys in Redis (one range per queue and tenant), not in BullMQ. When a worker has a free slot it
  * asks `dispatch` for work: one Lua script picks the tenant with the smallest pass (stride
  * scheduling: each dispatch adds 1/weight to the tenant's pass) among those with work waiting and
  * fewer leases than their max_concurrent_jobs, takes a lease for the job and pops it. Only then is
@@ -387,15 +387,20 @@ export class Scheduler {
     return (await this.redis.aiaasSchedRemove(...this.keys, queueName(job.type, job.accelerator), job.tenantId, job.id)) === 1;
   }
 
+  /** One of the scheduler's keys by name. */
+  private key(name: (typeof KEY_NAMES)[number]): string {
+    return this.keys[KEY_NAMES.indexOf(name)];
+  }
+
   /** Whether the job is waiting in the scheduler. */
   async holds(jobId: string): Promise<boolean> {
-    return (await this.redis.hexists(this.keys[0], jobId)) === 1;
+    return (await this.redis.hexists(this.key('members'), jobId)) === 1;
   }
 
   /** Which of the jobs wait in the scheduler, in one round trip (the reconciler's pass over a backlog). */
   async holdsMany(jobIds: readonly string[]): Promise<Set<string>> {
     if (jobIds.length === 0) return new Set();
-    const found = await this.redis.hmget(this.keys[0], ...jobIds);
+    const found = await this.redis.hmget(this.key('members'), ...jobIds);
     return new Set(jobIds.filter((_, i) => found[i] !== null));
   }
 
@@ -405,7 +410,7 @@ export class Scheduler {
     return ahead < 0 ? null : ahead + 1;
   }
 
-  /** Forgets a deleted tenant: its waiting jobs, its place in every ring, its leases and share. */
+  /** Forgets a deleted tenant: its waiting jobs, its place in the ring, its leases and share. */
   async forget(tenantId: string): Promise<void> {
     await this.redis.aiaasSchedForget(...this.keys, tenantId, ...this.allQueues);
   }
@@ -417,9 +422,10 @@ export class Scheduler {
 
   /** Jobs waiting in the scheduler, per queue and tenant. */
   async waiting(): Promise<Array<{ queue: string; tenantId: string; jobs: number }>> {
-    const counts = await this.redis.hgetall(this.keys[10]);
+    const counts = await this.redis.hgetall(this.key('counts'));
     const out: Array<{ queue: string; tenantId: string; jobs: number }> = [];
     for (const [field, n] of Object.entries(counts)) {
+      // "<queue> <tenant>"; the bare "<tenant>" fields are totals over the queues.
       const space = field.indexOf(' ');
       if (space > 0) out.push({ queue: field.slice(0, space), tenantId: field.slice(space + 1), jobs: Number(n) });
     }

@@ -68,12 +68,13 @@ export class RateLimiter {
   }
 
   usageKeys(tenantId: string): UsageKeys {
-    const unit = tenantUnit(tenantId);
-    return {
-      pending: redisKey(this.config, unit, 'usage'),
-      flushing: redisKey(this.config, unit, 'usage', 'flushing'),
-      owner: redisKey(this.config, unit, 'usage', 'owner'),
-    };
+    const pending = this.pendingUsageKey(tenantId);
+    return { pending, flushing: `${pending}:flushing`, owner: `${pending}:owner` };
+  }
+
+  /** The hash of a tenant's counts by day that the TAKE script adds to. */
+  private pendingUsageKey(tenantId: string): string {
+    return redisKey(this.config, tenantUnit(tenantId), 'usage');
   }
 
   /** The tenants this instance counted in Redis since the last call. */
@@ -122,7 +123,7 @@ export class RateLimiter {
       reply = await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number[]>>).aiaasTakeTokens(
         redisKey(this.config, unit, 'rl'),
         redisKey(this.config, unit, 'rl', 'key', p.keyId),
-        redisKey(this.config, unit, 'usage'),
+        this.pendingUsageKey(p.tenantId),
         tenantLimit,
         keyLimit,
         WINDOW_SECONDS * 1000,
